@@ -1,0 +1,109 @@
+import { parseDuration } from './duration.js';
+
+/**
+ * The one module that reads process.env. Every default is a named constant; values are
+ * validated at start and frozen, and a bad one stops the process with a clear message.
+ */
+export const DEFAULTS = {
+  proxyPort: 8080,
+  adminPort: 9901,
+  apiPort: 8090,
+  xdsPort: 18000,
+  /** Backstop re-read of the route table in case a pub/sub message was missed. */
+  routesResync: '5s',
+  /** Windowed stats leave the proxy about once a second (one pipeline per flush). */
+  statsFlush: '1s',
+  /** 10 MiB: larger request bodies get 413. */
+  maxBodyBytes: 10 * 1024 * 1024,
+  /** Bodies up to 64 KiB are buffered before forwarding (faster for small payloads). */
+  bufferBodyBytes: 64 * 1024,
+  /** Time to the upstream's response headers, and between body chunks. */
+  upstreamTimeout: '30s',
+  upstreamBodyTimeout: '30s',
+  connectTimeout: '5s',
+  /** Keep-alive sockets per upstream. */
+  upstreamConnections: 128,
+  /** How long shutdown waits for in-flight requests before closing them. */
+  shutdownGrace: '10s',
+  dataDir: './.canary-data',
+  redisPrefix: 'canary:',
+} as const;
+
+export class ConfigError extends Error {
+  readonly code = 'BAD_CONFIG';
+}
+
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, name: string, dflt: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return dflt;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name}: expected an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+function duration(env: Env, name: string, dflt: string): number {
+  const raw = env[name];
+  try {
+    return parseDuration(raw === undefined || raw === '' ? dflt : raw, name);
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
+}
+
+function url(env: Env, name: string): string | null {
+  const raw = env[name];
+  if (!raw) return null;
+  try {
+    new URL(raw);
+  } catch {
+    throw new ConfigError(`${name}: not a URL: ${JSON.stringify(raw)}`);
+  }
+  return raw;
+}
+
+export interface ProxyConfig {
+  host: string;
+  port: number;
+  adminPort: number;
+  /** Sidecar mode when set: every path goes to this deployment unchanged. */
+  deployment: string | null;
+  redisUrl: string | null;
+  redisPrefix: string;
+  /** Static route table file (tests, benches, no Redis). */
+  routesFile: string | null;
+  routesResyncMs: number;
+  statsFlushMs: number;
+  maxBodyBytes: number;
+  bufferBodyBytes: number;
+  upstreamTimeoutMs: number;
+  upstreamBodyTimeoutMs: number;
+  connectTimeoutMs: number;
+  upstreamConnections: number;
+  shutdownGraceMs: number;
+}
+
+export function loadProxyConfig(env: Env = process.env, overrides: Partial<ProxyConfig> = {}): Readonly<ProxyConfig> {
+  const cfg: ProxyConfig = {
+    host: env.CANARY_PROXY_HOST || '0.0.0.0',
+    port: int(env, 'CANARY_PROXY_PORT', DEFAULTS.proxyPort, 0, 65535),
+    adminPort: int(env, 'CANARY_ADMIN_PORT', DEFAULTS.adminPort, 0, 65535),
+    deployment: env.CANARY_DEPLOYMENT || null,
+    redisUrl: url(env, 'REDIS_URL'),
+    redisPrefix: env.CANARY_REDIS_PREFIX || DEFAULTS.redisPrefix,
+    routesFile: env.CANARY_ROUTES_FILE || null,
+    routesResyncMs: duration(env, 'CANARY_ROUTES_RESYNC', DEFAULTS.routesResync),
+    statsFlushMs: duration(env, 'CANARY_STATS_FLUSH', DEFAULTS.statsFlush),
+    maxBodyBytes: int(env, 'CANARY_MAX_BODY_BYTES', DEFAULTS.maxBodyBytes, 1),
+    bufferBodyBytes: int(env, 'CANARY_BUFFER_BODY_BYTES', DEFAULTS.bufferBodyBytes, 0),
+    upstreamTimeoutMs: duration(env, 'CANARY_UPSTREAM_TIMEOUT', DEFAULTS.upstreamTimeout),
+    upstreamBodyTimeoutMs: duration(env, 'CANARY_UPSTREAM_BODY_TIMEOUT', DEFAULTS.upstreamBodyTimeout),
+    connectTimeoutMs: duration(env, 'CANARY_CONNECT_TIMEOUT', DEFAULTS.connectTimeout),
+    upstreamConnections: int(env, 'CANARY_UPSTREAM_CONNECTIONS', DEFAULTS.upstreamConnections, 1, 10_000),
+    shutdownGraceMs: duration(env, 'CANARY_SHUTDOWN_GRACE', DEFAULTS.shutdownGrace),
+    ...overrides,
+  };
+  if (cfg.bufferBodyBytes > cfg.maxBodyBytes) throw new ConfigError('CANARY_BUFFER_BODY_BYTES must not exceed CANARY_MAX_BODY_BYTES');
+  return Object.freeze(cfg);
+}

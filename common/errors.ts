@@ -1,0 +1,45 @@
+/**
+ * One place for the stable error codes users and scripts see. Every API and proxy error
+ * body is `{error: {code, message}}`; the code never changes once published.
+ */
+export const ERRORS = {
+  // proxy data plane
+  UNKNOWN_DEPLOYMENT: { status: 404, doc: 'no route for this deployment' },
+  BAD_REQUEST_TARGET: { status: 400, doc: 'the request path could not be parsed' },
+  BODY_TOO_LARGE: { status: 413, doc: 'the request body exceeds the configured limit' },
+  UPSTREAM_TIMEOUT: { status: 504, doc: 'the model server did not answer in time' },
+  UPSTREAM_UNAVAILABLE: { status: 502, doc: 'the model server refused or reset the connection' },
+  UPSTREAM_BAD_RESPONSE: { status: 502, doc: 'the model server sent a response that is not valid HTTP' },
+  // control plane API
+  BAD_REQUEST: { status: 400, doc: 'the request body or parameters are invalid' },
+  UNAUTHORIZED: { status: 401, doc: 'a bearer token is required' },
+  FORBIDDEN: { status: 403, doc: 'the bearer token is wrong' },
+  NOT_FOUND: { status: 404, doc: 'no such route' },
+  DEPLOYMENT_NOT_FOUND: { status: 404, doc: 'no deployment with this name' },
+  VERSION_NOT_FOUND: { status: 404, doc: 'no such version registered for this deployment' },
+  DEPLOYMENT_EXISTS: { status: 409, doc: 'a deployment with this name already exists' },
+  VERSION_EXISTS: { status: 409, doc: 'this version is already registered with another url' },
+  CANARY_RUNNING: { status: 409, doc: 'a canary is already running for this deployment' },
+  NO_CANARY: { status: 409, doc: 'no canary is running for this deployment' },
+  NO_ROLLBACK_TARGET: { status: 409, doc: 'no earlier healthy version to roll back to' },
+  CONFLICT: { status: 409, doc: 'another change to this deployment happened at the same time' },
+  METRICS_UNAVAILABLE: { status: 503, doc: 'the metrics source could not be read' },
+  INTERNAL: { status: 500, doc: 'an unexpected error' },
+} as const;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export class CanaryError extends Error {
+  readonly status: number;
+  constructor(readonly code: ErrorCode, message: string) {
+    super(message);
+    this.status = ERRORS[code].status;
+  }
+  toJSON(): { error: { code: ErrorCode; message: string } } {
+    return { error: { code: this.code, message: this.message } };
+  }
+}
+
+export function errorBody(code: ErrorCode, message: string): string {
+  return JSON.stringify({ error: { code, message } });
+}

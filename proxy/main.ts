@@ -1,0 +1,62 @@
+import cluster from 'node:cluster';
+import { Redis } from 'ioredis';
+import { loadProxyConfig, ConfigError, type ProxyConfig } from '../common/config.js';
+import { createLogger, type Logger } from '../common/logger.js';
+import { startProxy, type RunningProxy } from './proxy.js';
+import { RedisRouteSource, redisRetryStrategy } from './split/sources/redis-source.js';
+import { StaticRouteSource } from './split/sources/static-source.js';
+import type { RouteSource } from './split/sources/route-source.js';
+import { MemoryStatsStore } from './telemetry/memory-stats-store.js';
+import { RedisStatsStore } from './telemetry/redis-stats-store.js';
+import type { StatsStore } from './telemetry/stats.js';
+
+/** A Redis client for stats writes: fails fast while Redis is down (the flusher retries). */
+export function statsRedis(url: string): Redis {
+  const r = new Redis(url, { retryStrategy: redisRetryStrategy, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectionName: 'canary-proxy-stats' });
+  r.on('error', () => {}); // reported through flush failures and the route source status
+  return r;
+}
+
+/** Picks the route source and stats store from config: Redis when REDIS_URL is set. */
+export async function proxyFromConfig(config: Readonly<ProxyConfig>, logger: Logger): Promise<RunningProxy> {
+  let routeSource: RouteSource;
+  let statsStore: StatsStore;
+  if (config.redisUrl) {
+    routeSource = new RedisRouteSource({ url: config.redisUrl, prefix: config.redisPrefix, resyncMs: config.routesResyncMs, logger });
+    const redis = statsRedis(config.redisUrl);
+    statsStore = Object.assign(new RedisStatsStore(redis, config.redisPrefix), { close: async () => { redis.disconnect(); } });
+  } else if (config.routesFile) {
+    routeSource = await StaticRouteSource.fromFile(config.routesFile);
+    statsStore = new MemoryStatsStore();
+  } else {
+    throw new ConfigError('canary proxy needs REDIS_URL (routes from the control plane) or CANARY_ROUTES_FILE (a static route table); `canary up` runs proxy and control plane together without either');
+  }
+  const proxy = await startProxy({ config, routeSource, statsStore, logger });
+  const close = proxy.close;
+  proxy.close = async () => { await close(); await statsStore.close?.(); };
+  return proxy;
+}
+
+/** `canary proxy [--workers N]`: runs until SIGINT/SIGTERM, then shuts down gracefully. */
+export async function runProxyCommand(opts: { workers?: number } = {}): Promise<void> {
+  const logger = createLogger('canary-proxy');
+  const config = loadProxyConfig();
+  const workers = opts.workers ?? 1;
+  if (workers > 1 && cluster.isPrimary) {
+    if (!config.redisUrl) logger.warn('with --workers and no REDIS_URL each worker keeps its own stats; set REDIS_URL so they merge');
+    logger.info({ workers }, 'starting proxy workers');
+    for (let i = 0; i < workers; i++) cluster.fork();
+    cluster.on('exit', (w, code, signal) => {
+      if (!shuttingDown) { logger.error({ worker: w.id, code, signal }, 'proxy worker died; restarting'); cluster.fork(); }
+    });
+    let shuttingDown = false;
+    const stop = () => { shuttingDown = true; for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM'); };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    return;
+  }
+  const proxy = await proxyFromConfig(config, logger);
+  const stop = () => void proxy.close().then(() => process.exit(0));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}

@@ -1,0 +1,44 @@
+import { mergeInto, type Buckets } from './histogram.js';
+import { summarize, type StatsCell, type StatsStore, type VersionStats } from './stats.js';
+
+/** In-process stats store for the embedded single-process mode and unit tests. */
+export class MemoryStatsStore implements StatsStore {
+  private cells = new Map<string, StatsCell>();
+  constructor(private readonly retentionMs = 2 * 3_600_000) {}
+
+  async write(cells: StatsCell[]): Promise<void> {
+    for (const c of cells) {
+      const key = `${c.deployment}\u0000${c.version}\u0000${c.epochSecond}`;
+      const cur = this.cells.get(key);
+      if (!cur) {
+        this.cells.set(key, { ...c, latency: new Map(c.latency) });
+      } else {
+        cur.requests += c.requests;
+        cur.modelErrors += c.modelErrors;
+        cur.clientErrors += c.clientErrors;
+        mergeInto(cur.latency, c.latency);
+      }
+    }
+    this.prune(Date.now());
+  }
+
+  async read(deployment: string, version: string, fromMs: number, toMs: number): Promise<VersionStats> {
+    const from = Math.floor(fromMs / 1000);
+    const to = Math.floor(toMs / 1000);
+    let requests = 0, modelErrors = 0, clientErrors = 0;
+    const latency: Buckets = new Map();
+    for (const c of this.cells.values()) {
+      if (c.deployment !== deployment || c.version !== version || c.epochSecond < from || c.epochSecond > to) continue;
+      requests += c.requests;
+      modelErrors += c.modelErrors;
+      clientErrors += c.clientErrors;
+      mergeInto(latency, c.latency);
+    }
+    return summarize(deployment, version, fromMs, toMs, requests, modelErrors, clientErrors, latency);
+  }
+
+  private prune(nowMs: number): void {
+    const oldest = Math.floor((nowMs - this.retentionMs) / 1000);
+    for (const [k, c] of this.cells) if (c.epochSecond < oldest) this.cells.delete(k);
+  }
+}

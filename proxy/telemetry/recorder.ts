@@ -1,0 +1,75 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { RouteTable, Role } from '../split/route-table.js';
+import type { Outcome } from './stats.js';
+
+const OUTCOMES: Outcome[] = ['success', 'client_error', 'server_error', 'timeout', 'connection_error', 'aborted'];
+/** Latency buckets in seconds, dense where model servers usually answer (5 ms – 1 s). */
+const LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 10];
+
+interface SeriesChildren {
+  byOutcome: Record<Outcome, { inc(): void }>;
+  latency: { observe(v: number): void };
+}
+
+/**
+ * Every Prometheus metric the proxy exposes, on an injected registry. Labelled children are
+ * created once per (deployment, version, role) and cached: `.labels()` per request costs
+ * about a microsecond (DESIGN.md §4).
+ */
+export class ProxyRecorder {
+  readonly registry: Registry;
+  private readonly requests: Counter<'deployment' | 'version' | 'role' | 'outcome'>;
+  private readonly duration: Histogram<'deployment' | 'version' | 'role'>;
+  private readonly weight: Gauge<'deployment'>;
+  private readonly tableVersion: Gauge;
+  private readonly routeSourceUp: Gauge;
+  readonly statsFlushFailures: Counter;
+  readonly canaryRetries: Counter<'deployment'>;
+  private readonly children = new Map<string, SeriesChildren>();
+
+  constructor(registry = new Registry(), opts: { defaultMetrics?: boolean } = {}) {
+    this.registry = registry;
+    if (opts.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'canary_proxy_' });
+    this.requests = new Counter({
+      name: 'canary_proxy_requests_total', help: 'Requests forwarded, by model version, role and outcome',
+      labelNames: ['deployment', 'version', 'role', 'outcome'], registers: [registry],
+    });
+    this.duration = new Histogram({
+      name: 'canary_proxy_request_duration_seconds', help: 'Upstream latency seen at the proxy',
+      labelNames: ['deployment', 'version', 'role'], buckets: LATENCY_BUCKETS_S, registers: [registry],
+    });
+    this.weight = new Gauge({ name: 'canary_proxy_canary_weight_percent', help: 'Current canary weight (0-100)', labelNames: ['deployment'], registers: [registry] });
+    this.tableVersion = new Gauge({ name: 'canary_proxy_route_table_version', help: 'Version of the route table in use', registers: [registry] });
+    this.routeSourceUp = new Gauge({ name: 'canary_proxy_route_source_connected', help: '1 when the route source (Redis) is reachable, 0 while serving the last known table', registers: [registry] });
+    this.statsFlushFailures = new Counter({ name: 'canary_proxy_stats_flush_failures_total', help: 'Windowed-stats flushes that failed (retried on the next flush)', registers: [registry] });
+    this.canaryRetries = new Counter({ name: 'canary_proxy_canary_retries_total', help: 'Failed canary requests retried on the baseline', labelNames: ['deployment'], registers: [registry] });
+  }
+
+  private series(deployment: string, version: string, role: Role): SeriesChildren {
+    const key = `${deployment}\u0000${version}\u0000${role}`;
+    let s = this.children.get(key);
+    if (!s) {
+      const byOutcome = {} as SeriesChildren['byOutcome'];
+      for (const o of OUTCOMES) byOutcome[o] = this.requests.labels(deployment, version, role, o);
+      s = { byOutcome, latency: this.duration.labels(deployment, version, role) };
+      this.children.set(key, s);
+    }
+    return s;
+  }
+
+  record(deployment: string, version: string, role: Role, outcome: Outcome, latencyMs: number): void {
+    const s = this.series(deployment, version, role);
+    s.byOutcome[outcome].inc();
+    if (outcome !== 'aborted') s.latency.observe(latencyMs / 1000);
+  }
+
+  onTable(table: RouteTable): void {
+    this.tableVersion.set(table.version);
+    this.weight.reset();
+    for (const d of Object.values(table.deployments)) this.weight.labels(d.name).set(d.canary?.weight ?? 0);
+  }
+
+  setRouteSourceConnected(up: boolean): void {
+    this.routeSourceUp.set(up ? 1 : 0);
+  }
+}

@@ -1,0 +1,61 @@
+import type { Redis } from 'ioredis';
+import { redisKeys } from '../keys.js';
+import type { Buckets } from './histogram.js';
+import { summarize, type StatsCell, type StatsStore, type VersionStats } from './stats.js';
+
+/** Cells outlive the longest window an analysis or chart reads. */
+export const DEFAULT_STATS_TTL_S = 2 * 3600;
+/** Reading more than this many seconds at once is refused: a window is minutes, not days. */
+const MAX_READ_SECONDS = 6 * 3600;
+
+/**
+ * Windowed stats in Redis: one hash per (deployment, version, second), every field added
+ * with HINCRBY so any number of proxy replicas merge exactly. A flush is one pipeline.
+ */
+export class RedisStatsStore implements StatsStore {
+  private readonly keys;
+  constructor(private readonly redis: Redis, prefix?: string, private readonly ttlSeconds = DEFAULT_STATS_TTL_S) {
+    this.keys = redisKeys(prefix);
+  }
+
+  async write(cells: StatsCell[]): Promise<void> {
+    if (cells.length === 0) return;
+    const p = this.redis.pipeline();
+    for (const c of cells) {
+      const key = this.keys.stats(c.deployment, c.version, c.epochSecond);
+      p.hincrby(key, 'n', c.requests);
+      if (c.modelErrors) p.hincrby(key, 'me', c.modelErrors);
+      if (c.clientErrors) p.hincrby(key, 'ce', c.clientErrors);
+      for (const [i, count] of c.latency) p.hincrby(key, `h${i}`, count);
+      p.expire(key, this.ttlSeconds);
+    }
+    const results = await p.exec();
+    const failed = results?.find(([err]) => err);
+    if (failed) throw failed[0];
+  }
+
+  async read(deployment: string, version: string, fromMs: number, toMs: number): Promise<VersionStats> {
+    const from = Math.floor(fromMs / 1000);
+    const to = Math.floor(toMs / 1000);
+    if (to - from > MAX_READ_SECONDS) throw new RangeError(`stats range too long: ${to - from}s (max ${MAX_READ_SECONDS}s)`);
+    const p = this.redis.pipeline();
+    for (let s = from; s <= to; s++) p.hgetall(this.keys.stats(deployment, version, s));
+    const results = (await p.exec()) ?? [];
+    let requests = 0, modelErrors = 0, clientErrors = 0;
+    const latency: Buckets = new Map();
+    for (const [err, value] of results) {
+      if (err) throw err;
+      for (const [field, raw] of Object.entries(value as Record<string, string>)) {
+        const n = Number(raw);
+        if (field === 'n') requests += n;
+        else if (field === 'me') modelErrors += n;
+        else if (field === 'ce') clientErrors += n;
+        else if (field[0] === 'h') {
+          const i = Number(field.slice(1));
+          latency.set(i, (latency.get(i) ?? 0) + n);
+        }
+      }
+    }
+    return summarize(deployment, version, fromMs, toMs, requests, modelErrors, clientErrors, latency);
+  }
+}

@@ -1,0 +1,120 @@
+import http from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { request } from 'undici';
+import { loadProxyConfig, type ProxyConfig } from '../../common/config.js';
+import { createLogger } from '../../common/logger.js';
+import { startProxy, type RunningProxy } from '../../proxy/proxy.js';
+import { StaticRouteSource } from '../../proxy/split/sources/static-source.js';
+import type { RouteSource } from '../../proxy/split/sources/route-source.js';
+import { MemoryStatsStore } from '../../proxy/telemetry/memory-stats-store.js';
+import type { StatsStore } from '../../proxy/telemetry/stats.js';
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const silent = createLogger('test', 'silent');
+
+/** A unique Redis key prefix per test so parallel tests never see each other's keys. */
+export function testPrefix(): string {
+  return `canary-test:${randomBytes(6).toString('hex')}:`;
+}
+
+/** A plain HTTP upstream on port 0 that answers with `handler`. */
+export async function startUpstream(handler: http.RequestListener): Promise<{ url: string; server: http.Server; close(): Promise<void> }> {
+  const server = http.createServer(handler);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { url, server, close: () => new Promise<void>((r) => { server.close(() => r()); server.closeAllConnections(); }) };
+}
+
+/** An upstream that answers JSON `{who}` with the given status. */
+export function echoUpstream(who: string, status = 200) {
+  return startUpstream((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const body = JSON.stringify({ who, path: req.url, method: req.method, headers: req.headers, bodyBytes: Buffer.concat(chunks).length });
+      res.writeHead(status, { 'content-type': 'application/json', 'x-upstream': who });
+      res.end(body);
+    });
+  });
+}
+
+/** A port nobody listens on (bound then released). */
+export async function closedPort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+export async function startTestProxy(table: unknown, opts: { config?: Partial<ProxyConfig>; source?: RouteSource; stats?: StatsStore } = {}): Promise<RunningProxy & { source: RouteSource; stats: StatsStore }> {
+  const source = opts.source ?? new StaticRouteSource(table);
+  const stats = opts.stats ?? new MemoryStatsStore();
+  const config = loadProxyConfig({}, { host: '127.0.0.1', port: 0, adminPort: 0, statsFlushMs: 200, shutdownGraceMs: 2000, ...opts.config });
+  const proxy = await startProxy({ config, routeSource: source, statsStore: stats, logger: silent });
+  return Object.assign(proxy, { source, stats });
+}
+
+export function route(name: string, baselineUrl: string, canaryUrl: string | null, weight = 0, extra: Record<string, unknown> = {}) {
+  return {
+    name,
+    baseline: { version: 'v1', url: baselineUrl },
+    canary: canaryUrl ? { version: 'v2', url: canaryUrl, weight } : null,
+    ...extra,
+  };
+}
+
+/** Sends `n` requests with bounded concurrency; returns each response's status and headers. */
+export async function blast(n: number, concurrency: number, make: (i: number) => Promise<{ status: number; variant?: string }>) {
+  const results: { status: number; variant?: string }[] = new Array(n);
+  let next = 0;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < n) {
+      const i = next++;
+      results[i] = await make(i);
+    }
+  }));
+  return results;
+}
+
+export async function get(url: string, headers: Record<string, string> = {}) {
+  const res = await request(url, { headers });
+  const text = await res.body.text();
+  return { status: res.statusCode, headers: res.headers, text, json: () => JSON.parse(text) };
+}
+
+export async function post(url: string, body: unknown, headers: Record<string, string> = {}) {
+  const res = await request(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body) });
+  const text = await res.body.text();
+  return { status: res.statusCode, headers: res.headers, text, json: () => JSON.parse(text) };
+}
+
+/** Waits until `check` passes or the time runs out (then throws its last error). */
+export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 5000, everyMs = 20): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await check();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await sleep(everyMs);
+    }
+  }
+}
+
+/** A throwaway redis-server on its own port, for tests that stop and restart Redis. */
+export async function startThrowawayRedis(port?: number): Promise<{ url: string; port: number; stop(): Promise<void> }> {
+  const p = port ?? (await closedPort());
+  const child: ChildProcess = spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  await eventually(() => new Promise<void>((resolve, reject) => {
+    const s = net.connect(p, '127.0.0.1', () => { s.destroy(); resolve(); });
+    s.on('error', reject);
+  }), 5000);
+  return { url: `redis://127.0.0.1:${p}`, port: p, stop: async () => { child.kill('SIGKILL'); await exited; } };
+}
