@@ -37,7 +37,7 @@ export function echoUpstream(who: string, status = 200) {
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
       const body = JSON.stringify({ who, path: req.url, method: req.method, headers: req.headers, bodyBytes: Buffer.concat(chunks).length });
-      res.writeHead(status, { 'content-type': 'application/json', 'x-upstream': who });
+      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-upstream': who });
       res.end(body);
     });
   });
@@ -117,4 +117,11 @@ export async function startThrowawayRedis(port?: number): Promise<{ url: string;
     s.on('error', reject);
   }), 5000);
   return { url: `redis://127.0.0.1:${p}`, port: p, stop: async () => { child.kill('SIGKILL'); await exited; } };
+}
+
+/** Writes a route table the way the control plane does: SET + PUBLISH in one MULTI. */
+export async function publishTable(redis: import('ioredis').Redis, prefix: string, table: { version: number; deployments: Record<string, unknown> }): Promise<void> {
+  const { redisKeys } = await import('../../proxy/keys.js');
+  const keys = redisKeys(prefix);
+  await redis.multi().set(keys.routes, JSON.stringify(table)).publish(keys.routesChannel, String(table.version)).exec();
 }

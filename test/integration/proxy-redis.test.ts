@@ -1,0 +1,123 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { request } from 'undici';
+import { echoUpstream, eventually, get, publishTable, REDIS_URL, route, silent, startTestProxy, startThrowawayRedis, testPrefix } from '../helpers/servers.js';
+import { RedisRouteSource } from '../../proxy/split/sources/redis-source.js';
+import { RedisStatsStore } from '../../proxy/telemetry/redis-stats-store.js';
+import { statsRedis } from '../../proxy/main.js';
+
+const cleanups: (() => Promise<unknown>)[] = [];
+after(async () => { for (const c of cleanups.reverse()) await c(); });
+
+async function redisProxy(url: string, prefix: string) {
+  const source = new RedisRouteSource({ url, prefix, resyncMs: 500, logger: silent });
+  const statsClient = statsRedis(url);
+  const proxy = await startTestProxy(null, { source, stats: new RedisStatsStore(statsClient, prefix) });
+  cleanups.push(async () => { await proxy.close(); statsClient.disconnect(); });
+  return proxy;
+}
+
+/** Sends requests back to back until stopped; records every status. */
+function steadyTraffic(url: string) {
+  const statuses: number[] = [];
+  const variants: string[] = [];
+  let running = true;
+  const loops = Array.from({ length: 4 }, async () => {
+    while (running) {
+      try {
+        const r = await request(url);
+        await r.body.dump();
+        statuses.push(r.statusCode);
+        variants.push(String(r.headers['x-canary-variant']));
+      } catch {
+        statuses.push(-1);
+      }
+    }
+  });
+  return { statuses, variants, stop: async () => { running = false; await Promise.all(loops); } };
+}
+
+test('a weight change written through Redis reaches a running proxy within 100 ms, with no failed request', async () => {
+  const prefix = testPrefix();
+  const redis = new Redis(REDIS_URL);
+  cleanups.push(() => redis.quit());
+  const base = await echoUpstream('baseline');
+  const can = await echoUpstream('canary');
+  cleanups.push(() => base.close(), () => can.close());
+  await publishTable(redis, prefix, { version: 1, deployments: { iris: route('iris', base.url, can.url, 0) } });
+  const proxy = await redisProxy(REDIS_URL, prefix);
+  assert.equal(proxy.table().version, 1);
+
+  const traffic = steadyTraffic(`${proxy.url}/iris/x`);
+  await sleep(200);
+  const delays: number[] = [];
+  for (const [v, w] of [[2, 100], [3, 0], [4, 50], [5, 100]] as const) {
+    const t0 = performance.now();
+    await publishTable(redis, prefix, { version: v, deployments: { iris: route('iris', base.url, can.url, w) } });
+    await eventually(() => assert.equal(proxy.table().version, v), 2000, 1);
+    delays.push(performance.now() - t0);
+  }
+  await sleep(100);
+  await traffic.stop();
+  assert.ok(Math.max(...delays) < 100, `propagation delays ${delays.map((d) => d.toFixed(1)).join(', ')} ms`);
+  assert.ok(traffic.statuses.length > 50);
+  assert.deepEqual(traffic.statuses.filter((s) => s !== 200), []);
+  assert.equal(traffic.variants.at(-1), 'canary');
+});
+
+test('an invalid table in Redis is refused and the last good one keeps serving', async () => {
+  const prefix = testPrefix();
+  const redis = new Redis(REDIS_URL);
+  cleanups.push(() => redis.quit());
+  const base = await echoUpstream('baseline');
+  cleanups.push(() => base.close());
+  await publishTable(redis, prefix, { version: 1, deployments: { m: route('m', base.url, null) } });
+  const proxy = await redisProxy(REDIS_URL, prefix);
+  await publishTable(redis, prefix, { version: 2, deployments: { m: { baseline: { version: 'v1', url: 'not a url' } } } });
+  await sleep(100);
+  assert.equal(proxy.table().version, 1);
+  assert.equal((await get(`${proxy.url}/m/x`)).status, 200);
+  assert.match(String((await get(`${proxy.adminUrl}/readyz`)).json().routeSource.lastError), /url/);
+});
+
+test('Redis stopped and restarted mid-traffic: no failed request, /readyz and metrics say so, the proxy catches up and stats arrive', async () => {
+  const prefix = testPrefix();
+  let r1 = await startThrowawayRedis();
+  const port = r1.port;
+  const base = await echoUpstream('baseline');
+  const can = await echoUpstream('canary');
+  cleanups.push(() => base.close(), () => can.close());
+  const writer = new Redis(r1.url, { retryStrategy: () => 100, maxRetriesPerRequest: null });
+  writer.on('error', () => {});
+  cleanups.push(async () => writer.disconnect());
+  await publishTable(writer, prefix, { version: 1, deployments: { iris: route('iris', base.url, can.url, 0) } });
+  const proxy = await redisProxy(r1.url, prefix);
+  cleanups.push(() => r1.stop());
+
+  const traffic = steadyTraffic(`${proxy.url}/iris/x`);
+  await sleep(300);
+  await r1.stop();
+  await eventually(async () => assert.equal((await get(`${proxy.adminUrl}/readyz`)).json().stale, true), 3000);
+  const ready = await get(`${proxy.adminUrl}/readyz`);
+  assert.equal(ready.status, 200, 'still ready: it serves the last table');
+  assert.match((await get(`${proxy.adminUrl}/metrics`)).text, /canary_proxy_route_source_connected 0/);
+  const sentDuringOutage = traffic.statuses.length;
+  await sleep(1500); // flushes fail and are kept for later
+  const outageRequests = traffic.statuses.length - sentDuringOutage;
+
+  r1 = await startThrowawayRedis(port); // a new, empty Redis on the same address
+  await publishTable(writer, prefix, { version: 7, deployments: { iris: route('iris', base.url, can.url, 100) } });
+  await eventually(() => assert.equal(proxy.table().version, 7), 5000);
+  await sleep(200);
+  await traffic.stop();
+  assert.deepEqual(traffic.statuses.filter((s) => s !== 200), [], 'no request failed');
+  assert.equal(traffic.variants.at(-1), 'canary');
+  assert.match((await get(`${proxy.adminUrl}/metrics`)).text, /canary_proxy_route_source_connected 1/);
+
+  await proxy.flushStats();
+  const reader = new RedisStatsStore(writer, prefix);
+  const s = await reader.read('iris', 'v1', Date.now() - 60_000, Date.now());
+  assert.ok(s.requests >= outageRequests && outageRequests > 0, `stats kept through the outage: ${s.requests} >= ${outageRequests}`);
+});

@@ -1,0 +1,72 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import { blast, echoUpstream, get, publishTable, REDIS_URL, route, testPrefix } from '../helpers/servers.js';
+import { RedisStatsStore } from '../../proxy/telemetry/redis-stats-store.js';
+import { exactQuantile } from '../../proxy/telemetry/histogram.js';
+
+const run = promisify(execFile);
+const cleanups: (() => Promise<unknown>)[] = [];
+after(async () => { for (const c of cleanups.reverse()) await c(); });
+
+test('stats from two writer processes merge exactly (counts) and within 2% (quantiles) of the raw latencies', async () => {
+  const prefix = testPrefix();
+  const writers = await Promise.all([1, 2].map((seed) =>
+    run(process.execPath, ['--import', 'tsx', 'test/helpers/stats-writer.ts', REDIS_URL, prefix, String(seed), '6000'], { maxBuffer: 1 << 26 })));
+  const raw = writers.flatMap((w) => JSON.parse(w.stdout) as number[]);
+  const redis = new Redis(REDIS_URL);
+  cleanups.push(() => redis.quit());
+  const s = await new RedisStatsStore(redis, prefix).read('merge', 'v9', Date.now() - 120_000, Date.now() + 5000);
+  assert.equal(s.requests, 12_000);
+  assert.equal(s.modelErrors, 2 * 600);
+  assert.equal(s.clientErrors, 2 * Array.from({ length: 6000 }, (_, i) => i).filter((i) => i % 10 !== 0 && i % 7 === 0).length);
+  for (const [q, got] of [[0.5, s.p50], [0.95, s.p95], [0.99, s.p99]] as const) {
+    const exact = exactQuantile(raw, q)!;
+    assert.ok(Math.abs(got! - exact) / exact <= 0.02, `p${q * 100}: ${got} vs exact ${exact}`);
+  }
+});
+
+async function spawnProxy(prefix: string) {
+  const child = spawn(process.execPath, ['bin/canary.js', 'proxy'], {
+    env: { ...process.env, REDIS_URL, CANARY_REDIS_PREFIX: prefix, CANARY_PROXY_PORT: '0', CANARY_ADMIN_PORT: '0', CANARY_PROXY_HOST: '127.0.0.1', LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  cleanups.push(async () => { if (child.exitCode === null) { child.kill('SIGKILL'); await once(child, 'exit'); } });
+  for await (const line of createInterface({ input: child.stdout! })) {
+    const msg = JSON.parse(line);
+    if (msg.msg === 'proxy listening') return { child, url: `http://127.0.0.1:${msg.port}`, admin: `http://127.0.0.1:${msg.adminPort}` };
+  }
+  throw new Error('proxy exited before listening');
+}
+
+test('two real proxy processes sharing Redis: merged counts equal the requests sent through both', async () => {
+  const prefix = testPrefix();
+  const redis = new Redis(REDIS_URL);
+  cleanups.push(() => redis.quit());
+  const base = await echoUpstream('baseline');
+  const can = await echoUpstream('canary', 503);
+  cleanups.push(() => base.close(), () => can.close());
+  await publishTable(redis, prefix, { version: 1, deployments: { iris: route('iris', base.url, can.url, 30) } });
+  const [a, b] = await Promise.all([spawnProxy(prefix), spawnProxy(prefix)]);
+  const t0 = Date.now();
+  const results = await blast(2000, 16, async (i) => {
+    const r = await get(`${(i % 2 ? a : b).url}/iris/predict`, { 'x-canary-key': `k${i}` });
+    return { status: r.status, variant: String(r.headers['x-canary-retried-from'] ? 'canary' : r.headers['x-canary-variant']) };
+  });
+  assert.ok(results.every((r) => r.status === 200), 'canary failures were answered by the baseline');
+  const canarySent = results.filter((r) => r.variant === 'canary').length;
+  // SIGTERM: graceful shutdown flushes what is left.
+  for (const p of [a, b]) p.child.kill('SIGTERM');
+  await Promise.all([once(a.child, 'exit'), once(b.child, 'exit')]);
+  const store = new RedisStatsStore(redis, prefix);
+  const v2 = await store.read('iris', 'v2', t0 - 1000, Date.now());
+  const v1 = await store.read('iris', 'v1', t0 - 1000, Date.now());
+  assert.equal(v2.requests, canarySent);
+  assert.equal(v2.modelErrors, canarySent);
+  assert.equal(v1.requests, 2000, 'every request ended on the baseline once (first try or retry)');
+  assert.equal(v1.modelErrors, 0);
+});
