@@ -56,6 +56,8 @@ export async function runProxyCommand(opts: { workers?: number } = {}): Promise<
     return;
   }
   const proxy = await proxyFromConfig(config, logger);
+  // Tooling (bench, tests, demo) reads this line to learn the ports when started with port 0.
+  process.stdout.write(`${JSON.stringify({ ready: true, component: 'proxy', port: proxy.port, adminPort: proxy.adminPort })}\n`);
   const stop = () => void proxy.close().then(() => process.exit(0));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

@@ -1,6 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { blast, closedPort, echoUpstream, get, post, route, startTestProxy, startUpstream } from '../helpers/servers.js';
 import type { StaticRouteSource } from '../../proxy/split/sources/static-source.js';
@@ -179,7 +180,7 @@ test('an oversized body gets 413 before reaching the model, by Content-Length or
   assert.equal(big.status, 413);
   assert.equal(big.json().error.code, 'BODY_TOO_LARGE');
   // chunked, no Content-Length: counted as it streams
-  const res = await request(`${proxy.url}/iris/predict`, { method: 'POST', body: (async function* () { for (let i = 0; i < 20; i++) yield Buffer.alloc(100, 'a'); })() });
+  const res = await request(`${proxy.url}/iris/predict`, { method: 'POST', body: Readable.from((function* () { for (let i = 0; i < 20; i++) yield Buffer.alloc(100, 'a'); })()) });
   assert.equal(res.statusCode, 413);
   await res.body.dump();
   const ok = await post(`${proxy.url}/iris/predict`, 'y'.repeat(900));

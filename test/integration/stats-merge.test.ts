@@ -1,13 +1,12 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { createInterface } from 'node:readline';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { blast, echoUpstream, get, publishTable, REDIS_URL, route, testPrefix } from '../helpers/servers.js';
 import { RedisStatsStore } from '../../proxy/telemetry/redis-stats-store.js';
 import { exactQuantile } from '../../proxy/telemetry/histogram.js';
+import { spawnProxy } from '../../common/processes.js';
 
 const run = promisify(execFile);
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -30,17 +29,10 @@ test('stats from two writer processes merge exactly (counts) and within 2% (quan
   }
 });
 
-async function spawnProxy(prefix: string) {
-  const child = spawn(process.execPath, ['bin/canary.js', 'proxy'], {
-    env: { ...process.env, REDIS_URL, CANARY_REDIS_PREFIX: prefix, CANARY_PROXY_PORT: '0', CANARY_ADMIN_PORT: '0', CANARY_PROXY_HOST: '127.0.0.1', LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  cleanups.push(async () => { if (child.exitCode === null) { child.kill('SIGKILL'); await once(child, 'exit'); } });
-  for await (const line of createInterface({ input: child.stdout! })) {
-    const msg = JSON.parse(line);
-    if (msg.msg === 'proxy listening') return { child, url: `http://127.0.0.1:${msg.port}`, admin: `http://127.0.0.1:${msg.adminPort}` };
-  }
-  throw new Error('proxy exited before listening');
+async function startProxyProcess(prefix: string) {
+  const p = await spawnProxy({ REDIS_URL, CANARY_REDIS_PREFIX: prefix, LOG_LEVEL: 'info' });
+  cleanups.push(() => p.stop());
+  return { ...p, url: `http://127.0.0.1:${p.ready.port}` };
 }
 
 test('two real proxy processes sharing Redis: merged counts equal the requests sent through both', async () => {
@@ -51,7 +43,7 @@ test('two real proxy processes sharing Redis: merged counts equal the requests s
   const can = await echoUpstream('canary', 503);
   cleanups.push(() => base.close(), () => can.close());
   await publishTable(redis, prefix, { version: 1, deployments: { iris: route('iris', base.url, can.url, 30) } });
-  const [a, b] = await Promise.all([spawnProxy(prefix), spawnProxy(prefix)]);
+  const [a, b] = await Promise.all([startProxyProcess(prefix), startProxyProcess(prefix)]);
   const t0 = Date.now();
   const results = await blast(2000, 16, async (i) => {
     const r = await get(`${(i % 2 ? a : b).url}/iris/predict`, { 'x-canary-key': `k${i}` });
@@ -60,8 +52,7 @@ test('two real proxy processes sharing Redis: merged counts equal the requests s
   assert.ok(results.every((r) => r.status === 200), 'canary failures were answered by the baseline');
   const canarySent = results.filter((r) => r.variant === 'canary').length;
   // SIGTERM: graceful shutdown flushes what is left.
-  for (const p of [a, b]) p.child.kill('SIGTERM');
-  await Promise.all([once(a.child, 'exit'), once(b.child, 'exit')]);
+  await Promise.all([a.stop(), b.stop()]);
   const store = new RedisStatsStore(redis, prefix);
   const v2 = await store.read('iris', 'v2', t0 - 1000, Date.now());
   const v1 = await store.read('iris', 'v1', t0 - 1000, Date.now());

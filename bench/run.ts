@@ -1,0 +1,98 @@
+// `npm run bench`: side-by-side throughput and latency of the model server direct, the
+// canary-mesh proxy (20% canary, metrics and stats on) and an http-proxy split, in one run
+// on one machine, reported as ratios to direct. Results go to bench/results/.
+import autocannon from 'autocannon';
+import { execSync, spawn } from 'node:child_process';
+import { writeFile, mkdtemp, mkdir } from 'node:fs/promises';
+import { once } from 'node:events';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { spawnModelServer, spawnProxy } from '../common/processes.js';
+import { parseDuration } from '../common/duration.js';
+import { openLoop } from './open-loop.js';
+
+const DURATION_S = Math.round(parseDuration(process.env.BENCH_DURATION ?? '10s') / 1000);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
+const OPEN_LOOP_RPS = Number(process.env.BENCH_RATE ?? 2000);
+const WEIGHT = 20;
+const here = path.dirname(fileURLToPath(import.meta.url));
+const body = JSON.stringify({ features: { sepal_length: 6.1, sepal_width: 2.9, petal_length: 4.7, petal_width: 1.4 } });
+
+interface Row { scenario: string; rps: number; p50: number; p99: number; errors: number; non2xx: number }
+
+function print(row: Row): Row {
+  process.stderr.write(`  ${row.scenario.padEnd(34)} ${row.rps.toFixed(0).padStart(7)} rps  p50 ${row.p50.toFixed(3)} ms  p99 ${row.p99.toFixed(3)} ms  errors ${row.errors + row.non2xx}\n`);
+  return row;
+}
+
+/** Closed loop: autocannon with a fixed number of connections, as fast as it goes. */
+async function load(scenario: string, url: string): Promise<Row> {
+  const r = await autocannon({ url, method: 'POST', body, headers: { 'content-type': 'application/json' }, connections: CONNECTIONS, duration: DURATION_S });
+  return print({ scenario, rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors, non2xx: r.non2xx });
+}
+
+/** Open loop at a fixed rate, latency in microseconds (see open-loop.ts). */
+async function fixedRate(scenario: string, url: string): Promise<Row> {
+  const r = await openLoop(url, body, OPEN_LOOP_RPS, DURATION_S * 1000);
+  return print({ scenario, rps: r.achievedRps, p50: r.p50, p99: r.p99, errors: r.errors, non2xx: 0 });
+}
+
+async function startHttpProxy(baseline: string, canary: string) {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'http-proxy-split.ts'), baseline, canary, String(WEIGHT)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  for await (const line of createInterface({ input: child.stdout! })) {
+    const msg = JSON.parse(line);
+    if (msg.ready) return { url: `http://127.0.0.1:${msg.port}`, stop: async () => { child.kill('SIGTERM'); await once(child, 'exit'); } };
+  }
+  throw new Error('http-proxy bench server did not start');
+}
+
+async function main(): Promise<void> {
+  process.stderr.write(`canary-mesh bench: ${DURATION_S}s per run, ${CONNECTIONS} connections, open loop at ${OPEN_LOOP_RPS} rps, ${os.cpus().length} cores\n`);
+  const v1 = await spawnModelServer('v1', [], { LOG_LEVEL: 'warn' });
+  const v2 = await spawnModelServer('v3', ['--version', 'v2'], { LOG_LEVEL: 'warn' });
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'canary-bench-'));
+  const routesFile = path.join(dir, 'routes.json');
+  await writeFile(routesFile, JSON.stringify({ version: 1, deployments: { iris: { baseline: { version: 'v1', url: v1.ready.url }, canary: { version: 'v2', url: v2.ready.url, weight: WEIGHT } } } }));
+  const proxy = await spawnProxy({ CANARY_ROUTES_FILE: routesFile, LOG_LEVEL: 'warn' });
+  const hp = await startHttpProxy(v1.ready.url, v2.ready.url);
+  const proxyUrl = `http://127.0.0.1:${proxy.ready.port}/iris/predict`;
+  try {
+    process.stderr.write('warming up…\n');
+    await autocannon({ url: proxyUrl, method: 'POST', body, duration: 2, connections: 16 });
+    await autocannon({ url: `${hp.url}/iris/predict`, method: 'POST', body, duration: 2, connections: 16 });
+    process.stderr.write('closed loop (as fast as it goes):\n');
+    const direct = await load('direct (model server)', `${v1.ready.url}/predict`);
+    const ours = await load('canary-mesh proxy, 20% canary', proxyUrl);
+    const hpRow = await load('http-proxy split, keep-alive', `${hp.url}/iris/predict`);
+    process.stderr.write(`open loop at ${OPEN_LOOP_RPS} rps:\n`);
+    const directOpen = await fixedRate(`direct @${OPEN_LOOP_RPS}`, `${v1.ready.url}/predict`);
+    const oursOpen = await fixedRate(`canary-mesh proxy @${OPEN_LOOP_RPS}`, proxyUrl);
+
+    const ratio = (r: Row) => +(r.rps / direct.rps).toFixed(3);
+    const summary = {
+      throughputRatio: { canaryMesh: ratio(ours), httpProxy: ratio(hpRow), target: 0.5 },
+      addedLatencyAt2000rps: { p50Ms: +(oursOpen.p50 - directOpen.p50).toFixed(3), p99Ms: +(oursOpen.p99 - directOpen.p99).toFixed(3), targetP50Ms: 0.5, targetP99Ms: 2 },
+    };
+    let commit = 'unknown';
+    try { commit = execSync('git rev-parse --short HEAD', { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim(); } catch { /* not a git checkout */ }
+    const report = {
+      date: new Date().toISOString(), commit,
+      machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` },
+      settings: { durationS: DURATION_S, connections: CONNECTIONS, openLoopRps: OPEN_LOOP_RPS, canaryWeight: WEIGHT, note: 'load generator, proxies and model servers share the machine' },
+      closedLoop: [direct, ours, hpRow], openLoop: [directOpen, oursOpen], summary,
+    };
+    await mkdir(path.join(here, 'results'), { recursive: true });
+    const file = path.join(here, 'results', `${report.date.slice(0, 19).replace(/[:T]/g, '-')}-${commit}.json`);
+    await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify(summary, null, 2)}\nwritten to ${path.relative(process.cwd(), file)}\n`);
+  } finally {
+    await Promise.all([v1.stop(), v2.stop(), proxy.stop(), hp.stop()]);
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench failed: ${err.stack ?? err}\n`);
+  process.exit(1);
+});
