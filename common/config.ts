@@ -107,3 +107,53 @@ export function loadProxyConfig(env: Env = process.env, overrides: Partial<Proxy
   if (cfg.bufferBodyBytes > cfg.maxBodyBytes) throw new ConfigError('CANARY_BUFFER_BODY_BYTES must not exceed CANARY_MAX_BODY_BYTES');
   return Object.freeze(cfg);
 }
+
+export const CONTROL_DEFAULTS = {
+  /** How often the analysis loop wakes to find due canaries (each has its own interval). */
+  analysisTick: '1s',
+  /** Leader lease: a dead leader is replaced after at most this long. */
+  leaderLease: '10s',
+  /** Route table republished this often so Redis can never stay stale. */
+  reconcile: '5s',
+  /** Health probes of serving, canary and recent versions. */
+  probeInterval: '10s',
+} as const;
+
+export interface ControlPlaneConfig {
+  apiHost: string;
+  apiPort: number;
+  /** null: no auth, and then the API only listens on loopback. */
+  token: string | null;
+  databaseUrl: string | null;
+  redisUrl: string | null;
+  redisPrefix: string;
+  dataDir: string;
+  analysisTickMs: number;
+  leaderLeaseMs: number;
+  reconcileMs: number;
+  probeIntervalMs: number;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+export function loadControlPlaneConfig(env: Env = process.env, overrides: Partial<ControlPlaneConfig> = {}): Readonly<ControlPlaneConfig> {
+  const cfg: ControlPlaneConfig = {
+    apiHost: env.CANARY_API_HOST || '127.0.0.1',
+    apiPort: int(env, 'CANARY_API_PORT', DEFAULTS.apiPort, 0, 65535),
+    token: env.CANARY_API_TOKEN || null,
+    databaseUrl: url(env, 'DATABASE_URL'),
+    redisUrl: url(env, 'REDIS_URL'),
+    redisPrefix: env.CANARY_REDIS_PREFIX || DEFAULTS.redisPrefix,
+    dataDir: env.CANARY_DATA_DIR || DEFAULTS.dataDir,
+    analysisTickMs: duration(env, 'CANARY_ANALYSIS_TICK', CONTROL_DEFAULTS.analysisTick),
+    leaderLeaseMs: duration(env, 'CANARY_LEADER_LEASE', CONTROL_DEFAULTS.leaderLease),
+    reconcileMs: duration(env, 'CANARY_RECONCILE', CONTROL_DEFAULTS.reconcile),
+    probeIntervalMs: duration(env, 'CANARY_PROBE_INTERVAL', CONTROL_DEFAULTS.probeInterval),
+    ...overrides,
+  };
+  if (!cfg.token && !LOOPBACK.has(cfg.apiHost)) {
+    throw new ConfigError(`CANARY_API_HOST=${cfg.apiHost} without CANARY_API_TOKEN: refusing to expose an unauthenticated API beyond loopback; set CANARY_API_TOKEN`);
+  }
+  if (cfg.leaderLeaseMs < 2 * cfg.analysisTickMs) throw new ConfigError('CANARY_LEADER_LEASE must be at least twice CANARY_ANALYSIS_TICK so the leader can renew it');
+  return Object.freeze(cfg);
+}

@@ -1,0 +1,42 @@
+import { nextStep } from '../rollout/decide.js';
+import { policyToApi, resolvePolicy } from '../rollout/policy.js';
+import type { AnalysisRow, CanaryRow, DeploymentRow, EventRow, VersionRow } from '../state/types.js';
+
+/** The API's JSON shapes (DESIGN.md §3). Times are ISO-8601 strings. */
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+export function canaryView(c: CanaryRow) {
+  return {
+    id: c.id, version: c.version, url: c.url, weight: c.weight, baselineVersion: c.baselineVersion,
+    steps: c.policy.steps, nextStep: nextStep(c.policy, c.weight),
+    startedAt: iso(c.startedAt), stepStartedAt: iso(c.stepStartedAt), endedAt: iso(c.endedAt), outcome: c.outcome,
+    lastVerdict: c.lastVerdict, lastAnalysisAt: iso(c.lastAnalysisAt),
+  };
+}
+
+export function deploymentView(d: DeploymentRow) {
+  const policy = d.canary ? d.canary.policy : resolvePolicy(d.defaultPolicy);
+  return {
+    name: d.name, status: d.status,
+    baseline: { version: d.baselineVersion, url: d.baselineUrl },
+    canary: d.canary ? canaryView(d.canary) : null,
+    policy: policyToApi(policy),
+    retryCanaryOnBaseline: d.retryCanaryOnBaseline,
+    createdAt: iso(d.createdAt), updatedAt: iso(d.updatedAt),
+  };
+}
+
+export function versionView(v: VersionRow) {
+  return {
+    version: v.version, url: v.url, state: v.state, metadata: v.metadata,
+    registeredAt: iso(v.registeredAt), servedFrom: iso(v.servedFrom), servedUntil: iso(v.servedUntil),
+    healthy: v.healthy, lastProbeAt: iso(v.lastProbeAt), lastProbeError: v.lastProbeError,
+  };
+}
+
+export const eventView = (e: EventRow) => ({ id: e.id, type: e.type, actor: e.actor, reason: e.reason, before: e.before, after: e.after, at: iso(e.at) });
+
+export const analysisView = (a: AnalysisRow) => ({
+  id: a.id, at: iso(a.at), verdict: a.verdict, reasons: a.reasons, weight: a.weight, action: a.action, actor: a.actor,
+  baseline: a.baselineStats, canary: a.canaryStats,
+});

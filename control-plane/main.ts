@@ -1,0 +1,150 @@
+import type { AddressInfo } from 'node:net';
+import { Redis } from 'ioredis';
+import type { FastifyInstance } from 'fastify';
+import { loadControlPlaneConfig, loadProxyConfig, type ControlPlaneConfig, type ProxyConfig } from '../common/config.js';
+import { createLogger, type Logger } from '../common/logger.js';
+import { statsRedis } from '../proxy/main.js';
+import { startProxy, type RunningProxy } from '../proxy/proxy.js';
+import { redisRetryStrategy } from '../proxy/split/sources/redis-source.js';
+import { StaticRouteSource } from '../proxy/split/sources/static-source.js';
+import { MemoryStatsStore } from '../proxy/telemetry/memory-stats-store.js';
+import { RedisStatsStore } from '../proxy/telemetry/redis-stats-store.js';
+import type { StatsStore } from '../proxy/telemetry/stats.js';
+import { buildApp } from './api/app.js';
+import { ProxyStatsSource } from './metrics/source.js';
+import { AnalysisLoop } from './rollout/analysis-loop.js';
+import { RolloutService } from './rollout/service.js';
+import { connectDatabase, startEmbeddedDatabase, type Database } from './state/db.js';
+import { InProcessRoutePublisher, RedisRoutePublisher, type RoutePublisher } from './state/route-publisher.js';
+import { ControlStore } from './state/store.js';
+import { VersionProber } from './versions/prober.js';
+
+export interface RunningControlPlane {
+  url: string;
+  port: number;
+  app: FastifyInstance;
+  service: RolloutService;
+  loop: AnalysisLoop;
+  db: Database;
+  close(): Promise<void>;
+}
+
+export interface ControlPlaneParts {
+  /** Programs the data plane; default: Redis when configured. */
+  publisher?: RoutePublisher;
+  /** Where proxy stats are read; default: Redis when configured. */
+  stats?: StatsStore;
+  logger?: Logger;
+  now?: () => number;
+}
+
+/** Starts the control plane: database (real or embedded), service, analysis loop, prober, REST API. */
+export async function startControlPlane(config: Readonly<ControlPlaneConfig>, parts: ControlPlaneParts = {}): Promise<RunningControlPlane> {
+  const logger = parts.logger ?? createLogger('canary-control-plane');
+  const db = config.databaseUrl ? await connectDatabase(config.databaseUrl, logger) : await startEmbeddedDatabase(config.dataDir, logger);
+  const closers: (() => Promise<unknown> | void)[] = [];
+  let publisher = parts.publisher;
+  let stats = parts.stats;
+  if ((!publisher || !stats) && config.redisUrl) {
+    const redis = new Redis(config.redisUrl, { retryStrategy: redisRetryStrategy, maxRetriesPerRequest: 1, connectionName: 'canary-control-plane' });
+    redis.on('error', () => {}); // publish failures are logged where they happen and repaired by reconcile
+    closers.push(() => redis.disconnect());
+    publisher ??= new RedisRoutePublisher(redis, config.redisPrefix);
+    const statsClient = statsRedis(config.redisUrl);
+    closers.push(() => statsClient.disconnect());
+    stats ??= new RedisStatsStore(statsClient, config.redisPrefix);
+  }
+  if (!publisher || !stats) throw new Error('the control plane needs REDIS_URL, or an in-process proxy (canary up)');
+
+  const store = new ControlStore(db.pool);
+  const service = new RolloutService({ store, publisher, metrics: new ProxyStatsSource(stats), logger, now: parts.now });
+  const loop = new AnalysisLoop(service, store, { tickMs: config.analysisTickMs, leaseMs: config.leaderLeaseMs, reconcileMs: config.reconcileMs }, logger, parts.now);
+  const prober = new VersionProber(store, config.probeIntervalMs, logger);
+  const app = buildApp({ service, token: config.token, logger });
+
+  await service.publishRoutes();
+  await app.listen({ port: config.apiPort, host: config.apiHost });
+  const port = (app.server.address() as AddressInfo).port;
+  loop.start();
+  prober.start();
+  const host = config.apiHost === '::1' ? '[::1]' : config.apiHost === 'localhost' ? '127.0.0.1' : config.apiHost === '0.0.0.0' ? '127.0.0.1' : config.apiHost;
+  const url = `http://${host}:${port}`;
+  logger.info({ url, database: db.embedded ? `embedded (${config.dataDir})` : 'postgresql', redis: config.redisUrl ? 'yes' : 'in-process', auth: config.token ? 'bearer token' : 'none (loopback only)' }, 'control plane listening');
+
+  let closing: Promise<void> | null = null;
+  return {
+    url, port, app, service, loop, db,
+    close() {
+      closing ??= (async () => {
+        prober.stop();
+        await loop.stop();
+        await app.close();
+        for (const c of closers) await c();
+        await db.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+export interface RunningStack {
+  controlPlane: RunningControlPlane;
+  proxy: RunningProxy;
+  close(): Promise<void>;
+}
+
+/**
+ * `canary up`: control plane and proxy in one process. With REDIS_URL they share Redis
+ * (and more proxies can join); without it the route table and stats stay in memory.
+ */
+export async function startStack(cpConfig: Readonly<ControlPlaneConfig>, proxyConfig: Readonly<ProxyConfig>, opts: { logger?: Logger; now?: () => number } = {}): Promise<RunningStack> {
+  const logger = opts.logger ?? createLogger('canary');
+  let parts: ControlPlaneParts = { logger, now: opts.now };
+  let proxy: RunningProxy;
+  if (cpConfig.redisUrl) {
+    const { proxyFromConfig } = await import('../proxy/main.js');
+    proxy = await proxyFromConfig({ ...proxyConfig, redisUrl: cpConfig.redisUrl }, logger);
+  } else {
+    const source = new StaticRouteSource();
+    const stats = new MemoryStatsStore();
+    proxy = await startProxy({ config: proxyConfig, routeSource: source, statsStore: stats, logger });
+    parts = { ...parts, publisher: new InProcessRoutePublisher(source), stats };
+  }
+  let controlPlane: RunningControlPlane;
+  try {
+    controlPlane = await startControlPlane(cpConfig, parts);
+  } catch (err) {
+    await proxy.close();
+    throw err;
+  }
+  return {
+    controlPlane, proxy,
+    close: async () => {
+      await controlPlane.close();
+      await proxy.close();
+    },
+  };
+}
+
+function onSignal(stop: () => Promise<void>): void {
+  let stopping = false;
+  const handler = () => {
+    if (stopping) return;
+    stopping = true;
+    void stop().then(() => process.exit(0), () => process.exit(1));
+  };
+  process.once('SIGINT', handler);
+  process.once('SIGTERM', handler);
+}
+
+export async function runControlPlaneCommand(): Promise<void> {
+  const cp = await startControlPlane(loadControlPlaneConfig());
+  process.stdout.write(`${JSON.stringify({ ready: true, component: 'control-plane', url: cp.url })}\n`);
+  onSignal(() => cp.close());
+}
+
+export async function runUpCommand(): Promise<void> {
+  const stack = await startStack(loadControlPlaneConfig(), loadProxyConfig());
+  process.stdout.write(`${JSON.stringify({ ready: true, component: 'up', api: stack.controlPlane.url, proxy: stack.proxy.url, admin: stack.proxy.adminUrl })}\n`);
+  onSignal(() => stack.close());
+}

@@ -1,0 +1,114 @@
+import { parseDuration } from '../../common/duration.js';
+import { CanaryError } from '../../common/errors.js';
+
+/**
+ * A canary's policy (DESIGN.md §3). Every field is optional in the API; defaults below.
+ * Durations are stored resolved to milliseconds.
+ */
+export interface Policy {
+  intervalMs: number;
+  windowMs: number;
+  steps: number[];
+  minRequests: number;
+  stepDurationMs: number;
+  autoPromote: boolean;
+  autoRollback: boolean;
+  thresholds: {
+    /** Canary error rate minus baseline's, as a fraction (0.05 = 5 points). */
+    errorRateDelta: number;
+    latencyP95DeltaMs: number;
+    /** Absolute canary error rate that is critical at once. */
+    errorRateMax: number;
+    latencyP99Ratio: number;
+    latencyP99ForMs: number;
+  };
+}
+
+export const DEFAULT_POLICY: Readonly<Policy> = Object.freeze({
+  intervalMs: 30_000,
+  windowMs: 5 * 60_000,
+  steps: [1, 10, 50, 100],
+  minRequests: 100,
+  stepDurationMs: 30_000, // = interval unless set
+  autoPromote: true,
+  autoRollback: true,
+  thresholds: Object.freeze({ errorRateDelta: 0.05, latencyP95DeltaMs: 100, errorRateMax: 0.05, latencyP99Ratio: 2.0, latencyP99ForMs: 5 * 60_000 }),
+});
+
+/** The absolute error-rate rule may fire before minRequests, but never on fewer than this. */
+export const ABSOLUTE_RULE_MIN_REQUESTS = 20;
+
+const bad = (msg: string) => new CanaryError('BAD_REQUEST', `policy.${msg}`);
+
+function dur(v: unknown, name: string, dflt: number): number {
+  if (v === undefined) return dflt;
+  try {
+    return parseDuration(v, name);
+  } catch (e) {
+    throw bad((e as Error).message);
+  }
+}
+
+function num(v: unknown, name: string, dflt: number, min: number, max: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) throw bad(`${name}: expected a number from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function bool(v: unknown, name: string, dflt: boolean): boolean {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'boolean') throw bad(`${name}: expected true or false`);
+  return v;
+}
+
+/** Validates an API policy (strings for durations) over a base policy; throws BAD_REQUEST. */
+export function resolvePolicy(input: unknown, base: Policy = DEFAULT_POLICY): Policy {
+  if (input === undefined || input === null) return structuredClone(base) as Policy;
+  if (typeof input !== 'object' || Array.isArray(input)) throw bad('expected an object');
+  const p = input as Record<string, unknown>;
+  const known = new Set(['interval', 'window', 'steps', 'minRequests', 'stepDuration', 'autoPromote', 'autoRollback', 'thresholds']);
+  for (const k of Object.keys(p)) if (!known.has(k)) throw bad(`${k}: unknown field (known: ${[...known].join(', ')})`);
+  const intervalMs = dur(p.interval, 'interval', base.intervalMs);
+  if (intervalMs < 100) throw bad('interval: must be at least 100ms');
+  let steps = base.steps;
+  if (p.steps !== undefined) {
+    if (!Array.isArray(p.steps) || p.steps.length === 0 || p.steps.some((s) => typeof s !== 'number' || !(s > 0 && s <= 100))) throw bad('steps: expected a non-empty list of percentages in (0, 100]');
+    for (let i = 1; i < p.steps.length; i++) if (p.steps[i] <= p.steps[i - 1]) throw bad('steps: must increase');
+    steps = p.steps as number[];
+  }
+  const t = (p.thresholds ?? {}) as Record<string, unknown>;
+  if (typeof t !== 'object' || Array.isArray(t)) throw bad('thresholds: expected an object');
+  const knownT = new Set(['errorRateDelta', 'latencyP95DeltaMs', 'errorRateMax', 'latencyP99Ratio', 'latencyP99For']);
+  for (const k of Object.keys(t)) if (!knownT.has(k)) throw bad(`thresholds.${k}: unknown field`);
+  return {
+    intervalMs,
+    windowMs: dur(p.window, 'window', base.windowMs),
+    steps,
+    minRequests: num(p.minRequests, 'minRequests', base.minRequests, 1, 1e9),
+    // A step lasts at least one interval unless set: the default follows the interval.
+    stepDurationMs: dur(p.stepDuration, 'stepDuration', p.interval !== undefined && p.stepDuration === undefined ? intervalMs : base.stepDurationMs),
+    autoPromote: bool(p.autoPromote, 'autoPromote', base.autoPromote),
+    autoRollback: bool(p.autoRollback, 'autoRollback', base.autoRollback),
+    thresholds: {
+      errorRateDelta: num(t.errorRateDelta, 'thresholds.errorRateDelta', base.thresholds.errorRateDelta, 0, 1),
+      latencyP95DeltaMs: num(t.latencyP95DeltaMs, 'thresholds.latencyP95DeltaMs', base.thresholds.latencyP95DeltaMs, 0, 3_600_000),
+      errorRateMax: num(t.errorRateMax, 'thresholds.errorRateMax', base.thresholds.errorRateMax, 0, 1),
+      latencyP99Ratio: num(t.latencyP99Ratio, 'thresholds.latencyP99Ratio', base.thresholds.latencyP99Ratio, 1, 1000),
+      latencyP99ForMs: dur(t.latencyP99For, 'thresholds.latencyP99For', base.thresholds.latencyP99ForMs),
+    },
+  };
+}
+
+/** The API shape of a policy (durations as strings), the inverse of resolvePolicy. */
+export function policyToApi(p: Policy) {
+  const ms = (v: number) => (v % 60_000 === 0 ? `${v / 60_000}m` : v % 1000 === 0 ? `${v / 1000}s` : `${v}ms`);
+  return {
+    interval: ms(p.intervalMs), window: ms(p.windowMs), steps: p.steps, minRequests: p.minRequests,
+    stepDuration: ms(p.stepDurationMs), autoPromote: p.autoPromote, autoRollback: p.autoRollback,
+    thresholds: {
+      errorRateDelta: p.thresholds.errorRateDelta, latencyP95DeltaMs: p.thresholds.latencyP95DeltaMs,
+      errorRateMax: p.thresholds.errorRateMax, latencyP99Ratio: p.thresholds.latencyP99Ratio,
+      latencyP99For: ms(p.thresholds.latencyP99ForMs),
+    },
+  };
+}

@@ -1,0 +1,87 @@
+import { readdir, readFile, mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import type { Logger } from '../../common/logger.js';
+
+const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
+
+export interface Database {
+  pool: pg.Pool;
+  /** The connection string in use (for the embedded server: its local address). */
+  url: string;
+  embedded: boolean;
+  close(): Promise<void>;
+}
+
+/**
+ * Applies numbered migrations (`NNN_name.sql`) not yet recorded in schema_migrations, each
+ * in its own transaction. An advisory lock keeps two starting replicas from racing.
+ */
+export async function migrate(pool: pg.Pool, logger?: Logger): Promise<number[]> {
+  const client = await pool.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock(727274)');
+    await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())');
+    const done = new Set((await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version));
+    const files = (await readdir(MIGRATIONS_DIR)).filter((f) => /^\d{3}_.+\.sql$/.test(f)).sort();
+    const applied: number[] = [];
+    for (const file of files) {
+      const version = Number(file.slice(0, 3));
+      if (done.has(version)) continue;
+      const sql = await readFile(path.join(MIGRATIONS_DIR, file), 'utf8');
+      await client.query('BEGIN');
+      try {
+        await client.query(sql);
+        await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [version, file]);
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK');
+        throw new Error(`migration ${file} failed: ${(err as Error).message}`);
+      }
+      applied.push(version);
+      logger?.info({ migration: file }, 'migration applied');
+    }
+    return applied;
+  } finally {
+    await client.query('SELECT pg_advisory_unlock(727274)').catch(() => {});
+    client.release();
+  }
+}
+
+/** A pool on a real PostgreSQL server. */
+export async function connectDatabase(url: string, logger?: Logger, max = 10): Promise<Database> {
+  const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 5000, idleTimeoutMillis: 30_000 });
+  pool.on('error', (err) => logger?.warn({ err: err.message }, 'idle PostgreSQL connection failed'));
+  await migrate(pool, logger);
+  return { pool, url, embedded: false, close: () => pool.end() };
+}
+
+/**
+ * The embedded default: PGlite (PostgreSQL compiled to WebAssembly) keeping its files in
+ * `dataDir`, served on a loopback port by pglite-socket so the same `pg` code path runs.
+ * PGlite is one session; the pool therefore holds one connection, which also serialises
+ * transactions.
+ */
+export async function startEmbeddedDatabase(dataDir: string, logger?: Logger): Promise<Database> {
+  const { PGlite } = await import('@electric-sql/pglite');
+  const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
+  await mkdir(dataDir, { recursive: true });
+  const db = await PGlite.create(path.resolve(dataDir));
+  const server = new PGLiteSocketServer({ db, port: 0, host: '127.0.0.1' });
+  await server.start();
+  const conn = server.getServerConn();
+  const url = `postgres://postgres@${conn}/postgres`;
+  logger?.info({ dataDir, url }, 'embedded PostgreSQL (PGlite) started');
+  const pool = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: 10_000 });
+  pool.on('error', (err) => logger?.warn({ err: err.message }, 'embedded PostgreSQL connection failed'));
+  await migrate(pool, logger);
+  return {
+    pool, url, embedded: true,
+    close: async () => {
+      await pool.end();
+      await server.stop();
+      await db.close();
+    },
+  };
+}

@@ -1,0 +1,232 @@
+import type pg from 'pg';
+import { CanaryError } from '../../common/errors.js';
+import type { RouteTable } from '../../proxy/split/route-table.js';
+import type { Policy } from '../rollout/policy.js';
+import type { AnalysisRow, CanaryRow, DeploymentRow, EventRow, EventType, VersionRow, VersionState } from './types.js';
+
+type Q = pg.PoolClient | pg.Pool;
+const ms = (d: Date | null) => (d ? d.getTime() : null);
+
+function toCanary(r: Record<string, any>): CanaryRow {
+  return {
+    id: Number(r.id), deployment: r.deployment, version: r.version, url: r.url, baselineVersion: r.baseline_version,
+    policy: r.policy, weight: r.weight, stepStartedAt: r.step_started_at.getTime(), startedAt: r.started_at.getTime(),
+    endedAt: ms(r.ended_at), outcome: r.outcome, p99BreachSince: r.analysis_state?.p99BreachSince ?? null,
+    lastVerdict: r.last_verdict, lastAnalysisAt: ms(r.last_analysis_at),
+  };
+}
+
+function toVersion(r: Record<string, any>): VersionRow {
+  return {
+    deployment: r.deployment, version: r.version, url: r.url, metadata: r.metadata, state: r.state,
+    registeredAt: r.registered_at.getTime(), servedFrom: ms(r.served_from), servedUntil: ms(r.served_until),
+    healthy: r.healthy, lastProbeAt: ms(r.last_probe_at), lastProbeError: r.last_probe_error,
+  };
+}
+
+const toEvent = (r: Record<string, any>): EventRow => ({ id: Number(r.id), deployment: r.deployment, type: r.type, actor: r.actor, reason: r.reason, before: r.before, after: r.after, at: r.at.getTime() });
+const toAnalysis = (r: Record<string, any>): AnalysisRow => ({
+  id: Number(r.id), canaryId: Number(r.canary_id), deployment: r.deployment, at: r.at.getTime(), verdict: r.verdict, reasons: r.reasons,
+  baselineStats: r.baseline_stats, canaryStats: r.canary_stats, weight: r.weight, action: r.action, actor: r.actor,
+});
+
+const DEPLOYMENT_SELECT = `
+  SELECT d.*, v.url AS baseline_url, row_to_json(c.*) AS canary_json
+    FROM deployments d
+    JOIN versions v ON v.deployment = d.name AND v.version = d.baseline_version
+    LEFT JOIN canaries c ON c.deployment = d.name AND c.outcome = 'running'`;
+
+function toDeployment(r: Record<string, any>): DeploymentRow {
+  const c = r.canary_json;
+  return {
+    name: r.name, status: r.status, baselineVersion: r.baseline_version, baselineUrl: r.baseline_url,
+    defaultPolicy: r.default_policy, retryCanaryOnBaseline: r.retry_canary_on_baseline,
+    createdAt: r.created_at.getTime(), updatedAt: r.updated_at.getTime(),
+    canary: c ? toCanary({ ...c, step_started_at: new Date(c.step_started_at), started_at: new Date(c.started_at), ended_at: c.ended_at && new Date(c.ended_at), last_analysis_at: c.last_analysis_at && new Date(c.last_analysis_at) }) : null,
+  };
+}
+
+/**
+ * All SQL of the control plane. Reads take the pool; writes take the client of the
+ * transaction the service opened, so a change and its event always commit together.
+ */
+export class ControlStore {
+  constructor(readonly pool: pg.Pool) {}
+
+  /**
+   * Runs `fn` in a transaction holding the deployment's row lock (SELECT … FOR UPDATE), so
+   * changes to one deployment are serialised: the second of two racing changes sees the
+   * first one's result. Throws DEPLOYMENT_NOT_FOUND when it does not exist.
+   */
+  async withDeployment<T>(name: string, fn: (q: pg.PoolClient, d: DeploymentRow) => Promise<T>): Promise<T> {
+    return this.transaction(async (q) => {
+      const locked = await q.query('SELECT name FROM deployments WHERE name = $1 FOR UPDATE', [name]);
+      if (locked.rowCount === 0) throw new CanaryError('DEPLOYMENT_NOT_FOUND', `no deployment named ${JSON.stringify(name)}`);
+      const d = await this.getDeployment(name, q);
+      return fn(q, d!);
+    });
+  }
+
+  async transaction<T>(fn: (q: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const out = await fn(client);
+      await client.query('COMMIT');
+      return out;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  // ── reads ────────────────────────────────────────────────────────────────────────
+
+  async getDeployment(name: string, q: Q = this.pool): Promise<DeploymentRow | null> {
+    const r = await q.query(`${DEPLOYMENT_SELECT} WHERE d.name = $1`, [name]);
+    return r.rows[0] ? toDeployment(r.rows[0]) : null;
+  }
+
+  async listDeployments(): Promise<DeploymentRow[]> {
+    return (await this.pool.query(`${DEPLOYMENT_SELECT} ORDER BY d.name`)).rows.map(toDeployment);
+  }
+
+  async listVersions(deployment: string, q: Q = this.pool): Promise<VersionRow[]> {
+    const r = await q.query('SELECT * FROM versions WHERE deployment = $1 ORDER BY registered_at DESC, version DESC', [deployment]);
+    return r.rows.map(toVersion);
+  }
+
+  async getVersion(deployment: string, version: string, q: Q = this.pool): Promise<VersionRow | null> {
+    const r = await q.query('SELECT * FROM versions WHERE deployment = $1 AND version = $2', [deployment, version]);
+    return r.rows[0] ? toVersion(r.rows[0]) : null;
+  }
+
+  async events(deployment: string, limit: number): Promise<EventRow[]> {
+    return (await this.pool.query('SELECT * FROM events WHERE deployment = $1 ORDER BY id DESC LIMIT $2', [deployment, limit])).rows.map(toEvent);
+  }
+
+  async analyses(deployment: string, limit: number, canaryId?: number): Promise<AnalysisRow[]> {
+    const r = canaryId === undefined
+      ? await this.pool.query('SELECT * FROM analyses WHERE deployment = $1 ORDER BY id DESC LIMIT $2', [deployment, limit])
+      : await this.pool.query('SELECT * FROM analyses WHERE deployment = $1 AND canary_id = $3 ORDER BY id DESC LIMIT $2', [deployment, limit, canaryId]);
+    return r.rows.map(toAnalysis);
+  }
+
+  async lastCanary(deployment: string): Promise<CanaryRow | null> {
+    const r = await this.pool.query('SELECT * FROM canaries WHERE deployment = $1 ORDER BY id DESC LIMIT 1', [deployment]);
+    return r.rows[0] ? toCanary(r.rows[0]) : null;
+  }
+
+  async runningCanaries(): Promise<CanaryRow[]> {
+    return (await this.pool.query("SELECT * FROM canaries WHERE outcome = 'running' ORDER BY id")).rows.map(toCanary);
+  }
+
+  /** Versions whose upstream the prober checks: serving, canary, and the newest retired ones. */
+  async versionsToProbe(retiredPerDeployment: number): Promise<VersionRow[]> {
+    const r = await this.pool.query(`
+      SELECT * FROM (
+        SELECT v.*, row_number() OVER (PARTITION BY deployment ORDER BY served_until DESC NULLS LAST) AS rn
+          FROM versions v WHERE state = 'retired') x WHERE rn <= $1
+      UNION ALL SELECT v.*, 0 FROM versions v WHERE state IN ('serving', 'canary')`, [retiredPerDeployment]);
+    return r.rows.map(toVersion);
+  }
+
+  /** The route table the proxies need, versioned by the newest event id. */
+  async routeTable(): Promise<RouteTable> {
+    const deployments = await this.listDeployments();
+    const version = Number((await this.pool.query('SELECT coalesce(max(id), 0) AS v FROM events')).rows[0].v);
+    const table: RouteTable = { version, deployments: {} };
+    for (const d of deployments) {
+      table.deployments[d.name] = {
+        name: d.name,
+        baseline: { version: d.baselineVersion, url: d.baselineUrl },
+        canary: d.canary ? { version: d.canary.version, url: d.canary.url, weight: d.canary.weight } : null,
+        retryCanaryOnBaseline: d.retryCanaryOnBaseline,
+      };
+    }
+    return table;
+  }
+
+  // ── writes (inside a transaction) ────────────────────────────────────────────────
+
+  async insertEvent(q: Q, e: { deployment: string; type: EventType; actor: string; reason?: string | null; before?: unknown; after?: unknown }): Promise<EventRow> {
+    const r = await q.query('INSERT INTO events (deployment, type, actor, reason, before, after) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *',
+      [e.deployment, e.type, e.actor, e.reason ?? null, JSON.stringify(e.before ?? null), JSON.stringify(e.after ?? null)]);
+    return toEvent(r.rows[0]);
+  }
+
+  async insertDeployment(q: Q, name: string, baselineVersion: string, defaultPolicy: unknown, retry: boolean): Promise<void> {
+    const r = await q.query('INSERT INTO deployments (name, baseline_version, default_policy, retry_canary_on_baseline) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING',
+      [name, baselineVersion, JSON.stringify(defaultPolicy ?? {}), retry]);
+    if (r.rowCount === 0) throw new CanaryError('DEPLOYMENT_EXISTS', `deployment ${JSON.stringify(name)} already exists`);
+  }
+
+  async insertVersion(q: Q, deployment: string, version: string, url: string, metadata: unknown, state: VersionState): Promise<void> {
+    await q.query(`INSERT INTO versions (deployment, version, url, metadata, state, served_from) VALUES ($1, $2, $3, $4, $5, CASE WHEN $5 = 'serving' THEN now() END)`,
+      [deployment, version, url, JSON.stringify(metadata ?? {}), state]);
+  }
+
+  async setVersionState(q: Q, deployment: string, version: string, state: VersionState): Promise<void> {
+    await q.query(`UPDATE versions SET state = $3,
+        served_from = CASE WHEN $3 = 'serving' THEN now() ELSE served_from END,
+        served_until = CASE WHEN state = 'serving' AND $3 <> 'serving' THEN now() ELSE served_until END
+      WHERE deployment = $1 AND version = $2`, [deployment, version, state]);
+  }
+
+  async setDeployment(q: Q, name: string, fields: { status?: string; baselineVersion?: string }): Promise<void> {
+    await q.query('UPDATE deployments SET status = coalesce($2, status), baseline_version = coalesce($3, baseline_version), updated_at = now() WHERE name = $1',
+      [name, fields.status ?? null, fields.baselineVersion ?? null]);
+  }
+
+  async insertCanary(q: Q, c: { deployment: string; version: string; url: string; baselineVersion: string; policy: Policy; weight: number; at: number }): Promise<CanaryRow> {
+    const r = await q.query(`INSERT INTO canaries (deployment, version, url, baseline_version, policy, weight, step_started_at, started_at)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING *`, [c.deployment, c.version, c.url, c.baselineVersion, JSON.stringify(c.policy), c.weight, new Date(c.at)]);
+    return toCanary(r.rows[0]);
+  }
+
+  /** Changes the weight and starts a new step at `at` (the stats window restarts with it). */
+  async setCanaryWeight(q: Q, id: number, weight: number, at: number): Promise<void> {
+    await q.query(`UPDATE canaries SET weight = $2, step_started_at = $3, analysis_state = '{}'::jsonb WHERE id = $1`, [id, weight, new Date(at)]);
+  }
+
+  async endCanary(q: Q, id: number, outcome: 'promoted' | 'rolled_back'): Promise<void> {
+    await q.query('UPDATE canaries SET outcome = $2, ended_at = now() WHERE id = $1', [id, outcome]);
+  }
+
+  async recordAnalysis(q: Q, a: Omit<AnalysisRow, 'id' | 'at'>, p99BreachSince: number | null): Promise<void> {
+    await q.query(`INSERT INTO analyses (canary_id, deployment, verdict, reasons, baseline_stats, canary_stats, weight, action, actor)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+      [a.canaryId, a.deployment, a.verdict, JSON.stringify(a.reasons), JSON.stringify(a.baselineStats), JSON.stringify(a.canaryStats), a.weight, a.action, a.actor]);
+    await q.query(`UPDATE canaries SET last_verdict = $2, last_analysis_at = now(), analysis_state = jsonb_build_object('p99BreachSince', $3::bigint) WHERE id = $1`,
+      [a.canaryId, a.verdict, p99BreachSince]);
+  }
+
+  async recordProbe(deployment: string, version: string, healthy: boolean, error: string | null): Promise<void> {
+    await this.pool.query('UPDATE versions SET healthy = $3, last_probe_at = now(), last_probe_error = $4 WHERE deployment = $1 AND version = $2', [deployment, version, healthy, error]);
+  }
+
+  // ── leader lease ─────────────────────────────────────────────────────────────────
+
+  /** Takes or renews the named lease; true when `holder` has it for the next `ttlMs`. */
+  async acquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    const r = await this.pool.query(`
+      INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, now() + $3 * interval '1 millisecond')
+      ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at,
+        acquired_at = CASE WHEN leases.holder = EXCLUDED.holder THEN leases.acquired_at ELSE now() END
+      WHERE leases.holder = EXCLUDED.holder OR leases.expires_at < now()
+      RETURNING holder`, [name, holder, ttlMs]);
+    return r.rowCount === 1;
+  }
+
+  /** Inside a transaction: does `holder` still hold the lease? (fencing for leader-only writes) */
+  async holdsLease(q: Q, name: string, holder: string): Promise<boolean> {
+    const r = await q.query('SELECT 1 FROM leases WHERE name = $1 AND holder = $2 AND expires_at > now()', [name, holder]);
+    return r.rowCount === 1;
+  }
+
+  async releaseLease(name: string, holder: string): Promise<void> {
+    await this.pool.query('DELETE FROM leases WHERE name = $1 AND holder = $2', [name, holder]);
+  }
+}

@@ -1,0 +1,80 @@
+import type { Policy } from '../rollout/policy.js';
+import type { Verdict } from '../rollout/decide.js';
+
+export type DeploymentStatus = 'stable' | 'progressing' | 'paused';
+export type VersionState = 'registered' | 'canary' | 'serving' | 'retired' | 'rolled_back';
+
+export const EVENT_TYPES = [
+  'deployment_created', 'version_registered', 'canary_started', 'traffic_adjusted', 'step_advanced',
+  'analysis_failed', 'promoted', 'auto_promote_triggered', 'rolled_back', 'auto_rollback_triggered',
+  'paused', 'resumed',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export interface CanaryRow {
+  id: number;
+  deployment: string;
+  version: string;
+  url: string;
+  baselineVersion: string;
+  policy: Policy;
+  weight: number;
+  stepStartedAt: number;
+  startedAt: number;
+  endedAt: number | null;
+  outcome: 'running' | 'promoted' | 'rolled_back';
+  p99BreachSince: number | null;
+  lastVerdict: Verdict | null;
+  lastAnalysisAt: number | null;
+}
+
+export interface DeploymentRow {
+  name: string;
+  status: DeploymentStatus;
+  baselineVersion: string;
+  baselineUrl: string;
+  defaultPolicy: Record<string, unknown>;
+  retryCanaryOnBaseline: boolean;
+  createdAt: number;
+  updatedAt: number;
+  canary: CanaryRow | null;
+}
+
+export interface VersionRow {
+  deployment: string;
+  version: string;
+  url: string;
+  metadata: Record<string, unknown>;
+  state: VersionState;
+  registeredAt: number;
+  servedFrom: number | null;
+  servedUntil: number | null;
+  healthy: boolean | null;
+  lastProbeAt: number | null;
+  lastProbeError: string | null;
+}
+
+export interface EventRow {
+  id: number;
+  deployment: string;
+  type: EventType;
+  actor: string;
+  reason: string | null;
+  before: unknown;
+  after: unknown;
+  at: number;
+}
+
+export interface AnalysisRow {
+  id: number;
+  canaryId: number;
+  deployment: string;
+  at: number;
+  verdict: Verdict;
+  reasons: string[];
+  baselineStats: unknown;
+  canaryStats: unknown;
+  weight: number;
+  action: string;
+  actor: string;
+}
