@@ -71,8 +71,14 @@ export class RolloutService {
     }
   }
 
-  private async change<T>(name: string, fn: (q: pg.PoolClient, d: DeploymentRow) => Promise<T>): Promise<T> {
-    const out = await this.store.withDeployment(name, fn);
+  /**
+   * A change to one deployment, optimistic: the revision seen first must still hold under
+   * the lock, so of two racing requests the second gets 409 instead of acting on a state
+   * it never saw (a rollback meant for a canary must not roll back the new baseline).
+   */
+  private async change<T>(name: string, fn: (q: pg.PoolClient, d: DeploymentRow) => Promise<T>, bump = true): Promise<T> {
+    const expectedRevision = await this.store.revision(name);
+    const out = await this.store.withDeployment(name, fn, { expectedRevision, bump });
     await this.publishRoutes();
     return out;
   }
@@ -247,7 +253,7 @@ export class RolloutService {
       deployment: name, canaryVersion: c.version, verdict: decision.verdict, reasons: decision.reasons, actions: decision.actions,
       weight: c.weight, baseline: 'error' in stats ? null : stats.baseline, canary: 'error' in stats ? null : stats.canary, applied: false,
     };
-    await this.change(name, async (q, locked) => {
+    await this.store.withDeployment(name, async (q, locked) => {
       const current = locked.canary;
       // Someone changed the canary while we measured: this verdict is about a state that is gone.
       if (!current || current.id !== c.id || current.weight !== c.weight || current.stepStartedAt !== c.stepStartedAt) return;
@@ -278,7 +284,8 @@ export class RolloutService {
         }
       }
       result.applied = true;
-    });
+    }, { bump: decision.actions.length > 0 });
+    if (result.applied && decision.actions.length > 0) await this.publishRoutes();
     this.deps.logger.info({ deployment: name, canary: c.version, weight: c.weight, verdict: decision.verdict, actions: decision.actions.map((a) => a.type), applied: result.applied }, 'analysis');
     return result;
   }

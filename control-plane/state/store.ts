@@ -40,7 +40,7 @@ function toDeployment(r: Record<string, any>): DeploymentRow {
   const c = r.canary_json;
   return {
     name: r.name, status: r.status, baselineVersion: r.baseline_version, baselineUrl: r.baseline_url,
-    defaultPolicy: r.default_policy, retryCanaryOnBaseline: r.retry_canary_on_baseline,
+    defaultPolicy: r.default_policy, retryCanaryOnBaseline: r.retry_canary_on_baseline, revision: Number(r.revision),
     createdAt: r.created_at.getTime(), updatedAt: r.updated_at.getTime(),
     canary: c ? toCanary({ ...c, step_started_at: new Date(c.step_started_at), started_at: new Date(c.started_at), ended_at: c.ended_at && new Date(c.ended_at), last_analysis_at: c.last_analysis_at && new Date(c.last_analysis_at) }) : null,
   };
@@ -53,17 +53,30 @@ function toDeployment(r: Record<string, any>): DeploymentRow {
 export class ControlStore {
   constructor(readonly pool: pg.Pool) {}
 
+  /** The deployment's revision, read without a lock (the start of an optimistic change). */
+  async revision(name: string): Promise<number | null> {
+    const r = await this.pool.query('SELECT revision FROM deployments WHERE name = $1', [name]);
+    return r.rows[0] ? Number(r.rows[0].revision) : null;
+  }
+
   /**
    * Runs `fn` in a transaction holding the deployment's row lock (SELECT … FOR UPDATE), so
-   * changes to one deployment are serialised: the second of two racing changes sees the
-   * first one's result. Throws DEPLOYMENT_NOT_FOUND when it does not exist.
+   * changes to one deployment are serialised. With `expectedRevision`, a change that
+   * committed while this one waited makes it fail with CONFLICT (409) rather than act on
+   * a state its caller never saw; with `bump`, this change moves the revision on.
+   * Throws DEPLOYMENT_NOT_FOUND when the deployment does not exist.
    */
-  async withDeployment<T>(name: string, fn: (q: pg.PoolClient, d: DeploymentRow) => Promise<T>): Promise<T> {
+  async withDeployment<T>(name: string, fn: (q: pg.PoolClient, d: DeploymentRow) => Promise<T>, opts: { expectedRevision?: number | null; bump?: boolean } = {}): Promise<T> {
     return this.transaction(async (q) => {
-      const locked = await q.query('SELECT name FROM deployments WHERE name = $1 FOR UPDATE', [name]);
+      const locked = await q.query('SELECT revision FROM deployments WHERE name = $1 FOR UPDATE', [name]);
       if (locked.rowCount === 0) throw new CanaryError('DEPLOYMENT_NOT_FOUND', `no deployment named ${JSON.stringify(name)}`);
+      if (opts.expectedRevision != null && Number(locked.rows[0].revision) !== opts.expectedRevision) {
+        throw new CanaryError('CONFLICT', `deployment ${name} was changed by another request while this one waited; reload and retry`);
+      }
       const d = await this.getDeployment(name, q);
-      return fn(q, d!);
+      const out = await fn(q, d!);
+      if (opts.bump !== false) await q.query('UPDATE deployments SET revision = revision + 1, updated_at = now() WHERE name = $1', [name]);
+      return out;
     });
   }
 

@@ -35,6 +35,7 @@ export interface DeploymentRow {
   baselineUrl: string;
   defaultPolicy: Record<string, unknown>;
   retryCanaryOnBaseline: boolean;
+  revision: number;
   createdAt: number;
   updatedAt: number;
   canary: CanaryRow | null;

@@ -125,3 +125,27 @@ export async function publishTable(redis: import('ioredis').Redis, prefix: strin
   const keys = redisKeys(prefix);
   await redis.multi().set(keys.routes, JSON.stringify(table)).publish(keys.routesChannel, String(table.version)).exec();
 }
+
+/**
+ * A fresh, empty schema in the test database, so parallel suites never share tables.
+ * Returns a connection string whose search_path points at it, and a drop function.
+ */
+export async function freshSchema(): Promise<{ url: string; drop(): Promise<void> }> {
+  const pg = (await import('pg')).default;
+  const schema = `t_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: DATABASE_URL });
+  await admin.connect();
+  await admin.query(`CREATE SCHEMA ${schema}`);
+  await admin.end();
+  const u = new URL(DATABASE_URL);
+  u.searchParams.set('options', `-c search_path=${schema}`);
+  return {
+    url: u.toString(),
+    drop: async () => {
+      const c = new pg.Client({ connectionString: DATABASE_URL });
+      await c.connect();
+      await c.query(`DROP SCHEMA ${schema} CASCADE`);
+      await c.end();
+    },
+  };
+}

@@ -7,6 +7,9 @@ CREATE TABLE deployments (
   baseline_version text NOT NULL,
   default_policy jsonb NOT NULL DEFAULT '{}'::jsonb,
   retry_canary_on_baseline boolean NOT NULL DEFAULT true,
+  -- bumped by every change: a request that waited for the lock while another changed the
+  -- deployment sees a different revision and gets 409 instead of acting on a stale view
+  revision      bigint NOT NULL DEFAULT 0,
   created_at    timestamptz NOT NULL DEFAULT now(),
   updated_at    timestamptz NOT NULL DEFAULT now()
 );

@@ -1,0 +1,3 @@
+export async function runDemo(_opts: { keep: boolean }): Promise<void> {
+  throw new Error('the demo is not built yet');
+}

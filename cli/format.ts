@@ -1,0 +1,31 @@
+/** Terminal output: aligned tables, and colours only when writing to a terminal. */
+const useColor = () => process.stdout.isTTY === true && !process.env.NO_COLOR;
+const wrap = (code: number) => (s: string) => (useColor() ? `\x1b[${code}m${s}\x1b[0m` : s);
+export const color = { red: wrap(31), green: wrap(32), yellow: wrap(33), blue: wrap(34), dim: wrap(2), bold: wrap(1) };
+
+// eslint-disable-next-line no-control-regex
+const visible = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '').length;
+
+export function table(headers: string[], rows: (string | number | null | undefined)[][]): string {
+  const cells = rows.map((r) => r.map((c) => (c === null || c === undefined ? '-' : String(c))));
+  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => visible(r[i] ?? ''))));
+  const line = (r: string[]) => r.map((c, i) => c + ' '.repeat(widths[i] - visible(c))).join('  ').trimEnd();
+  return [color.bold(line(headers)), ...cells.map(line)].join('\n');
+}
+
+export function verdictColor(v: string | null | undefined): string {
+  if (!v) return '-';
+  if (v === 'healthy') return color.green(v);
+  if (v === 'critical' || v === 'error') return color.red(v);
+  return color.yellow(v);
+}
+
+export const pct = (x: number | null | undefined) => (x === null || x === undefined ? '-' : `${(x * 100).toFixed(2)}%`);
+export const msf = (x: number | null | undefined) => (x === null || x === undefined ? '-' : `${x.toFixed(1)}ms`);
+export const time = (iso: string | null | undefined) => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-');
+
+/** A split bar like [██████░░░░] for weight percent. */
+export function splitBar(weight: number, width = 20): string {
+  const c = Math.round((weight / 100) * width);
+  return `${color.blue('█'.repeat(width - c))}${color.yellow('█'.repeat(c))}`;
+}

@@ -1,0 +1,147 @@
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { connectDatabase, startEmbeddedDatabase, type Database } from '../../control-plane/state/db.js';
+import { ControlStore } from '../../control-plane/state/store.js';
+import { RolloutService } from '../../control-plane/rollout/service.js';
+import type { RoutePublisher } from '../../control-plane/state/route-publisher.js';
+import type { RouteTable } from '../../proxy/split/route-table.js';
+import { MemoryStatsStore } from '../../proxy/telemetry/memory-stats-store.js';
+import { ProxyStatsSource } from '../../control-plane/metrics/source.js';
+import { CanaryError } from '../../common/errors.js';
+import { freshSchema, silent } from '../helpers/servers.js';
+
+class RecordingPublisher implements RoutePublisher {
+  tables: RouteTable[] = [];
+  async publish(t: RouteTable) { this.tables.push(t); }
+  get last() { return this.tables.at(-1)!; }
+}
+
+const code = (c: string) => (e: unknown) => e instanceof CanaryError && e.code === c;
+
+/** The same suite runs against a real PostgreSQL server and the embedded PGlite. */
+function storeSuite(name: string, open: () => Promise<{ db: Database; cleanup(): Promise<void> }>) {
+  describe(`control-plane store on ${name}`, () => {
+    let db: Database, cleanup: () => Promise<void>, store: ControlStore, service: RolloutService, pub: RecordingPublisher;
+    before(async () => {
+      ({ db, cleanup } = await open());
+      store = new ControlStore(db.pool);
+      pub = new RecordingPublisher();
+      service = new RolloutService({ store, publisher: pub, metrics: new ProxyStatsSource(new MemoryStatsStore()), logger: silent });
+    });
+    after(async () => { await db.close(); await cleanup(); });
+
+    test('creates a deployment with its event and publishes a route table', async () => {
+      const d = await service.createDeployment({ name: 'iris', baseline: { version: 'v1', url: 'http://127.0.0.1:9001/ignored' } }, 'tester');
+      assert.equal(d.status, 'stable');
+      assert.equal(d.baselineUrl, 'http://127.0.0.1:9001');
+      assert.deepEqual(pub.last.deployments.iris.baseline, { version: 'v1', url: 'http://127.0.0.1:9001' });
+      await assert.rejects(service.createDeployment({ name: 'iris', baseline: { version: 'v1', url: 'http://x' } }, 't'), code('DEPLOYMENT_EXISTS'));
+      await assert.rejects(service.createDeployment({ name: 'bad name', baseline: { version: 'v1', url: 'http://x' } }, 't'), code('BAD_REQUEST'));
+      await assert.rejects(service.getDeployment('nope'), code('DEPLOYMENT_NOT_FOUND'));
+    });
+
+    test('registers versions with metadata; the same url again is idempotent, another url conflicts', async () => {
+      const r = await service.registerVersion('iris', { version: 'v2', url: 'http://127.0.0.1:9002', metadata: { trainedAt: '2026-11-01', dataVersion: 'iris@1', metrics: { accuracy: 0.87 } } }, 't');
+      assert.equal(r.created, true);
+      assert.equal((await service.registerVersion('iris', { version: 'v2', url: 'http://127.0.0.1:9002' }, 't')).created, false);
+      await assert.rejects(service.registerVersion('iris', { version: 'v2', url: 'http://127.0.0.1:9999' }, 't'), code('VERSION_EXISTS'));
+      const versions = await service.versions('iris');
+      assert.deepEqual(versions.map((v) => [v.version, v.state]), [['v2', 'registered'], ['v1', 'serving']]);
+      assert.equal((versions[0].metadata as { metrics: { accuracy: number } }).metrics.accuracy, 0.87);
+    });
+
+    test('starts one canary at a time, adjusts traffic, promotes, and keeps the old baseline ready', async () => {
+      await service.startCanary('iris', { version: 'v2', weight: 20 }, 't');
+      assert.equal(pub.last.deployments.iris.canary?.weight, 20);
+      await assert.rejects(service.startCanary('iris', { version: 'v2' }, 't'), code('CANARY_RUNNING'));
+      await service.setTraffic('iris', 30, 't');
+      assert.equal(pub.last.deployments.iris.canary?.weight, 30);
+      await assert.rejects(service.setTraffic('iris', 130, 't'), code('BAD_REQUEST'));
+      const d = await service.promote('iris', 'looks good', 't');
+      assert.equal(d.baselineVersion, 'v2');
+      assert.equal(d.canary, null);
+      assert.equal(pub.last.deployments.iris.canary, null);
+      assert.deepEqual((await service.versions('iris')).map((v) => [v.version, v.state]), [['v2', 'serving'], ['v1', 'retired']]);
+      await assert.rejects(service.promote('iris', null, 't'), code('NO_CANARY'));
+    });
+
+    test('rolls the baseline back to the newest earlier version that served, then refuses when none is left', async () => {
+      const d = await service.rollback('iris', 'bad promote', undefined, 't');
+      assert.equal(d.baselineVersion, 'v1');
+      assert.deepEqual((await service.versions('iris')).map((v) => [v.version, v.state]), [['v2', 'rolled_back'], ['v1', 'serving']]);
+      await assert.rejects(service.rollback('iris', null, undefined, 't'), code('NO_ROLLBACK_TARGET'));
+      await assert.rejects(service.rollback('iris', null, 'v9', 't'), code('VERSION_NOT_FOUND'));
+    });
+
+    test('keeps several earlier versions and rolls back to a named one', async () => {
+      for (const v of ['v3', 'v4', 'v5']) {
+        await service.startCanary('iris', { version: v, url: `http://127.0.0.1:90${v.slice(1)}0` }, 't');
+        await service.promote('iris', null, 't');
+      }
+      const states = Object.fromEntries((await service.versions('iris')).map((v) => [v.version, v.state]));
+      assert.deepEqual(states, { v5: 'serving', v4: 'retired', v3: 'retired', v1: 'retired', v2: 'rolled_back' });
+      const d = await service.rollback('iris', 'go back two', 'v3', 't');
+      assert.equal(d.baselineVersion, 'v3');
+    });
+
+    test('a promote racing a rollback: exactly one wins, the other gets 409, one event is written', async () => {
+      await service.createDeployment({ name: 'race', baseline: { version: 'v1', url: 'http://127.0.0.1:9101' } }, 't');
+      for (let round = 0; round < 5; round++) {
+        await service.startCanary('race', { version: `c${round}`, url: `http://127.0.0.1:92${round}0` }, 't');
+        const results = await Promise.allSettled([service.promote('race', null, 'a'), service.rollback('race', null, undefined, 'b')]);
+        const ok = results.filter((r) => r.status === 'fulfilled');
+        const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+        assert.equal(ok.length, 1, `round ${round}`);
+        assert.equal(failed.length, 1);
+        assert.equal((failed[0].reason as CanaryError).status, 409);
+        const events = await service.events('race', 3);
+        assert.equal(events.filter((e) => e.type === 'promoted' || e.type === 'rolled_back').length, 1);
+        assert.equal(events[1].type, 'canary_started');
+      }
+    });
+
+    test('pause and resume are idempotent and need a running canary', async () => {
+      await assert.rejects(service.setPaused('race', true, 't'), code('NO_CANARY'));
+      await service.startCanary('race', { version: 'p1', url: 'http://127.0.0.1:9300' }, 't');
+      assert.equal((await service.setPaused('race', true, 't')).status, 'paused');
+      await service.setPaused('race', true, 't');
+      assert.equal((await service.setPaused('race', false, 't')).status, 'progressing');
+      const types = (await service.events('race', 3)).map((e) => e.type);
+      assert.deepEqual(types, ['resumed', 'paused', 'canary_started']);
+    });
+
+    test('the audit trail is newest first with actor, reason and before/after', async () => {
+      const events = await service.events('iris', 100);
+      assert.equal(events[0].type, 'rolled_back');
+      assert.equal(events[0].reason, 'go back two');
+      assert.deepEqual(events[0].before, { baseline: 'v5' });
+      assert.deepEqual(events[0].after, { baseline: 'v3' });
+      assert.equal(events.at(-1)!.type, 'deployment_created');
+      assert.ok(events.every((e, i) => i === 0 || e.id < events[i - 1].id));
+    });
+
+    test('the analysis lease has one holder at a time and passes on when it expires', async () => {
+      assert.equal(await store.acquireLease('test-lease', 'a', 300), true);
+      assert.equal(await store.acquireLease('test-lease', 'b', 300), false);
+      assert.equal(await store.acquireLease('test-lease', 'a', 300), true, 'the holder renews');
+      await new Promise((r) => setTimeout(r, 400));
+      assert.equal(await store.acquireLease('test-lease', 'b', 300), true, 'taken over after expiry');
+      assert.equal(await store.acquireLease('test-lease', 'a', 300), false);
+    });
+  });
+}
+
+storeSuite('a real PostgreSQL server', async () => {
+  const schema = await freshSchema();
+  const db = await connectDatabase(schema.url);
+  return { db, cleanup: schema.drop };
+});
+
+storeSuite('the embedded PostgreSQL (PGlite)', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'canary-pglite-'));
+  const db = await startEmbeddedDatabase(dir);
+  return { db, cleanup: () => rm(dir, { recursive: true, force: true }) };
+});
