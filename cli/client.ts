@@ -12,15 +12,17 @@ export class ApiClient {
 
   async call<T = any>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<T> {
     let res;
+    // Mutations always send a JSON body ({} when there is nothing to say).
+    const payload = body !== undefined ? JSON.stringify(body) : method === 'GET' ? undefined : '{}';
     try {
       res = await request(new URL(path, this.baseUrl), {
         method,
         headers: {
-          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
           ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
           'x-canary-actor': this.actor,
         },
-        body: body !== undefined ? JSON.stringify(body) : method === 'GET' ? undefined : '{}',
+        body: payload,
         headersTimeout: 30_000,
       });
     } catch (err) {

@@ -103,7 +103,7 @@ export async function startStack(cpConfig: Readonly<ControlPlaneConfig>, proxyCo
   let proxy: RunningProxy;
   if (cpConfig.redisUrl) {
     const { proxyFromConfig } = await import('../proxy/main.js');
-    proxy = await proxyFromConfig({ ...proxyConfig, redisUrl: cpConfig.redisUrl }, logger);
+    proxy = await proxyFromConfig({ ...proxyConfig, redisUrl: cpConfig.redisUrl, redisPrefix: cpConfig.redisPrefix }, logger);
   } else {
     const source = new StaticRouteSource();
     const stats = new MemoryStatsStore();

@@ -35,7 +35,11 @@ const actorOf = (req: FastifyRequest) => {
  */
 export function buildApp(opts: AppOptions): FastifyInstance {
   const { service, token } = opts;
-  const app = Fastify({ loggerInstance: opts.logger as FastifyBaseLogger, disableRequestLogging: true, bodyLimit: 1024 * 1024 }) as unknown as FastifyInstance;
+  const app = Fastify({
+    loggerInstance: opts.logger as FastifyBaseLogger, disableRequestLogging: true, bodyLimit: 1024 * 1024,
+    // Unknown fields are an error, not silently dropped: a typo in a policy must not pass.
+    ajv: { customOptions: { removeAdditional: false } },
+  }) as unknown as FastifyInstance;
 
   app.setErrorHandler((err: Error & { validation?: unknown; statusCode?: number; code?: string }, req, reply) => {
     if (err instanceof CanaryError) return reply.status(err.status).send(err.toJSON());

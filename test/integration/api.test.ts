@@ -1,0 +1,121 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { loadControlPlaneConfig, loadProxyConfig, ConfigError } from '../../common/config.js';
+import { startStack, type RunningStack } from '../../control-plane/main.js';
+import { CANARY_BIN } from '../../common/processes.js';
+import { startModelServer, type RunningModelServer } from '../../model-servers/server.js';
+import { freshSchema, REDIS_URL, silent, testPrefix } from '../helpers/servers.js';
+
+const run = promisify(execFile);
+let stack: RunningStack, v1: RunningModelServer, v2: RunningModelServer, dropSchema: () => Promise<void>;
+const TOKEN = 'test-token-123';
+
+before(async () => {
+  const schema = await freshSchema();
+  dropSchema = schema.drop;
+  [v1, v2] = await Promise.all([startModelServer({ model: 'v1' }), startModelServer({ model: 'v3', version: 'v2' })]);
+  stack = await startStack(
+    loadControlPlaneConfig({ DATABASE_URL: schema.url, REDIS_URL, CANARY_REDIS_PREFIX: testPrefix(), CANARY_API_PORT: '0', CANARY_API_TOKEN: TOKEN }),
+    loadProxyConfig({ CANARY_PROXY_PORT: '0', CANARY_ADMIN_PORT: '0', CANARY_PROXY_HOST: '127.0.0.1' }),
+    { logger: silent },
+  );
+});
+after(async () => { await stack.close(); await v1.close(); await v2.close(); await dropSchema(); });
+
+const inject = (method: 'GET' | 'POST' | 'PUT', url: string, payload?: unknown, auth: string | null = TOKEN) =>
+  stack.controlPlane.app.inject({ method, url, payload: payload as object, headers: auth ? { authorization: `Bearer ${auth}` } : {} });
+
+test('mutations need the bearer token: 401 without, 403 when wrong; reads are open', async () => {
+  const body = { name: 'auth', baseline: { version: 'v1', url: v1.url } };
+  const none = await inject('POST', '/v1/deployments', body, null);
+  assert.equal(none.statusCode, 401);
+  assert.equal(none.json().error.code, 'UNAUTHORIZED');
+  const wrong = await inject('POST', '/v1/deployments', body, 'nope');
+  assert.equal(wrong.statusCode, 403);
+  assert.equal(wrong.json().error.code, 'FORBIDDEN');
+  assert.equal((await inject('GET', '/v1/deployments', undefined, null)).statusCode, 200);
+});
+
+test('bad input gets 400 with a stable code, unknown names 404, conflicts 409', async () => {
+  const cases: [string, 'GET' | 'POST' | 'PUT', string, unknown, number, string][] = [
+    ['missing baseline', 'POST', '/v1/deployments', { name: 'x' }, 400, 'BAD_REQUEST'],
+    ['bad url', 'POST', '/v1/deployments', { name: 'x', baseline: { version: 'v1', url: 'not a url' } }, 400, 'BAD_REQUEST'],
+    ['extra field', 'POST', '/v1/deployments', { name: 'x', baseline: { version: 'v1', url: v1.url }, colour: 'red' }, 400, 'BAD_REQUEST'],
+    ['bad policy', 'POST', '/v1/deployments', { name: 'x', baseline: { version: 'v1', url: v1.url }, policy: { steps: [50, 10] } }, 400, 'BAD_REQUEST'],
+    ['unknown deployment', 'GET', '/v1/deployments/ghost', undefined, 404, 'DEPLOYMENT_NOT_FOUND'],
+    ['unknown route', 'GET', '/v2/nothing', undefined, 404, 'NOT_FOUND'],
+  ];
+  for (const [what, method, url, body, status, code] of cases) {
+    const r = await inject(method, url, body);
+    assert.equal(r.statusCode, status, what);
+    assert.equal(r.json().error.code, code, what);
+    assert.ok(r.json().error.message.length > 0);
+  }
+  assert.equal((await inject('POST', '/v1/deployments', { name: 'iris', baseline: { version: 'v1', url: v1.url } })).statusCode, 201);
+  assert.equal((await inject('POST', '/v1/deployments', { name: 'iris', baseline: { version: 'v1', url: v1.url } })).json().error.code, 'DEPLOYMENT_EXISTS');
+  assert.equal((await inject('PUT', '/v1/deployments/iris/traffic', { weight: 10 })).json().error.code, 'NO_CANARY');
+  assert.equal((await inject('PUT', '/v1/deployments/iris/traffic', { weight: 150 })).statusCode, 400);
+  assert.equal((await inject('POST', '/v1/deployments/iris/canary', { version: 'v9' })).json().error.code, 'VERSION_NOT_FOUND');
+});
+
+test('the API drives the real proxy: a canary at 20% gets traffic, traffic changes apply', async () => {
+  const started = await inject('POST', '/v1/deployments/iris/canary', { version: 'v2', url: v2.url, weight: 20, policy: { interval: '1h' } });
+  assert.equal(started.statusCode, 201);
+  assert.equal(started.json().canary.weight, 20);
+  assert.equal((await inject('POST', '/v1/deployments/iris/canary', { version: 'v2' })).statusCode, 409);
+  const seen = async () => {
+    const r = await fetch(`${stack.proxy.url}/iris/predict`, { method: 'POST', body: JSON.stringify({ features: { sepal_length: 5, sepal_width: 3, petal_length: 1.4, petal_width: 0.2 } }) });
+    await r.arrayBuffer();
+    return r.headers.get('x-canary-version');
+  };
+  await new Promise((r) => setTimeout(r, 100));
+  const first = await Promise.all(Array.from({ length: 200 }, seen));
+  const share = first.filter((v) => v === 'v2').length / 2;
+  assert.ok(share > 10 && share < 30, `canary share ${share}%`);
+  await inject('PUT', '/v1/deployments/iris/traffic', { weight: 100 });
+  await new Promise((r) => setTimeout(r, 100));
+  assert.ok((await Promise.all(Array.from({ length: 20 }, seen))).every((v) => v === 'v2'));
+});
+
+test('the CLI: human tables by default, --json for scripts, a clear message and non-zero exit on errors', async () => {
+  const env = { ...process.env, CANARY_API_URL: stack.controlPlane.url, CANARY_API_TOKEN: TOKEN, NO_COLOR: '1' };
+  const list = await run(process.execPath, [CANARY_BIN, 'deployments'], { env });
+  assert.match(list.stdout, /^NAME\s+STATUS\s+BASELINE\s+CANARY\s+WEIGHT\s+VERDICT/);
+  assert.match(list.stdout, /iris\s+progressing\s+v1\s+v2\s+100%/);
+  const json = JSON.parse((await run(process.execPath, [CANARY_BIN, 'status', 'iris', '--json'], { env })).stdout);
+  assert.equal(json.deployment.canary.version, 'v2');
+  const pause = await run(process.execPath, [CANARY_BIN, 'pause', 'iris'], { env });
+  assert.match(pause.stdout, /iris is paused/);
+  await run(process.execPath, [CANARY_BIN, 'resume', 'iris'], { env });
+  const evalOut = await run(process.execPath, [CANARY_BIN, 'evaluate', 'iris'], { env });
+  assert.match(evalOut.stdout, /ROLE\s+VERSION\s+REQUESTS/);
+  const rb = await run(process.execPath, [CANARY_BIN, 'rollback', 'iris', '--reason', 'cli test'], { env });
+  assert.match(rb.stdout, /rolled back: baseline is v1/);
+  const hist = await run(process.execPath, [CANARY_BIN, 'history', 'iris'], { env });
+  assert.match(hist.stdout, /rolled_back\s+cli\s+cli test/);
+  const versions = await run(process.execPath, [CANARY_BIN, 'versions', 'iris', '--json'], { env });
+  assert.deepEqual(JSON.parse(versions.stdout).versions.map((v: { version: string; state: string }) => [v.version, v.state]), [['v2', 'rolled_back'], ['v1', 'serving']]);
+
+  const failures: [string[], RegExp, number][] = [
+    [['promote', 'iris'], /NO_CANARY/, 1],
+    [['status', 'ghost'], /no deployment named "ghost".*DEPLOYMENT_NOT_FOUND/, 1],
+    [['traffic', 'iris', 'lots'], /weight must be a number/, 2],
+    [['frobnicate'], /unknown command/, 2],
+    [['status'], /missing <name>/, 2],
+  ];
+  for (const [args, message, exitCode] of failures) {
+    await assert.rejects(run(process.execPath, [CANARY_BIN, ...args], { env }), (e: { code: number; stderr: string }) => {
+      assert.equal(e.code, exitCode, args.join(' '));
+      assert.match(e.stderr, message);
+      return true;
+    });
+  }
+  await assert.rejects(run(process.execPath, [CANARY_BIN, 'deployments'], { env: { ...env, CANARY_API_URL: 'http://127.0.0.1:1' } }), (e: { stderr: string }) => /cannot reach the control plane/.test(e.stderr));
+});
+
+test('with no token the API refuses to listen beyond loopback', () => {
+  assert.throws(() => loadControlPlaneConfig({ CANARY_API_HOST: '0.0.0.0' }), (e: Error) => e instanceof ConfigError && /CANARY_API_TOKEN/.test(e.message));
+  assert.equal(loadControlPlaneConfig({ CANARY_API_HOST: '0.0.0.0', CANARY_API_TOKEN: 'x' }).apiHost, '0.0.0.0');
+});
