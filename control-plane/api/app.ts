@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from '../../common/logger.js';
 import { CanaryError } from '../../common/errors.js';
 import type { RolloutService } from '../rollout/service.js';
@@ -36,7 +36,9 @@ const actorOf = (req: FastifyRequest) => {
 export function buildApp(opts: AppOptions): FastifyInstance {
   const { service, token } = opts;
   const app = Fastify({
-    loggerInstance: opts.logger as FastifyBaseLogger, disableRequestLogging: true, bodyLimit: 1024 * 1024,
+    loggerInstance: opts.logger as FastifyBaseLogger, bodyLimit: 1024 * 1024,
+    // Per-request logs would drown the audit-relevant ones; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
     // Unknown fields are an error, not silently dropped: a typo in a policy must not pass.
     ajv: { customOptions: { removeAdditional: false } },
   }) as unknown as FastifyInstance;
