@@ -1,7 +1,9 @@
+import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 
-/** The dashboard is a static page that talks to the REST API (built out in its own issue). */
+/** One static page that talks to the REST API; read once at start. */
+const PAGE = readFileSync(new URL('./dashboard.html', import.meta.url), 'utf8');
+
 export function registerDashboard(app: FastifyInstance): void {
-  app.get('/', async (_req, reply) => reply.type('text/html').send(`<!doctype html><meta charset="utf-8"><title>canary-mesh</title>
-<p>canary-mesh control plane. REST API under <code>/v1</code>: <a href="/v1/deployments">/v1/deployments</a>.</p>`));
+  app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-cache').send(PAGE));
 }

@@ -101,7 +101,7 @@ export function resolvePolicy(input: unknown, base: Policy = DEFAULT_POLICY): Po
 
 /** The API shape of a policy (durations as strings), the inverse of resolvePolicy. */
 export function policyToApi(p: Policy) {
-  const ms = (v: number) => (v % 60_000 === 0 ? `${v / 60_000}m` : v % 1000 === 0 ? `${v / 1000}s` : `${v}ms`);
+  const ms = (v: number) => (v % 3_600_000 === 0 ? `${v / 3_600_000}h` : v % 60_000 === 0 ? `${v / 60_000}m` : v % 1000 === 0 ? `${v / 1000}s` : `${v}ms`);
   return {
     interval: ms(p.intervalMs), window: ms(p.windowMs), steps: p.steps, minRequests: p.minRequests,
     stepDuration: ms(p.stepDurationMs), autoPromote: p.autoPromote, autoRollback: p.autoRollback,

@@ -1,0 +1,33 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import net from 'node:net';
+import { promisify } from 'node:util';
+import { CANARY_BIN } from '../../common/processes.js';
+
+const run = promisify(execFile);
+
+const portOpen = (port: number) => new Promise<boolean>((resolve) => {
+  const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+  s.on('error', () => resolve(false));
+});
+
+test('the demo tells the whole story in under a minute, exits 0 and leaves no server running', async () => {
+  const env = { ...process.env, NO_COLOR: '1' };
+  delete env.DATABASE_URL;
+  delete env.REDIS_URL;
+  delete env.CANARY_DATA_DIR;
+  const t0 = Date.now();
+  const { stdout } = await run(process.execPath, [CANARY_BIN, 'demo'], { env, timeout: 90_000 });
+  const seconds = (Date.now() - t0) / 1000;
+  assert.ok(seconds < 60, `took ${seconds}s`);
+  assert.match(stdout, /v1 {2}offline accuracy \d+\.\d% on \d+ held-out flowers/);
+  assert.match(stdout, /The analysis found v2 critical and rolled it back on its own/);
+  assert.match(stdout, /users saw 0 failed requests/);
+  assert.match(stdout, /auto_rollback_triggered/);
+  assert.match(stdout, /promoted: the baseline is now v3/);
+  assert.match(stdout, /versions: v3 serving, v2 rolled_back, v1 retired/);
+  const ports = [...stdout.matchAll(/http:\/\/127\.0\.0\.1:(\d+)/g)].map((m) => Number(m[1]));
+  assert.ok(ports.length >= 4);
+  for (const p of new Set(ports)) assert.equal(await portOpen(p), false, `port ${p} still open after the demo`);
+});
