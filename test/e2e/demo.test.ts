@@ -13,7 +13,7 @@ const portOpen = (port: number) => new Promise<boolean>((resolve) => {
 });
 
 test('the demo tells the whole story in under a minute, exits 0 and leaves no server running', async () => {
-  const env = { ...process.env, NO_COLOR: '1' };
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
   delete env.DATABASE_URL;
   delete env.REDIS_URL;
   delete env.CANARY_DATA_DIR;
