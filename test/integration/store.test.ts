@@ -22,11 +22,18 @@ class RecordingPublisher implements RoutePublisher {
 const code = (c: string) => (e: unknown) => e instanceof CanaryError && e.code === c;
 
 /** The same suite runs against a real PostgreSQL server and the embedded PGlite. */
-function storeSuite(name: string, open: () => Promise<{ db: Database; cleanup(): Promise<void> }>) {
+/**
+ * Makes two requests truly concurrent: holds the deployment's row lock while both start
+ * (so both read the same state), then lets them go. Embedded PGlite has one connection,
+ * which queues requests in order and gives the same interleaving without help.
+ */
+type Gate = (deployment: string, run: () => Promise<unknown>) => Promise<void>;
+
+function storeSuite(name: string, open: () => Promise<{ db: Database; cleanup(): Promise<void>; gate?: Gate }>) {
   describe(`control-plane store on ${name}`, () => {
-    let db: Database, cleanup: () => Promise<void>, store: ControlStore, service: RolloutService, pub: RecordingPublisher;
+    let db: Database, cleanup: () => Promise<void>, store: ControlStore, service: RolloutService, pub: RecordingPublisher, gate: Gate | undefined;
     before(async () => {
-      ({ db, cleanup } = await open());
+      ({ db, cleanup, gate } = await open());
       store = new ControlStore(db.pool);
       pub = new RecordingPublisher();
       service = new RolloutService({ store, publisher: pub, metrics: new ProxyStatsSource(new MemoryStatsStore()), logger: silent });
@@ -91,7 +98,10 @@ function storeSuite(name: string, open: () => Promise<{ db: Database; cleanup():
       await service.createDeployment({ name: 'race', baseline: { version: 'v1', url: 'http://127.0.0.1:9101' } }, 't');
       for (let round = 0; round < 5; round++) {
         await service.startCanary('race', { version: `c${round}`, url: `http://127.0.0.1:92${round}0` }, 't');
-        const results = await Promise.allSettled([service.promote('race', null, 'a'), service.rollback('race', null, undefined, 'b')]);
+        let racing!: Promise<PromiseSettledResult<unknown>[]>;
+        const race = () => (racing = Promise.allSettled([service.promote('race', null, 'a'), service.rollback('race', null, undefined, 'b')]));
+        if (gate) await gate('race', race); else race();
+        const results = await racing;
         const ok = results.filter((r) => r.status === 'fulfilled');
         const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
         assert.equal(ok.length, 1, `round ${round}`);
@@ -137,7 +147,16 @@ function storeSuite(name: string, open: () => Promise<{ db: Database; cleanup():
 storeSuite('a real PostgreSQL server', async () => {
   const schema = await freshSchema();
   const db = await connectDatabase(schema.url);
-  return { db, cleanup: schema.drop };
+  const gate: Gate = async (deployment, run) => {
+    const locker = await db.pool.connect();
+    await locker.query('BEGIN');
+    await locker.query('SELECT 1 FROM deployments WHERE name = $1 FOR UPDATE', [deployment]);
+    run();
+    await new Promise((r) => setTimeout(r, 150)); // both requests read the revision, then wait for the lock
+    await locker.query('COMMIT');
+    locker.release();
+  };
+  return { db, cleanup: schema.drop, gate };
 });
 
 storeSuite('the embedded PostgreSQL (PGlite)', async () => {
