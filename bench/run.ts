@@ -4,6 +4,7 @@
 import autocannon from 'autocannon';
 import { execSync, spawn } from 'node:child_process';
 import { writeFile, mkdtemp, mkdir } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,7 +21,23 @@ const WEIGHT = 20;
 const here = path.dirname(fileURLToPath(import.meta.url));
 const body = JSON.stringify({ features: { sepal_length: 6.1, sepal_width: 2.9, petal_length: 4.7, petal_width: 1.4 } });
 
-interface Row { scenario: string; rps: number; p50: number; p99: number; errors: number; non2xx: number }
+interface Row { scenario: string; rps: number; p50: number; p99: number; errors: number; non2xx: number; cpuUsPerRequest?: number }
+
+const CLOCK_TICKS = Number(execSync('getconf CLK_TCK').toString().trim()) || 100;
+/** CPU time (user + system) a process has used, in µs, from /proc. */
+function cpuMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1e6; // utime, stime
+}
+/** Runs `work` and adds the CPU µs per request that the processes `pids` spent on it. */
+async function withCpu(pids: number[], work: () => Promise<Row>): Promise<Row> {
+  const before = pids.map(cpuMicros);
+  const row = await work();
+  const used = pids.map(cpuMicros).reduce((a, v, i) => a + v - before[i], 0);
+  row.cpuUsPerRequest = +(used / (row.rps * DURATION_S)).toFixed(1);
+  process.stderr.write(`  ${' '.repeat(34)} ${row.cpuUsPerRequest} µs CPU per request in the measured process(es)\n`);
+  return row;
+}
 
 function print(row: Row): Row {
   process.stderr.write(`  ${row.scenario.padEnd(34)} ${row.rps.toFixed(0).padStart(7)} rps  p50 ${row.p50.toFixed(3)} ms  p99 ${row.p99.toFixed(3)} ms  errors ${row.errors + row.non2xx}\n`);
@@ -34,8 +51,8 @@ async function load(scenario: string, url: string): Promise<Row> {
 }
 
 /** Open loop at a fixed rate, latency in microseconds (see open-loop.ts). */
-async function fixedRate(scenario: string, url: string): Promise<Row> {
-  const r = await openLoop(url, body, OPEN_LOOP_RPS, DURATION_S * 1000);
+async function fixedRate(scenario: string, url: string, durationS = DURATION_S): Promise<Row> {
+  const r = await openLoop(url, body, OPEN_LOOP_RPS, durationS * 1000);
   return print({ scenario, rps: r.achievedRps, p50: r.p50, p99: r.p99, errors: r.errors, non2xx: 0 });
 }
 
@@ -43,7 +60,7 @@ async function startHttpProxy(baseline: string, canary: string) {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'http-proxy-split.ts'), baseline, canary, String(WEIGHT)], { stdio: ['ignore', 'pipe', 'inherit'] });
   for await (const line of createInterface({ input: child.stdout! })) {
     const msg = JSON.parse(line);
-    if (msg.ready) return { url: `http://127.0.0.1:${msg.port}`, stop: async () => { child.kill('SIGTERM'); await once(child, 'exit'); } };
+    if (msg.ready) return { url: `http://127.0.0.1:${msg.port}`, pid: child.pid!, stop: async () => { child.kill('SIGTERM'); await once(child, 'exit'); } };
   }
   throw new Error('http-proxy bench server did not start');
 }
@@ -63,16 +80,18 @@ async function main(): Promise<void> {
     await autocannon({ url: proxyUrl, method: 'POST', body, duration: 2, connections: 16 });
     await autocannon({ url: `${hp.url}/iris/predict`, method: 'POST', body, duration: 2, connections: 16 });
     process.stderr.write('closed loop (as fast as it goes):\n');
-    const direct = await load('direct (model server)', `${v1.ready.url}/predict`);
-    const ours = await load('canary-mesh proxy, 20% canary', proxyUrl);
-    const hpRow = await load('http-proxy split, keep-alive', `${hp.url}/iris/predict`);
+    const direct = await withCpu([v1.child.pid!], () => load('direct (model server)', `${v1.ready.url}/predict`));
+    const ours = await withCpu([proxy.child.pid!], () => load('canary-mesh proxy, 20% canary', proxyUrl));
+    const hpRow = await withCpu([hp.pid], () => load('http-proxy split, keep-alive', `${hp.url}/iris/predict`));
     process.stderr.write(`open loop at ${OPEN_LOOP_RPS} rps:\n`);
+    await fixedRate('warm-up (not reported)', `${v1.ready.url}/predict`, 3);
     const directOpen = await fixedRate(`direct @${OPEN_LOOP_RPS}`, `${v1.ready.url}/predict`);
     const oursOpen = await fixedRate(`canary-mesh proxy @${OPEN_LOOP_RPS}`, proxyUrl);
 
     const ratio = (r: Row) => +(r.rps / direct.rps).toFixed(3);
     const summary = {
       throughputRatio: { canaryMesh: ratio(ours), httpProxy: ratio(hpRow), target: 0.5 },
+      cpuUsPerRequest: { modelServer: direct.cpuUsPerRequest, canaryMeshProxy: ours.cpuUsPerRequest, httpProxy: hpRow.cpuUsPerRequest },
       addedLatencyAt2000rps: { p50Ms: +(oursOpen.p50 - directOpen.p50).toFixed(3), p99Ms: +(oursOpen.p99 - directOpen.p99).toFixed(3), targetP50Ms: 0.5, targetP99Ms: 2 },
     };
     let commit = 'unknown';
