@@ -26,6 +26,8 @@ export const DEFAULTS = {
   /** How long shutdown waits for in-flight requests before closing them. */
   shutdownGrace: '10s',
   dataDir: './.canary-data',
+  /** Prediction-log records held in memory at most; beyond it they are dropped and counted. */
+  predictionQueue: 50_000,
   redisPrefix: 'canary:',
 } as const;
 
@@ -71,6 +73,10 @@ export interface ProxyConfig {
   deployment: string | null;
   redisUrl: string | null;
   redisPrefix: string;
+  /** The prediction log goes to this PostgreSQL (tables from the control plane's migrations). */
+  databaseUrl: string | null;
+  /** Prediction-log records kept in memory while PostgreSQL is slow or down. */
+  predictionQueue: number;
   /** Static route table file (tests, benches, no Redis). */
   routesFile: string | null;
   routesResyncMs: number;
@@ -92,6 +98,8 @@ export function loadProxyConfig(env: Env = process.env, overrides: Partial<Proxy
     deployment: env.CANARY_DEPLOYMENT || null,
     redisUrl: url(env, 'REDIS_URL'),
     redisPrefix: env.CANARY_REDIS_PREFIX || DEFAULTS.redisPrefix,
+    databaseUrl: url(env, 'DATABASE_URL'),
+    predictionQueue: int(env, 'CANARY_PREDICTION_QUEUE', DEFAULTS.predictionQueue, 0),
     routesFile: env.CANARY_ROUTES_FILE || null,
     routesResyncMs: duration(env, 'CANARY_ROUTES_RESYNC', DEFAULTS.routesResync),
     statsFlushMs: duration(env, 'CANARY_STATS_FLUSH', DEFAULTS.statsFlush),

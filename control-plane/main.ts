@@ -10,6 +10,7 @@ import { StaticRouteSource } from '../proxy/split/sources/static-source.js';
 import { MemoryStatsStore } from '../proxy/telemetry/memory-stats-store.js';
 import { RedisStatsStore } from '../proxy/telemetry/redis-stats-store.js';
 import type { StatsStore } from '../proxy/telemetry/stats.js';
+import { PgPredictionSink } from '../proxy/telemetry/prediction-log.js';
 import { buildApp } from './api/app.js';
 import { ProxyStatsSource } from './metrics/source.js';
 import { AnalysisLoop } from './rollout/analysis-loop.js';
@@ -99,29 +100,30 @@ export interface RunningStack {
  */
 export async function startStack(cpConfig: Readonly<ControlPlaneConfig>, proxyConfig: Readonly<ProxyConfig>, opts: { logger?: Logger; now?: () => number } = {}): Promise<RunningStack> {
   const logger = opts.logger ?? createLogger('canary');
-  let parts: ControlPlaneParts = { logger, now: opts.now };
+  // Without Redis the proxy's route source and stats live in this process, shared with the control plane.
+  const source = cpConfig.redisUrl ? null : new StaticRouteSource();
+  const stats = cpConfig.redisUrl ? null : new MemoryStatsStore();
+  const controlPlane = await startControlPlane(cpConfig, source && stats ? { logger, now: opts.now, publisher: new InProcessRoutePublisher(source), stats } : { logger, now: opts.now });
+  // The prediction log shares the control plane's database (embedded or real).
+  const predictionSink = proxyConfig.predictionQueue > 0 ? new PgPredictionSink(controlPlane.db.pool) : undefined;
   let proxy: RunningProxy;
-  if (cpConfig.redisUrl) {
-    const { proxyFromConfig } = await import('../proxy/main.js');
-    proxy = await proxyFromConfig({ ...proxyConfig, redisUrl: cpConfig.redisUrl, redisPrefix: cpConfig.redisPrefix }, logger);
-  } else {
-    const source = new StaticRouteSource();
-    const stats = new MemoryStatsStore();
-    proxy = await startProxy({ config: proxyConfig, routeSource: source, statsStore: stats, logger });
-    parts = { ...parts, publisher: new InProcessRoutePublisher(source), stats };
-  }
-  let controlPlane: RunningControlPlane;
   try {
-    controlPlane = await startControlPlane(cpConfig, parts);
+    if (source && stats) {
+      proxy = await startProxy({ config: proxyConfig, routeSource: source, statsStore: stats, logger, predictionSink, predictionLog: { maxQueue: proxyConfig.predictionQueue } });
+    } else {
+      const { proxyFromConfig } = await import('../proxy/main.js');
+      proxy = await proxyFromConfig({ ...proxyConfig, redisUrl: cpConfig.redisUrl, redisPrefix: cpConfig.redisPrefix }, logger, { predictionSink });
+    }
   } catch (err) {
-    await proxy.close();
+    await controlPlane.close();
     throw err;
   }
+  // The control plane published before the proxy listened; the in-process source keeps it.
   return {
     controlPlane, proxy,
     close: async () => {
+      await proxy.close(); // drains requests and flushes stats and the prediction log first
       await controlPlane.close();
-      await proxy.close();
     },
   };
 }

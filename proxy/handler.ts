@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { ERRORS, errorBody, type ErrorCode } from '../common/errors.js';
@@ -12,6 +12,7 @@ import { requestHeadersForUpstream } from './upstream/headers.js';
 import type { UpstreamPools } from './upstream/pools.js';
 import type { ProxyRecorder } from './telemetry/recorder.js';
 import type { Outcome, StatsAccumulator } from './telemetry/stats.js';
+import type { PredictionLog } from './telemetry/prediction-log.js';
 
 export interface HandlerDeps {
   config: Readonly<ProxyConfig>;
@@ -20,6 +21,8 @@ export interface HandlerDeps {
   recorder: ProxyRecorder;
   stats: StatsAccumulator;
   logger: Logger;
+  /** When set, every answered request is logged (request id, version, input hash, outcome). */
+  predictions?: PredictionLog;
 }
 
 /** Which deployment a request is for, and the path to send upstream. */
@@ -48,6 +51,8 @@ function sendError(res: ServerResponse, code: ErrorCode, message: string, extra:
   res.writeHead(ERRORS[code].status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...extra });
   res.end(body);
 }
+
+const EMPTY_SHA256 = createHash('sha256').digest('hex');
 
 const FAILURE_TO_ERROR: Partial<Record<Outcome, ErrorCode>> = {
   timeout: 'UPSTREAM_TIMEOUT',
@@ -81,6 +86,7 @@ export function createRequestHandler(deps: HandlerDeps) {
   }
 
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
     const target = resolveTarget(req.url, config.deployment);
     if (!target) return sendError(res, 'BAD_REQUEST_TARGET', `cannot parse request target ${JSON.stringify(req.url)}`);
     const route = deps.table().deployments[target.deployment];
@@ -114,6 +120,13 @@ export function createRequestHandler(deps: HandlerDeps) {
       final = await send(route, 'baseline', route.baseline, req, res, target.path, headers, body, requestId, false, { 'x-canary-retried-from': pick.upstream.version });
       finalRole = 'baseline';
       finalUpstream = route.baseline;
+    }
+    if (deps.predictions && final.outcome !== 'aborted') {
+      deps.predictions.record({
+        requestId, deployment: route.name, version: finalUpstream.version, role: finalRole,
+        inputSha256: body === null ? EMPTY_SHA256 : Buffer.isBuffer(body) ? createHash('sha256').update(body).digest('hex') : null,
+        outcome: final.outcome, latencyMs: performance.now() - started, at: Date.now(),
+      });
     }
     if (!final.responded && final.outcome !== 'aborted') {
       if (final.error instanceof BodyTooLargeError) return sendError(res, 'BODY_TOO_LARGE', final.error.message, { ...variantHeaders, connection: 'close' });

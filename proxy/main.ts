@@ -9,6 +9,8 @@ import type { RouteSource } from './split/sources/route-source.js';
 import { MemoryStatsStore } from './telemetry/memory-stats-store.js';
 import { RedisStatsStore } from './telemetry/redis-stats-store.js';
 import type { StatsStore } from './telemetry/stats.js';
+import pg from 'pg';
+import { PgPredictionSink, type PredictionSink } from './telemetry/prediction-log.js';
 
 /** A Redis client for stats writes: fails fast while Redis is down (the flusher retries). */
 export function statsRedis(url: string): Redis {
@@ -17,8 +19,11 @@ export function statsRedis(url: string): Redis {
   return r;
 }
 
-/** Picks the route source and stats store from config: Redis when REDIS_URL is set. */
-export async function proxyFromConfig(config: Readonly<ProxyConfig>, logger: Logger): Promise<RunningProxy> {
+/**
+ * Picks the route source and stats store from config (Redis when REDIS_URL is set) and the
+ * prediction log's sink (PostgreSQL when DATABASE_URL is set, unless one is given).
+ */
+export async function proxyFromConfig(config: Readonly<ProxyConfig>, logger: Logger, extra: { predictionSink?: PredictionSink } = {}): Promise<RunningProxy> {
   let routeSource: RouteSource;
   let statsStore: StatsStore;
   if (config.redisUrl) {
@@ -31,9 +36,16 @@ export async function proxyFromConfig(config: Readonly<ProxyConfig>, logger: Log
   } else {
     throw new ConfigError('canary proxy needs REDIS_URL (routes from the control plane) or CANARY_ROUTES_FILE (a static route table); `canary up` runs proxy and control plane together without either');
   }
-  const proxy = await startProxy({ config, routeSource, statsStore, logger });
+  let predictionSink = extra.predictionSink;
+  let pgPool: pg.Pool | null = null;
+  if (!predictionSink && config.databaseUrl && config.predictionQueue > 0) {
+    pgPool = new pg.Pool({ connectionString: config.databaseUrl, max: 2, connectionTimeoutMillis: 5000 });
+    pgPool.on('error', (err) => logger.warn({ err: err.message }, 'prediction-log connection failed'));
+    predictionSink = new PgPredictionSink(pgPool);
+  }
+  const proxy = await startProxy({ config, routeSource, statsStore, logger, predictionSink, predictionLog: { maxQueue: config.predictionQueue } });
   const close = proxy.close;
-  proxy.close = async () => { await close(); await statsStore.close?.(); };
+  proxy.close = async () => { await close(); await statsStore.close?.(); await pgPool?.end(); };
   return proxy;
 }
 

@@ -10,6 +10,7 @@ import { StatsFlusher } from './telemetry/flusher.js';
 import { ProxyRecorder } from './telemetry/recorder.js';
 import { StatsAccumulator, type StatsStore } from './telemetry/stats.js';
 import { UpstreamPools } from './upstream/pools.js';
+import { DEFAULT_PREDICTION_LOG, PredictionLog, type PredictionLogOptions, type PredictionSink } from './telemetry/prediction-log.js';
 
 export interface ProxyDeps {
   config: Readonly<ProxyConfig>;
@@ -17,6 +18,9 @@ export interface ProxyDeps {
   statsStore: StatsStore;
   logger: Logger;
   recorder?: ProxyRecorder;
+  /** Where the prediction log goes (PostgreSQL); no log without one. */
+  predictionSink?: PredictionSink;
+  predictionLog?: Partial<PredictionLogOptions>;
 }
 
 export interface RunningProxy {
@@ -28,6 +32,7 @@ export interface RunningProxy {
   recorder: ProxyRecorder;
   /** Writes accumulated stats now (tests; shutdown does it too). */
   flushStats(): Promise<void>;
+  predictions: PredictionLog | null;
   /** Stop accepting, finish in-flight requests (up to the grace period), flush stats. */
   close(): Promise<void>;
 }
@@ -49,6 +54,10 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   const pools = new UpstreamPools({ connections: config.upstreamConnections, connectTimeoutMs: config.connectTimeoutMs, keepAliveTimeoutMs: 60_000 });
   const stats = new StatsAccumulator();
   const flusher = new StatsFlusher(stats, statsStore, config.statsFlushMs, logger, () => recorder.statsFlushFailures.inc());
+  const predictions = deps.predictionSink
+    ? new PredictionLog(deps.predictionSink, { ...DEFAULT_PREDICTION_LOG, ...deps.predictionLog }, logger, (n) => recorder.predictionsDropped.inc(n), (n) => recorder.predictionsWritten.inc(n))
+    : null;
+  if (predictions) recorder.predictionQueue = () => predictions.queued;
 
   let table: RouteTable = EMPTY_TABLE;
   let received = false;
@@ -68,7 +77,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   await routeSource.start(applyTable);
   recorder.setRouteSourceConnected(routeSource.status().connected);
 
-  const handle = createRequestHandler({ config, table: () => table, pools, recorder, stats, logger });
+  const handle = createRequestHandler({ config, table: () => table, pools, recorder, stats, logger, predictions: predictions ?? undefined });
   const server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
     handle(req, res).catch((err: Error) => {
       // A bug here must never take the proxy down: log, answer 500 if still possible.
@@ -84,6 +93,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   const admin = createAdminServer({ recorder, table: () => table, source: routeSource, hasTable: () => received });
 
   flusher.start();
+  predictions?.start();
   const port = await listen(server, config.port, config.host);
   const adminPort = await listen(admin, config.adminPort, config.host);
   const local = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
@@ -97,6 +107,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     table: () => table,
     recorder,
     flushStats: () => flusher.flush(),
+    predictions,
     close() {
       closing ??= (async () => {
         const drained = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -107,6 +118,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
         await new Promise<void>((resolve) => admin.close(() => resolve()));
         admin.closeAllConnections();
         await flusher.stop();
+        await predictions?.stop();
         await routeSource.stop();
         await pools.close();
         logger.info('proxy stopped');

@@ -25,6 +25,10 @@ export class ProxyRecorder {
   private readonly routeSourceUp: Gauge;
   readonly statsFlushFailures: Counter;
   readonly canaryRetries: Counter<'deployment'>;
+  readonly predictionsDropped: Counter;
+  readonly predictionsWritten: Counter;
+  /** Set by the proxy when a prediction log runs: reports its queue length at scrape time. */
+  predictionQueue: () => number = () => 0;
   private readonly children = new Map<string, SeriesChildren>();
 
   constructor(registry = new Registry(), opts: { defaultMetrics?: boolean } = {}) {
@@ -42,6 +46,10 @@ export class ProxyRecorder {
     this.tableVersion = new Gauge({ name: 'canary_proxy_route_table_version', help: 'Version of the route table in use', registers: [registry] });
     this.routeSourceUp = new Gauge({ name: 'canary_proxy_route_source_connected', help: '1 when the route source (Redis) is reachable, 0 while serving the last known table', registers: [registry] });
     this.statsFlushFailures = new Counter({ name: 'canary_proxy_stats_flush_failures_total', help: 'Windowed-stats flushes that failed (retried on the next flush)', registers: [registry] });
+    this.predictionsDropped = new Counter({ name: 'canary_proxy_prediction_log_dropped_total', help: 'Prediction-log records dropped because the queue was full', registers: [registry] });
+    this.predictionsWritten = new Counter({ name: 'canary_proxy_prediction_log_written_total', help: 'Prediction-log records written to PostgreSQL', registers: [registry] });
+    const self = this;
+    new Gauge({ name: 'canary_proxy_prediction_log_queue', help: 'Prediction-log records waiting to be written', registers: [registry], collect() { this.set(self.predictionQueue()); } });
     this.canaryRetries = new Counter({ name: 'canary_proxy_canary_retries_total', help: 'Failed canary requests retried on the baseline', labelNames: ['deployment'], registers: [registry] });
   }
 

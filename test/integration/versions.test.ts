@@ -1,0 +1,40 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { connectDatabase } from '../../control-plane/state/db.js';
+import { ControlStore } from '../../control-plane/state/store.js';
+import { RolloutService } from '../../control-plane/rollout/service.js';
+import { VersionProber } from '../../control-plane/versions/prober.js';
+import { ProxyStatsSource } from '../../control-plane/metrics/source.js';
+import { MemoryStatsStore } from '../../proxy/telemetry/memory-stats-store.js';
+import { CanaryError } from '../../common/errors.js';
+import { startModelServer } from '../../model-servers/server.js';
+import { closedPort, freshSchema, silent } from '../helpers/servers.js';
+
+const cleanups: (() => Promise<unknown>)[] = [];
+after(async () => { for (const c of cleanups.reverse()) await c(); });
+
+test('earlier versions stay probed; a rollback skips one whose server is gone', async () => {
+  const schema = await freshSchema();
+  const db = await connectDatabase(schema.url);
+  cleanups.push(() => schema.drop(), () => db.close());
+  const store = new ControlStore(db.pool);
+  const service = new RolloutService({ store, publisher: { publish: async () => {} }, metrics: new ProxyStatsSource(new MemoryStatsStore()), logger: silent });
+  const v1 = await startModelServer({ model: 'v1' });
+  const v3 = await startModelServer({ model: 'v3' });
+  cleanups.push(() => v1.close(), () => v3.close());
+  const gone = `http://127.0.0.1:${await closedPort()}`;
+  await service.createDeployment({ name: 'm', baseline: { version: 'v1', url: v1.url } }, 't');
+  for (const [v, url] of [['v2', gone], ['v3', v3.url], ['v4', v3.url]] as const) {
+    await service.startCanary('m', { version: v, url }, 't');
+    await service.promote('m', null, 't');
+  }
+  // v4 serves; v3, v2 (its server is gone) and v1 are retired and probed.
+  const prober = new VersionProber(store, 60_000, silent, 500);
+  await prober.probeAll();
+  const health = Object.fromEntries((await service.versions('m')).map((v) => [v.version, v.healthy]));
+  assert.deepEqual(health, { v4: true, v3: true, v2: false, v1: true });
+  assert.equal((await service.rollback('m', 'bad v4', undefined, 't')).baselineVersion, 'v3');
+  // Next default target would be v2, but its server is gone: v1 instead.
+  assert.equal((await service.rollback('m', 'bad v3', undefined, 't')).baselineVersion, 'v1');
+  await assert.rejects(service.rollback('m', null, 'v2', 't'), (e) => e instanceof CanaryError && e.code === 'NO_ROLLBACK_TARGET' && /failed its last health probe/.test(e.message));
+});
