@@ -93,6 +93,8 @@ test('the CLI: human tables by default, --json for scripts, a clear message and 
   assert.match(evalOut.stdout, /ROLE\s+VERSION\s+REQUESTS/);
   const rb = await run(process.execPath, [CANARY_BIN, 'rollback', 'iris', '--reason', 'cli test'], { env });
   assert.match(rb.stdout, /rolled back: baseline is v1/);
+  const watch = await run(process.execPath, [CANARY_BIN, 'status', 'iris', '--watch'], { env, timeout: 10_000 });
+  assert.match(watch.stdout, /no canary running: done watching/, 'status --watch ends with the canary');
   const hist = await run(process.execPath, [CANARY_BIN, 'history', 'iris'], { env });
   assert.match(hist.stdout, /rolled_back\s+cli\s+cli test/);
   const versions = await run(process.execPath, [CANARY_BIN, 'versions', 'iris', '--json'], { env });
