@@ -76,9 +76,9 @@ export class RolloutService {
    * the lock, so of two racing requests the second gets 409 instead of acting on a state
    * it never saw (a rollback meant for a canary must not roll back the new baseline).
    */
-  private async change<T>(name: string, fn: (q: pg.PoolClient, d: DeploymentRow) => Promise<T>, bump = true): Promise<T> {
+  private async change<T>(name: string, fn: (q: pg.PoolClient, d: DeploymentRow) => Promise<T>): Promise<T> {
     const expectedRevision = await this.store.revision(name);
-    const out = await this.store.withDeployment(name, fn, { expectedRevision, bump });
+    const out = await this.store.withDeployment(name, fn, { expectedRevision });
     await this.publishRoutes();
     return out;
   }
