@@ -124,7 +124,7 @@ export async function runDemo(opts: { keep: boolean }): Promise<void> {
     const [v1, v2] = models;
     out(`   v1 (baseline) at ${v1.ready.url}   v2 (candidate) at ${v2.ready.url}`);
     stack = await startStack(
-      loadControlPlaneConfig({ ...process.env, CANARY_DATA_DIR: dataDir || undefined, CANARY_API_PORT: opts.keep ? process.env.CANARY_API_PORT : '0', CANARY_ANALYSIS_TICK: '200ms' }),
+      loadControlPlaneConfig({ ...process.env, CANARY_DATA_DIR: dataDir || undefined, CANARY_API_PORT: opts.keep ? process.env.CANARY_API_PORT : '0', CANARY_XDS_PORT: opts.keep ? process.env.CANARY_XDS_PORT : '0', CANARY_ANALYSIS_TICK: '200ms' }),
       loadProxyConfig({ ...process.env, CANARY_PROXY_PORT: opts.keep ? process.env.CANARY_PROXY_PORT : '0', CANARY_ADMIN_PORT: opts.keep ? process.env.CANARY_ADMIN_PORT : '0', CANARY_PROXY_HOST: '127.0.0.1', CANARY_STATS_FLUSH: '250ms' }),
       { logger },
     );

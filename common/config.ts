@@ -9,6 +9,8 @@ export const DEFAULTS = {
   adminPort: 9901,
   apiPort: 8090,
   xdsPort: 18000,
+  /** The HTTP listener port Envoy opens when programmed over xDS. */
+  xdsListenerPort: 10000,
   /** Backstop re-read of the route table in case a pub/sub message was missed. */
   routesResync: '5s',
   /** Windowed stats leave the proxy about once a second (one pipeline per flush). */
@@ -136,6 +138,11 @@ export interface ControlPlaneConfig {
   redisUrl: string | null;
   redisPrefix: string;
   dataDir: string;
+  /** ADS gRPC port for Envoy and proxyless gRPC clients; null = no xDS server. */
+  xdsPort: number | null;
+  xdsHost: string;
+  /** Port of the HTTP listener the xDS server gives Envoy. */
+  xdsListenerPort: number;
   analysisTickMs: number;
   leaderLeaseMs: number;
   reconcileMs: number;
@@ -153,6 +160,9 @@ export function loadControlPlaneConfig(env: Env = process.env, overrides: Partia
     redisUrl: url(env, 'REDIS_URL'),
     redisPrefix: env.CANARY_REDIS_PREFIX || DEFAULTS.redisPrefix,
     dataDir: env.CANARY_DATA_DIR || DEFAULTS.dataDir,
+    xdsPort: env.CANARY_XDS_PORT === 'off' ? null : int(env, 'CANARY_XDS_PORT', DEFAULTS.xdsPort, 0, 65535),
+    xdsHost: env.CANARY_XDS_HOST || '0.0.0.0',
+    xdsListenerPort: int(env, 'CANARY_XDS_LISTENER_PORT', DEFAULTS.xdsListenerPort, 1, 65535),
     analysisTickMs: duration(env, 'CANARY_ANALYSIS_TICK', CONTROL_DEFAULTS.analysisTick),
     leaderLeaseMs: duration(env, 'CANARY_LEADER_LEASE', CONTROL_DEFAULTS.leaderLease),
     reconcileMs: duration(env, 'CANARY_RECONCILE', CONTROL_DEFAULTS.reconcile),

@@ -19,6 +19,10 @@ import { connectDatabase, startEmbeddedDatabase, type Database } from './state/d
 import { InProcessRoutePublisher, RedisRoutePublisher, type RoutePublisher } from './state/route-publisher.js';
 import { ControlStore } from './state/store.js';
 import { VersionProber } from './versions/prober.js';
+import { SnapshotCache } from './xds/cache.js';
+import { XdsRoutePublisher } from './xds/publisher.js';
+import { XdsServer } from './xds/server.js';
+import { FanOutPublisher } from './state/route-publisher.js';
 
 export interface RunningControlPlane {
   url: string;
@@ -27,6 +31,8 @@ export interface RunningControlPlane {
   service: RolloutService;
   loop: AnalysisLoop;
   db: Database;
+  /** The ADS server, when enabled, and the port it listens on. */
+  xds: { server: XdsServer; port: number } | null;
   close(): Promise<void>;
 }
 
@@ -57,11 +63,22 @@ export async function startControlPlane(config: Readonly<ControlPlaneConfig>, pa
   }
   if (!publisher || !stats) throw new Error('the control plane needs REDIS_URL, or an in-process proxy (canary up)');
 
+  let xds: RunningControlPlane['xds'] = null;
+  if (config.xdsPort !== null) {
+    const cache = new SnapshotCache();
+    const server = new XdsServer(cache, logger);
+    const port = await server.listen(config.xdsPort, config.xdsHost);
+    closers.push(() => server.close());
+    xds = { server, port };
+    publisher = new FanOutPublisher([publisher, new XdsRoutePublisher(cache, { listenerPort: config.xdsListenerPort }, logger)]);
+    logger.info({ port }, 'xDS (ADS) server listening');
+  }
+
   const store = new ControlStore(db.pool);
   const service = new RolloutService({ store, publisher, metrics: new ProxyStatsSource(stats), logger, now: parts.now });
   const loop = new AnalysisLoop(service, store, { tickMs: config.analysisTickMs, leaseMs: config.leaderLeaseMs, reconcileMs: config.reconcileMs }, logger, parts.now);
   const prober = new VersionProber(store, config.probeIntervalMs, logger);
-  const app = buildApp({ service, token: config.token, logger });
+  const app = buildApp({ service, token: config.token, logger, xds: xds?.server ?? null });
 
   await service.publishRoutes();
   await app.listen({ port: config.apiPort, host: config.apiHost });
@@ -74,7 +91,7 @@ export async function startControlPlane(config: Readonly<ControlPlaneConfig>, pa
 
   let closing: Promise<void> | null = null;
   return {
-    url, port, app, service, loop, db,
+    url, port, app, service, loop, db, xds,
     close() {
       closing ??= (async () => {
         prober.stop();
@@ -91,6 +108,8 @@ export async function startControlPlane(config: Readonly<ControlPlaneConfig>, pa
 export interface RunningStack {
   controlPlane: RunningControlPlane;
   proxy: RunningProxy;
+  /** The in-process stats store when there is no Redis (null with Redis). */
+  statsStore: StatsStore | null;
   close(): Promise<void>;
 }
 
@@ -120,7 +139,7 @@ export async function startStack(cpConfig: Readonly<ControlPlaneConfig>, proxyCo
   }
   // The control plane published before the proxy listened; the in-process source keeps it.
   return {
-    controlPlane, proxy,
+    controlPlane, proxy, statsStore: stats,
     close: async () => {
       await proxy.close(); // drains requests and flushes stats and the prediction log first
       await controlPlane.close();

@@ -5,12 +5,15 @@ import { CanaryError } from '../../common/errors.js';
 import type { RolloutService } from '../rollout/service.js';
 import { analysisView, canaryView, deploymentView, eventView, versionView } from './views.js';
 import { registerDashboard } from './dashboard.js';
+import type { XdsServer } from '../xds/server.js';
 
 export interface AppOptions {
   service: RolloutService;
   /** When set, every mutation needs `Authorization: Bearer <token>`. */
   token: string | null;
   logger: Logger;
+  /** The xDS server, for its status endpoint. */
+  xds?: XdsServer | null;
 }
 
 const nameParam = { type: 'object', properties: { name: { type: 'string', minLength: 1, maxLength: 63 } }, required: ['name'] } as const;
@@ -63,6 +66,12 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/v1/xds', async () => {
+    if (!opts.xds) return { enabled: false };
+    const snapshot = opts.xds.cache.get('*');
+    return { enabled: true, versions: snapshot?.versions ?? null, counters: opts.xds.counters, recentNacks: opts.xds.lastNack };
+  });
 
   app.get('/v1/deployments', async () => ({ deployments: (await service.listDeployments()).map(deploymentView) }));
 

@@ -36,7 +36,7 @@ function traffic(url: string, concurrency = 6) {
 async function stackWith(models: RunningModelServer[]) {
   const schema = await freshSchema();
   const stack = await startStack(
-    loadControlPlaneConfig({ DATABASE_URL: schema.url, REDIS_URL, CANARY_REDIS_PREFIX: testPrefix(), CANARY_API_PORT: '0', CANARY_ANALYSIS_TICK: '100ms', CANARY_LEADER_LEASE: '1s' }),
+    loadControlPlaneConfig({ DATABASE_URL: schema.url, REDIS_URL, CANARY_REDIS_PREFIX: testPrefix(), CANARY_API_PORT: '0', CANARY_XDS_PORT: '0', CANARY_ANALYSIS_TICK: '100ms', CANARY_LEADER_LEASE: '1s' }),
     loadProxyConfig({ CANARY_PROXY_PORT: '0', CANARY_ADMIN_PORT: '0', CANARY_PROXY_HOST: '127.0.0.1', CANARY_STATS_FLUSH: '200ms' }),
     { logger: silent },
   );
@@ -85,7 +85,7 @@ test('a healthy canary walks its steps and is promoted', async () => {
 test('two control-plane processes on one database: one decision per tick, the other takes over when the leader dies, and a restart resumes', async () => {
   const schema = await freshSchema();
   cleanups.push(() => schema.drop());
-  const env = { DATABASE_URL: schema.url, REDIS_URL, CANARY_REDIS_PREFIX: testPrefix(), CANARY_API_PORT: '0', CANARY_ANALYSIS_TICK: '100ms', CANARY_LEADER_LEASE: '1s', LOG_LEVEL: 'warn' };
+  const env = { DATABASE_URL: schema.url, REDIS_URL, CANARY_REDIS_PREFIX: testPrefix(), CANARY_API_PORT: '0', CANARY_XDS_PORT: '0', CANARY_ANALYSIS_TICK: '100ms', CANARY_LEADER_LEASE: '1s', LOG_LEVEL: 'warn' };
   const start = () => spawnCanary<{ url: string }>(['control-plane'], { env, isReady: (m) => m.ready === true });
   const a = await start();
   const b = await start();

@@ -17,7 +17,7 @@ before(async () => {
   dropSchema = schema.drop;
   [v1, v2] = await Promise.all([startModelServer({ model: 'v1' }), startModelServer({ model: 'v3', version: 'v2' })]);
   stack = await startStack(
-    loadControlPlaneConfig({ DATABASE_URL: schema.url, REDIS_URL, CANARY_REDIS_PREFIX: testPrefix(), CANARY_API_PORT: '0', CANARY_API_TOKEN: TOKEN }),
+    loadControlPlaneConfig({ DATABASE_URL: schema.url, REDIS_URL, CANARY_REDIS_PREFIX: testPrefix(), CANARY_API_PORT: '0', CANARY_XDS_PORT: '0', CANARY_API_TOKEN: TOKEN }),
     loadProxyConfig({ CANARY_PROXY_PORT: '0', CANARY_ADMIN_PORT: '0', CANARY_PROXY_HOST: '127.0.0.1' }),
     { logger: silent },
   );
