@@ -175,3 +175,17 @@ export function loadControlPlaneConfig(env: Env = process.env, overrides: Partia
   if (cfg.leaderLeaseMs < 2 * cfg.analysisTickMs) throw new ConfigError('CANARY_LEADER_LEASE must be at least twice CANARY_ANALYSIS_TICK so the leader can renew it');
   return Object.freeze(cfg);
 }
+
+/**
+ * Every environment variable canary-mesh reads, in one list: the README documents each and
+ * a test checks that compose.yaml and the sources use no other.
+ */
+export const ENV_VARS = [
+  'CANARY_PROXY_PORT', 'CANARY_PROXY_HOST', 'CANARY_ADMIN_PORT', 'CANARY_API_PORT', 'CANARY_API_HOST', 'CANARY_API_TOKEN', 'CANARY_API_URL',
+  'REDIS_URL', 'CANARY_REDIS_PREFIX', 'DATABASE_URL', 'CANARY_DATA_DIR', 'CANARY_DEPLOYMENT', 'CANARY_ROUTES_FILE', 'CANARY_ROUTES_RESYNC',
+  'CANARY_STATS_FLUSH', 'CANARY_MAX_BODY_BYTES', 'CANARY_BUFFER_BODY_BYTES', 'CANARY_UPSTREAM_TIMEOUT', 'CANARY_UPSTREAM_BODY_TIMEOUT',
+  'CANARY_CONNECT_TIMEOUT', 'CANARY_UPSTREAM_CONNECTIONS', 'CANARY_SHUTDOWN_GRACE', 'CANARY_PREDICTION_QUEUE', 'CANARY_ANALYSIS_TICK',
+  'CANARY_LEADER_LEASE', 'CANARY_RECONCILE', 'CANARY_PROBE_INTERVAL', 'CANARY_XDS_PORT', 'CANARY_XDS_HOST', 'CANARY_XDS_LISTENER_PORT',
+  'CANARY_FAULT_ERROR_RATE', 'CANARY_FAULT_LATENCY', 'CANARY_FAULT_JITTER', 'CANARY_FAULT_HANG_RATE', 'CANARY_MODEL', 'CANARY_MODEL_VERSION',
+  'PORT', 'HOST', 'LOG_LEVEL', 'NO_COLOR',
+] as const;

@@ -1,0 +1,81 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { parse } from 'yaml';
+import { DEFAULTS, ENV_VARS } from '../../common/config.js';
+
+const run = promisify(execFile);
+const compose = parse(readFileSync('compose.yaml', 'utf8'));
+const known = new Set<string>(ENV_VARS);
+
+test('compose.yaml passes docker-compose\'s own validation (no engine needed)', async () => {
+  // Debian's docker-compose (Compose v1), installed by .ci/run.
+  const r = await run('docker-compose', ['-f', 'compose.yaml', 'config', '-q'], { env: { ...process.env, CANARY_API_TOKEN: 'validation-only' } });
+  assert.equal(r.stderr.trim(), '');
+  // Without a token it refuses, rather than start an open API.
+  const env = { ...process.env };
+  delete env.CANARY_API_TOKEN;
+  await assert.rejects(run('docker-compose', ['-f', 'compose.yaml', 'config', '-q'], { env }), /set CANARY_API_TOKEN/);
+});
+
+test('every file compose.yaml refers to exists', () => {
+  for (const [name, svc] of Object.entries<any>(compose.services)) {
+    if (svc.build) assert.ok(existsSync(path.join(svc.build, 'Dockerfile')), `${name}: Dockerfile`);
+    for (const v of svc.volumes ?? []) {
+      const host = String(v).split(':')[0];
+      if (host.startsWith('.')) assert.ok(existsSync(host), `${name}: ${host}`);
+    }
+  }
+});
+
+test('canary-mesh services use only real config names and their documented ports', () => {
+  const ours = Object.entries<any>(compose.services).filter(([, s]) => s.image === 'canary-mesh:latest');
+  assert.deepEqual(ours.map(([n]) => n).sort(), ['control-plane', 'model-v1', 'model-v2', 'proxy']);
+  for (const [name, svc] of ours) {
+    for (const key of Object.keys(svc.environment ?? {})) assert.ok(known.has(key), `${name}: ${key} is not a canary-mesh setting`);
+    const env = svc.environment ?? {};
+    const containerPorts = (svc.ports ?? []).map((p: string) => Number(String(p).split(':').pop()));
+    const expected: Record<string, number[]> = {
+      'control-plane': [Number(env.CANARY_API_PORT ?? DEFAULTS.apiPort), Number(env.CANARY_XDS_PORT ?? DEFAULTS.xdsPort)],
+      proxy: [Number(env.CANARY_PROXY_PORT ?? DEFAULTS.proxyPort), Number(env.CANARY_ADMIN_PORT ?? DEFAULTS.adminPort)],
+    };
+    if (expected[name]) assert.deepEqual(containerPorts.sort(), expected[name].sort(), `${name} ports`);
+  }
+  assert.equal(compose.services['control-plane'].environment.CANARY_API_TOKEN, '${CANARY_API_TOKEN:?set CANARY_API_TOKEN to protect the API}', 'no secret in the file');
+  assert.ok(compose.volumes.pgdata !== undefined, 'named volume for PostgreSQL');
+  assert.equal(compose.name, undefined, 'Compose v1 validation: no top-level name');
+});
+
+test('Prometheus scrapes the proxy admin port and Envoy\'s stats listener', () => {
+  const prom = parse(readFileSync('prometheus/prometheus.yml', 'utf8'));
+  const targets = prom.scrape_configs.flatMap((c: any) => c.static_configs.flatMap((s: any) => s.targets));
+  assert.ok(targets.includes(`proxy:${DEFAULTS.adminPort}`));
+  assert.ok(targets.includes('envoy:9903'));
+});
+
+function sources(dir: string): string[] {
+  return readdirSync(dir).flatMap((f) => {
+    const p = path.join(dir, f);
+    if (f === 'node_modules' || f === 'generated') return [];
+    return statSync(p).isDirectory() ? sources(p) : p.endsWith('.ts') ? [p] : [];
+  });
+}
+
+test('the sources read only listed environment variables, and the README documents every one', () => {
+  const readme = readFileSync('README.md', 'utf8');
+  for (const v of ENV_VARS) assert.ok(readme.includes(v), `README does not mention ${v}`);
+  for (const file of ['common', 'proxy', 'control-plane', 'model-servers', 'cli'].flatMap(sources)) {
+    const text = readFileSync(file, 'utf8');
+    for (const m of text.matchAll(/(?:process\.env|\benv)(?:\.([A-Z][A-Z0-9_]+)|\[['"]([A-Z][A-Z0-9_]+)['"]\])/g)) {
+      const name = m[1] ?? m[2];
+      assert.ok(known.has(name), `${file} reads ${name}, which is not in ENV_VARS`);
+    }
+    for (const m of text.matchAll(/int\(env, '([A-Z_]+)'|duration\(env, '([A-Z_]+)'|url\(env, '([A-Z_]+)'/g)) {
+      const name = m[1] ?? m[2] ?? m[3];
+      assert.ok(known.has(name), `${file} reads ${name}, which is not in ENV_VARS`);
+    }
+  }
+});
