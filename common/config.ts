@@ -56,6 +56,13 @@ function duration(env: Env, name: string, dflt: string): number {
   }
 }
 
+function oneOf<T extends string>(env: Env, name: string, values: readonly T[], dflt: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return dflt;
+  if (!values.includes(raw as T)) throw new ConfigError(`${name}: expected one of ${values.join(', ')}, got ${JSON.stringify(raw)}`);
+  return raw as T;
+}
+
 function url(env: Env, name: string): string | null {
   const raw = env[name];
   if (!raw) return null;
@@ -138,6 +145,12 @@ export interface ControlPlaneConfig {
   redisUrl: string | null;
   redisPrefix: string;
   dataDir: string;
+  /** Prometheus HTTP API for policy.metrics "prometheus"; null = not available. */
+  prometheusUrl: string | null;
+  /** Which metrics Prometheus holds: the canary-mesh proxy's, or Envoy's. */
+  prometheusFlavor: 'proxy' | 'envoy';
+  /** The metrics source a canary uses when its policy does not say. */
+  defaultMetricsSource: 'proxy' | 'prometheus';
   /** ADS gRPC port for Envoy and proxyless gRPC clients; null = no xDS server. */
   xdsPort: number | null;
   xdsHost: string;
@@ -160,6 +173,9 @@ export function loadControlPlaneConfig(env: Env = process.env, overrides: Partia
     redisUrl: url(env, 'REDIS_URL'),
     redisPrefix: env.CANARY_REDIS_PREFIX || DEFAULTS.redisPrefix,
     dataDir: env.CANARY_DATA_DIR || DEFAULTS.dataDir,
+    prometheusUrl: url(env, 'CANARY_PROMETHEUS_URL'),
+    prometheusFlavor: oneOf(env, 'CANARY_PROMETHEUS_FLAVOR', ['proxy', 'envoy'] as const, 'proxy'),
+    defaultMetricsSource: oneOf(env, 'CANARY_METRICS_SOURCE', ['proxy', 'prometheus'] as const, 'proxy'),
     xdsPort: env.CANARY_XDS_PORT === 'off' ? null : int(env, 'CANARY_XDS_PORT', DEFAULTS.xdsPort, 0, 65535),
     xdsHost: env.CANARY_XDS_HOST || '0.0.0.0',
     xdsListenerPort: int(env, 'CANARY_XDS_LISTENER_PORT', DEFAULTS.xdsListenerPort, 1, 65535),
@@ -172,6 +188,7 @@ export function loadControlPlaneConfig(env: Env = process.env, overrides: Partia
   if (!cfg.token && !LOOPBACK.has(cfg.apiHost)) {
     throw new ConfigError(`CANARY_API_HOST=${cfg.apiHost} without CANARY_API_TOKEN: refusing to expose an unauthenticated API beyond loopback; set CANARY_API_TOKEN`);
   }
+  if (cfg.defaultMetricsSource === 'prometheus' && !cfg.prometheusUrl) throw new ConfigError('CANARY_METRICS_SOURCE=prometheus needs CANARY_PROMETHEUS_URL');
   if (cfg.leaderLeaseMs < 2 * cfg.analysisTickMs) throw new ConfigError('CANARY_LEADER_LEASE must be at least twice CANARY_ANALYSIS_TICK so the leader can renew it');
   return Object.freeze(cfg);
 }
@@ -185,7 +202,7 @@ export const ENV_VARS = [
   'REDIS_URL', 'CANARY_REDIS_PREFIX', 'DATABASE_URL', 'CANARY_DATA_DIR', 'CANARY_DEPLOYMENT', 'CANARY_ROUTES_FILE', 'CANARY_ROUTES_RESYNC',
   'CANARY_STATS_FLUSH', 'CANARY_MAX_BODY_BYTES', 'CANARY_BUFFER_BODY_BYTES', 'CANARY_UPSTREAM_TIMEOUT', 'CANARY_UPSTREAM_BODY_TIMEOUT',
   'CANARY_CONNECT_TIMEOUT', 'CANARY_UPSTREAM_CONNECTIONS', 'CANARY_SHUTDOWN_GRACE', 'CANARY_PREDICTION_QUEUE', 'CANARY_ANALYSIS_TICK',
-  'CANARY_LEADER_LEASE', 'CANARY_RECONCILE', 'CANARY_PROBE_INTERVAL', 'CANARY_XDS_PORT', 'CANARY_XDS_HOST', 'CANARY_XDS_LISTENER_PORT',
+  'CANARY_LEADER_LEASE', 'CANARY_RECONCILE', 'CANARY_PROBE_INTERVAL', 'CANARY_PROMETHEUS_URL', 'CANARY_PROMETHEUS_FLAVOR', 'CANARY_METRICS_SOURCE', 'CANARY_XDS_PORT', 'CANARY_XDS_HOST', 'CANARY_XDS_LISTENER_PORT',
   'CANARY_FAULT_ERROR_RATE', 'CANARY_FAULT_LATENCY', 'CANARY_FAULT_JITTER', 'CANARY_FAULT_HANG_RATE', 'CANARY_MODEL', 'CANARY_MODEL_VERSION',
   'PORT', 'HOST', 'LOG_LEVEL', 'NO_COLOR',
 ] as const;

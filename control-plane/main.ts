@@ -13,6 +13,8 @@ import type { StatsStore } from '../proxy/telemetry/stats.js';
 import { PgPredictionSink } from '../proxy/telemetry/prediction-log.js';
 import { buildApp } from './api/app.js';
 import { ProxyStatsSource } from './metrics/source.js';
+import { PrometheusSource } from './metrics/prometheus.js';
+import { DEFAULT_POLICY } from './rollout/policy.js';
 import { AnalysisLoop } from './rollout/analysis-loop.js';
 import { RolloutService } from './rollout/service.js';
 import { connectDatabase, startEmbeddedDatabase, type Database } from './state/db.js';
@@ -75,7 +77,9 @@ export async function startControlPlane(config: Readonly<ControlPlaneConfig>, pa
   }
 
   const store = new ControlStore(db.pool);
-  const service = new RolloutService({ store, publisher, metrics: new ProxyStatsSource(stats), logger, now: parts.now });
+  const prometheus = config.prometheusUrl ? new PrometheusSource(config.prometheusUrl, config.prometheusFlavor) : null;
+  const defaultPolicy = { ...DEFAULT_POLICY, metrics: config.defaultMetricsSource };
+  const service = new RolloutService({ store, publisher, metrics: new ProxyStatsSource(stats), prometheus, defaultPolicy, logger, now: parts.now });
   const loop = new AnalysisLoop(service, store, { tickMs: config.analysisTickMs, leaseMs: config.leaderLeaseMs, reconcileMs: config.reconcileMs }, logger, parts.now);
   const prober = new VersionProber(store, config.probeIntervalMs, logger);
   const app = buildApp({ service, token: config.token, logger, xds: xds?.server ?? null });

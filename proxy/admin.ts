@@ -16,7 +16,7 @@ function json(res: http.ServerResponse, status: number, body: unknown): void {
  * serve the last known table, and failing every replica's readiness at once because of a
  * Redis blip would take the whole service down. The body says when the table is stale.
  */
-export function createAdminServer(deps: { recorder: ProxyRecorder; table: () => RouteTable; source: RouteSource; hasTable: () => boolean }) {
+export function createAdminServer(deps: { recorder: ProxyRecorder; table: () => RouteTable; source: RouteSource; hasTable: () => boolean; appliedAt: () => number | null }) {
   return http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: { code: 'METHOD_NOT_ALLOWED', message: 'admin endpoints are read-only' } });
@@ -35,6 +35,7 @@ export function createAdminServer(deps: { recorder: ProxyRecorder; table: () => 
         return json(res, ready ? 200 : 503, {
           ready,
           routeTableVersion: deps.table().version,
+          routeTableAppliedAt: deps.appliedAt() === null ? null : new Date(deps.appliedAt()!).toISOString(),
           routeSource: source,
           stale: !source.connected,
           ...(ready ? {} : { reason: 'no route table received yet' }),

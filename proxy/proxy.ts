@@ -29,6 +29,8 @@ export interface RunningProxy {
   url: string;
   adminUrl: string;
   table(): RouteTable;
+  /** Epoch ms when the current route table was applied (null before the first). */
+  tableAppliedAt(): number | null;
   recorder: ProxyRecorder;
   /** Writes accumulated stats now (tests; shutdown does it too). */
   flushStats(): Promise<void>;
@@ -60,10 +62,10 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   if (predictions) recorder.predictionQueue = () => predictions.queued;
 
   let table: RouteTable = EMPTY_TABLE;
-  let received = false;
+  let appliedAt: number | null = null;
   const applyTable = (next: RouteTable) => {
     table = next;
-    received = true;
+    appliedAt = Date.now();
     recorder.onTable(next);
     const origins = new Set<string>();
     for (const d of Object.values(next.deployments)) {
@@ -90,7 +92,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     if (socket.writable) socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{"error":{"code":"BAD_REQUEST_TARGET","message":"malformed request: ${err.code ?? 'parse error'}"}}`);
     else socket.destroy();
   });
-  const admin = createAdminServer({ recorder, table: () => table, source: routeSource, hasTable: () => received });
+  const admin = createAdminServer({ recorder, table: () => table, source: routeSource, hasTable: () => appliedAt !== null, appliedAt: () => appliedAt });
 
   flusher.start();
   predictions?.start();
@@ -105,6 +107,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     url: `http://${local}:${port}`,
     adminUrl: `http://${local}:${adminPort}`,
     table: () => table,
+    tableAppliedAt: () => appliedAt,
     recorder,
     flushStats: () => flusher.flush(),
     predictions,

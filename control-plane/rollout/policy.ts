@@ -5,7 +5,11 @@ import { CanaryError } from '../../common/errors.js';
  * A canary's policy (DESIGN.md §3). Every field is optional in the API; defaults below.
  * Durations are stored resolved to milliseconds.
  */
+export type MetricsSourceName = 'proxy' | 'prometheus';
+
 export interface Policy {
+  /** Where the analysis reads stats: the proxies' windowed stats, or Prometheus. */
+  metrics: MetricsSourceName;
   intervalMs: number;
   windowMs: number;
   steps: number[];
@@ -25,6 +29,7 @@ export interface Policy {
 }
 
 export const DEFAULT_POLICY: Readonly<Policy> = Object.freeze({
+  metrics: 'proxy' as MetricsSourceName,
   intervalMs: 30_000,
   windowMs: 5 * 60_000,
   steps: [1, 10, 50, 100],
@@ -66,7 +71,7 @@ export function resolvePolicy(input: unknown, base: Policy = DEFAULT_POLICY): Po
   if (input === undefined || input === null) return structuredClone(base) as Policy;
   if (typeof input !== 'object' || Array.isArray(input)) throw bad('expected an object');
   const p = input as Record<string, unknown>;
-  const known = new Set(['interval', 'window', 'steps', 'minRequests', 'stepDuration', 'autoPromote', 'autoRollback', 'thresholds']);
+  const known = new Set(['metrics', 'interval', 'window', 'steps', 'minRequests', 'stepDuration', 'autoPromote', 'autoRollback', 'thresholds']);
   for (const k of Object.keys(p)) if (!known.has(k)) throw bad(`${k}: unknown field (known: ${[...known].join(', ')})`);
   const intervalMs = dur(p.interval, 'interval', base.intervalMs);
   if (intervalMs < 100) throw bad('interval: must be at least 100ms');
@@ -80,7 +85,9 @@ export function resolvePolicy(input: unknown, base: Policy = DEFAULT_POLICY): Po
   if (typeof t !== 'object' || Array.isArray(t)) throw bad('thresholds: expected an object');
   const knownT = new Set(['errorRateDelta', 'latencyP95DeltaMs', 'errorRateMax', 'latencyP99Ratio', 'latencyP99For']);
   for (const k of Object.keys(t)) if (!knownT.has(k)) throw bad(`thresholds.${k}: unknown field`);
+  if (p.metrics !== undefined && p.metrics !== 'proxy' && p.metrics !== 'prometheus') throw bad('metrics: expected "proxy" or "prometheus"');
   return {
+    metrics: (p.metrics as MetricsSourceName | undefined) ?? base.metrics,
     intervalMs,
     windowMs: dur(p.window, 'window', base.windowMs),
     steps,
@@ -103,7 +110,7 @@ export function resolvePolicy(input: unknown, base: Policy = DEFAULT_POLICY): Po
 export function policyToApi(p: Policy) {
   const ms = (v: number) => (v % 3_600_000 === 0 ? `${v / 3_600_000}h` : v % 60_000 === 0 ? `${v / 60_000}m` : v % 1000 === 0 ? `${v / 1000}s` : `${v}ms`);
   return {
-    interval: ms(p.intervalMs), window: ms(p.windowMs), steps: p.steps, minRequests: p.minRequests,
+    metrics: p.metrics, interval: ms(p.intervalMs), window: ms(p.windowMs), steps: p.steps, minRequests: p.minRequests,
     stepDuration: ms(p.stepDurationMs), autoPromote: p.autoPromote, autoRollback: p.autoRollback,
     thresholds: {
       errorRateDelta: p.thresholds.errorRateDelta, latencyP95DeltaMs: p.thresholds.latencyP95DeltaMs,

@@ -14,8 +14,13 @@ export const ANALYSIS_LEASE = 'analysis';
 export interface ServiceDeps {
   store: ControlStore;
   publisher: RoutePublisher;
+  /** The proxies' windowed stats (policy.metrics "proxy"). */
   metrics: MetricsSource;
+  /** Prometheus, when configured (policy.metrics "prometheus"). */
+  prometheus?: MetricsSource | null;
   logger: Logger;
+  /** The base every policy starts from (DEFAULT_POLICY with the configured metrics source). */
+  defaultPolicy?: Policy;
   /** Injectable clock (ms) for tests; Date.now by default. */
   now?: () => number;
 }
@@ -130,7 +135,8 @@ export class RolloutService {
     await this.change(name, async (q, d) => {
       if (d.canary) throw new CanaryError('CANARY_RUNNING', `canary ${d.canary.version} is already running for ${name}; promote or roll it back first`);
       if (version === d.baselineVersion) throw new CanaryError('BAD_REQUEST', `${version} is already the baseline`);
-      const policy = resolvePolicy(body.policy, resolvePolicy(d.defaultPolicy));
+      const policy = resolvePolicy(body.policy, resolvePolicy(d.defaultPolicy, this.deps.defaultPolicy));
+      if (policy.metrics === 'prometheus' && !this.deps.prometheus) throw new CanaryError('BAD_REQUEST', 'policy.metrics: "prometheus" needs CANARY_PROMETHEUS_URL on the control plane');
       let v = await this.store.getVersion(name, version, q);
       const url = body.url === undefined ? v?.url : checkUrl(body.url, 'url');
       if (!v) {
@@ -225,10 +231,12 @@ export class RolloutService {
   // ── analysis ─────────────────────────────────────────────────────────────────────
 
   private async measure(c: CanaryRow, baselineVersion: string, from: number, to: number): Promise<StatsInput> {
+    const source = (c.policy.metrics ?? 'proxy') === 'prometheus' ? this.deps.prometheus : this.deps.metrics;
+    if (!source) return { error: 'policy.metrics is "prometheus" but no Prometheus is configured (CANARY_PROMETHEUS_URL)' };
     try {
       const [baseline, canary] = await Promise.all([
-        this.deps.metrics.versionStats(c.deployment, baselineVersion, from, to),
-        this.deps.metrics.versionStats(c.deployment, c.version, from, to),
+        source.versionStats(c.deployment, baselineVersion, from, to),
+        source.versionStats(c.deployment, c.version, from, to),
       ]);
       return { baseline, canary };
     } catch (err) {

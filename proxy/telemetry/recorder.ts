@@ -7,7 +7,7 @@ const OUTCOMES: Outcome[] = ['success', 'client_error', 'server_error', 'timeout
 const LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 10];
 
 interface SeriesChildren {
-  byOutcome: Record<Outcome, { inc(): void }>;
+  byOutcome: Record<Outcome, { inc(n?: number): void }>;
   latency: { observe(v: number): void };
 }
 
@@ -58,7 +58,12 @@ export class ProxyRecorder {
     let s = this.children.get(key);
     if (!s) {
       const byOutcome = {} as SeriesChildren['byOutcome'];
-      for (const o of OUTCOMES) byOutcome[o] = this.requests.labels(deployment, version, role, o);
+      // Created at 0 (not on first use) so Prometheus sees every series start from nothing.
+      for (const o of OUTCOMES) {
+        byOutcome[o] = this.requests.labels(deployment, version, role, o);
+        byOutcome[o].inc(0);
+      }
+      this.duration.zero({ deployment, version, role });
       s = { byOutcome, latency: this.duration.labels(deployment, version, role) };
       this.children.set(key, s);
     }
@@ -74,7 +79,12 @@ export class ProxyRecorder {
   onTable(table: RouteTable): void {
     this.tableVersion.set(table.version);
     this.weight.reset();
-    for (const d of Object.values(table.deployments)) this.weight.labels(d.name).set(d.canary?.weight ?? 0);
+    for (const d of Object.values(table.deployments)) {
+      this.weight.labels(d.name).set(d.canary?.weight ?? 0);
+      // Series exist at 0 before the first request, so Prometheus's increase() sees them start.
+      this.series(d.name, d.baseline.version, 'baseline');
+      if (d.canary) this.series(d.name, d.canary.version, 'canary');
+    }
   }
 
   setRouteSourceConnected(up: boolean): void {
