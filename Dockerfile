@@ -4,10 +4,8 @@
 FROM node:20-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-COPY scripts ./scripts
-COPY control-plane/xds/protos.ts ./control-plane/xds/protos.ts
-# Runtime dependencies only; `prepare` generates the xDS types from the installed protos.
-RUN npm ci --omit=dev --no-audit --no-fund
+# Runtime dependencies only; the xDS types are generated in the final stage.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production
