@@ -145,6 +145,8 @@ export interface ControlPlaneConfig {
   redisUrl: string | null;
   redisPrefix: string;
   dataDir: string;
+  /** Base URL people reach the dashboard at, for links in alerts (default: the API's own). */
+  publicUrl: string | null;
   /** Prometheus HTTP API for policy.metrics "prometheus"; null = not available. */
   prometheusUrl: string | null;
   /** Which metrics Prometheus holds: the canary-mesh proxy's, or Envoy's. */
@@ -173,6 +175,7 @@ export function loadControlPlaneConfig(env: Env = process.env, overrides: Partia
     redisUrl: url(env, 'REDIS_URL'),
     redisPrefix: env.CANARY_REDIS_PREFIX || DEFAULTS.redisPrefix,
     dataDir: env.CANARY_DATA_DIR || DEFAULTS.dataDir,
+    publicUrl: url(env, 'CANARY_PUBLIC_URL'),
     prometheusUrl: url(env, 'CANARY_PROMETHEUS_URL'),
     prometheusFlavor: oneOf(env, 'CANARY_PROMETHEUS_FLAVOR', ['proxy', 'envoy'] as const, 'proxy'),
     defaultMetricsSource: oneOf(env, 'CANARY_METRICS_SOURCE', ['proxy', 'prometheus'] as const, 'proxy'),
@@ -202,7 +205,7 @@ export const ENV_VARS = [
   'REDIS_URL', 'CANARY_REDIS_PREFIX', 'DATABASE_URL', 'CANARY_DATA_DIR', 'CANARY_DEPLOYMENT', 'CANARY_ROUTES_FILE', 'CANARY_ROUTES_RESYNC',
   'CANARY_STATS_FLUSH', 'CANARY_MAX_BODY_BYTES', 'CANARY_BUFFER_BODY_BYTES', 'CANARY_UPSTREAM_TIMEOUT', 'CANARY_UPSTREAM_BODY_TIMEOUT',
   'CANARY_CONNECT_TIMEOUT', 'CANARY_UPSTREAM_CONNECTIONS', 'CANARY_SHUTDOWN_GRACE', 'CANARY_PREDICTION_QUEUE', 'CANARY_ANALYSIS_TICK',
-  'CANARY_LEADER_LEASE', 'CANARY_RECONCILE', 'CANARY_PROBE_INTERVAL', 'CANARY_PROMETHEUS_URL', 'CANARY_PROMETHEUS_FLAVOR', 'CANARY_METRICS_SOURCE', 'CANARY_XDS_PORT', 'CANARY_XDS_HOST', 'CANARY_XDS_LISTENER_PORT',
+  'CANARY_LEADER_LEASE', 'CANARY_RECONCILE', 'CANARY_PROBE_INTERVAL', 'CANARY_PROMETHEUS_URL', 'CANARY_PROMETHEUS_FLAVOR', 'CANARY_PUBLIC_URL', 'CANARY_METRICS_SOURCE', 'CANARY_XDS_PORT', 'CANARY_XDS_HOST', 'CANARY_XDS_LISTENER_PORT',
   'CANARY_FAULT_ERROR_RATE', 'CANARY_FAULT_LATENCY', 'CANARY_FAULT_JITTER', 'CANARY_FAULT_HANG_RATE', 'CANARY_MODEL', 'CANARY_MODEL_VERSION',
   'PORT', 'HOST', 'LOG_LEVEL', 'NO_COLOR',
 ] as const;

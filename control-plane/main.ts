@@ -15,6 +15,7 @@ import { buildApp } from './api/app.js';
 import { ProxyStatsSource } from './metrics/source.js';
 import { PrometheusSource } from './metrics/prometheus.js';
 import { DEFAULT_POLICY } from './rollout/policy.js';
+import { AlertDispatcher, DEFAULT_ALERT_POLICY } from './alerts/alerts.js';
 import { AnalysisLoop } from './rollout/analysis-loop.js';
 import { RolloutService } from './rollout/service.js';
 import { connectDatabase, startEmbeddedDatabase, type Database } from './state/db.js';
@@ -32,6 +33,7 @@ export interface RunningControlPlane {
   app: FastifyInstance;
   service: RolloutService;
   loop: AnalysisLoop;
+  alerts: AlertDispatcher;
   db: Database;
   /** The ADS server, when enabled, and the port it listens on. */
   xds: { server: XdsServer; port: number } | null;
@@ -79,10 +81,11 @@ export async function startControlPlane(config: Readonly<ControlPlaneConfig>, pa
   const store = new ControlStore(db.pool);
   const prometheus = config.prometheusUrl ? new PrometheusSource(config.prometheusUrl, config.prometheusFlavor) : null;
   const defaultPolicy = { ...DEFAULT_POLICY, metrics: config.defaultMetricsSource };
-  const service = new RolloutService({ store, publisher, metrics: new ProxyStatsSource(stats), prometheus, defaultPolicy, logger, now: parts.now });
+  const alerts = new AlertDispatcher(db.pool, logger, { ...DEFAULT_ALERT_POLICY, dashboardUrl: config.publicUrl ?? '' });
+  const service = new RolloutService({ store, publisher, metrics: new ProxyStatsSource(stats), prometheus, defaultPolicy, logger, now: parts.now, onEvents: (e) => alerts.notify(e) });
   const loop = new AnalysisLoop(service, store, { tickMs: config.analysisTickMs, leaseMs: config.leaderLeaseMs, reconcileMs: config.reconcileMs }, logger, parts.now);
   const prober = new VersionProber(store, config.probeIntervalMs, logger);
-  const app = buildApp({ service, token: config.token, logger, xds: xds?.server ?? null });
+  const app = buildApp({ service, token: config.token, logger, xds: xds?.server ?? null, alerts });
 
   await service.publishRoutes();
   await app.listen({ port: config.apiPort, host: config.apiHost });
@@ -91,16 +94,18 @@ export async function startControlPlane(config: Readonly<ControlPlaneConfig>, pa
   prober.start();
   const host = config.apiHost === '::1' ? '[::1]' : config.apiHost === 'localhost' ? '127.0.0.1' : config.apiHost === '0.0.0.0' ? '127.0.0.1' : config.apiHost;
   const url = `http://${host}:${port}`;
+  alerts.dashboardUrl = config.publicUrl ?? url;
   logger.info({ url, database: db.embedded ? `embedded (${config.dataDir})` : 'postgresql', redis: config.redisUrl ? 'yes' : 'in-process', auth: config.token ? 'bearer token' : 'none (loopback only)' }, 'control plane listening');
 
   let closing: Promise<void> | null = null;
   return {
-    url, port, app, service, loop, db, xds,
+    url, port, app, service, loop, alerts, db, xds,
     close() {
       closing ??= (async () => {
         prober.stop();
         await loop.stop();
         await app.close();
+        await Promise.race([alerts.idle(), new Promise((r) => setTimeout(r, 2000).unref())]);
         for (const c of closers) await c();
         await db.close();
       })();

@@ -6,6 +6,7 @@ import type { RolloutService } from '../rollout/service.js';
 import { analysisView, canaryView, deploymentView, eventView, versionView } from './views.js';
 import { registerDashboard } from './dashboard.js';
 import type { XdsServer } from '../xds/server.js';
+import type { AlertDispatcher } from '../alerts/alerts.js';
 
 export interface AppOptions {
   service: RolloutService;
@@ -14,6 +15,7 @@ export interface AppOptions {
   logger: Logger;
   /** The xDS server, for its status endpoint. */
   xds?: XdsServer | null;
+  alerts?: AlertDispatcher | null;
 }
 
 const nameParam = { type: 'object', properties: { name: { type: 'string', minLength: 1, maxLength: 63 } }, required: ['name'] } as const;
@@ -124,7 +126,19 @@ export function buildApp(opts: AppOptions): FastifyInstance {
 
   app.get('/v1/deployments/:name/events', {
     schema: { params: nameParam, querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 1, maximum: 1000, default: 50 } } } },
-  }, async (req) => ({ events: (await service.events((req.params as { name: string }).name, (req.query as { limit: number }).limit)).map(eventView) }));
+  }, async (req) => {
+    const events = await service.events((req.params as { name: string }).name, (req.query as { limit: number }).limit);
+    const deliveries = opts.alerts ? await opts.alerts.deliveries(events.map((e) => e.id)) : new Map();
+    return { events: events.map((e) => ({ ...eventView(e), deliveries: deliveries.get(e.id) ?? [] })) };
+  });
+
+  app.post('/v1/alerts/sinks', {
+    schema: { body: { type: 'object', required: ['url'], additionalProperties: false, properties: { deployment: { type: 'string' }, kind: { type: 'string', enum: ['webhook', 'slack'] }, url: { type: 'string' }, secret: { type: 'string' }, events: { type: 'array', items: { type: 'string' } } } } },
+  }, async (req, reply) => {
+    if (!opts.alerts) throw new CanaryError('NOT_FOUND', 'alerts are not enabled on this control plane');
+    return reply.status(201).send(await opts.alerts.addSink(req.body as never));
+  });
+  app.get('/v1/alerts/sinks', async () => ({ sinks: opts.alerts ? await opts.alerts.listSinks() : [] }));
 
   registerDashboard(app);
   return app;

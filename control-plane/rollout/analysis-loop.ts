@@ -53,6 +53,7 @@ export class AnalysisLoop {
     if (leader !== this.leader) {
       this.leader = leader;
       this.logger.info({ holder: this.holder, leader }, leader ? 'became analysis leader' : 'lost analysis leadership');
+      if (leader) await this.service.recordLeaderChange(this.holder).catch((err) => this.logger.warn({ err: (err as Error).message }, 'could not record the leader change'));
     }
     if (!leader) return;
     let canaries;

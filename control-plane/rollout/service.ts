@@ -5,7 +5,7 @@ import type { VersionStats } from '../../proxy/telemetry/stats.js';
 import type { MetricsSource } from '../metrics/source.js';
 import type { RoutePublisher } from '../state/route-publisher.js';
 import type { ControlStore } from '../state/store.js';
-import type { AnalysisRow, CanaryRow, DeploymentRow, EventType } from '../state/types.js';
+import type { AnalysisRow, CanaryRow, DeploymentRow, EventRow, EventType } from '../state/types.js';
 import { decide, windowStart, type Decision, type StatsInput } from './decide.js';
 import { resolvePolicy, type Policy } from './policy.js';
 
@@ -21,6 +21,8 @@ export interface ServiceDeps {
   logger: Logger;
   /** The base every policy starts from (DEFAULT_POLICY with the configured metrics source). */
   defaultPolicy?: Policy;
+  /** Called with the events of each committed change (alerts); never awaited. */
+  onEvents?: (events: EventRow[]) => void;
   /** Injectable clock (ms) for tests; Date.now by default. */
   now?: () => number;
 }
@@ -62,6 +64,8 @@ function checkName(v: unknown, field: string): string {
 export class RolloutService {
   private readonly store: ControlStore;
   private readonly now: () => number;
+  /** Events written in the transaction running on each client, announced once it commits. */
+  private readonly emitted = new WeakMap<pg.PoolClient, EventRow[]>();
   constructor(private readonly deps: ServiceDeps) {
     this.store = deps.store;
     this.now = deps.now ?? Date.now;
@@ -83,13 +87,37 @@ export class RolloutService {
    */
   private async change<T>(name: string, fn: (q: pg.PoolClient, d: DeploymentRow) => Promise<T>): Promise<T> {
     const expectedRevision = await this.store.revision(name);
-    const out = await this.store.withDeployment(name, fn, { expectedRevision });
+    const { out, events } = await this.store.withDeployment(name, this.collecting(fn), { expectedRevision });
     await this.publishRoutes();
+    this.announce(events);
     return out;
   }
 
-  private event(q: pg.PoolClient, deployment: string, type: EventType, actor: string, reason: string | null, before: unknown, after: unknown) {
-    return this.store.insertEvent(q, { deployment, type, actor, reason, before, after });
+  /** Wraps a transaction body so the events it writes are returned with its result. */
+  private collecting<T>(fn: (q: pg.PoolClient, d: DeploymentRow) => Promise<T>) {
+    return async (q: pg.PoolClient, d: DeploymentRow) => {
+      this.emitted.set(q, []);
+      const out = await fn(q, d);
+      const events = this.emitted.get(q)!;
+      this.emitted.delete(q);
+      return { out, events };
+    };
+  }
+
+  private announce(events: EventRow[]): void {
+    if (events.length && this.deps.onEvents) this.deps.onEvents(events);
+  }
+
+  /** A replica became the analysis leader: a global event (deployment "*"). */
+  async recordLeaderChange(holder: string): Promise<void> {
+    const e = await this.store.insertEvent(this.store.pool, { deployment: '*', type: 'leader_changed', actor: holder, reason: `${holder} became the analysis leader`, after: { holder } });
+    this.announce([e]);
+  }
+
+  private async event(q: pg.PoolClient, deployment: string, type: EventType, actor: string, reason: string | null, before: unknown, after: unknown) {
+    const e = await this.store.insertEvent(q, { deployment, type, actor, reason, before, after });
+    this.emitted.get(q)?.push(e);
+    return e;
   }
 
   async getDeployment(name: string): Promise<DeploymentRow> {
@@ -103,12 +131,17 @@ export class RolloutService {
     const version = checkName(body.baseline?.version, 'baseline.version');
     const url = checkUrl(body.baseline?.url, 'baseline.url');
     resolvePolicy(body.policy); // validate now; stored as given and resolved when a canary starts
-    await this.store.transaction(async (q) => {
+    const events = await this.store.transaction(async (q) => {
+      this.emitted.set(q, []);
       await this.store.insertDeployment(q, name, version, body.policy ?? {}, body.retryCanaryOnBaseline ?? true);
       await this.store.insertVersion(q, name, version, url, body.baseline.metadata, 'serving');
       await this.event(q, name, 'deployment_created', actor, null, null, { baseline: { version, url } });
+      const emitted = this.emitted.get(q)!;
+      this.emitted.delete(q);
+      return emitted;
     });
     await this.publishRoutes();
+    this.announce(events);
     return this.getDeployment(name);
   }
 
@@ -261,7 +294,7 @@ export class RolloutService {
       deployment: name, canaryVersion: c.version, verdict: decision.verdict, reasons: decision.reasons, actions: decision.actions,
       weight: c.weight, baseline: 'error' in stats ? null : stats.baseline, canary: 'error' in stats ? null : stats.canary, applied: false,
     };
-    await this.store.withDeployment(name, async (q, locked) => {
+    const { events } = await this.store.withDeployment(name, this.collecting(async (q, locked) => {
       const current = locked.canary;
       // Someone changed the canary while we measured: this verdict is about a state that is gone.
       if (!current || current.id !== c.id || current.weight !== c.weight || current.stepStartedAt !== c.stepStartedAt) return;
@@ -279,7 +312,7 @@ export class RolloutService {
       const changed = decision.verdict !== c.lastVerdict;
       const failing = decision.verdict === 'critical' || decision.verdict === 'error';
       if (failing && (changed || actions.some((a) => a.type === 'rollback'))) {
-        await this.event(q, name, 'analysis_failed', actor, reason, { verdict: c.lastVerdict }, { verdict: decision.verdict, baseline: result.baseline, canary: result.canary });
+        await this.event(q, name, 'analysis_failed', actor, reason, { verdict: c.lastVerdict }, { verdict: decision.verdict, autoRollback: c.policy.autoRollback, baseline: result.baseline, canary: result.canary });
       }
       for (const a of actions) {
         if (a.type === 'advance') {
@@ -292,8 +325,9 @@ export class RolloutService {
         }
       }
       result.applied = true;
-    }, { bump: decision.actions.length > 0 });
+    }), { bump: decision.actions.length > 0 });
     if (result.applied && decision.actions.length > 0) await this.publishRoutes();
+    this.announce(events);
     this.deps.logger.info({ deployment: name, canary: c.version, weight: c.weight, verdict: decision.verdict, actions: decision.actions.map((a) => a.type), applied: result.applied }, 'analysis');
     return result;
   }

@@ -8,6 +8,8 @@ export const EVENT_TYPES = [
   'deployment_created', 'version_registered', 'canary_started', 'traffic_adjusted', 'step_advanced',
   'analysis_failed', 'promoted', 'auto_promote_triggered', 'rolled_back', 'auto_rollback_triggered',
   'paused', 'resumed',
+  /** Global (deployment "*"): a control-plane replica became the analysis leader. */
+  'leader_changed',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
