@@ -50,6 +50,14 @@ function showDeployment(d: any): string {
   return lines.join('\n');
 }
 
+/** The business metric per variant and the change with its interval, when outcomes arrive. */
+export function businessLine(a: any): string {
+  const b = a.baseline?.business, c = a.canary?.business, ch = a.canary?.businessChange;
+  if (!b || !c || (b.n === 0 && c.n === 0)) return '';
+  const change = ch ? `, change ${pct(ch.value)} [${pct(ch.low)}, ${pct(ch.high)}]` : '';
+  return `  business: baseline ${b.mean.toFixed(4)} (n=${b.n}), canary ${c.mean.toFixed(4)} (n=${c.n})${change}, p=${a.canary.businessPValue?.toFixed(4) ?? '-'}\n`;
+}
+
 function statsRows(a: any) {
   return [['baseline', a.baseline], ['canary', a.canary]].map(([role, s]: any) => [role, s?.version, s?.requests, pct(s?.errorRate), msf(s?.p50), msf(s?.p95), msf(s?.p99)]);
 }
@@ -151,7 +159,7 @@ export async function runClientCommand(command: string, rest: string[]): Promise
       print(values.json, a, () => {
         if (!a.latest) return a.canary ? `canary ${a.canary.version}: no analysis yet` : `no canary has run for ${args[0]}`;
         return `canary ${a.canary.version} (${a.canary.outcome}) — ${verdictColor(a.latest.verdict)} at ${time(a.latest.at)}, weight ${a.latest.weight}%\n` +
-          `${table(['ROLE', 'VERSION', 'REQUESTS', 'ERROR RATE', 'P50', 'P95', 'P99'], statsRows(a.latest))}\n  ${a.latest.reasons.join('\n  ')}`;
+          `${table(['ROLE', 'VERSION', 'REQUESTS', 'ERROR RATE', 'P50', 'P95', 'P99'], statsRows(a.latest))}\n${businessLine(a.latest)}  ${a.latest.reasons.join('\n  ')}`;
       });
       return true;
     }

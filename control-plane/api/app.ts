@@ -7,6 +7,7 @@ import { analysisView, canaryView, deploymentView, eventView, versionView } from
 import { registerDashboard } from './dashboard.js';
 import type { XdsServer } from '../xds/server.js';
 import type { AlertDispatcher } from '../alerts/alerts.js';
+import { parseFeedback, recordFeedback } from '../metrics/business.js';
 
 export interface AppOptions {
   service: RolloutService;
@@ -131,6 +132,9 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     const deliveries = opts.alerts ? await opts.alerts.deliveries(events.map((e) => e.id)) : new Map();
     return { events: events.map((e) => ({ ...eventView(e), deliveries: deliveries.get(e.id) ?? [] })) };
   });
+
+  // Outcomes arrive after predictions, joined by the x-request-id the proxy returned.
+  app.post('/v1/feedback', { bodyLimit: 1024 * 1024 }, async (req) => recordFeedback(service.pool, parseFeedback(req.body)));
 
   app.post('/v1/alerts/sinks', {
     schema: { body: { type: 'object', required: ['url'], additionalProperties: false, properties: { deployment: { type: 'string' }, kind: { type: 'string', enum: ['webhook', 'slack'] }, url: { type: 'string' }, secret: { type: 'string' }, events: { type: 'array', items: { type: 'string' } } } } },

@@ -1,5 +1,6 @@
 import type { VersionStats } from '../../proxy/telemetry/stats.js';
 import { ABSOLUTE_RULE_MIN_REQUESTS, type Policy } from './policy.js';
+import { businessTest, type OutcomeStats } from './business.js';
 
 /**
  * Verdicts (DESIGN.md §3), one doc line each:
@@ -20,9 +21,14 @@ export interface CanaryProgress {
   paused: boolean;
   /** Since when the canary's p99 has been above latencyP99Ratio × the baseline's; null if not. */
   p99BreachSince: number | null;
+  /** Since when the business metric has shown a significant drop; null if not (absent = null). */
+  businessBreachSince?: number | null;
 }
 
-export type StatsInput = { baseline: VersionStats; canary: VersionStats } | { error: string };
+/** Outcomes per variant since the canary started, when feedback is being sent. */
+export type BusinessInput = { baseline: OutcomeStats; canary: OutcomeStats } | null;
+
+export type StatsInput = { baseline: VersionStats; canary: VersionStats; business?: BusinessInput } | { error: string };
 
 export type Action =
   | { type: 'advance'; weight: number }
@@ -62,6 +68,22 @@ export function nextStep(policy: Policy, weight: number): number | null {
  * At a step where the baseline gets too little traffic to compare (e.g. 100%), only the
  * absolute rules apply.
  */
+function businessRule(progress: CanaryProgress, policy: Policy, business: BusinessInput, now: number) {
+  const out = { critical: [] as string[], degraded: [] as string[], breachSince: null as number | null };
+  if (!business) return out;
+  const { baseline: b, canary: c } = business;
+  // Too few outcomes: inconclusive for this rule, never a rollback.
+  if (b.n < policy.businessMinOutcomes || c.n < policy.businessMinOutcomes) return out;
+  const t = businessTest(b, c, policy.businessDropMax, policy.confidence);
+  if (t.pValue > 1 - policy.confidence) return out;
+  out.breachSince = progress.businessBreachSince ?? now;
+  const held = now - out.breachSince;
+  const msg = `business metric: canary mean ${c.mean.toFixed(4)} vs baseline ${b.mean.toFixed(4)} is more than ${pct(policy.businessDropMax)} lower (always-valid p=${t.pValue.toFixed(4)}) for ${Math.round(held / 1000)}s`;
+  if (held >= policy.businessForMs) out.critical.push(`${msg} (limit ${Math.round(policy.businessForMs / 1000)}s)`);
+  else out.degraded.push(msg);
+  return out;
+}
+
 export function decide(progress: CanaryProgress, policy: Policy, stats: StatsInput, now: number): Decision {
   const hold = (verdict: Verdict, reasons: string[], p: CanaryProgress = progress): Decision => ({ verdict, reasons, actions: [], progress: p });
   if ('error' in stats) return hold('error', [`metrics unavailable: ${stats.error}`]);
@@ -75,8 +97,15 @@ export function decide(progress: CanaryProgress, policy: Policy, stats: StatsInp
   if (c.requests >= ABSOLUTE_RULE_MIN_REQUESTS && c.errorRate > t.errorRateMax + EPS) {
     critical.push(`canary error rate ${pct(c.errorRate)} is above the ${pct(t.errorRateMax)} maximum (${c.modelErrors}/${c.requests})`);
   }
+  // Business metric (independent of request counts: outcomes accumulate over the canary's life).
+  const business = businessRule(progress, policy, stats.business ?? null, now);
+  progress = { ...progress, businessBreachSince: business.breachSince };
+  critical.push(...business.critical);
+  degraded.push(...business.degraded);
+
   if (c.requests < policy.minRequests) {
     if (critical.length) return act('critical', critical, progress);
+    if (degraded.length) return hold('degraded', degraded, progress);
     return hold('inconclusive', [`only ${c.requests} canary requests in the window (need ${policy.minRequests})`]);
   }
 

@@ -17,6 +17,14 @@ export interface Policy {
   stepDurationMs: number;
   autoPromote: boolean;
   autoRollback: boolean;
+  /** Business metric: a drop of more than this fraction against the baseline… */
+  businessDropMax: number;
+  /** …sustained this long… */
+  businessForMs: number;
+  /** …at this confidence (the mSPRT's 1 − α) rolls back. */
+  confidence: number;
+  /** Fewer outcomes per variant than this: the business rule is inconclusive. */
+  businessMinOutcomes: number;
   thresholds: {
     /** Canary error rate minus baseline's, as a fraction (0.05 = 5 points). */
     errorRateDelta: number;
@@ -37,6 +45,10 @@ export const DEFAULT_POLICY: Readonly<Policy> = Object.freeze({
   stepDurationMs: 30_000, // = interval unless set
   autoPromote: true,
   autoRollback: true,
+  businessDropMax: 0.1,
+  businessForMs: 15 * 60_000,
+  confidence: 0.95,
+  businessMinOutcomes: 200,
   thresholds: Object.freeze({ errorRateDelta: 0.05, latencyP95DeltaMs: 100, errorRateMax: 0.05, latencyP99Ratio: 2.0, latencyP99ForMs: 5 * 60_000 }),
 });
 
@@ -71,7 +83,7 @@ export function resolvePolicy(input: unknown, base: Policy = DEFAULT_POLICY): Po
   if (input === undefined || input === null) return structuredClone(base) as Policy;
   if (typeof input !== 'object' || Array.isArray(input)) throw bad('expected an object');
   const p = input as Record<string, unknown>;
-  const known = new Set(['metrics', 'interval', 'window', 'steps', 'minRequests', 'stepDuration', 'autoPromote', 'autoRollback', 'thresholds']);
+  const known = new Set(['metrics', 'interval', 'window', 'steps', 'minRequests', 'stepDuration', 'autoPromote', 'autoRollback', 'thresholds', 'businessDropMax', 'businessFor', 'confidence', 'businessMinOutcomes']);
   for (const k of Object.keys(p)) if (!known.has(k)) throw bad(`${k}: unknown field (known: ${[...known].join(', ')})`);
   const intervalMs = dur(p.interval, 'interval', base.intervalMs);
   if (intervalMs < 100) throw bad('interval: must be at least 100ms');
@@ -96,6 +108,10 @@ export function resolvePolicy(input: unknown, base: Policy = DEFAULT_POLICY): Po
     stepDurationMs: dur(p.stepDuration, 'stepDuration', p.interval !== undefined && p.stepDuration === undefined ? intervalMs : base.stepDurationMs),
     autoPromote: bool(p.autoPromote, 'autoPromote', base.autoPromote),
     autoRollback: bool(p.autoRollback, 'autoRollback', base.autoRollback),
+    businessDropMax: num(p.businessDropMax, 'businessDropMax', base.businessDropMax ?? DEFAULT_POLICY.businessDropMax, 0, 1),
+    businessForMs: dur(p.businessFor, 'businessFor', base.businessForMs ?? DEFAULT_POLICY.businessForMs),
+    confidence: num(p.confidence, 'confidence', base.confidence ?? DEFAULT_POLICY.confidence, 0.5, 0.9999),
+    businessMinOutcomes: num(p.businessMinOutcomes, 'businessMinOutcomes', base.businessMinOutcomes ?? DEFAULT_POLICY.businessMinOutcomes, 2, 1e9),
     thresholds: {
       errorRateDelta: num(t.errorRateDelta, 'thresholds.errorRateDelta', base.thresholds.errorRateDelta, 0, 1),
       latencyP95DeltaMs: num(t.latencyP95DeltaMs, 'thresholds.latencyP95DeltaMs', base.thresholds.latencyP95DeltaMs, 0, 3_600_000),
@@ -112,6 +128,7 @@ export function policyToApi(p: Policy) {
   return {
     metrics: p.metrics, interval: ms(p.intervalMs), window: ms(p.windowMs), steps: p.steps, minRequests: p.minRequests,
     stepDuration: ms(p.stepDurationMs), autoPromote: p.autoPromote, autoRollback: p.autoRollback,
+    businessDropMax: p.businessDropMax, businessFor: ms(p.businessForMs), confidence: p.confidence, businessMinOutcomes: p.businessMinOutcomes,
     thresholds: {
       errorRateDelta: p.thresholds.errorRateDelta, latencyP95DeltaMs: p.thresholds.latencyP95DeltaMs,
       errorRateMax: p.thresholds.errorRateMax, latencyP99Ratio: p.thresholds.latencyP99Ratio,

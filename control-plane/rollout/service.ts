@@ -8,6 +8,8 @@ import type { ControlStore } from '../state/store.js';
 import type { AnalysisRow, CanaryRow, DeploymentRow, EventRow, EventType } from '../state/types.js';
 import { decide, windowStart, type Decision, type StatsInput } from './decide.js';
 import { resolvePolicy, type Policy } from './policy.js';
+import { outcomeStats } from '../metrics/business.js';
+import { businessTest } from './business.js';
 
 export const ANALYSIS_LEASE = 'analysis';
 
@@ -36,6 +38,8 @@ export interface EvaluateResult {
   weight: number;
   baseline: VersionStats | null;
   canary: VersionStats | null;
+  /** Business outcomes per variant with the test's result, when feedback arrives. */
+  business: { baseline: unknown; canary: unknown; relativeChange: unknown; pValue: number } | null;
   /** false when the canary changed while it was measured, or leadership was lost: nothing applied. */
   applied: boolean;
 }
@@ -271,7 +275,12 @@ export class RolloutService {
         source.versionStats(c.deployment, baselineVersion, from, to),
         source.versionStats(c.deployment, c.version, from, to),
       ]);
-      return { baseline, canary };
+      // Business outcomes count from the canary's start: unlike errors they do not depend on the weight.
+      const [bOut, cOut] = await Promise.all([
+        outcomeStats(this.store.pool, c.deployment, baselineVersion, c.startedAt, to),
+        outcomeStats(this.store.pool, c.deployment, c.version, c.startedAt, to),
+      ]);
+      return { baseline, canary, business: bOut.n + cOut.n > 0 ? { baseline: bOut, canary: cOut } : null };
     } catch (err) {
       return { error: (err as Error).message };
     }
@@ -287,13 +296,18 @@ export class RolloutService {
     const c = d.canary;
     if (!c) throw new CanaryError('NO_CANARY', `no canary is running for ${name}: nothing to evaluate`);
     const now = this.now();
-    const progress = { weight: c.weight, stepStartedAt: c.stepStartedAt, paused: d.status === 'paused', p99BreachSince: c.p99BreachSince };
+    const progress = { weight: c.weight, stepStartedAt: c.stepStartedAt, paused: d.status === 'paused', p99BreachSince: c.p99BreachSince, businessBreachSince: c.businessBreachSince };
     const stats = await this.measure(c, d.baselineVersion, windowStart(progress, c.policy, now), now);
     const decision = decide(progress, c.policy, stats, now);
     const result: EvaluateResult = {
       deployment: name, canaryVersion: c.version, verdict: decision.verdict, reasons: decision.reasons, actions: decision.actions,
       weight: c.weight, baseline: 'error' in stats ? null : stats.baseline, canary: 'error' in stats ? null : stats.canary, applied: false,
+      business: null,
     };
+    if (!('error' in stats) && stats.business) {
+      const t = businessTest(stats.business.baseline, stats.business.canary, c.policy.businessDropMax, c.policy.confidence);
+      result.business = { baseline: stats.business.baseline, canary: stats.business.canary, relativeChange: t.relativeChange, pValue: t.pValue };
+    }
     const { events } = await this.store.withDeployment(name, this.collecting(async (q, locked) => {
       const current = locked.canary;
       // Someone changed the canary while we measured: this verdict is about a state that is gone.
@@ -304,10 +318,12 @@ export class RolloutService {
       const reason = decision.reasons.join('; ');
       const analysis: Omit<AnalysisRow, 'id' | 'at'> = {
         canaryId: c.id, deployment: name, verdict: decision.verdict, reasons: decision.reasons,
-        baselineStats: result.baseline, canaryStats: result.canary, weight: c.weight,
+        baselineStats: result.baseline && { ...result.baseline, business: result.business?.baseline ?? null },
+        canaryStats: result.canary && { ...result.canary, business: result.business?.canary ?? null, businessChange: result.business?.relativeChange ?? null, businessPValue: result.business?.pValue ?? null },
+        weight: c.weight,
         action: actions.map((a) => a.type).join(',') || 'hold', actor,
       };
-      await this.store.recordAnalysis(q, analysis, decision.progress.p99BreachSince);
+      await this.store.recordAnalysis(q, analysis, decision.progress.p99BreachSince, decision.progress.businessBreachSince ?? null);
       // An analysis writes an event only when its verdict changes (or when it acts).
       const changed = decision.verdict !== c.lastVerdict;
       const failing = decision.verdict === 'critical' || decision.verdict === 'error';
@@ -351,6 +367,10 @@ export class RolloutService {
 
   listDeployments() {
     return this.store.listDeployments();
+  }
+
+  get pool() {
+    return this.store.pool;
   }
 }
 

@@ -11,7 +11,9 @@ function toCanary(r: Record<string, any>): CanaryRow {
   return {
     id: Number(r.id), deployment: r.deployment, version: r.version, url: r.url, baselineVersion: r.baseline_version,
     policy: r.policy, weight: r.weight, stepStartedAt: r.step_started_at.getTime(), startedAt: r.started_at.getTime(),
-    endedAt: ms(r.ended_at), outcome: r.outcome, p99BreachSince: r.analysis_state?.p99BreachSince ?? null,
+    endedAt: ms(r.ended_at), outcome: r.outcome,
+    p99BreachSince: r.analysis_state?.p99BreachSince == null ? null : Number(r.analysis_state.p99BreachSince),
+    businessBreachSince: r.analysis_state?.businessBreachSince == null ? null : Number(r.analysis_state.businessBreachSince),
     lastVerdict: r.last_verdict, lastAnalysisAt: ms(r.last_analysis_at),
   };
 }
@@ -208,12 +210,13 @@ export class ControlStore {
     await q.query('UPDATE canaries SET outcome = $2, ended_at = now() WHERE id = $1', [id, outcome]);
   }
 
-  async recordAnalysis(q: Q, a: Omit<AnalysisRow, 'id' | 'at'>, p99BreachSince: number | null): Promise<void> {
+  async recordAnalysis(q: Q, a: Omit<AnalysisRow, 'id' | 'at'>, p99BreachSince: number | null, businessBreachSince: number | null): Promise<void> {
     await q.query(`INSERT INTO analyses (canary_id, deployment, verdict, reasons, baseline_stats, canary_stats, weight, action, actor)
       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
       [a.canaryId, a.deployment, a.verdict, JSON.stringify(a.reasons), JSON.stringify(a.baselineStats), JSON.stringify(a.canaryStats), a.weight, a.action, a.actor]);
-    await q.query(`UPDATE canaries SET last_verdict = $2, last_analysis_at = now(), analysis_state = jsonb_build_object('p99BreachSince', $3::bigint) WHERE id = $1`,
-      [a.canaryId, a.verdict, p99BreachSince]);
+    await q.query(`UPDATE canaries SET last_verdict = $2, last_analysis_at = now(),
+        analysis_state = jsonb_build_object('p99BreachSince', $3::bigint, 'businessBreachSince', $4::bigint) WHERE id = $1`,
+      [a.canaryId, a.verdict, p99BreachSince, businessBreachSince]);
   }
 
   async recordProbe(deployment: string, version: string, healthy: boolean, error: string | null): Promise<void> {

@@ -26,6 +26,7 @@ export interface CanaryRow {
   endedAt: number | null;
   outcome: 'running' | 'promoted' | 'rolled_back';
   p99BreachSince: number | null;
+  businessBreachSince: number | null;
   lastVerdict: Verdict | null;
   lastAnalysisAt: number | null;
 }

@@ -1,0 +1,71 @@
+import type pg from 'pg';
+import { CanaryError } from '../../common/errors.js';
+import type { OutcomeStats } from '../rollout/business.js';
+
+export const MAX_FEEDBACK_BATCH = 1000;
+
+export interface FeedbackItem {
+  requestId: string;
+  outcome: number;
+}
+
+export interface FeedbackResult {
+  accepted: number;
+  /** Request ids the prediction log does not know (yet): counted and returned, not stored. */
+  unknown: string[];
+  /** Request ids that already had an outcome, or came twice in this batch: the first one stands. */
+  duplicates: string[];
+  /** Accepted, but for a canary that had already ended: stored, no decision changes. */
+  late: number;
+}
+
+/** Validates a feedback body: one `{requestId, outcome}` or `{items: [...]}` of up to 1,000. */
+export function parseFeedback(body: unknown): FeedbackItem[] {
+  const b = body as { items?: unknown; requestId?: unknown; outcome?: unknown } | null;
+  const items = Array.isArray(b?.items) ? b!.items : b && 'requestId' in b ? [b] : null;
+  if (!items) throw new CanaryError('BAD_REQUEST', 'expected {requestId, outcome} or {items: [{requestId, outcome}, ...]}');
+  if (items.length === 0 || items.length > MAX_FEEDBACK_BATCH) throw new CanaryError('BAD_REQUEST', `items: 1 to ${MAX_FEEDBACK_BATCH} outcomes per request, got ${items.length}`);
+  return items.map((it, i) => {
+    const { requestId, outcome } = (it ?? {}) as { requestId?: unknown; outcome?: unknown };
+    if (typeof requestId !== 'string' || requestId.length === 0 || requestId.length > 200) throw new CanaryError('BAD_REQUEST', `items[${i}].requestId: expected the x-request-id of a prediction`);
+    if (typeof outcome !== 'number' || !Number.isFinite(outcome)) throw new CanaryError('BAD_REQUEST', `items[${i}].outcome: expected a number (1/0 for a conversion or a correct label, or a value)`);
+    return { requestId, outcome };
+  });
+}
+
+/** Stores outcomes joined with the prediction log, in one statement per batch. */
+export async function recordFeedback(pool: pg.Pool, items: FeedbackItem[]): Promise<FeedbackResult> {
+  const seen = new Set<string>();
+  const duplicates: string[] = [];
+  const unique: FeedbackItem[] = [];
+  for (const it of items) {
+    if (seen.has(it.requestId)) duplicates.push(it.requestId);
+    else { seen.add(it.requestId); unique.push(it); }
+  }
+  const ids = unique.map((i) => i.requestId);
+  const r = await pool.query(`
+    WITH input AS (SELECT * FROM unnest($1::text[], $2::float8[]) AS t(request_id, outcome)),
+    known AS (
+      SELECT DISTINCT ON (p.request_id) p.request_id, p.deployment, p.version, p.role, p.at, i.outcome
+        FROM input i JOIN predictions p ON p.request_id = i.request_id ORDER BY p.request_id, p.at DESC),
+    inserted AS (
+      INSERT INTO feedback (request_id, deployment, version, role, outcome, predicted_at, late)
+      SELECT k.request_id, k.deployment, k.version, k.role, k.outcome, k.at,
+             NOT EXISTS (SELECT 1 FROM canaries c WHERE c.deployment = k.deployment AND c.outcome = 'running' AND (c.version = k.version OR c.baseline_version = k.version))
+        FROM known k
+      ON CONFLICT (request_id) DO NOTHING
+      RETURNING request_id, late)
+    SELECT (SELECT array_agg(request_id) FROM known) AS known, (SELECT array_agg(request_id) FROM inserted) AS inserted,
+           (SELECT count(*) FROM inserted WHERE late) AS late`, [ids, unique.map((i) => i.outcome)]);
+  const known = new Set<string>(r.rows[0].known ?? []);
+  const inserted = new Set<string>(r.rows[0].inserted ?? []);
+  for (const id of ids) if (known.has(id) && !inserted.has(id)) duplicates.push(id);
+  return { accepted: inserted.size, unknown: ids.filter((id) => !known.has(id)), duplicates, late: Number(r.rows[0].late) };
+}
+
+/** Outcomes per version for predictions made in [from, to]. */
+export async function outcomeStats(pool: pg.Pool, deployment: string, version: string, fromMs: number, toMs: number): Promise<OutcomeStats> {
+  const r = await pool.query(`SELECT count(*)::int AS n, coalesce(avg(outcome), 0) AS mean, coalesce(var_samp(outcome), 0) AS variance
+      FROM feedback WHERE deployment = $1 AND version = $2 AND predicted_at BETWEEN $3 AND $4`, [deployment, version, new Date(fromMs), new Date(toMs)]);
+  return { n: r.rows[0].n, mean: Number(r.rows[0].mean), variance: Number(r.rows[0].variance) };
+}

@@ -1,0 +1,85 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { request } from 'undici';
+import { loadControlPlaneConfig, loadProxyConfig } from '../../common/config.js';
+import { startStack, type RunningStack } from '../../control-plane/main.js';
+import { startModelServer, type RunningModelServer } from '../../model-servers/server.js';
+import { freshSchema, silent } from '../helpers/servers.js';
+import { seededRandom } from '../../model-servers/iris.js';
+
+let stack: RunningStack, drop: () => Promise<void>, models: RunningModelServer[];
+before(async () => {
+  const schema = await freshSchema();
+  drop = schema.drop;
+  models = await Promise.all([startModelServer({ model: 'v1' }), startModelServer({ model: 'v3', version: 'v2' })]);
+  stack = await startStack(
+    loadControlPlaneConfig({ DATABASE_URL: schema.url, CANARY_API_PORT: '0', CANARY_XDS_PORT: 'off' }),
+    loadProxyConfig({ CANARY_PROXY_PORT: '0', CANARY_ADMIN_PORT: '0', CANARY_PROXY_HOST: '127.0.0.1' }),
+    { logger: silent },
+  );
+  await api('POST', '/v1/deployments', { name: 'shop', baseline: { version: 'v1', url: models[0].url } });
+  await api('POST', '/v1/deployments/shop/canary', { version: 'v2', url: models[1].url, weight: 50, policy: { interval: '1h', minRequests: 20, businessFor: '0s', businessMinOutcomes: 100 } });
+});
+after(async () => { await stack.close(); for (const m of models) await m.close(); await drop(); });
+
+const api = (method: string, url: string, payload?: unknown) => stack.controlPlane.app.inject({ method: method as 'GET', url, payload: payload as object }).then((r) => ({ status: r.statusCode, json: r.json() }));
+
+/** Predictions through the real proxy; returns each request id with the version that answered. */
+async function predict(n: number): Promise<{ id: string; version: string }[]> {
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const r = await request(`${stack.proxy.url}/shop/predict`, { method: 'POST', body: JSON.stringify({ features: { sepal_length: 6, sepal_width: 3, petal_length: 4.5, petal_width: 1.4 } }) });
+    await r.body.dump();
+    out.push({ id: String(r.headers['x-request-id']), version: String(r.headers['x-canary-version']) });
+  }
+  await stack.proxy.predictions!.flush();
+  return out;
+}
+
+test('feedback one by one and in batches joins the prediction log; unknown and duplicate ids are reported', async () => {
+  const preds = await predict(20);
+  const one = await api('POST', '/v1/feedback', { requestId: preds[0].id, outcome: 1 });
+  assert.equal(one.status, 200);
+  assert.deepEqual(one.json, { accepted: 1, unknown: [], duplicates: [], late: 0 });
+  const batch = await api('POST', '/v1/feedback', { items: [
+    ...preds.slice(1, 10).map((p) => ({ requestId: p.id, outcome: 0 })),
+    { requestId: preds[0].id, outcome: 0 }, // already has an outcome
+    { requestId: preds[1].id, outcome: 1 }, // twice in this batch
+    { requestId: 'no-such-request', outcome: 1 },
+  ] });
+  assert.equal(batch.json.accepted, 9);
+  assert.deepEqual(batch.json.unknown, ['no-such-request']);
+  assert.deepEqual(batch.json.duplicates.sort(), [preds[0].id, preds[1].id].sort());
+  const rows = (await stack.controlPlane.db.pool.query('SELECT request_id, version, outcome FROM feedback ORDER BY request_id')).rows;
+  assert.equal(rows.length, 10);
+  for (const r of rows) assert.equal(r.version, preds.find((p) => p.id === r.request_id)!.version, 'joined to the version that answered');
+  assert.equal(rows.find((r) => r.request_id === preds[0].id).outcome, 1, 'the first outcome stands');
+});
+
+test('bad feedback gets 400 with a clear message; batches are capped at 1,000', async () => {
+  for (const [body, msg] of [[{}, /expected \{requestId, outcome\}/], [{ requestId: 'x', outcome: 'yes' }, /outcome: expected a number/], [{ items: Array.from({ length: 1001 }, (_, i) => ({ requestId: `r${i}`, outcome: 1 })) }, /1 to 1000/]] as const) {
+    const r = await api('POST', '/v1/feedback', body);
+    assert.equal(r.status, 400);
+    assert.equal(r.json.error.code, 'BAD_REQUEST');
+    assert.match(r.json.error.message, msg);
+  }
+});
+
+test('a canary whose conversion rate is far lower is rolled back by the business rule; later outcomes are stored as late', async () => {
+  const preds = await predict(600);
+  const rnd = seededRandom(7);
+  // Baseline converts 30% of the time, the canary 10%.
+  const items = preds.map((p) => ({ requestId: p.id, outcome: rnd() < (p.version === 'v2' ? 0.1 : 0.3) ? 1 : 0 }));
+  for (let i = 0; i < items.length; i += 250) await api('POST', '/v1/feedback', { items: items.slice(i, i + 250) });
+  const r = await api('POST', '/v1/deployments/shop/evaluate');
+  assert.equal(r.json.verdict, 'critical', r.json.reasons.join('; '));
+  assert.match(r.json.reasons.join(' '), /business metric: canary mean/);
+  assert.deepEqual(r.json.actions, [{ type: 'rollback' }]);
+  assert.ok(r.json.business.relativeChange.high < 0, 'the interval of the change is below zero');
+  // After the decision: stored, marked late, nothing reopens.
+  const more = await predict(5);
+  const late = await api('POST', '/v1/feedback', { items: more.map((p) => ({ requestId: p.id, outcome: 1 })) });
+  assert.equal(late.json.accepted, 5);
+  assert.equal(late.json.late, 5);
+  assert.equal((await api('GET', '/v1/deployments/shop')).json.canary, null);
+});
