@@ -98,10 +98,10 @@ export class RolloutService {
   }
 
   /** Wraps a transaction body so the events it writes are returned with its result. */
-  private collecting<T>(fn: (q: pg.PoolClient, d: DeploymentRow) => Promise<T>) {
-    return async (q: pg.PoolClient, d: DeploymentRow) => {
+  private collecting<A extends unknown[], T>(fn: (q: pg.PoolClient, ...rest: A) => Promise<T>) {
+    return async (q: pg.PoolClient, ...rest: A) => {
       this.emitted.set(q, []);
-      const out = await fn(q, d);
+      const out = await fn(q, ...rest);
       const events = this.emitted.get(q)!;
       this.emitted.delete(q);
       return { out, events };
@@ -135,15 +135,11 @@ export class RolloutService {
     const version = checkName(body.baseline?.version, 'baseline.version');
     const url = checkUrl(body.baseline?.url, 'baseline.url');
     resolvePolicy(body.policy); // validate now; stored as given and resolved when a canary starts
-    const events = await this.store.transaction(async (q) => {
-      this.emitted.set(q, []);
+    const { events } = await this.store.transaction(this.collecting(async (q) => {
       await this.store.insertDeployment(q, name, version, body.policy ?? {}, body.retryCanaryOnBaseline ?? true);
       await this.store.insertVersion(q, name, version, url, body.baseline.metadata, 'serving');
       await this.event(q, name, 'deployment_created', actor, null, null, { baseline: { version, url } });
-      const emitted = this.emitted.get(q)!;
-      this.emitted.delete(q);
-      return emitted;
-    });
+    }));
     await this.publishRoutes();
     this.announce(events);
     return this.getDeployment(name);

@@ -1,5 +1,5 @@
 import { mergeInto, type Buckets } from './histogram.js';
-import { summarize, type StatsCell, type StatsStore, type VersionStats } from './stats.js';
+import { mergeCells, summarize, type StatsCell, type StatsStore, type VersionStats } from './stats.js';
 
 /** In-process stats store for the embedded single-process mode and unit tests. */
 export class MemoryStatsStore implements StatsStore {
@@ -7,18 +7,7 @@ export class MemoryStatsStore implements StatsStore {
   constructor(private readonly retentionMs = 2 * 3_600_000) {}
 
   async write(cells: StatsCell[]): Promise<void> {
-    for (const c of cells) {
-      const key = `${c.deployment}\u0000${c.version}\u0000${c.epochSecond}`;
-      const cur = this.cells.get(key);
-      if (!cur) {
-        this.cells.set(key, { ...c, latency: new Map(c.latency) });
-      } else {
-        cur.requests += c.requests;
-        cur.modelErrors += c.modelErrors;
-        cur.clientErrors += c.clientErrors;
-        mergeInto(cur.latency, c.latency);
-      }
-    }
+    mergeCells(this.cells, cells);
     this.prune(Date.now());
   }
 

@@ -58,6 +58,24 @@ export function summarize(deployment: string, version: string, from: number, to:
   };
 }
 
+const cellKey = (c: StatsCell) => `${c.deployment}\u0000${c.version}\u0000${c.epochSecond}`;
+
+/** Adds `cells` into a map of cells keyed by (deployment, version, second); never aliases an input. */
+export function mergeCells(into: Map<string, StatsCell>, cells: StatsCell[]): void {
+  for (const c of cells) {
+    const key = cellKey(c);
+    const cur = into.get(key);
+    if (!cur) {
+      into.set(key, { ...c, latency: new Map(c.latency) });
+      continue;
+    }
+    cur.requests += c.requests;
+    cur.modelErrors += c.modelErrors;
+    cur.clientErrors += c.clientErrors;
+    mergeInto(cur.latency, c.latency);
+  }
+}
+
 /**
  * Accumulates outcomes in memory on the hot path (a Map lookup and a few additions) and
  * hands them over in one batch per flush.
@@ -68,7 +86,7 @@ export class StatsAccumulator {
   record(deployment: string, version: string, outcome: Outcome, latencyMs: number, nowMs: number): void {
     if (outcome === 'aborted') return; // the client left: says nothing about the model
     const epochSecond = Math.floor(nowMs / 1000);
-    const key = `${deployment}\u0000${version}\u0000${epochSecond}`;
+    const key = `${deployment}\u0000${version}\u0000${epochSecond}`; // = cellKey, without building a cell first
     let cell = this.cells.get(key);
     if (!cell) {
       cell = { deployment, version, epochSecond, requests: 0, modelErrors: 0, clientErrors: 0, latency: new Map() };
@@ -89,15 +107,7 @@ export class StatsAccumulator {
 
   /** Puts cells back after a failed write so the next flush retries them. */
   restore(cells: StatsCell[]): void {
-    for (const c of cells) {
-      const key = `${c.deployment}\u0000${c.version}\u0000${c.epochSecond}`;
-      const cur = this.cells.get(key);
-      if (!cur) { this.cells.set(key, c); continue; }
-      cur.requests += c.requests;
-      cur.modelErrors += c.modelErrors;
-      cur.clientErrors += c.clientErrors;
-      mergeInto(cur.latency, c.latency);
-    }
+    mergeCells(this.cells, cells);
   }
 
   get pending(): number {

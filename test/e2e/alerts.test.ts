@@ -5,8 +5,7 @@ import { pino } from 'pino';
 import { loadControlPlaneConfig, loadProxyConfig } from '../../common/config.js';
 import { startStack, type RunningStack } from '../../control-plane/main.js';
 import { signature } from '../../control-plane/alerts/alerts.js';
-import { addValue } from '../../proxy/telemetry/histogram.js';
-import { freshSchema, startUpstream } from '../helpers/servers.js';
+import { freshSchema, startUpstream, statsCell } from '../helpers/servers.js';
 
 const SECRET = 'receiver-shared-secret';
 let stack: RunningStack, drop: () => Promise<void>, logs = '';
@@ -53,12 +52,7 @@ async function failingCanary(name: string) {
   const v1 = await receiver(), v2 = await receiver(); // any reachable URL will do as upstreams
   await api('POST', '/v1/deployments', { name, baseline: { version: 'v1', url: v1.url } });
   await api('POST', `/v1/deployments/${name}/canary`, { version: 'v2', url: v2.url, weight: 20, policy: { interval: '1h', minRequests: 50 } });
-  const cell = (version: string, requests: number, modelErrors: number) => {
-    const latency = new Map<number, number>();
-    addValue(latency, 5, requests);
-    return { deployment: name, version, epochSecond: Math.floor(Date.now() / 1000), requests, modelErrors, clientErrors: 0, latency };
-  };
-  await stack.statsStore!.write([cell('v1', 800, 0), cell('v2', 200, 80)]);
+  await stack.statsStore!.write([statsCell(name, 'v1', 800, 0), statsCell(name, 'v2', 200, 80)]);
 }
 
 test('an automatic rollback delivers one alert with the right body and a valid signature', async () => {
@@ -130,12 +124,7 @@ test('analysis_failed alerts when autoRollback is off; secrets never reach the l
   await api('POST', '/v1/deployments', { name: 'delta', baseline: { version: 'v1', url: v.url } });
   await api('POST', '/v1/alerts/sinks', { url: hook.url, secret: SECRET }); // a global sink
   await api('POST', '/v1/deployments/delta/canary', { version: 'v2', url: v.url.replace('/hook', '/x'), weight: 20, policy: { interval: '1h', minRequests: 50, autoRollback: false } });
-  const cell = (version: string, requests: number, modelErrors: number) => {
-    const latency = new Map<number, number>();
-    addValue(latency, 5, requests);
-    return { deployment: 'delta', version, epochSecond: Math.floor(Date.now() / 1000), requests, modelErrors, clientErrors: 0, latency };
-  };
-  await stack.statsStore!.write([cell('v1', 800, 0), cell('v2', 200, 80)]);
+  await stack.statsStore!.write([statsCell('delta', 'v1', 800, 0), statsCell('delta', 'v2', 200, 80)]);
   const r = await api('POST', '/v1/deployments/delta/evaluate');
   assert.deepEqual(r.json.actions, [{ type: 'record_failure' }]);
   await stack.controlPlane.alerts.idle();

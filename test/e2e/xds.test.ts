@@ -10,8 +10,7 @@ import { loadControlPlaneConfig, loadProxyConfig } from '../../common/config.js'
 import { startStack, type RunningStack } from '../../control-plane/main.js';
 import { ALL_NODES } from '../../control-plane/xds/cache.js';
 import { TYPE } from '../../control-plane/xds/protos.js';
-import { addValue } from '../../proxy/telemetry/histogram.js';
-import { freshSchema, silent } from '../helpers/servers.js';
+import { freshSchema, silent, statsCell } from '../helpers/servers.js';
 
 // The client under test is @grpc/grpc-js-xds: a real xDS client no one here wrote. Its
 // process-wide XdsClient keeps retrying the ADS server after the test closes it, which is
@@ -117,14 +116,8 @@ test('a NACKed update is counted and the client keeps its last good config', asy
 
 test('an automatic rollback sends all gRPC traffic to the baseline', async () => {
   // The proxies' windowed stats say the canary fails 40% of requests (as a proxy would record them).
-  const now = Date.now();
-  const cell = (version: string, requests: number, modelErrors: number) => {
-    const latency = new Map<number, number>();
-    addValue(latency, 5, requests);
-    return { deployment: 'who', version, epochSecond: Math.floor(now / 1000), requests, modelErrors, clientErrors: 0, latency };
-  };
   await api('PUT', '/v1/deployments/who/traffic', { weight: 20 });
-  await stack.statsStore!.write([cell('v1', 800, 0), cell('v2', 200, 80)]);
+  await stack.statsStore!.write([statsCell('who', 'v1', 800, 0), statsCell('who', 'v2', 200, 80)]);
   const verdict = await api('POST', '/v1/deployments/who/evaluate');
   assert.equal(verdict.verdict, 'critical');
   assert.deepEqual(verdict.actions, [{ type: 'rollback' }]);

@@ -11,6 +11,7 @@ import { startProxy, type RunningProxy } from '../../proxy/proxy.js';
 import { StaticRouteSource } from '../../proxy/split/sources/static-source.js';
 import type { RouteSource } from '../../proxy/split/sources/route-source.js';
 import { MemoryStatsStore } from '../../proxy/telemetry/memory-stats-store.js';
+import { addValue } from '../../proxy/telemetry/histogram.js';
 import type { StatsStore } from '../../proxy/telemetry/stats.js';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -148,4 +149,24 @@ export async function freshSchema(): Promise<{ url: string; drop(): Promise<void
       await c.end();
     },
   };
+}
+
+/** Sends raw bytes to a server and returns everything it answers until it closes the socket. */
+export function rawHttp(port: number, text: string): Promise<string> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write(text));
+    let data = '';
+    s.on('data', (d) => { data += d; });
+    s.on('close', () => resolve(data));
+  });
+}
+
+/**
+ * One second of a version's traffic as a proxy records it: `requests` answers of 5 ms, of
+ * which `modelErrors` failed. For tests that need the analysis to see a given error rate.
+ */
+export function statsCell(deployment: string, version: string, requests: number, modelErrors: number) {
+  const latency = new Map<number, number>();
+  addValue(latency, 5, requests);
+  return { deployment, version, epochSecond: Math.floor(Date.now() / 1000), requests, modelErrors, clientErrors: 0, latency };
 }

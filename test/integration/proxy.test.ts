@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
-import { blast, closedPort, echoUpstream, get, post, route, startTestProxy, startUpstream } from '../helpers/servers.js';
+import { blast, closedPort, echoUpstream, get, post, rawHttp, route, startTestProxy, startUpstream } from '../helpers/servers.js';
 import type { StaticRouteSource } from '../../proxy/split/sources/static-source.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -62,12 +62,7 @@ test('an unknown deployment gets 404 with a JSON error', async () => {
 test('x-request-id is added when absent and kept when given; hop-by-hop headers are dropped', async () => {
   const { proxy } = await setup(0);
   // Raw HTTP so the client library cannot rewrite the Connection header.
-  const raw = await new Promise<string>((resolve) => {
-    const s = net.connect(proxy.port, '127.0.0.1', () => s.write('GET /iris/x HTTP/1.1\r\nhost: a\r\nx-custom: yes\r\nx-hop: secret\r\nkeep-alive: timeout=5\r\nconnection: close, x-hop\r\n\r\n'));
-    let data = '';
-    s.on('data', (d) => { data += d; });
-    s.on('end', () => resolve(data));
-  });
+  const raw = await rawHttp(proxy.port, 'GET /iris/x HTTP/1.1\r\nhost: a\r\nx-custom: yes\r\nx-hop: secret\r\nkeep-alive: timeout=5\r\nconnection: close, x-hop\r\n\r\n');
   const [head, body] = raw.split('\r\n\r\n');
   const seen = JSON.parse(body).headers;
   const rid = /x-request-id: (.*)/i.exec(head)![1].trim();
@@ -196,20 +191,10 @@ test('large bodies stream through to the model intact', async () => {
 
 test('a malformed request target gets 400 with a JSON error', async () => {
   const { proxy } = await setup();
-  const raw = await new Promise<string>((resolve) => {
-    const s = net.connect(proxy.port, '127.0.0.1', () => s.write('GET /%E0%A4%A/x HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n'));
-    let data = '';
-    s.on('data', (d) => { data += d; });
-    s.on('end', () => resolve(data));
-  });
+  const raw = await rawHttp(proxy.port, 'GET /%E0%A4%A/x HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n');
   assert.match(raw, /^HTTP\/1.1 400/);
   assert.match(raw, /BAD_REQUEST_TARGET/);
-  const garbage = await new Promise<string>((resolve) => {
-    const s = net.connect(proxy.port, '127.0.0.1', () => s.write('BLAH\r\n\r\n'));
-    let data = '';
-    s.on('data', (d) => { data += d; });
-    s.on('close', () => resolve(data));
-  });
+  const garbage = await rawHttp(proxy.port, 'BLAH\r\n\r\n');
   assert.match(garbage, /^HTTP\/1.1 400/);
 });
 
