@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { spawnModelServer, spawnProxy } from '../common/processes.js';
+import { spawnCanary, spawnModelServer, spawnProxy } from '../common/processes.js';
 import { parseDuration } from '../common/duration.js';
 import { openLoop } from './open-loop.js';
 
@@ -56,13 +56,38 @@ async function fixedRate(scenario: string, url: string, durationS = DURATION_S):
   return print({ scenario, rps: r.achievedRps, p50: r.p50, p99: r.p99, errors: r.errors, non2xx: 0 });
 }
 
-async function startHttpProxy(baseline: string, canary: string) {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'http-proxy-split.ts'), baseline, canary, String(WEIGHT)], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** One of the reference proxies in bench/ (a script that prints a ready line with its port). */
+async function startReference(script: string, baseline: string, canary: string) {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, script), baseline, canary, String(WEIGHT)], { stdio: ['ignore', 'pipe', 'inherit'] });
   for await (const line of createInterface({ input: child.stdout! })) {
     const msg = JSON.parse(line);
     if (msg.ready) return { url: `http://127.0.0.1:${msg.port}`, pid: child.pid!, stop: async () => { child.kill('SIGTERM'); await once(child, 'exit'); } };
   }
-  throw new Error('http-proxy bench server did not start');
+  throw new Error(`${script} did not start`);
+}
+
+/**
+ * nginx with split_clients and upstream keep-alive, when installed: the floor for any proxy.
+ * One worker per core, its master and workers' CPU counted.
+ */
+async function startNginx(baseline: string, canary: string, dir: string): Promise<{ url: string; pids: () => number[]; stop(): Promise<void> } | null> {
+  try { execSync('command -v nginx', { stdio: 'ignore' }); } catch { return null; }
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const conf = `daemon off; worker_processes auto; pid ${dir}/nginx.pid; error_log ${dir}/error.log;
+events { worker_connections 4096; }
+http { access_log off; client_body_temp_path ${dir}; proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};
+  upstream baseline { server ${new URL(baseline).host}; keepalive 128; }
+  upstream canary { server ${new URL(canary).host}; keepalive 128; }
+  split_clients "\${request_id}" $variant { ${WEIGHT}% canary; * baseline; }
+  server { listen 127.0.0.1:${port};
+    location /iris/ { rewrite ^/iris(/.*)$ $1 break; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_pass http://$variant; } } }`;
+  await writeFile(path.join(dir, 'nginx.conf'), conf);
+  const child = spawn('nginx', ['-c', path.join(dir, 'nginx.conf'), '-p', dir], { stdio: 'inherit' });
+  for (let i = 0; i < 50; i++) {
+    try { await autocannon({ url: `http://127.0.0.1:${port}/iris/healthz`, amount: 1 }); break; } catch { await new Promise((r) => setTimeout(r, 100)); }
+  }
+  const pids = () => [child.pid!, ...execSync(`pgrep -P ${child.pid}`).toString().trim().split('\n').map(Number).filter(Boolean)];
+  return { url: `http://127.0.0.1:${port}`, pids, stop: async () => { child.kill('SIGQUIT'); await once(child, 'exit'); } };
 }
 
 async function main(): Promise<void> {
@@ -73,16 +98,33 @@ async function main(): Promise<void> {
   const routesFile = path.join(dir, 'routes.json');
   await writeFile(routesFile, JSON.stringify({ version: 1, deployments: { iris: { baseline: { version: 'v1', url: v1.ready.url }, canary: { version: 'v2', url: v2.ready.url, weight: WEIGHT } } } }));
   const proxy = await spawnProxy({ CANARY_ROUTES_FILE: routesFile, LOG_LEVEL: 'warn' });
-  const hp = await startHttpProxy(v1.ready.url, v2.ready.url);
+  // `canary up` on the embedded database, with the prediction log on: the whole product in one process.
+  const up = await spawnCanary<{ api: string; proxy: string }>(['up'], {
+    env: { CANARY_DATA_DIR: path.join(dir, 'data'), CANARY_PROXY_PORT: '0', CANARY_ADMIN_PORT: '0', CANARY_API_PORT: '0', CANARY_XDS_PORT: 'off', CANARY_PROXY_HOST: '127.0.0.1', LOG_LEVEL: 'warn', REDIS_URL: '', DATABASE_URL: '' },
+    isReady: (m) => m.ready === true && m.component === 'up', timeoutMs: 60_000,
+  });
+  const call = (p: string, b: unknown) => fetch(`${up.ready.api}${p}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(b) }).then((r) => r.json());
+  await call('/v1/deployments', { name: 'iris', baseline: { version: 'v1', url: v1.ready.url } });
+  await call('/v1/deployments/iris/canary', { version: 'v2', url: v2.ready.url, weight: WEIGHT, policy: { autoPromote: false, autoRollback: false, interval: '1h' } });
+  const upUrl = `${up.ready.proxy}/iris/predict`;
+  const hp = await startReference('http-proxy-split.ts', v1.ready.url, v2.ready.url);
+  const minimal = await startReference('minimal-proxy.ts', v1.ready.url, v2.ready.url);
+  const nginx = await startNginx(v1.ready.url, v2.ready.url, dir);
   const proxyUrl = `http://127.0.0.1:${proxy.ready.port}/iris/predict`;
   try {
     process.stderr.write('warming up…\n');
     await autocannon({ url: proxyUrl, method: 'POST', body, duration: 2, connections: 16 });
     await autocannon({ url: `${hp.url}/iris/predict`, method: 'POST', body, duration: 2, connections: 16 });
+    await autocannon({ url: `${minimal.url}/iris/predict`, method: 'POST', body, duration: 2, connections: 16 });
+    await autocannon({ url: upUrl, method: 'POST', body, duration: 2, connections: 16 });
+    if (nginx) await autocannon({ url: `${nginx.url}/iris/predict`, method: 'POST', body, duration: 2, connections: 16 });
     process.stderr.write('closed loop (as fast as it goes):\n');
     const direct = await withCpu([v1.child.pid!], () => load('direct (model server)', `${v1.ready.url}/predict`));
     const ours = await withCpu([proxy.child.pid!], () => load('canary-mesh proxy, 20% canary', proxyUrl));
+    const upRow = await withCpu([up.child.pid!], () => load('canary up (embedded DB, prediction log)', upUrl));
     const hpRow = await withCpu([hp.pid], () => load('http-proxy split, keep-alive', `${hp.url}/iris/predict`));
+    const minimalRow = await withCpu([minimal.pid], () => load('minimal undici Pool.stream proxy', `${minimal.url}/iris/predict`));
+    const nginxRow = nginx ? await withCpu(nginx.pids(), () => load('nginx split_clients, keep-alive', `${nginx.url}/iris/predict`)) : null;
     process.stderr.write(`open loop at ${OPEN_LOOP_RPS} rps:\n`);
     await fixedRate('warm-up (not reported)', `${v1.ready.url}/predict`, 3);
     const directOpen = await fixedRate(`direct @${OPEN_LOOP_RPS}`, `${v1.ready.url}/predict`);
@@ -90,8 +132,12 @@ async function main(): Promise<void> {
 
     const ratio = (r: Row) => +(r.rps / direct.rps).toFixed(3);
     const summary = {
-      throughputRatio: { canaryMesh: ratio(ours), httpProxy: ratio(hpRow), target: 0.5 },
-      cpuUsPerRequest: { modelServer: direct.cpuUsPerRequest, canaryMeshProxy: ours.cpuUsPerRequest, httpProxy: hpRow.cpuUsPerRequest },
+      throughputRatio: { canaryMesh: ratio(ours), canaryUp: ratio(upRow), minimalUndiciProxy: ratio(minimalRow), nginx: nginxRow ? ratio(nginxRow) : null, httpProxy: ratio(hpRow) },
+      // The target: canary up's throughput at least 0.9× canary proxy's.
+      canaryUpVsProxyThroughput: +(upRow.rps / ours.rps).toFixed(3),
+      cpuUsPerRequest: { modelServer: direct.cpuUsPerRequest, canaryMeshProxy: ours.cpuUsPerRequest, canaryUp: upRow.cpuUsPerRequest, minimalUndiciProxy: minimalRow.cpuUsPerRequest, nginx: nginxRow?.cpuUsPerRequest ?? null, httpProxy: hpRow.cpuUsPerRequest },
+      // The target: canary-mesh's CPU per request within 1.1× the minimal proxy's.
+      cpuVsMinimalProxy: +((ours.cpuUsPerRequest ?? 0) / (minimalRow.cpuUsPerRequest ?? 1)).toFixed(3),
       addedLatencyAt2000rps: { p50Ms: +(oursOpen.p50 - directOpen.p50).toFixed(3), p99Ms: +(oursOpen.p99 - directOpen.p99).toFixed(3), targetP50Ms: 0.5, targetP99Ms: 2 },
     };
     let commit = 'unknown';
@@ -100,14 +146,14 @@ async function main(): Promise<void> {
       date: new Date().toISOString(), commit,
       machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` },
       settings: { durationS: DURATION_S, connections: CONNECTIONS, openLoopRps: OPEN_LOOP_RPS, canaryWeight: WEIGHT, note: 'load generator, proxies and model servers share the machine' },
-      closedLoop: [direct, ours, hpRow], openLoop: [directOpen, oursOpen], summary,
+      closedLoop: [direct, ours, upRow, minimalRow, ...(nginxRow ? [nginxRow] : []), hpRow], openLoop: [directOpen, oursOpen], summary,
     };
     await mkdir(path.join(here, 'results'), { recursive: true });
     const file = path.join(here, 'results', `${report.date.slice(0, 19).replace(/[:T]/g, '-')}-${commit}.json`);
     await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
     process.stdout.write(`${JSON.stringify(summary, null, 2)}\nwritten to ${path.relative(process.cwd(), file)}\n`);
   } finally {
-    await Promise.all([v1.stop(), v2.stop(), proxy.stop(), hp.stop()]);
+    await Promise.all([v1.stop(), v2.stop(), proxy.stop(), up.stop(), hp.stop(), minimal.stop(), nginx?.stop()]);
   }
 }
 

@@ -10,7 +10,7 @@ export class ApiError extends Error {
 export class ApiClient {
   constructor(readonly baseUrl: string, private readonly token: string | null, private readonly actor = 'cli') {}
 
-  async call<T = any>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<T> {
+  async call<T = any>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
     let res;
     // Mutations always send a JSON body ({} when there is nothing to say).
     const payload = body !== undefined ? JSON.stringify(body) : method === 'GET' ? undefined : '{}';
@@ -21,6 +21,7 @@ export class ApiClient {
           ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
           ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
           'x-canary-actor': this.actor,
+          ...headers,
         },
         body: payload,
         headersTimeout: 30_000,

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ApiClient } from './client.js';
+import { parseDuration } from '../common/duration.js';
+import { ApiClient, ApiError } from './client.js';
 import { color, msf, pct, splitBar, table, time, verdictColor } from './format.js';
 
 export class UsageError extends Error {}
@@ -35,13 +36,13 @@ const enc = encodeURIComponent;
 
 function showDeployment(d: any): string {
   const lines = [
-    `${color.bold(d.name)}  ${d.status}`,
+    `${color.bold(d.name)}  ${d.status}  ${color.dim(`revision ${d.revision}`)}`,
     `  baseline  ${d.baseline.version}  ${color.dim(d.baseline.url)}`,
   ];
   if (d.canary) {
     const c = d.canary;
     lines.push(`  canary    ${c.version}  ${color.dim(c.url)}`);
-    lines.push(`  split     ${splitBar(c.weight)}  baseline ${100 - c.weight}% / canary ${c.weight}%`);
+    lines.push(`  split     ${splitBar(c.weight)}  █ baseline ${100 - c.weight}% / ░ canary ${c.weight}%`);
     lines.push(`  steps     ${c.steps.map((s: number) => (s === c.weight ? color.bold(`[${s}]`) : String(s))).join(' → ')}  next: ${c.nextStep ?? 'promote'}`);
     lines.push(`  verdict   ${verdictColor(c.lastVerdict)}  ${color.dim(c.lastAnalysisAt ? `at ${time(c.lastAnalysisAt)}` : 'no analysis yet')}`);
   } else {
@@ -58,8 +59,38 @@ export function businessLine(a: any): string {
   return `  business: baseline ${b.mean.toFixed(4)} (n=${b.n}), canary ${c.mean.toFixed(4)} (n=${c.n})${change}, p=${a.canary.businessPValue?.toFixed(4) ?? '-'}\n`;
 }
 
+const STATUS_WORD: Record<string, string> = { fail: 'FAIL', warn: 'WARN', pass: 'ok', pending: 'open', skipped: 'n/a' };
+const bound = (lo: number | null, hi: number | null) => (lo === null && hi === null ? '-' : `${lo === null ? '' : pct(lo)}–${hi === null ? '' : pct(hi)}`);
+
+/** Each rule's evidence: status, estimate per variant with bounds, n, always-valid p-value, and in words. */
+export function rulesTable(a: any): string {
+  if (!a?.rules?.length) return '';
+  const rows = a.rules.map((r: any) => [
+    r.rule, STATUS_WORD[r.status] ?? r.status,
+    r.canary ? `${pct(r.canary.estimate)} [${bound(r.canary.low, r.canary.high)}] n=${r.canary.n}` : '-',
+    r.baseline ? `${pct(r.baseline.estimate)} n=${r.baseline.n}` : '-',
+    r.pValue < 0.001 ? r.pValue.toExponential(1) : r.pValue.toFixed(3), r.alpha.toExponential(1),
+  ]);
+  const words = a.rules.map((r: any) => `  ${r.rule}: ${r.summary}`).join('\n');
+  const needs = a.needs?.requests != null ? `\n  a decision needs ≈ ${a.needs.requests} more canary requests${a.needs.seconds != null ? ` (≈ ${a.needs.seconds < 90 ? `${Math.max(1, Math.round(a.needs.seconds))} s` : `${Math.round(a.needs.seconds / 60)} min`} at the current rate)` : ''}` : '';
+  return `${table(['RULE', 'STATUS', 'CANARY [BOUNDS]', 'BASELINE', 'P', 'ROLLS BACK AT P ≤'], rows)}\n${words}${needs}${a.needs?.advice ? `\n  advice: ${a.needs.advice}` : ''}`;
+}
+
 function statsRows(a: any) {
   return [['baseline', a.baseline], ['canary', a.canary]].map(([role, s]: any) => [role, s?.version, s?.requests, pct(s?.errorRate), msf(s?.p50), msf(s?.p95), msf(s?.p99)]);
+}
+
+/**
+ * What a change acts on: --canary VERSION (the body's `canary`: 409 if another one runs) and
+ * --if-match REVISION (the revision `canary status` showed: 412 if it changed since).
+ */
+const PRECONDITION_OPTIONS: Record<string, { type: 'string' }> = { canary: { type: 'string' }, 'if-match': { type: 'string' } };
+const canaryOf = (v: { canary?: string | boolean }) => (typeof v.canary === 'string' ? { canary: v.canary } : {});
+function ifMatchOf(v: { 'if-match'?: string | boolean }): Record<string, string> {
+  const r = v['if-match'];
+  if (typeof r !== 'string') return {};
+  if (!/^(W\/)?"?\d+"?$/.test(r)) throw new UsageError(`--if-match: expected a revision number as shown by canary status, got ${JSON.stringify(r)}`);
+  return { 'if-match': /^\d+$/.test(r) ? `"${r}"` : r };
 }
 
 /** Every client command of DESIGN.md §3. Returns true if it handled `command`. */
@@ -98,12 +129,14 @@ export async function runClientCommand(command: string, rest: string[]): Promise
       return true;
     }
     case 'start': {
-      const { values, args } = parse(rest, { version: { type: 'string' }, url: { type: 'string' }, weight: { type: 'string' }, steps: { type: 'string' }, interval: { type: 'string' }, policy: { type: 'string' } }, ['name']);
+      const { values, args } = parse(rest, { version: { type: 'string' }, url: { type: 'string' }, weight: { type: 'string' }, steps: { type: 'string' }, interval: { type: 'string' }, policy: { type: 'string' }, force: { type: 'boolean' } }, ['name']);
       if (!values.version) throw new UsageError('start needs --version (and --url if the version is not registered)');
+      const startWeight = num(values.weight, 'weight');
+      if (startWeight !== undefined && !(startWeight > 0 && startWeight <= 100)) throw new UsageError(`--weight: a canary starts at more than 0% and at most 100% (at 0% it gets no traffic and can never be judged), got ${values.weight}`);
       const policy = { ...(jsonOption(values.policy, 'policy') as object | undefined) } as Record<string, unknown>;
       if (typeof values.steps === 'string') policy.steps = values.steps.split(',').map((s) => { const n = Number(s); if (!Number.isFinite(n)) throw new UsageError(`--steps: ${s} is not a number`); return n; });
       if (typeof values.interval === 'string') policy.interval = values.interval;
-      const d = await api.call('POST', `/v1/deployments/${enc(args[0])}/canary`, { version: values.version, ...(values.url ? { url: values.url } : {}), ...(values.weight !== undefined ? { weight: num(values.weight, 'weight') } : {}), ...(Object.keys(policy).length ? { policy } : {}) });
+      const d = await api.call('POST', `/v1/deployments/${enc(args[0])}/canary`, { version: values.version, ...(values.url ? { url: values.url } : {}), ...(values.weight !== undefined ? { weight: num(values.weight, 'weight') } : {}), ...(Object.keys(policy).length ? { policy } : {}), ...(values.force ? { force: true } : {}) });
       print(values.json, d, () => `canary ${d.canary.version} started at ${d.canary.weight}%\n${showDeployment(d)}`);
       return true;
     }
@@ -111,8 +144,18 @@ export async function runClientCommand(command: string, rest: string[]): Promise
       const { values, args } = parse(rest, { watch: { type: 'boolean', short: 'w' }, every: { type: 'string' } }, ['name']);
       const every = num(values.every, 'every') ?? 2;
       for (;;) {
-        const d = await api.call('GET', `/v1/deployments/${enc(args[0])}`);
-        const a = d.canary ? await api.call('GET', `/v1/deployments/${enc(args[0])}/analysis?limit=1`) : null;
+        let d: any, a: any;
+        try {
+          d = await api.call('GET', `/v1/deployments/${enc(args[0])}`);
+          a = d.canary ? await api.call('GET', `/v1/deployments/${enc(args[0])}/analysis?limit=1`) : null;
+        } catch (err) {
+          // Watching keeps going through a control-plane restart: say so, and try again.
+          if (!values.watch || !(err instanceof ApiError) || err.code !== 'UNREACHABLE') throw err;
+          if (values.json) out(JSON.stringify({ reconnecting: true, error: { code: err.code, message: err.message } }));
+          else out(`${time(new Date().toISOString())}  reconnecting: ${err.message}`);
+          await sleep(every * 1000);
+          continue;
+        }
         const data = { deployment: d, analysis: a?.latest ?? null };
         const human = () => {
           let s = showDeployment(d);
@@ -127,30 +170,33 @@ export async function runClientCommand(command: string, rest: string[]): Promise
       }
     }
     case 'traffic': {
-      const { values, args } = parse(rest, {}, ['name', 'weight']);
+      const { values, args } = parse(rest, PRECONDITION_OPTIONS, ['name', 'weight']);
       const weight = Number(args[1]);
       if (!Number.isFinite(weight)) throw new UsageError(`weight must be a number from 0 to 100, got ${JSON.stringify(args[1])}`);
-      const d = await api.call('PUT', `/v1/deployments/${enc(args[0])}/traffic`, { weight });
+      const d = await api.call('PUT', `/v1/deployments/${enc(args[0])}/traffic`, { weight, ...canaryOf(values) }, ifMatchOf(values));
       print(values.json, d, () => `canary ${d.canary.version} now at ${d.canary.weight}%\n${showDeployment(d)}`);
       return true;
     }
     case 'promote': case 'rollback': {
-      const { values, args } = parse(rest, { reason: { type: 'string' }, to: { type: 'string' } }, ['name']);
-      if (command === 'promote' && values.to) throw new UsageError('--to is only for rollback');
-      const d = await api.call('POST', `/v1/deployments/${enc(args[0])}/${command}`, { ...(values.reason ? { reason: values.reason } : {}), ...(values.to ? { toVersion: values.to } : {}) });
+      const { values, args } = parse(rest, { reason: { type: 'string' }, to: { type: 'string' }, baseline: { type: 'boolean' }, force: { type: 'boolean' }, ...PRECONDITION_OPTIONS }, ['name']);
+      if (command === 'promote' && (values.to || values.baseline)) throw new UsageError('--to and --baseline are only for rollback');
+      if (values.to && values.canary) throw new UsageError('--to rolls back the baseline; --canary names a canary to roll back: use one');
+      // Without --baseline or --to, rollback means the running canary and nothing else.
+      const body = { ...(values.reason ? { reason: values.reason } : {}), ...(values.to ? { toVersion: values.to } : {}), ...(values.baseline ? { target: 'baseline' } : {}), ...(values.force ? { force: true } : {}), ...canaryOf(values) };
+      const d = await api.call('POST', `/v1/deployments/${enc(args[0])}/${command}`, body, ifMatchOf(values));
       print(values.json, d, () => `${command === 'promote' ? 'promoted' : 'rolled back'}: baseline is ${d.baseline.version}\n${showDeployment(d)}`);
       return true;
     }
     case 'pause': case 'resume': {
-      const { values, args } = parse(rest, {}, ['name']);
-      const d = await api.call('POST', `/v1/deployments/${enc(args[0])}/${command}`);
+      const { values, args } = parse(rest, PRECONDITION_OPTIONS, ['name']);
+      const d = await api.call('POST', `/v1/deployments/${enc(args[0])}/${command}`, canaryOf(values), ifMatchOf(values));
       print(values.json, d, () => `${args[0]} is ${d.status}`);
       return true;
     }
     case 'evaluate': {
       const { values, args } = parse(rest, {}, ['name']);
       const r = await api.call('POST', `/v1/deployments/${enc(args[0])}/evaluate`);
-      print(values.json, r, () => `${verdictColor(r.verdict)}  ${r.actions.map((a: any) => a.type).join(', ') || 'hold'}\n  ${r.reasons.join('\n  ')}\n${table(['ROLE', 'VERSION', 'REQUESTS', 'ERRORS', 'P50', 'P95', 'P99'], statsRows(r))}`);
+      print(values.json, r, () => `${verdictColor(r.verdict)}  ${r.actions.map((a: any) => a.type).join(', ') || 'hold'}\n${table(['ROLE', 'VERSION', 'REQUESTS', 'ERRORS', 'P50', 'P95', 'P99'], statsRows(r))}\n${rulesTable(r)}`);
       return true;
     }
     case 'health': {
@@ -159,7 +205,8 @@ export async function runClientCommand(command: string, rest: string[]): Promise
       print(values.json, a, () => {
         if (!a.latest) return a.canary ? `canary ${a.canary.version}: no analysis yet` : `no canary has run for ${args[0]}`;
         return `canary ${a.canary.version} (${a.canary.outcome}) — ${verdictColor(a.latest.verdict)} at ${time(a.latest.at)}, weight ${a.latest.weight}%\n` +
-          `${table(['ROLE', 'VERSION', 'REQUESTS', 'ERROR RATE', 'P50', 'P95', 'P99'], statsRows(a.latest))}\n${businessLine(a.latest)}  ${a.latest.reasons.join('\n  ')}`;
+          `${table(['ROLE', 'VERSION', 'REQUESTS', 'ERROR RATE', 'P50', 'P95', 'P99'], statsRows(a.latest))}\n${businessLine(a.latest)}` +
+          (a.latest.rules?.length ? rulesTable(a.latest) : `  ${a.latest.reasons.join('\n  ')}`);
       });
       return true;
     }
@@ -168,6 +215,61 @@ export async function runClientCommand(command: string, rest: string[]): Promise
       const a = await api.call('GET', `/v1/deployments/${enc(args[0])}/analysis?limit=${num(values.limit, 'limit') ?? 20}`);
       print(values.json, a, () => a.history.length === 0 ? 'no analyses yet' : table(['TIME', 'WEIGHT', 'VERDICT', 'BASE REQ', 'BASE ERR', 'BASE P95', 'CAN REQ', 'CAN ERR', 'CAN P95', 'CAN P99', 'ACTION'],
         a.history.map((h: any) => [time(h.at), `${h.weight}%`, verdictColor(h.verdict), h.baseline?.requests, pct(h.baseline?.errorRate), msf(h.baseline?.p95), h.canary?.requests, pct(h.canary?.errorRate), msf(h.canary?.p95), msf(h.canary?.p99), h.action])));
+      return true;
+    }
+    case 'wait': {
+      // For CI pipelines: follow the rollout until it ends. Exit 0 promoted, 1 rolled back, 2 timeout.
+      const { values, args } = parse(rest, { timeout: { type: 'string' }, every: { type: 'string' } }, ['name']);
+      let timeoutMs: number;
+      try { timeoutMs = parseDuration(values.timeout ?? '30m', '--timeout'); } catch (err) { throw new UsageError((err as Error).message); }
+      const every = (num(values.every, 'every') ?? 2) * 1000;
+      const name = enc(args[0]);
+      const deadline = Date.now() + timeoutMs;
+      const first = await api.call('GET', `/v1/deployments/${name}`);
+      const watched: string | undefined = first.canary?.version;
+      let last = '';
+      for (;;) {
+        const a = await api.call('GET', `/v1/deployments/${name}/analysis?limit=1`);
+        const c = a.canary;
+        if (!c) throw new UsageError(`no canary has run for ${args[0]}`);
+        if (watched === undefined || c.version === watched) {
+          if (c.outcome !== 'running') {
+            const result = c.outcome === 'promoted' ? `promoted: ${c.version} is the baseline` : `rolled back: ${c.version}${a.latest ? ` — ${a.latest.reasons[0]}` : ''}`;
+            if (values.json) out(JSON.stringify({ outcome: c.outcome, canary: c, latest: a.latest })); else out(`${time(new Date().toISOString())}  ${result}`);
+            process.exitCode = c.outcome === 'promoted' ? 0 : 1;
+            return true;
+          }
+          const line = `${c.version} at ${c.weight}%  ${a.latest ? `${a.latest.verdict}: ${a.latest.reasons[0] ?? ''}` : 'no analysis yet'}`;
+          if (line !== last) {
+            if (values.json) out(JSON.stringify({ outcome: 'running', canary: c, latest: a.latest })); else out(`${time(new Date().toISOString())}  ${line}`);
+            last = line;
+          }
+        }
+        if (Date.now() > deadline) {
+          process.stderr.write(`canary: wait: ${args[0]} still rolling out after ${values.timeout ?? '30m'}\n`);
+          process.exitCode = 2;
+          return true;
+        }
+        await sleep(every);
+      }
+    }
+    case 'load': {
+      const { values, args } = parse(rest, { rps: { type: 'string' }, duration: { type: 'string' }, connections: { type: 'string' }, body: { type: 'string' }, iris: { type: 'boolean' } }, ['url']);
+      let durationMs: number;
+      try { durationMs = parseDuration(values.duration ?? '30s', '--duration'); } catch (err) { throw new UsageError((err as Error).message); }
+      try { new URL(args[0]); } catch { throw new UsageError(`not a URL: ${JSON.stringify(args[0])} (for example http://127.0.0.1:8080/iris/predict)`); }
+      if (values.body && values.iris) throw new UsageError('--body and --iris: use one');
+      const rps = num(values.rps, 'rps') ?? null;
+      if (rps !== null && !(rps > 0)) throw new UsageError('--rps: more than 0');
+      const { runLoad } = await import('./load.js');
+      const tty = process.stderr.isTTY && !values.json;
+      const summary = await runLoad({
+        url: args[0], rps, durationS: Math.max(1, Math.round(durationMs / 1000)), connections: num(values.connections, 'connections') ?? 8,
+        body: values.iris ? { iris: true } : typeof values.body === 'string' ? { file: values.body } : null, json: values.json === true,
+        out, progress: (l) => { if (!values.json) process.stderr.write(tty ? `\r${l}` : `${l}\n`); },
+      });
+      if (tty) process.stderr.write('\n');
+      if (summary.errors > 0) process.exitCode = 1;
       return true;
     }
     case 'history': {

@@ -70,12 +70,12 @@ class Traffic {
   }
 }
 
-async function waitFor<T>(what: string, check: () => Promise<T | null>, timeoutMs: number): Promise<T> {
+async function waitFor<T>(what: string, check: () => Promise<T | null>, timeoutMs: number, why?: () => Promise<string>): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await check();
     if (v !== null) return v;
-    if (Date.now() > deadline) throw new Error(`demo: timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`demo: timed out waiting for ${what}${why ? `; ${await why().catch(() => '')}` : ''}`);
     await sleep(100);
   }
 }
@@ -149,7 +149,7 @@ export async function runDemo(opts: { keep: boolean }): Promise<void> {
     const d1 = await waitFor('the rollback', async () => {
       const d = await api.call('GET', `/v1/deployments/${name}`);
       return d.canary === null ? d : null;
-    }, 40_000);
+    }, 40_000, async () => `the last analysis said: ${((await api.call('GET', `/v1/deployments/${name}/analysis?limit=1`)).latest?.reasons ?? ['none yet']).join('; ')}`);
     traffic.progress(true);
 
     step(5, `The analysis found v2 critical and rolled it back on its own after ${((Date.now() - started) / 1000).toFixed(1)}s; baseline ${d1.baseline.version} kept serving`);
@@ -161,13 +161,21 @@ export async function runDemo(opts: { keep: boolean }): Promise<void> {
     step(6, 'Event timeline');
     out(timeline((await api.call('GET', `/v1/deployments/${name}/events?limit=20`)).events));
 
-    step(7, 'Second act: a good v3 walks its steps (10% → 50% → 100%) and is promoted');
+    step(7, 'Second act: a good v3 walks its steps (20% → 50% → 100%) and is promoted');
     const v3 = await spawnModelServer('v3', [], { LOG_LEVEL: 'warn' });
     models.push(v3);
     const meta3 = await (await request(`${v3.ready.url}/metadata`)).body.json();
     await api.call('POST', `/v1/deployments/${name}/versions`, { version: 'v3', url: v3.ready.url, metadata: meta3 });
+    // A fresh model server answers its first requests slowly (JIT, caches); like any rollout,
+    // warm it before it meets users, so its latency is its own and not its cold start.
+    const rows = loadIris();
+    for (let i = 0; i < 300; i++) {
+      const r = await request(`${v3.ready.url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ features: rows[i % rows.length].features }) });
+      await r.body.dump();
+    }
+    out('   v3 warmed up with 300 requests sent to it directly (a cold model server answers its first requests slowly)');
     traffic.reset();
-    await api.call('POST', `/v1/deployments/${name}/canary`, { version: 'v3', policy: { interval: DEMO_INTERVAL, steps: [10, 50, 100], minRequests: 30 } });
+    await api.call('POST', `/v1/deployments/${name}/canary`, { version: 'v3', policy: { interval: DEMO_INTERVAL, steps: [20, 50, 100], minRequests: 30 } });
     let lastWeight = -1;
     const d2 = await waitFor('the promotion', async () => {
       const d = await api.call('GET', `/v1/deployments/${name}`);
@@ -178,7 +186,7 @@ export async function runDemo(opts: { keep: boolean }): Promise<void> {
       }
       if (d.canary === null && d.baseline.version !== 'v3') throw new Error(`demo: v3 was rolled back unexpectedly; see canary history ${name}`);
       return d.canary === null ? d : null;
-    }, 40_000);
+    }, 40_000, async () => `the last analysis said: ${((await api.call('GET', `/v1/deployments/${name}/analysis?limit=1`)).latest?.reasons ?? ['none yet']).join('; ')}`);
     traffic.progress(true);
     out(`   promoted: the baseline is now ${color.green(d2.baseline.version)}`);
     const a2 = await api.call('GET', `/v1/deployments/${name}/analysis?limit=1`);

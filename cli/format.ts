@@ -25,7 +25,8 @@ export const msf = (x: number | null | undefined) => (x === null || x === undefi
 export const time = (iso: string | null | undefined) => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-');
 
 /** A split bar like [██████░░░░] for weight percent. */
+/** The split as a bar readable without colour too: █ baseline, ░ canary. */
 export function splitBar(weight: number, width = 20): string {
   const c = Math.round((weight / 100) * width);
-  return `${color.blue('█'.repeat(width - c))}${color.yellow('█'.repeat(c))}`;
+  return `${color.blue('█'.repeat(width - c))}${color.yellow('░'.repeat(c))}`;
 }

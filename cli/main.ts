@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../common/config.js';
 import { ApiError } from './client.js';
@@ -6,7 +7,7 @@ import { runClientCommand, UsageError } from './commands.js';
 const USAGE = `canary — ship new model versions safely
 
 Servers:
-  canary up                           control plane + proxy in one process (8090 API, 8080 proxy)
+  canary up [--json]                  control plane + proxy in one process (8090 API, 8080 proxy, 9901 admin, 18000 xDS)
   canary control-plane                the REST API, dashboard and analysis loop (port 8090)
   canary proxy [--workers N]          the data plane (ports 8080 data, 9901 admin)
   canary model-server --model v1|v2|v3 [--port 8000] [--version LABEL]
@@ -18,21 +19,99 @@ Client (against CANARY_API_URL, default http://127.0.0.1:8090; add --json for sc
   canary deploy NAME --version V --url URL [--metadata JSON] [--policy JSON]
   canary register NAME --version V --url URL [--metadata JSON]
   canary versions NAME
-  canary start NAME --version V [--url URL] [--weight 20] [--steps 1,10,50,100] [--interval 30s] [--policy JSON]
+  canary start NAME --version V [--url URL] [--weight 20] [--steps 1,10,50,100] [--interval 30s] [--policy JSON] [--force]
   canary status NAME [--watch]
-  canary traffic NAME WEIGHT
-  canary promote NAME [--reason TEXT]
-  canary rollback NAME [--reason TEXT] [--to VERSION]
-  canary pause NAME | canary resume NAME
+  canary traffic NAME WEIGHT [--canary V] [--if-match REVISION]
+  canary promote NAME [--reason TEXT] [--canary V] [--if-match REVISION]
+  canary rollback NAME [--reason TEXT] [--baseline | --to VERSION [--force]] [--canary V] [--if-match REVISION]
+  canary pause NAME [--canary V] [--if-match REVISION]     (measured, not acted on)
+  canary resume NAME [--canary V] [--if-match REVISION]
   canary evaluate NAME
   canary health NAME
   canary metrics NAME [--limit N]
   canary history NAME [--limit N]
+  canary wait NAME [--timeout 30m]    follow a rollout (CI): exit 0 promoted, 1 rolled back, 2 timeout
+  canary completion bash|zsh          shell completion: source <(canary completion bash)
+  canary load URL [--rps 50] [--duration 30s] [--connections 8] [--body FILE | --iris]
+                                      traffic with a live line per variant and a summary (exit 1 if any failed)
 
 Environment: see the README ("Configuration").`;
 
+/** One example per command, shown by `canary <command> --help`. */
+const EXAMPLES: Record<string, string> = {
+  up: 'canary up', 'control-plane': 'REDIS_URL=redis://127.0.0.1:6379 DATABASE_URL=postgres://... canary control-plane',
+  proxy: 'REDIS_URL=redis://127.0.0.1:6379 canary proxy', 'model-server': 'canary model-server --model v2 --port 8002 --error-rate 0.1',
+  demo: 'canary demo --keep', deployments: 'canary deployments --json', deploy: 'canary deploy iris --version v1 --url http://127.0.0.1:8001',
+  register: 'canary register iris --version v2 --url http://127.0.0.1:8002', versions: 'canary versions iris',
+  start: 'canary start iris --version v2 --weight 20 --interval 30s', status: 'canary status iris --watch',
+  traffic: 'canary traffic iris 50 --canary v2', promote: 'canary promote iris --canary v2 --reason "looks good"',
+  rollback: 'canary rollback iris   # the running canary; --baseline or --to v1 for the baseline',
+  pause: 'canary pause iris', resume: 'canary resume iris', evaluate: 'canary evaluate iris', health: 'canary health iris',
+  metrics: 'canary metrics iris --limit 10', history: 'canary history iris --limit 20',
+  wait: 'canary start iris --version v2 && canary wait iris --timeout 20m || echo "v2 did not make it"',
+  load: 'canary load http://127.0.0.1:8080/iris/predict --iris --rps 50 --duration 1m',
+  completion: 'source <(npx canary completion bash)',
+};
+
+/** Every command, from the usage text (one source), and the flags each one takes. */
+function commandsAndFlags(): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const line of USAGE.split('\n')) {
+    const m = /^\s+canary ([a-z-]+)(.*)$/.exec(line);
+    if (!m) continue;
+    const flags = [...m[2].matchAll(/--[a-z-]+/g)].map((f) => f[0]);
+    out.set(m[1], [...new Set([...(out.get(m[1]) ?? []), ...flags, '--help', ...(m[1] === 'model-server' || m[1] === 'proxy' || m[1] === 'demo' ? [] : ['--json'])])]);
+  }
+  out.set('completion', ['bash', 'zsh']);
+  return out;
+}
+
+/** `canary completion bash|zsh`: commands, then each command's flags, and deployment names from the API. */
+function completionScript(shell: 'bash' | 'zsh'): string {
+  const cmds = commandsAndFlags();
+  const cases = [...cmds].map(([c, f]) => `    ${c}) opts="${f.join(' ')}" ;;`).join('\n');
+  const bash = `# canary-mesh completion (bash): source <(canary completion bash)
+_canary() {
+  local cur="\${COMP_WORDS[COMP_CWORD]}" cmd="\${COMP_WORDS[1]}" opts
+  if [ "$COMP_CWORD" -eq 1 ]; then
+    COMPREPLY=( $(compgen -W "${[...cmds.keys()].join(' ')} --help --version" -- "$cur") ); return
+  fi
+  case "$cmd" in
+${cases}
+    *) opts="" ;;
+  esac
+  if [[ "$cur" == -* || "$cmd" == completion ]]; then COMPREPLY=( $(compgen -W "$opts" -- "$cur") ); return; fi
+  # Deployment names, from the API (quietly nothing when it is not reachable).
+  COMPREPLY=( $(compgen -W "$(canary deployments --json 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{console.log(JSON.parse(s).deployments.map(d=>d.name).join(" "))}catch{}})')" -- "$cur") )
+}
+complete -F _canary canary`;
+  if (shell === 'bash') return bash;
+  return `# canary-mesh completion (zsh): source <(canary completion zsh)
+autoload -U +X bashcompinit && bashcompinit
+${bash}`;
+}
+
+/** `canary <command> --help`: its usage lines and an example; never starts anything. */
+function commandHelp(command: string): string | null {
+  const lines = USAGE.split('\n').filter((l) => new RegExp(`^\\s+canary ${command.replace(/[-]/g, '\\-')}(\\s|$)`).test(l));
+  if (lines.length === 0) return null;
+  return `usage:\n${lines.map((l) => l.replace(/^\s+/, '  ')).join('\n')}\n\nexample:\n  ${EXAMPLES[command] ?? `canary ${command}`}\n\nEvery client command takes --json; see \`canary --help\` for all commands.`;
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
+  if (command === '--version' || command === '-v' || command === 'version') {
+    const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    process.stdout.write(`canary-mesh ${pkg.version} (node ${process.version})\n`);
+    return;
+  }
+  // --help anywhere after a command prints that command's help and starts nothing.
+  if (command && (rest.includes('--help') || rest.includes('-h'))) {
+    const help = commandHelp(command);
+    if (!help) throw new UsageError(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+    process.stdout.write(`${help}\n`);
+    return;
+  }
   switch (command) {
     case 'proxy': {
       const { values } = parseArgs({ args: rest, options: { workers: { type: 'string' } } });
@@ -56,8 +135,9 @@ async function main(argv: string[]): Promise<void> {
       });
     }
     case 'up': {
+      const { values } = parseArgs({ args: rest, options: { json: { type: 'boolean' } } });
       const { runUpCommand } = await import('../control-plane/main.js');
-      return runUpCommand();
+      return runUpCommand({ json: values.json === true });
     }
     case 'control-plane': {
       const { runControlPlaneCommand } = await import('../control-plane/main.js');
@@ -68,6 +148,12 @@ async function main(argv: string[]): Promise<void> {
       const { runDemo } = await import('./demo.js');
       return runDemo({ keep: values.keep === true });
     }
+    case 'completion': {
+      const shell = rest[0];
+      if (shell !== 'bash' && shell !== 'zsh') throw new UsageError('completion needs a shell: canary completion bash  (or zsh); e.g. source <(canary completion bash)');
+      process.stdout.write(`${completionScript(shell)}\n`);
+      return;
+    }
     case undefined: case 'help': case '--help': case '-h':
       process.stdout.write(`${USAGE}\n`);
       return;
@@ -77,8 +163,18 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
+// `canary status --watch | head`: the reader went away; that is the end, not a crash.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => { if (err.code === 'EPIPE') process.exit(0); throw err; });
+
 main(process.argv.slice(2)).catch((err: Error & { code?: string }) => {
-  const detail = err instanceof ApiError ? ` [${err.code}]` : '';
-  process.stderr.write(`canary: ${err.message}${detail}\n`);
-  process.exit(err instanceof UsageError || (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? 2 : 1);
+  const usage = err instanceof UsageError || err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE';
+  if (process.argv.includes('--json')) {
+    // Scripts asked for JSON: errors come as JSON on stdout too, with the same exit codes.
+    const code = err instanceof ApiError ? err.code : usage ? 'USAGE' : err.code ?? 'ERROR';
+    process.stdout.write(`${JSON.stringify({ error: { code, message: err.message.split('\n')[0] } })}\n`);
+  } else {
+    const detail = err instanceof ApiError ? ` [${err.code}]` : '';
+    process.stderr.write(`canary: ${err.message}${detail}\n`);
+  }
+  process.exit(usage ? 2 : 1);
 });

@@ -27,6 +27,14 @@ export const DEFAULTS = {
   upstreamConnections: 128,
   /** How long shutdown waits for in-flight requests before closing them. */
   shutdownGrace: '10s',
+  /** Clients: time to send the request headers, the whole request, and idle keep-alive time. */
+  clientHeaderTimeout: '60s',
+  clientRequestTimeout: '5m',
+  clientKeepAlive: '65s',
+  /** Concurrent client connections; beyond it a new connection gets 503 and is closed. */
+  maxConnections: 10_000,
+  /** 256 MiB of request bodies held for retries and hedges at most; beyond it bodies stream and are not retried. */
+  bufferBudgetBytes: 256 * 1024 * 1024,
   dataDir: './.canary-data',
   /** Prediction-log records held in memory at most; beyond it they are dropped and counted. */
   predictionQueue: 50_000,
@@ -63,6 +71,18 @@ function oneOf<T extends string>(env: Env, name: string, values: readonly T[], d
   return raw as T;
 }
 
+function list(env: Env, name: string): string[] {
+  return (env[name] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+function bool(env: Env, name: string, dflt: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return dflt;
+  if (/^(1|true|yes)$/i.test(raw)) return true;
+  if (/^(0|false|no)$/i.test(raw)) return false;
+  throw new ConfigError(`${name}: expected true or false, got ${JSON.stringify(raw)}`);
+}
+
 function url(env: Env, name: string): string | null {
   const raw = env[name];
   if (!raw) return null;
@@ -97,6 +117,16 @@ export interface ProxyConfig {
   connectTimeoutMs: number;
   upstreamConnections: number;
   shutdownGraceMs: number;
+  clientHeaderTimeoutMs: number;
+  clientRequestTimeoutMs: number;
+  clientKeepAliveMs: number;
+  maxConnections: number;
+  /** Keep the client's x-forwarded-for (the proxy sits behind a trusted load balancer). */
+  trustProxy: boolean;
+  /** Hosts and CIDRs model servers may be at (CANARY_UPSTREAM_ALLOW); null: all but the always-refused ones. */
+  upstreamAllow: string[] | null;
+  /** Bytes of request bodies held in memory for retries and hedges, across all requests. */
+  bufferBudgetBytes: number;
 }
 
 export function loadProxyConfig(env: Env = process.env, overrides: Partial<ProxyConfig> = {}): Readonly<ProxyConfig> {
@@ -119,9 +149,17 @@ export function loadProxyConfig(env: Env = process.env, overrides: Partial<Proxy
     connectTimeoutMs: duration(env, 'CANARY_CONNECT_TIMEOUT', DEFAULTS.connectTimeout),
     upstreamConnections: int(env, 'CANARY_UPSTREAM_CONNECTIONS', DEFAULTS.upstreamConnections, 1, 10_000),
     shutdownGraceMs: duration(env, 'CANARY_SHUTDOWN_GRACE', DEFAULTS.shutdownGrace),
+    clientHeaderTimeoutMs: duration(env, 'CANARY_CLIENT_HEADER_TIMEOUT', DEFAULTS.clientHeaderTimeout),
+    clientRequestTimeoutMs: duration(env, 'CANARY_CLIENT_REQUEST_TIMEOUT', DEFAULTS.clientRequestTimeout),
+    clientKeepAliveMs: duration(env, 'CANARY_CLIENT_KEEPALIVE', DEFAULTS.clientKeepAlive),
+    maxConnections: int(env, 'CANARY_MAX_CONNECTIONS', DEFAULTS.maxConnections, 1, 10_000_000),
+    trustProxy: bool(env, 'CANARY_TRUST_PROXY', false),
+    upstreamAllow: list(env, 'CANARY_UPSTREAM_ALLOW').length ? list(env, 'CANARY_UPSTREAM_ALLOW') : null,
+    bufferBudgetBytes: int(env, 'CANARY_BUFFER_BUDGET_BYTES', DEFAULTS.bufferBudgetBytes, 0),
     ...overrides,
   };
   if (cfg.bufferBodyBytes > cfg.maxBodyBytes) throw new ConfigError('CANARY_BUFFER_BODY_BYTES must not exceed CANARY_MAX_BODY_BYTES');
+  if (cfg.clientHeaderTimeoutMs <= 0 || cfg.clientRequestTimeoutMs < cfg.clientHeaderTimeoutMs) throw new ConfigError('CANARY_CLIENT_REQUEST_TIMEOUT must be at least CANARY_CLIENT_HEADER_TIMEOUT, and both above 0');
   return Object.freeze(cfg);
 }
 
@@ -141,6 +179,12 @@ export interface ControlPlaneConfig {
   apiPort: number;
   /** null: no auth, and then the API only listens on loopback. */
   token: string | null;
+  /** Origins besides the API's own allowed to send requests (browsers on other sites: none by default). */
+  allowedOrigins: string[];
+  /** Host header values accepted besides loopback names when there is no token (DNS-rebinding defence). */
+  allowedHosts: string[];
+  /** Hosts and CIDRs version and sink URLs may point at (CANARY_UPSTREAM_ALLOW); null: all but the always-refused ones. */
+  upstreamAllow: string[] | null;
   databaseUrl: string | null;
   redisUrl: string | null;
   redisPrefix: string;
@@ -171,6 +215,9 @@ export function loadControlPlaneConfig(env: Env = process.env, overrides: Partia
     apiHost: env.CANARY_API_HOST || '127.0.0.1',
     apiPort: int(env, 'CANARY_API_PORT', DEFAULTS.apiPort, 0, 65535),
     token: env.CANARY_API_TOKEN || null,
+    allowedOrigins: list(env, 'CANARY_ALLOWED_ORIGINS'),
+    allowedHosts: list(env, 'CANARY_ALLOWED_HOSTS').map((h) => h.toLowerCase()),
+    upstreamAllow: list(env, 'CANARY_UPSTREAM_ALLOW').length ? list(env, 'CANARY_UPSTREAM_ALLOW') : null,
     databaseUrl: url(env, 'DATABASE_URL'),
     redisUrl: url(env, 'REDIS_URL'),
     redisPrefix: env.CANARY_REDIS_PREFIX || DEFAULTS.redisPrefix,
@@ -204,7 +251,7 @@ export const ENV_VARS = [
   'CANARY_PROXY_PORT', 'CANARY_PROXY_HOST', 'CANARY_ADMIN_PORT', 'CANARY_API_PORT', 'CANARY_API_HOST', 'CANARY_API_TOKEN', 'CANARY_API_URL',
   'REDIS_URL', 'CANARY_REDIS_PREFIX', 'DATABASE_URL', 'CANARY_DATA_DIR', 'CANARY_DEPLOYMENT', 'CANARY_ROUTES_FILE', 'CANARY_ROUTES_RESYNC',
   'CANARY_STATS_FLUSH', 'CANARY_MAX_BODY_BYTES', 'CANARY_BUFFER_BODY_BYTES', 'CANARY_UPSTREAM_TIMEOUT', 'CANARY_UPSTREAM_BODY_TIMEOUT',
-  'CANARY_CONNECT_TIMEOUT', 'CANARY_UPSTREAM_CONNECTIONS', 'CANARY_SHUTDOWN_GRACE', 'CANARY_PREDICTION_QUEUE', 'CANARY_ANALYSIS_TICK',
+  'CANARY_CONNECT_TIMEOUT', 'CANARY_UPSTREAM_CONNECTIONS', 'CANARY_SHUTDOWN_GRACE', 'CANARY_CLIENT_HEADER_TIMEOUT', 'CANARY_CLIENT_REQUEST_TIMEOUT', 'CANARY_CLIENT_KEEPALIVE', 'CANARY_MAX_CONNECTIONS', 'CANARY_TRUST_PROXY', 'CANARY_BUFFER_BUDGET_BYTES', 'CANARY_ALLOWED_ORIGINS', 'CANARY_ALLOWED_HOSTS', 'CANARY_UPSTREAM_ALLOW', 'CANARY_PREDICTION_QUEUE', 'CANARY_ANALYSIS_TICK',
   'CANARY_LEADER_LEASE', 'CANARY_RECONCILE', 'CANARY_PROBE_INTERVAL', 'CANARY_PROMETHEUS_URL', 'CANARY_PROMETHEUS_FLAVOR', 'CANARY_PUBLIC_URL', 'CANARY_METRICS_SOURCE', 'CANARY_XDS_PORT', 'CANARY_XDS_HOST', 'CANARY_XDS_LISTENER_PORT',
   'CANARY_FAULT_ERROR_RATE', 'CANARY_FAULT_LATENCY', 'CANARY_FAULT_JITTER', 'CANARY_FAULT_HANG_RATE', 'CANARY_MODEL', 'CANARY_MODEL_VERSION',
   'PORT', 'HOST', 'LOG_LEVEL', 'NO_COLOR',

@@ -26,6 +26,8 @@ import { SnapshotCache } from './xds/cache.js';
 import { XdsRoutePublisher } from './xds/publisher.js';
 import { XdsServer } from './xds/server.js';
 import { FanOutPublisher } from './state/route-publisher.js';
+import { AddressPolicy, portOf } from '../common/address-policy.js';
+import { ControlPlaneMetrics } from './telemetry.js';
 
 export interface RunningControlPlane {
   url: string;
@@ -56,10 +58,12 @@ export async function startControlPlane(config: Readonly<ControlPlaneConfig>, pa
   const closers: (() => Promise<unknown> | void)[] = [];
   let publisher = parts.publisher;
   let stats = parts.stats;
+  let redis: Redis | null = null;
   if ((!publisher || !stats) && config.redisUrl) {
-    const redis = new Redis(config.redisUrl, { retryStrategy: redisRetryStrategy, maxRetriesPerRequest: 1, connectionName: 'canary-control-plane' });
+    redis = new Redis(config.redisUrl, { retryStrategy: redisRetryStrategy, maxRetriesPerRequest: 1, connectionName: 'canary-control-plane' });
     redis.on('error', () => {}); // publish failures are logged where they happen and repaired by reconcile
-    closers.push(() => redis.disconnect());
+    const r = redis;
+    closers.push(() => r.disconnect());
     publisher ??= new RedisRoutePublisher(redis, config.redisPrefix);
     const statsClient = statsRedis(config.redisUrl);
     closers.push(() => statsClient.disconnect());
@@ -81,15 +85,31 @@ export async function startControlPlane(config: Readonly<ControlPlaneConfig>, pa
   const store = new ControlStore(db.pool);
   const prometheus = config.prometheusUrl ? new PrometheusSource(config.prometheusUrl, config.prometheusFlavor) : null;
   const defaultPolicy = { ...DEFAULT_POLICY, metrics: config.defaultMetricsSource };
-  const alerts = new AlertDispatcher(db.pool, logger, { ...DEFAULT_ALERT_POLICY, dashboardUrl: config.publicUrl ?? '' });
-  const service = new RolloutService({ store, publisher, metrics: new ProxyStatsSource(stats), prometheus, defaultPolicy, logger, now: parts.now, onEvents: (e) => alerts.notify(e) });
+
+  // Version and sink URLs never point at the stack itself or at link-local/metadata addresses.
+  const policy = new AddressPolicy({ allow: config.upstreamAllow, ownPorts: [] });
+  policy.protect([config.apiPort, config.xdsPort, portOf(config.redisUrl), portOf(db.url), Number(process.env.CANARY_PROXY_PORT ?? 8080), Number(process.env.CANARY_ADMIN_PORT ?? 9901)]);
+  const alerts = new AlertDispatcher(db.pool, logger, { ...DEFAULT_ALERT_POLICY, dashboardUrl: config.publicUrl ?? '' }, policy);
+  const telemetry = new ControlPlaneMetrics(store);
+  alerts.onDelivery = (outcome) => telemetry.alertDeliveries.labels(outcome).inc();
+  const service = new RolloutService({ telemetry, policy, store, publisher, metrics: new ProxyStatsSource(stats), trips: stats, prometheus, defaultPolicy, logger, now: parts.now, onEvents: (e) => alerts.notify(e) });
   const loop = new AnalysisLoop(service, store, { tickMs: config.analysisTickMs, leaseMs: config.leaderLeaseMs, reconcileMs: config.reconcileMs }, logger, parts.now);
+  loop.onLeadership = (leader) => telemetry.leader.set(leader ? 1 : 0);
+  loop.onAnalysisFailure = (deployment) => telemetry.analysisFailures.labels(deployment).inc();
   const prober = new VersionProber(store, config.probeIntervalMs, logger);
-  const app = buildApp({ service, token: config.token, logger, xds: xds?.server ?? null, alerts });
+  const within = <T>(p: Promise<T>, ms: number) => Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timed out')), ms).unref())]);
+  const notReady = async () => {
+    const failing: string[] = [];
+    await within(db.pool.query('SELECT 1'), 2000).catch(() => failing.push('database'));
+    if (redis) await within(redis.ping(), 2000).catch(() => failing.push('redis'));
+    return failing;
+  };
+  const app = buildApp({ service, registry: telemetry.registry, token: config.token, allowedOrigins: config.allowedOrigins, allowedHosts: config.allowedHosts, notReady, logger, xds: xds?.server ?? null, alerts });
 
   await service.publishRoutes();
   await app.listen({ port: config.apiPort, host: config.apiHost });
   const port = (app.server.address() as AddressInfo).port;
+  policy.protect([port, xds?.port]);
   loop.start();
   prober.start();
   const host = config.apiHost === '::1' ? '[::1]' : config.apiHost === 'localhost' ? '127.0.0.1' : config.apiHost === '0.0.0.0' ? '127.0.0.1' : config.apiHost;
@@ -173,8 +193,20 @@ export async function runControlPlaneCommand(): Promise<void> {
   onSignal(() => cp.close());
 }
 
-export async function runUpCommand(): Promise<void> {
+export async function runUpCommand(opts: { json?: boolean } = {}): Promise<void> {
   const stack = await startStack(loadControlPlaneConfig(), loadProxyConfig());
-  process.stdout.write(`${JSON.stringify({ ready: true, component: 'up', api: stack.controlPlane.url, proxy: stack.proxy.url, admin: stack.proxy.adminUrl })}\n`);
+  const xds = stack.controlPlane.xds;
+  process.stdout.write(`${JSON.stringify({ ready: true, component: 'up', api: stack.controlPlane.url, proxy: stack.proxy.url, admin: stack.proxy.adminUrl, xds: xds ? xds.port : null })}\n`);
+  if (!opts.json) {
+    process.stdout.write([
+      '', 'canary-mesh is up:',
+      `  proxy      ${stack.proxy.url}/{deployment}/…   point clients here`,
+      `  API        ${stack.controlPlane.url}/v1   (OpenAPI: /openapi.json, /docs)`,
+      `  dashboard  ${stack.controlPlane.url}/`,
+      `  admin      ${stack.proxy.adminUrl}   (/metrics, /healthz, /readyz, /routes)`,
+      `  xDS        ${xds ? `port ${xds.port} (ADS for Envoy)` : 'off'}`,
+      '  next: npx canary deploy NAME --version v1 --url http://your-model:8000', '',
+    ].join('\n'));
+  }
   onSignal(() => stack.close());
 }

@@ -25,17 +25,8 @@ export function loadIris(): Row[] {
 
 export const SPECIES = iris.getDistinctClasses();
 
-/** Small deterministic PRNG (mulberry32) so training and splits repeat exactly. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom } from '../common/random.js';
+import { seededRandom } from '../common/random.js';
 
 /** A stratification-free but seeded 70/30 train/test split. */
 export function trainTestSplit(rows: Row[], seed = 42, testFraction = 0.3): { train: Row[]; test: Row[] } {

@@ -11,7 +11,10 @@ import { forward, type ForwardResult } from './upstream/forward.js';
 import { requestHeadersForUpstream } from './upstream/headers.js';
 import type { UpstreamPools } from './upstream/pools.js';
 import type { ProxyRecorder } from './telemetry/recorder.js';
-import type { Outcome, StatsAccumulator } from './telemetry/stats.js';
+import { isModelError, type Outcome, type StatsAccumulator } from './telemetry/stats.js';
+import type { CanaryTripper } from './split/trips.js';
+import { hedgeDelay, type LatencyTracker } from './upstream/hedge.js';
+import { Cancel } from './upstream/cancel.js';
 import type { PredictionLog } from './telemetry/prediction-log.js';
 
 export interface HandlerDeps {
@@ -23,9 +26,40 @@ export interface HandlerDeps {
   logger: Logger;
   /** When set, every answered request is logged (request id, version, input hash, outcome). */
   predictions?: PredictionLog;
+  /** The local fast trip for grossly failing canaries. */
+  trips: CanaryTripper;
+  /** The baseline's live latency, for "auto" hedging. */
+  latency: LatencyTracker;
 }
 
-/** Which deployment a request is for, and the path to send upstream. */
+/** A path segment that is "." or "..", also when its dots are percent-encoded. */
+const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
+
+/**
+ * The path below the deployment with dot-segments removed once (RFC 3986 §5.2.4), or null
+ * when one would climb out of it (`/echo/../iris/predict` must not reach echo as
+ * `/../iris/predict`, nor iris). The query is kept as is.
+ */
+export function normalizeRest(rest: string): string | null {
+  const q = rest.indexOf('?');
+  const path = q < 0 ? rest : rest.slice(0, q);
+  if (!path.includes('.') && !/%2e/i.test(path)) return rest; // the common case: nothing to do
+  const out: string[] = [];
+  const segments = path.split('/').slice(1);
+  for (let i = 0; i < segments.length; i++) {
+    const seg = segments[i];
+    const last = i === segments.length - 1;
+    if (DOT_SEGMENT.test(seg)) {
+      if (seg.replace(/%2e/gi, '.') === '..') { if (out.length === 0) return null; out.pop(); }
+      if (last) out.push('');
+      continue;
+    }
+    out.push(seg);
+  }
+  return `/${out.join('/')}${q < 0 ? '' : rest.slice(q)}`;
+}
+
+/** Which deployment a request is for, and the path to send upstream; null when it cannot be parsed or leaves the deployment. */
 export function resolveTarget(url: string | undefined, sidecarDeployment: string | null): { deployment: string; path: string } | null {
   if (!url || url[0] !== '/') return null;
   if (sidecarDeployment) return { deployment: sidecarDeployment, path: url };
@@ -38,9 +72,14 @@ export function resolveTarget(url: string | undefined, sidecarDeployment: string
   } catch {
     return null;
   }
-  const rest = url.slice(end);
-  return { deployment, path: rest === '' ? '/' : rest[0] === '?' ? `/${rest}` : rest };
+  if (DOT_SEGMENT.test(url.slice(1, end))) return null;
+  const raw = url.slice(end);
+  const rest = normalizeRest(raw === '' ? '/' : raw[0] === '?' ? `/${raw}` : raw);
+  return rest === null ? null : { deployment, path: rest };
 }
+
+/** An incoming x-request-id is kept only when it is short and printable; otherwise a fresh one replaces it (and the original is never stored). */
+const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 
 function sendError(res: ServerResponse, code: ErrorCode, message: string, extra: Record<string, string> = {}): void {
   if (res.headersSent) {
@@ -55,6 +94,7 @@ function sendError(res: ServerResponse, code: ErrorCode, message: string, extra:
 const EMPTY_SHA256 = createHash('sha256').digest('hex');
 
 const FAILURE_TO_ERROR: Partial<Record<Outcome, ErrorCode>> = {
+  client_error: 'BAD_REQUEST_TARGET',
   timeout: 'UPSTREAM_TIMEOUT',
   connection_error: 'UPSTREAM_UNAVAILABLE',
   server_error: 'UPSTREAM_BAD_RESPONSE',
@@ -65,63 +105,107 @@ const FAILURE_TO_ERROR: Partial<Record<Outcome, ErrorCode>> = {
  * table, forward, record the outcome. No I/O besides the upstream call.
  */
 export function createRequestHandler(deps: HandlerDeps) {
-  const { config, pools, recorder, stats, logger } = deps;
+  const { config, pools, recorder, stats, logger, trips, latency } = deps;
+  /** Canary requests in flight per deployment: beyond the pool's size they would queue behind hung ones. */
+  const canaryInFlight = new Map<string, number>();
+  /** Bytes of request bodies held for a possible retry or hedge, across all requests in flight. */
+  let bufferedBytes = 0;
 
-  function record(deployment: string, upstream: Upstream, role: Role, outcome: Outcome, t0: number): void {
-    const latencyMs = performance.now() - t0;
+  /**
+   * Metrics count every upstream attempt. The windowed stats the analysis reads count only
+   * requests the split routed (`analysed`): a retry or hedge of a canary request on the
+   * baseline, or a request diverted because too many canary requests hang, is not a routing
+   * draw, and counting it would tie the baseline's numbers to the canary's behaviour.
+   */
+  function record(deployment: string, upstream: Upstream, role: Role, outcome: Outcome, latencyMs: number, analysed: boolean): void {
     recorder.record(deployment, upstream.version, role, outcome, latencyMs);
+    if (!analysed) return;
     stats.record(deployment, upstream.version, outcome, latencyMs, Date.now());
-  }
-
-  async function send(route: DeploymentRoute, role: Role, upstream: Upstream, req: IncomingMessage, res: ServerResponse,
-    path: string, headers: Record<string, string | string[]>, body: RequestBody, requestId: string,
-    discardServerErrors: boolean, extra: Record<string, string> = {}): Promise<ForwardResult> {
-    const t0 = performance.now();
-    const result = await forward(pools.get(upstream.url), {
-      method: req.method ?? 'GET', path, headers, body,
-      headersTimeoutMs: config.upstreamTimeoutMs, bodyTimeoutMs: config.upstreamBodyTimeoutMs,
-    }, res, { 'x-canary-variant': role, 'x-canary-version': upstream.version, 'x-request-id': requestId, ...extra }, discardServerErrors);
-    if (result.statusCode !== 413 || !(result.error instanceof BodyTooLargeError)) record(route.name, upstream, role, result.outcome, t0);
-    return result;
+    if (role === 'baseline' && outcome === 'success') latency.observe(deployment, latencyMs);
   }
 
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();
     const target = resolveTarget(req.url, config.deployment);
-    if (!target) return sendError(res, 'BAD_REQUEST_TARGET', `cannot parse request target ${JSON.stringify(req.url)}`);
-    const route = deps.table().deployments[target.deployment];
+    if (!target) return sendError(res, 'BAD_REQUEST_TARGET', `cannot parse request target ${JSON.stringify(req.url?.slice(0, 200))}, or its dot-segments leave the deployment`);
+    const table = deps.table();
+    const route = table.deployments[target.deployment];
     if (!route) return sendError(res, 'UNKNOWN_DEPLOYMENT', `no route for deployment ${JSON.stringify(target.deployment)}`);
+    const settings = route.settings ?? {};
+    const method = req.method ?? 'GET';
 
     const key = req.headers['x-canary-key'];
     const pick = pickVariant(route, typeof key === 'string' && key !== '' ? key : undefined);
+    let role = pick.role;
+    let upstream = pick.upstream;
+    let analysed = true;
+    // A tester picks the variant (where the deployment allows it): not a routing draw, so not
+    // analysed, not retried or hedged (the tester wants that variant's own answer), not logged.
+    const force = settings.allowForcedVariant ? req.headers['x-canary-force'] : undefined;
+    const forced = force === 'baseline' || (force === 'canary' && route.canary !== null);
+    if (forced) {
+      role = force as Role;
+      upstream = role === 'canary' ? route.canary! : route.baseline;
+      analysed = false;
+    } else if (role === 'canary' && trips.isTripped(route.name, upstream.version)) {
+      // Tripped: the canary is off live traffic until the control plane publishes a newer table.
+      role = 'baseline'; upstream = route.baseline; analysed = false;
+      recorder.canaryDiverted.labels(route.name, 'tripped').inc();
+    } else if (role === 'canary' && (canaryInFlight.get(route.name) ?? 0) >= config.upstreamConnections) {
+      role = 'baseline'; upstream = route.baseline; analysed = false;
+      recorder.canaryDiverted.labels(route.name, 'in_flight_cap').inc();
+    }
     const incomingId = req.headers['x-request-id'];
-    const requestId = typeof incomingId === 'string' && incomingId !== '' ? incomingId : randomUUID();
-    const canRetry = pick.role === 'canary' && route.retryCanaryOnBaseline !== false;
-    const variantHeaders = { 'x-canary-variant': pick.role, 'x-canary-version': pick.upstream.version, 'x-request-id': requestId };
+    const requestId = typeof incomingId === 'string' && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
+    // Retries and hedges send a request twice: only for methods the deployment says are safe.
+    const repeatable = !settings.retryMethods || settings.retryMethods.includes(method);
+    // Holding the body for a resend costs memory: past the budget, the body streams and the
+    // request is not retried or hedged (it still counts, and still goes to the canary).
+    const declared = Number(req.headers['content-length'] ?? 0) || 0;
+    const wantsNet = role === 'canary' && !forced && route.retryCanaryOnBaseline !== false && repeatable;
+    const hold = wantsNet && bufferedBytes + declared <= config.bufferBudgetBytes;
+    if (wantsNet && !hold) recorder.bufferBudgetExceeded.inc();
+    const variantHeaders = { 'x-canary-variant': role, 'x-canary-version': upstream.version, 'x-request-id': requestId };
+    const forcedHeader: Record<string, string> = forced ? { 'x-canary-forced': 'true' } : {};
 
     let body: RequestBody;
     try {
-      body = await prepareBody(req, { maxBytes: config.maxBodyBytes, bufferBytes: config.bufferBodyBytes }, canRetry);
+      body = await prepareBody(req, { maxBytes: config.maxBodyBytes, bufferBytes: config.bufferBodyBytes }, hold);
     } catch (err) {
       if (err instanceof BodyTooLargeError) return sendError(res, 'BODY_TOO_LARGE', err.message, { ...variantHeaders, connection: 'close' });
       return; // the client aborted while sending its body
     }
-    const headers = requestHeadersForUpstream(req.headers, requestId, req.socket.remoteAddress);
-    const retryPossible = canRetry && (body === null || Buffer.isBuffer(body));
+    const headers = requestHeadersForUpstream(req.headersDistinct, requestId, req.socket.remoteAddress, config.trustProxy);
+    const resendable = hold && (body === null || Buffer.isBuffer(body));
+    const held = resendable && Buffer.isBuffer(body) ? body.length : 0;
+    bufferedBytes += held;
+    // A client that goes away before the answer is complete aborts the upstream requests at
+    // once, so the model server stops working for nobody.
+    const client = new Cancel();
+    res.once('close', () => { if (!res.writableFinished) client.cancel('client'); });
 
-    const first = await send(route, pick.role, pick.upstream, req, res, target.path, headers, body, requestId, retryPossible);
-    let final = first;
-    let finalRole = pick.role;
-    let finalUpstream = pick.upstream;
-    const failed = first.outcome === 'server_error' || first.outcome === 'timeout' || first.outcome === 'connection_error';
-    if (retryPossible && failed && !first.responded && !res.destroyed) {
-      // The canary failure is already counted; the user gets the baseline's answer.
-      recorder.canaryRetries.labels(route.name).inc();
-      final = await send(route, 'baseline', route.baseline, req, res, target.path, headers, body, requestId, false, { 'x-canary-retried-from': pick.upstream.version });
-      finalRole = 'baseline';
-      finalUpstream = route.baseline;
+    const attempt = (to: Upstream, as: Role, signal: Cancel, discardServerErrors: boolean, extra: Record<string, string> = {}, claim?: () => boolean) =>
+      forward(pools.get(to.url), {
+        method, path: target.path, headers, body, signal,
+        headersTimeoutMs: settings.headersTimeoutMs ?? config.upstreamTimeoutMs, bodyTimeoutMs: settings.idleTimeoutMs ?? config.upstreamBodyTimeoutMs,
+      }, res, { 'x-canary-variant': as, 'x-canary-version': to.version, 'x-request-id': requestId, ...extra }, discardServerErrors, claim);
+
+    let final: ForwardResult;
+    let finalRole: Role = role;
+    let finalUpstream = upstream;
+    try {
+      if (role === 'canary' && !forced) {
+        ({ result: final, role: finalRole, upstream: finalUpstream } = await canaryRequest(route, upstream, resendable, attempt, client, table.version));
+      } else {
+        const t0 = performance.now();
+        final = await attempt(upstream, role, client, false, forcedHeader);
+        if (forced) recorder.forced.labels(route.name, upstream.version, role, final.outcome).inc();
+        else if (!isOwnBodyTooLarge(final)) record(route.name, upstream, role, final.outcome, performance.now() - t0, analysed);
+      }
+    } finally {
+      bufferedBytes -= held;
     }
-    if (deps.predictions && final.outcome !== 'aborted') {
+    if (deps.predictions && final.outcome !== 'aborted' && !forced) {
       deps.predictions.record({
         requestId, deployment: route.name, version: finalUpstream.version, role: finalRole,
         inputSha256: body === null ? EMPTY_SHA256 : Buffer.isBuffer(body) ? createHash('sha256').update(body).digest('hex') : null,
@@ -136,4 +220,60 @@ export function createRequestHandler(deps: HandlerDeps) {
         { 'x-canary-variant': finalRole, 'x-canary-version': finalUpstream.version, 'x-request-id': requestId });
     }
   };
+
+  type Attempt = (to: Upstream, as: Role, signal: Cancel, discardServerErrors: boolean, extra?: Record<string, string>, claim?: () => boolean) => Promise<ForwardResult>;
+
+  /**
+   * A canary request, with the baseline as its safety net when the body can be resent:
+   * - hedge: not answered after the hedge delay, the request also goes to the baseline; the
+   *   first answer to arrive (response headers) goes to the user and the other is aborted. A
+   *   canary that lost the race is charged a `timeout`: it did not answer in time.
+   * - retry: a canary failure before any byte reached the user is retried on the baseline.
+   * The user never waits on a hanging canary longer than the hedge delay plus the baseline.
+   */
+  async function canaryRequest(route: DeploymentRoute, canary: Upstream, resendable: boolean, attempt: Attempt, client: Cancel, tableVersion: number) {
+    const name = route.name;
+    const canaryCtl = new Cancel(), baselineCtl = new Cancel();
+    const onClient = () => { canaryCtl.cancel('client'); baselineCtl.cancel('client'); };
+    if (client.aborted) onClient(); else client.once('abort', onClient);
+    let winner: Role | null = null;
+    const claim = (r: Role) => () => {
+      if (winner === null) { winner = r; (r === 'canary' ? baselineCtl : canaryCtl).cancel('lost'); }
+      return winner === r;
+    };
+    let backup: Promise<ForwardResult> | null = null;
+    let backupT0 = 0;
+    const startBackup = (header: 'x-canary-hedged-from' | 'x-canary-retried-from') => {
+      if (!backup) {
+        (header === 'x-canary-hedged-from' ? recorder.canaryHedges : recorder.canaryRetries).labels(name).inc();
+        backupT0 = performance.now();
+        backup = attempt(route.baseline, 'baseline', baselineCtl, false, { [header]: canary.version }, claim('baseline'));
+      }
+      return backup;
+    };
+    const delay = resendable ? hedgeDelay(route.settings, latency, name) : null;
+    const timer = delay === null ? null : setTimeout(() => startBackup('x-canary-hedged-from'), delay);
+
+    canaryInFlight.set(name, (canaryInFlight.get(name) ?? 0) + 1);
+    const t0 = performance.now();
+    const result = await attempt(canary, 'canary', canaryCtl, resendable, {}, claim('canary'));
+    const canaryMs = performance.now() - t0;
+    canaryInFlight.set(name, (canaryInFlight.get(name) ?? 1) - 1);
+    if (timer) clearTimeout(timer);
+
+    const lostRace = canaryCtl.why === 'lost';
+    const outcome: Outcome = lostRace ? 'timeout' : result.outcome;
+    if (!isOwnBodyTooLarge(result)) record(name, canary, 'canary', outcome, canaryMs, true);
+    if (outcome !== 'aborted') trips.observe(name, canary.version, outcome, isModelError(outcome), tableVersion);
+
+    if (!lostRace && (result.responded || !isModelError(result.outcome))) return { result, role: 'canary' as Role, upstream: canary };
+    if (!backup && resendable && !client.aborted) startBackup('x-canary-retried-from');
+    if (!backup) return { result, role: 'canary' as Role, upstream: canary };
+    const b = await backup as ForwardResult;
+    record(name, route.baseline, 'baseline', b.outcome, performance.now() - backupT0, false);
+    return { result: b, role: 'baseline' as Role, upstream: route.baseline };
+  }
 }
+
+/** A 413 the proxy raised itself while streaming the client's body: nobody's model is involved. */
+const isOwnBodyTooLarge = (r: ForwardResult) => r.statusCode === 413 && r.error instanceof BodyTooLargeError;

@@ -3,13 +3,17 @@ import type { AddressInfo } from 'node:net';
 import type { ProxyConfig } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
 import { createAdminServer } from './admin.js';
-import { createRequestHandler } from './handler.js';
+import { createRequestHandler, resolveTarget } from './handler.js';
+import { createUpgradeHandler } from './upgrade.js';
 import { EMPTY_TABLE, type RouteTable } from './split/route-table.js';
 import type { RouteSource } from './split/sources/route-source.js';
 import { StatsFlusher } from './telemetry/flusher.js';
 import { ProxyRecorder } from './telemetry/recorder.js';
 import { StatsAccumulator, type StatsStore } from './telemetry/stats.js';
 import { UpstreamPools } from './upstream/pools.js';
+import { CanaryTripper, type Trip } from './split/trips.js';
+import { AddressPolicy, portOf } from '../common/address-policy.js';
+import { LatencyTracker } from './upstream/hedge.js';
 import { DEFAULT_PREDICTION_LOG, PredictionLog, type PredictionLogOptions, type PredictionSink } from './telemetry/prediction-log.js';
 
 export interface ProxyDeps {
@@ -53,7 +57,9 @@ function listen(server: http.Server, port: number, host: string): Promise<number
 export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   const { config, routeSource, statsStore, logger } = deps;
   const recorder = deps.recorder ?? new ProxyRecorder(undefined, { defaultMetrics: true });
-  const pools = new UpstreamPools({ connections: config.upstreamConnections, connectTimeoutMs: config.connectTimeoutMs, keepAliveTimeoutMs: 60_000 });
+  // Model servers are never this proxy's own ports, its Redis or PostgreSQL, or link-local/metadata addresses.
+  const policy = new AddressPolicy({ allow: config.upstreamAllow, ownPorts: [config.port, config.adminPort, portOf(config.redisUrl), portOf(config.databaseUrl)].filter((p): p is number => !!p) });
+  const pools = new UpstreamPools({ connections: config.upstreamConnections, connectTimeoutMs: config.connectTimeoutMs, keepAliveTimeoutMs: 60_000, policy });
   const stats = new StatsAccumulator();
   const flusher = new StatsFlusher(stats, statsStore, config.statsFlushMs, logger, () => recorder.statsFlushFailures.inc());
   const predictions = deps.predictionSink
@@ -61,11 +67,30 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     : null;
   if (predictions) recorder.predictionQueue = () => predictions.queued;
 
+  // Trips are reported to the control plane through the stats store; a failed report is
+  // retried every second until it lands (the proxy is tripped locally either way).
+  const unreported: Trip[] = [];
+  const reportTrips = async () => {
+    while (unreported.length) {
+      try { await statsStore.reportTrip(unreported[0]); unreported.shift(); } catch { return; }
+    }
+  };
+  const tripRetry = setInterval(() => void reportTrips(), 1000);
+  tripRetry.unref();
+  const trips = new CanaryTripper((trip) => {
+    recorder.canaryTrips.labels(trip.deployment).inc();
+    logger.warn({ deployment: trip.deployment, version: trip.version, consecutiveFailures: trip.consecutiveFailures, outcomes: trip.outcomes }, 'canary tripped: taken off live traffic by this proxy until the control plane publishes a newer route table');
+    unreported.push(trip);
+    void reportTrips();
+  });
+  const latency = new LatencyTracker();
+
   let table: RouteTable = EMPTY_TABLE;
   let appliedAt: number | null = null;
   const applyTable = (next: RouteTable) => {
     table = next;
     appliedAt = Date.now();
+    trips.onTable(next.version);
     recorder.onTable(next);
     const origins = new Set<string>();
     for (const d of Object.values(next.deployments)) {
@@ -79,8 +104,14 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   await routeSource.start(applyTable);
   recorder.setRouteSourceConnected(routeSource.status().connected);
 
-  const handle = createRequestHandler({ config, table: () => table, pools, recorder, stats, logger, predictions: predictions ?? undefined });
-  const server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
+  const handle = createRequestHandler({ config, table: () => table, pools, recorder, stats, logger, predictions: predictions ?? undefined, trips, latency });
+  // Client-side limits that hold under abuse: a slow-header (slowloris) client is cut at the
+  // header timeout, a slow body at the request timeout, an idle keep-alive socket at the
+  // keep-alive timeout — checked every second, not node's default 30 s.
+  const server = http.createServer({
+    headersTimeout: config.clientHeaderTimeoutMs, requestTimeout: config.clientRequestTimeoutMs,
+    keepAliveTimeout: config.clientKeepAliveMs, connectionsCheckingInterval: 1000,
+  }, (req, res) => {
     handle(req, res).catch((err: Error) => {
       // A bug here must never take the proxy down: log, answer 500 if still possible.
       logger.error({ err }, 'request handler failed');
@@ -88,9 +119,30 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     });
   });
   server.on('clientError', (err: Error & { code?: string }, socket) => {
-    // Malformed HTTP from a client: answer 400 and close, as node would, but say why.
-    if (socket.writable) socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{"error":{"code":"BAD_REQUEST_TARGET","message":"malformed request: ${err.code ?? 'parse error'}"}}`);
-    else socket.destroy();
+    // Malformed HTTP or a client too slow to send its request: answer and close, as node
+    // would, but say why.
+    const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    const status = timedOut ? '408 Request Timeout' : '400 Bad Request';
+    const body = timedOut
+      ? '{"error":{"code":"REQUEST_TIMEOUT","message":"the request was not received in time"}}'
+      : `{"error":{"code":"BAD_REQUEST_TARGET","message":"malformed request: ${err.code ?? 'parse error'}"}}`;
+    if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
+    (socket as import('node:net').Socket).destroySoon();
+  });
+  server.on('upgrade', createUpgradeHandler({ table: () => table, resolve: (url) => resolveTarget(url, config.deployment), recorder, stats, headersTimeoutMs: config.upstreamTimeoutMs }));
+  // A cap on client connections: beyond it a new connection gets a clear 503 and is closed,
+  // so a flood of idle sockets cannot use up the proxy's file descriptors.
+  let connections = 0;
+  server.on('connection', (socket) => {
+    if (connections >= config.maxConnections) {
+      recorder.connectionsRefused.inc();
+      const body = '{"error":{"code":"TOO_MANY_CONNECTIONS","message":"the proxy is at CANARY_MAX_CONNECTIONS; retry later"}}';
+      socket.end(`HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\nretry-after: 1\r\n\r\n${body}`);
+      socket.destroySoon?.();
+      return;
+    }
+    connections++;
+    socket.once('close', () => { connections--; });
   });
   const admin = createAdminServer({ recorder, table: () => table, source: routeSource, hasTable: () => appliedAt !== null, appliedAt: () => appliedAt });
 
@@ -98,6 +150,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   predictions?.start();
   const port = await listen(server, config.port, config.host);
   const adminPort = await listen(admin, config.adminPort, config.host);
+  policy.protect([port, adminPort]);
   const local = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   logger.info({ port, adminPort, mode: config.deployment ? `sidecar:${config.deployment}` : 'gateway' }, 'proxy listening');
 
@@ -120,6 +173,8 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
         server.closeAllConnections();
         await new Promise<void>((resolve) => admin.close(() => resolve()));
         admin.closeAllConnections();
+        clearInterval(tripRetry);
+        await reportTrips();
         await flusher.stop();
         await predictions?.stop();
         await routeSource.stop();

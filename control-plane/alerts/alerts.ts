@@ -1,12 +1,13 @@
 import { createHmac } from 'node:crypto';
 import type pg from 'pg';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
+import { AddressPolicyError, policedConnector, type AddressPolicy } from '../../common/address-policy.js';
 import { CanaryError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
-import type { EventRow } from '../state/types.js';
+import { EVENT_TYPES, type EventRow } from '../state/types.js';
 
 /** Events that alert when a sink does not choose its own: the system acting on its own. */
-export const DEFAULT_ALERT_EVENTS = ['auto_rollback_triggered', 'auto_promote_triggered', 'analysis_failed', 'leader_changed'] as const;
+export const DEFAULT_ALERT_EVENTS = ['auto_rollback_triggered', 'auto_promote_triggered', 'analysis_failed', 'proxy_tripped', 'leader_changed'] as const;
 
 export interface AlertSink {
   id: number;
@@ -41,6 +42,8 @@ export interface AlertBody {
   verdict: string | null;
   stats: { baseline: unknown; canary: unknown } | null;
   dashboard: string;
+  /** Set on a test alert (POST /v1/alerts/sinks/{id}/test): nothing happened to any deployment. */
+  test?: true;
 }
 
 export function signature(secret: string, body: string): string {
@@ -52,7 +55,20 @@ function slackBody(a: AlertBody) {
   return { text: `canary-mesh: ${what} for *${a.deployment}* (baseline ${a.versions.baseline ?? '-'}, canary ${a.versions.canary ?? '-'})${a.reason ? `: ${a.reason}` : ''} <${a.dashboard}|dashboard>` };
 }
 
-const sinkView = (s: AlertSink) => ({ id: s.id, deployment: s.deployment, kind: s.kind, url: s.url, hasSecret: s.secret !== null, events: s.events });
+/**
+ * A sink URL as it may be shown: scheme and host, the path masked. A Slack incoming-webhook
+ * URL is itself a credential, so it is never returned whole nor logged.
+ */
+export function maskUrl(raw: string): string {
+  try {
+    const u = new URL(raw);
+    return `${u.protocol}//${u.host}${u.pathname === '/' ? '/' : '/…'}`;
+  } catch {
+    return '…';
+  }
+}
+
+const sinkView = (s: AlertSink) => ({ id: s.id, deployment: s.deployment, kind: s.kind, url: maskUrl(s.url), hasSecret: s.secret !== null, events: s.events });
 export type SinkView = ReturnType<typeof sinkView>;
 
 /**
@@ -65,7 +81,14 @@ export class AlertDispatcher {
   private readonly chains = new Map<number, Promise<void>>();
   private pendingCount = 0;
 
-  constructor(private readonly pool: pg.Pool, private readonly logger: Logger, private readonly policy: AlertPolicy) {}
+  /** Told each delivery attempt's outcome (the control plane's metrics). */
+  onDelivery?: (outcome: 'delivered' | 'retrying' | 'failed') => void;
+  /** Deliveries connect through the address policy: a sink is never the stack itself nor a metadata service. */
+  private readonly dispatcher: Agent | undefined;
+
+  constructor(private readonly pool: pg.Pool, private readonly logger: Logger, private readonly policy: AlertPolicy, private readonly addresses?: AddressPolicy) {
+    this.dispatcher = addresses ? new Agent({ connect: policedConnector(addresses, policy.timeoutMs) }) : undefined;
+  }
 
   set dashboardUrl(url: string) {
     this.policy.dashboardUrl = url;
@@ -77,8 +100,16 @@ export class AlertDispatcher {
     let url: URL;
     try { url = new URL(String(input.url)); } catch { throw new CanaryError('BAD_REQUEST', `url: not a URL: ${JSON.stringify(input.url)}`); }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new CanaryError('BAD_REQUEST', 'url: only http and https');
+    try {
+      await this.addresses?.checkUrl(url.toString());
+    } catch (err) {
+      if (err instanceof AddressPolicyError) throw new CanaryError('UPSTREAM_NOT_ALLOWED', `url: ${err.message}`);
+      throw err;
+    }
     const events = input.events ?? [...DEFAULT_ALERT_EVENTS];
     if (!Array.isArray(events) || events.some((e) => typeof e !== 'string')) throw new CanaryError('BAD_REQUEST', 'events: expected a list of event types');
+    const unknown = events.filter((e) => !(EVENT_TYPES as readonly string[]).includes(e));
+    if (unknown.length) throw new CanaryError('BAD_REQUEST', `events: unknown event type${unknown.length > 1 ? 's' : ''} ${unknown.map((e) => JSON.stringify(e)).join(', ')} (known: ${EVENT_TYPES.join(', ')})`);
     if (input.secret !== undefined && (typeof input.secret !== 'string' || input.secret.length < 8)) throw new CanaryError('BAD_REQUEST', 'secret: at least 8 characters');
     if (input.deployment) {
       const d = await this.pool.query('SELECT 1 FROM deployments WHERE name = $1', [input.deployment]);
@@ -87,6 +118,46 @@ export class AlertDispatcher {
     const r = await this.pool.query('INSERT INTO alert_sinks (deployment, kind, url, secret, events) VALUES ($1, $2, $3, $4, $5) RETURNING *',
       [input.deployment ?? null, kind, url.toString(), input.secret ?? null, events]);
     return sinkView(toSink(r.rows[0]));
+  }
+
+  async deleteSink(id: number): Promise<void> {
+    const r = await this.pool.query('DELETE FROM alert_sinks WHERE id = $1', [id]);
+    if (r.rowCount === 0) throw new CanaryError('SINK_NOT_FOUND', `no alert sink with id ${id}`);
+  }
+
+  /**
+   * Delivers one clearly marked test alert to a sink, now, once (no retries), and reports the
+   * attempt: whether it was delivered, the HTTP status, the time it took, the error.
+   */
+  async testSink(id: number): Promise<{ sink: SinkView; delivered: boolean; httpStatus: number | null; latencyMs: number; error: string | null }> {
+    const row = (await this.pool.query('SELECT * FROM alert_sinks WHERE id = $1', [id])).rows[0];
+    if (!row) throw new CanaryError('SINK_NOT_FOUND', `no alert sink with id ${id}`);
+    const sink = toSink(row);
+    const alert: AlertBody = {
+      deployment: sink.deployment ?? '*', event: 'test', eventId: 0, actor: 'api', reason: 'canary-mesh test alert: this sink is reachable (nothing happened to any deployment)',
+      at: new Date().toISOString(), versions: { baseline: null, canary: null }, verdict: null, stats: null, dashboard: this.policy.dashboardUrl, test: true,
+    };
+    const r = await this.send(sink, alert);
+    return { sink: sinkView(sink), delivered: r.error === null, httpStatus: r.httpStatus, latencyMs: Math.round(r.latencyMs), error: r.error };
+  }
+
+  /** One POST of an alert to a sink, signed when the sink has a secret. */
+  private async send(sink: AlertSink, alert: AlertBody): Promise<{ httpStatus: number | null; error: string | null; latencyMs: number }> {
+    const body = JSON.stringify(sink.kind === 'slack' ? slackBody(alert) : alert);
+    const headers: Record<string, string> = { 'content-type': 'application/json', 'x-canary-event': alert.event, 'x-canary-event-id': String(alert.eventId) };
+    if (sink.secret) headers['x-canary-signature'] = signature(sink.secret, body);
+    const t0 = performance.now();
+    let httpStatus: number | null = null;
+    let error: string | null = null;
+    try {
+      const res = await request(sink.url, { method: 'POST', headers, body, headersTimeout: this.policy.timeoutMs, bodyTimeout: this.policy.timeoutMs, dispatcher: this.dispatcher });
+      await res.body.dump();
+      httpStatus = res.statusCode;
+      if (httpStatus >= 300) error = `HTTP ${httpStatus}`;
+    } catch (err) {
+      error = (err as Error).message;
+    }
+    return { httpStatus, error, latencyMs: performance.now() - t0 };
   }
 
   async listSinks(): Promise<SinkView[]> {
@@ -150,29 +221,17 @@ export class AlertDispatcher {
   }
 
   private async deliver(sink: AlertSink, e: EventRow, alert: AlertBody): Promise<void> {
-    const body = JSON.stringify(sink.kind === 'slack' ? slackBody(alert) : alert);
-    const headers: Record<string, string> = { 'content-type': 'application/json', 'x-canary-event': e.type, 'x-canary-event-id': String(e.id) };
-    if (sink.secret) headers['x-canary-signature'] = signature(sink.secret, body);
     for (let attempt = 1; attempt <= this.policy.attempts; attempt++) {
-      const t0 = performance.now();
-      let httpStatus: number | null = null;
-      let error: string | null = null;
-      try {
-        const res = await request(sink.url, { method: 'POST', headers, body, headersTimeout: this.policy.timeoutMs, bodyTimeout: this.policy.timeoutMs });
-        await res.body.dump();
-        httpStatus = res.statusCode;
-        if (httpStatus >= 300) error = `HTTP ${httpStatus}`;
-      } catch (err) {
-        error = (err as Error).message;
-      }
+      const { httpStatus, error, latencyMs } = await this.send(sink, alert);
       const retryable = error !== null && (httpStatus === null || httpStatus >= 500);
       const last = attempt === this.policy.attempts || !retryable;
       const status = error === null ? 'delivered' : last ? 'failed' : 'retrying';
+      this.onDelivery?.(status);
       await this.pool.query('INSERT INTO alert_deliveries (event_id, sink_id, attempt, status, http_status, latency_ms, error) VALUES ($1, $2, $3, $4, $5, $6, $7)',
-        [e.id, sink.id, attempt, status, httpStatus, performance.now() - t0, error]).catch((err) => this.logger.warn({ err: (err as Error).message }, 'could not record alert delivery'));
+        [e.id, sink.id, attempt, status, httpStatus, latencyMs, error]).catch((err) => this.logger.warn({ err: (err as Error).message }, 'could not record alert delivery'));
       if (status === 'delivered') return;
-      // The sink's URL is logged, its secret never.
-      this.logger.warn({ sink: sink.id, url: sink.url, event: e.type, attempt, error }, status === 'failed' ? 'alert delivery failed; giving up' : 'alert delivery failed; retrying');
+      // The sink by its id and masked address: its URL may be a credential.
+      this.logger.warn({ sink: sink.id, url: maskUrl(sink.url), event: e.type, attempt, error }, status === 'failed' ? 'alert delivery failed; giving up' : 'alert delivery failed; retrying');
       if (last) return;
       await new Promise((r) => setTimeout(r, this.policy.baseBackoffMs * 2 ** (attempt - 1)));
     }

@@ -1,5 +1,11 @@
 import { nextStep } from '../rollout/decide.js';
 import { policyToApi, resolvePolicy } from '../rollout/policy.js';
+import { settingsToApi } from '../rollout/settings.js';
+import { parseDuration } from '../../common/duration.js';
+import { DEFAULTS } from '../../common/config.js';
+
+/** What a proxy uses when a deployment does not set its own timeouts. */
+const PROXY_DEFAULTS = { headersTimeoutMs: parseDuration(DEFAULTS.upstreamTimeout, 'upstreamTimeout'), idleTimeoutMs: parseDuration(DEFAULTS.upstreamBodyTimeout, 'upstreamBodyTimeout') };
 import type { AnalysisRow, CanaryRow, DeploymentRow, EventRow, VersionRow } from '../state/types.js';
 
 /** The API's JSON shapes (DESIGN.md §3). Times are ISO-8601 strings. */
@@ -17,11 +23,11 @@ export function canaryView(c: CanaryRow) {
 export function deploymentView(d: DeploymentRow) {
   const policy = d.canary ? d.canary.policy : resolvePolicy(d.defaultPolicy);
   return {
-    name: d.name, status: d.status,
+    name: d.name, status: d.status, revision: d.revision,
     baseline: { version: d.baselineVersion, url: d.baselineUrl },
     canary: d.canary ? canaryView(d.canary) : null,
     policy: policyToApi(policy),
-    retryCanaryOnBaseline: d.retryCanaryOnBaseline,
+    ...settingsToApi(d.settings, d.retryCanaryOnBaseline, PROXY_DEFAULTS),
     createdAt: iso(d.createdAt), updatedAt: iso(d.updatedAt),
   };
 }
@@ -39,4 +45,5 @@ export const eventView = (e: EventRow) => ({ id: e.id, type: e.type, actor: e.ac
 export const analysisView = (a: AnalysisRow) => ({
   id: a.id, at: iso(a.at), verdict: a.verdict, reasons: a.reasons, weight: a.weight, action: a.action, actor: a.actor,
   baseline: a.baselineStats, canary: a.canaryStats,
+  rules: a.rules, needs: a.needs,
 });

@@ -9,10 +9,17 @@ export interface FeedbackItem {
   outcome: number;
 }
 
+/** Pending outcomes not joined after this long are marked expired (and reported). */
+export const PENDING_FEEDBACK_EXPIRY_MS = 10 * 60_000;
+
 export interface FeedbackResult {
+  /** Outcomes joined to their prediction now. */
   accepted: number;
-  /** Request ids the prediction log does not know (yet): counted and returned, not stored. */
-  unknown: string[];
+  /**
+   * Request ids the prediction log does not know yet (it is written about once a second): kept
+   * and joined when it catches up, or reported as expired after PENDING_FEEDBACK_EXPIRY_MS.
+   */
+  pending: string[];
   /** Request ids that already had an outcome, or came twice in this batch: the first one stands. */
   duplicates: string[];
   /** Accepted, but for a canary that had already ended: stored, no decision changes. */
@@ -33,7 +40,10 @@ export function parseFeedback(body: unknown): FeedbackItem[] {
   });
 }
 
-/** Stores outcomes joined with the prediction log, in one statement per batch. */
+/**
+ * Stores outcomes joined with the prediction log, in one statement per batch; outcomes for
+ * predictions not logged yet are kept as pending (never dropped).
+ */
 export async function recordFeedback(pool: pg.Pool, items: FeedbackItem[]): Promise<FeedbackResult> {
   const seen = new Set<string>();
   const duplicates: string[] = [];
@@ -49,10 +59,7 @@ export async function recordFeedback(pool: pg.Pool, items: FeedbackItem[]): Prom
       SELECT DISTINCT ON (p.request_id) p.request_id, p.deployment, p.version, p.role, p.at, i.outcome
         FROM input i JOIN predictions p ON p.request_id = i.request_id ORDER BY p.request_id, p.at DESC),
     inserted AS (
-      INSERT INTO feedback (request_id, deployment, version, role, outcome, predicted_at, late)
-      SELECT k.request_id, k.deployment, k.version, k.role, k.outcome, k.at,
-             NOT EXISTS (SELECT 1 FROM canaries c WHERE c.deployment = k.deployment AND c.outcome = 'running' AND (c.version = k.version OR c.baseline_version = k.version))
-        FROM known k
+      ${insertFeedbackFrom('known')}
       ON CONFLICT (request_id) DO NOTHING
       RETURNING request_id, late)
     SELECT (SELECT array_agg(request_id) FROM known) AS known, (SELECT array_agg(request_id) FROM inserted) AS inserted,
@@ -60,7 +67,60 @@ export async function recordFeedback(pool: pg.Pool, items: FeedbackItem[]): Prom
   const known = new Set<string>(r.rows[0].known ?? []);
   const inserted = new Set<string>(r.rows[0].inserted ?? []);
   for (const id of ids) if (known.has(id) && !inserted.has(id)) duplicates.push(id);
-  return { accepted: inserted.size, unknown: ids.filter((id) => !known.has(id)), duplicates, late: Number(r.rows[0].late) };
+  const waiting = unique.filter((i) => !known.has(i.requestId));
+  const pending: string[] = [];
+  if (waiting.length) {
+    const p = await pool.query(`INSERT INTO pending_feedback (request_id, outcome) SELECT * FROM unnest($1::text[], $2::float8[])
+        ON CONFLICT (request_id) DO NOTHING RETURNING request_id`, [waiting.map((i) => i.requestId), waiting.map((i) => i.outcome)]);
+    const kept = new Set<string>(p.rows.map((row) => row.request_id));
+    for (const i of waiting) (kept.has(i.requestId) ? pending : duplicates).push(i.requestId);
+  }
+  return { accepted: inserted.size, pending, duplicates, late: Number(r.rows[0].late) };
+}
+
+/**
+ * The INSERT that records joined outcomes from a CTE of (request_id, deployment, version, role,
+ * at, outcome); an outcome is late when its version is no longer part of a running canary.
+ */
+function insertFeedbackFrom(cte: 'known' | 'ready'): string {
+  return `INSERT INTO feedback (request_id, deployment, version, role, outcome, predicted_at, late)
+      SELECT k.request_id, k.deployment, k.version, k.role, k.outcome, k.at,
+             NOT EXISTS (SELECT 1 FROM canaries c WHERE c.deployment = k.deployment AND c.outcome = 'running' AND (c.version = k.version OR c.baseline_version = k.version))
+        FROM ${cte} k`;
+}
+
+/**
+ * Joins pending outcomes whose predictions have reached the log since (run every analysis
+ * tick), and marks those older than the expiry as expired. Returns how many of each.
+ */
+export async function joinPendingFeedback(pool: pg.Pool, expiryMs = PENDING_FEEDBACK_EXPIRY_MS): Promise<{ joined: number; expired: number }> {
+  const r = await pool.query(`
+    WITH ready AS (
+      SELECT DISTINCT ON (p.request_id) p.request_id, p.deployment, p.version, p.role, p.at, q.outcome
+        FROM pending_feedback q JOIN predictions p ON p.request_id = q.request_id
+       WHERE q.expired_at IS NULL ORDER BY p.request_id, p.at DESC),
+    inserted AS (
+      ${insertFeedbackFrom('ready')}
+      ON CONFLICT (request_id) DO NOTHING
+      RETURNING request_id),
+    joined AS (DELETE FROM pending_feedback WHERE request_id IN (SELECT request_id FROM ready) RETURNING 1),
+    expired AS (
+      UPDATE pending_feedback SET expired_at = now()
+       WHERE expired_at IS NULL AND received_at < now() - $1 * interval '1 millisecond'
+         AND request_id NOT IN (SELECT request_id FROM ready)
+      RETURNING 1)
+    SELECT (SELECT count(*) FROM joined)::int AS joined, (SELECT count(*) FROM expired)::int AS expired`, [expiryMs]);
+  return { joined: r.rows[0].joined, expired: r.rows[0].expired };
+}
+
+/** Outcomes still waiting for their prediction, and those that expired (most recent first). */
+export async function pendingFeedback(pool: pg.Pool, limit = 100) {
+  const counts = await pool.query(`SELECT count(*) FILTER (WHERE expired_at IS NULL)::int AS pending, count(*) FILTER (WHERE expired_at IS NOT NULL)::int AS expired FROM pending_feedback`);
+  const expired = await pool.query(`SELECT request_id, received_at, expired_at FROM pending_feedback WHERE expired_at IS NOT NULL ORDER BY expired_at DESC LIMIT $1`, [limit]);
+  return {
+    pending: counts.rows[0].pending, expired: counts.rows[0].expired, expiryMs: PENDING_FEEDBACK_EXPIRY_MS,
+    expiredIds: expired.rows.map((r) => ({ requestId: r.request_id, receivedAt: r.received_at.toISOString(), expiredAt: r.expired_at.toISOString() })),
+  };
 }
 
 /** Outcomes per version for predictions made in [from, to]. */

@@ -1,5 +1,6 @@
 import { request } from 'undici';
 import { summarize, type VersionStats } from '../../proxy/telemetry/stats.js';
+import { addValue, type Buckets } from '../../proxy/telemetry/histogram.js';
 import type { MetricsSource } from './source.js';
 import { clusterName } from '../xds/snapshot.js';
 
@@ -23,6 +24,7 @@ export function promQueries(flavor: PromFlavor, deployment: string, version: str
       modelErrors: `sum(increase(canary_proxy_requests_total{${sel},outcome=~"server_error|timeout|connection_error"}[${r}]))`,
       clientErrors: `sum(increase(canary_proxy_requests_total{${sel},outcome="client_error"}[${r}]))`,
       p50: q(0.5), p95: q(0.95), p99: q(0.99),
+      buckets: `sum by (le) (increase(canary_proxy_request_duration_seconds_bucket{${sel}}[${r}]))`, bucketUnitMs: 1000,
     };
   }
   const sel = `envoy_cluster_name="${esc(clusterName(deployment, version))}"`;
@@ -33,22 +35,46 @@ export function promQueries(flavor: PromFlavor, deployment: string, version: str
     modelErrors: `sum(increase(envoy_cluster_upstream_rq_xx{${sel},envoy_response_code_class="5"}[${r}]))`,
     clientErrors: `sum(increase(envoy_cluster_upstream_rq_xx{${sel},envoy_response_code_class="4"}[${r}]))`,
     p50: q(0.5), p95: q(0.95), p99: q(0.99),
+    buckets: `sum by (le) (increase(envoy_cluster_upstream_rq_time_bucket{${sel}}[${r}]))`, bucketUnitMs: 1,
   };
+}
+
+/**
+ * A Prometheus histogram (cumulative counts by `le`) as the proxy's latency buckets: each
+ * bucket's count placed at its upper bound, the +Inf bucket at twice the last bound. The
+ * latency tests then count "above the limit" at Prometheus's bucket resolution.
+ */
+export function promBucketsToHistogram(series: { le: string; count: number }[], unitMs: number): Buckets {
+  const sorted = series.map((s) => ({ le: s.le === '+Inf' ? Infinity : Number(s.le), count: s.count })).filter((s) => !Number.isNaN(s.le)).sort((a, b) => a.le - b.le);
+  const h: Buckets = new Map();
+  let prev = 0, lastFinite = 1;
+  for (const s of sorted) {
+    const n = Math.round(Math.max(0, s.count - prev));
+    prev = Math.max(prev, s.count);
+    if (Number.isFinite(s.le)) lastFinite = s.le;
+    if (n > 0) addValue(h, (Number.isFinite(s.le) ? s.le : 2 * lastFinite) * unitMs, n);
+  }
+  return h;
 }
 
 export class PrometheusSource implements MetricsSource {
   readonly name = 'prometheus';
   constructor(private readonly baseUrl: string, private readonly flavor: PromFlavor = 'proxy', private readonly timeoutMs = 5000) {}
 
-  /** One instant query; NaN and empty results are "no data". */
-  private async scalar(query: string, at: number): Promise<number | null> {
+  /** One instant query's result vector. */
+  private async query(query: string, at: number): Promise<{ metric: Record<string, string>; value: [number, string] }[]> {
     const url = new URL('/api/v1/query', this.baseUrl);
     url.searchParams.set('query', query);
     url.searchParams.set('time', String(at / 1000));
     const res = await request(url, { headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
-    const body = await res.body.json() as { status: string; error?: string; data?: { resultType: string; result: { value: [number, string] }[] } };
+    const body = await res.body.json() as { status: string; error?: string; data?: { resultType: string; result: { metric: Record<string, string>; value: [number, string] }[] } };
     if (res.statusCode !== 200 || body.status !== 'success') throw new Error(`prometheus query failed (${res.statusCode}): ${body.error ?? 'unknown error'}`);
-    const v = body.data?.result[0]?.value[1];
+    return body.data?.result ?? [];
+  }
+
+  /** One instant query as a number; NaN and empty results are "no data". */
+  private async scalar(query: string, at: number): Promise<number | null> {
+    const v = (await this.query(query, at))[0]?.value[1];
     if (v === undefined) return null;
     const n = Number(v);
     return Number.isFinite(n) ? n : null;
@@ -56,9 +82,13 @@ export class PrometheusSource implements MetricsSource {
 
   async versionStats(deployment: string, version: string, fromMs: number, toMs: number): Promise<VersionStats> {
     const q = promQueries(this.flavor, deployment, version, (toMs - fromMs) / 1000);
-    const [requests, modelErrors, clientErrors, p50, p95, p99] = await Promise.all([q.requests, q.modelErrors, q.clientErrors, q.p50, q.p95, q.p99].map((x) => this.scalar(x, toMs)));
+    const [[requests, modelErrors, clientErrors, p50, p95, p99], buckets] = await Promise.all([
+      Promise.all([q.requests, q.modelErrors, q.clientErrors, q.p50, q.p95, q.p99].map((x) => this.scalar(x, toMs))),
+      this.query(q.buckets, toMs),
+    ]);
+    const histogram = promBucketsToHistogram(buckets.map((b) => ({ le: b.metric.le, count: Number(b.value[1]) })), q.bucketUnitMs);
     // increase() extrapolates to the range edges; counts are whole requests.
-    const stats = summarize(deployment, version, fromMs, toMs, Math.round(requests ?? 0), Math.round(modelErrors ?? 0), Math.round(clientErrors ?? 0), new Map());
+    const stats = summarize(deployment, version, fromMs, toMs, Math.round(requests ?? 0), Math.round(modelErrors ?? 0), Math.round(clientErrors ?? 0), histogram);
     return { ...stats, p50, p95, p99 };
   }
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../common/logger.js';
 import type { ControlStore } from '../state/store.js';
 import { ANALYSIS_LEASE, type RolloutService } from './service.js';
+import { joinPendingFeedback } from '../metrics/business.js';
 
 export interface LoopOptions {
   /** How often the loop wakes to look for canaries that are due (each has its own interval). */
@@ -24,6 +25,9 @@ export class AnalysisLoop {
   private running: Promise<void> | null = null;
   private stopped = false;
   leader = false;
+  /** Told when this replica gains or loses the lease (the leader gauge). */
+  onLeadership?: (leader: boolean) => void;
+  onAnalysisFailure?: (deployment: string) => void;
   /** Analyses run by this replica (tests count them to prove one decision per tick). */
   analysesRun = 0;
 
@@ -52,10 +56,22 @@ export class AnalysisLoop {
     }
     if (leader !== this.leader) {
       this.leader = leader;
+      this.onLeadership?.(leader);
       this.logger.info({ holder: this.holder, leader }, leader ? 'became analysis leader' : 'lost analysis leadership');
       if (leader) await this.service.recordLeaderChange(this.holder).catch((err) => this.logger.warn({ err: (err as Error).message }, 'could not record the leader change'));
     }
     if (!leader) return;
+    try {
+      await this.service.handleTrips(this.holder);
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'could not read proxy trips');
+    }
+    try {
+      // Outcomes that arrived before their predictions were logged join them now.
+      await joinPendingFeedback(this.store.pool);
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'could not join pending feedback');
+    }
     let canaries;
     try {
       canaries = await this.store.runningCanaries();
@@ -67,12 +83,19 @@ export class AnalysisLoop {
     for (const c of canaries) {
       if (this.stopped) return;
       const last = c.lastAnalysisAt ?? c.stepStartedAt;
-      if (now - Math.max(last, c.stepStartedAt) < c.policy.intervalMs) continue;
+      const due = now - Math.max(last, c.stepStartedAt) >= c.policy.intervalMs;
       try {
-        await this.service.evaluate(c.deployment, 'analysis', this.holder);
-        this.analysesRun++;
+        if (due) {
+          await this.service.evaluate(c.deployment, 'analysis', this.holder);
+          this.analysesRun++;
+        } else if (await this.service.checkGrossFailure(c, this.holder)) {
+          // Between intervals, every tick checks the canary for gross failure (always-valid,
+          // so checking every second costs no false alarms) and analyses at once if it fails.
+          this.analysesRun++;
+        }
       } catch (err) {
         this.logger.error({ err: (err as Error).message, deployment: c.deployment }, 'analysis failed to run');
+        this.onAnalysisFailure?.(c.deployment);
       }
     }
   }

@@ -11,17 +11,27 @@ export interface Policy {
   /** Where the analysis reads stats: the proxies' windowed stats, or Prometheus. */
   metrics: MetricsSourceName;
   intervalMs: number;
+  /** How far back the baseline's latency is read to fix a step's latency limits when the step starts. */
   windowMs: number;
+  /** Canary weights in order; with `autoSteps` the first is chosen from the traffic at start. */
   steps: number[];
+  /** steps: "auto" — start at the smallest of 1, 10, 50 where a clean canary can decide quickly. */
+  autoSteps: boolean;
+  /** A floor: never advance or promote on fewer canary requests than this. */
   minRequests: number;
+  /** The least time a step lasts, even when the evidence is in earlier. */
   stepDurationMs: number;
+  /** A step that has not decided after this long says so, with advice (it keeps going). */
+  maxStepDurationMs: number;
+  /** The whole rollout's false-rollback budget: P(roll back a canary that is as good as the baseline). */
+  falseRollbackRate: number;
   autoPromote: boolean;
   autoRollback: boolean;
   /** Business metric: a drop of more than this fraction against the baseline… */
   businessDropMax: number;
   /** …sustained this long… */
   businessForMs: number;
-  /** …at this confidence (the mSPRT's 1 − α) rolls back. */
+  /** Confidence of the evidence needed to advance and promote (non-inferiority), and of shown bounds. */
   confidence: number;
   /** Fewer outcomes per variant than this: the business rule is inconclusive. */
   businessMinOutcomes: number;
@@ -33,6 +43,8 @@ export interface Policy {
     errorRateMax: number;
     latencyP99Ratio: number;
     latencyP99ForMs: number;
+    /** Optional relative p95 limit for slow models: the p95 limit becomes max(+delta, ratio ×). */
+    latencyP95Ratio: number | null;
   };
 }
 
@@ -41,19 +53,22 @@ export const DEFAULT_POLICY: Readonly<Policy> = Object.freeze({
   intervalMs: 30_000,
   windowMs: 5 * 60_000,
   steps: [1, 10, 50, 100],
+  autoSteps: false,
   minRequests: 100,
   stepDurationMs: 30_000, // = interval unless set
+  maxStepDurationMs: 30 * 60_000,
+  falseRollbackRate: 0.01,
   autoPromote: true,
   autoRollback: true,
   businessDropMax: 0.1,
   businessForMs: 15 * 60_000,
   confidence: 0.95,
   businessMinOutcomes: 200,
-  thresholds: Object.freeze({ errorRateDelta: 0.05, latencyP95DeltaMs: 100, errorRateMax: 0.05, latencyP99Ratio: 2.0, latencyP99ForMs: 5 * 60_000 }),
+  thresholds: Object.freeze({ errorRateDelta: 0.05, latencyP95DeltaMs: 100, errorRateMax: 0.05, latencyP99Ratio: 2.0, latencyP99ForMs: 5 * 60_000, latencyP95Ratio: null }),
 });
 
-/** The absolute error-rate rule may fire before minRequests, but never on fewer than this. */
-export const ABSOLUTE_RULE_MIN_REQUESTS = 20;
+/** The weights steps: "auto" may start at, and the ramp it continues with. */
+export const AUTO_STEPS = Object.freeze([1, 10, 50, 100]);
 
 const bad = (msg: string) => new CanaryError('BAD_REQUEST', `policy.${msg}`);
 
@@ -83,19 +98,24 @@ export function resolvePolicy(input: unknown, base: Policy = DEFAULT_POLICY): Po
   if (input === undefined || input === null) return structuredClone(base) as Policy;
   if (typeof input !== 'object' || Array.isArray(input)) throw bad('expected an object');
   const p = input as Record<string, unknown>;
-  const known = new Set(['metrics', 'interval', 'window', 'steps', 'minRequests', 'stepDuration', 'autoPromote', 'autoRollback', 'thresholds', 'businessDropMax', 'businessFor', 'confidence', 'businessMinOutcomes']);
+  const known = new Set(['metrics', 'interval', 'window', 'steps', 'minRequests', 'stepDuration', 'maxStepDuration', 'autoPromote', 'autoRollback', 'falseRollbackRate', 'thresholds', 'businessDropMax', 'businessFor', 'confidence', 'businessMinOutcomes']);
   for (const k of Object.keys(p)) if (!known.has(k)) throw bad(`${k}: unknown field (known: ${[...known].join(', ')})`);
   const intervalMs = dur(p.interval, 'interval', base.intervalMs);
   if (intervalMs < 100) throw bad('interval: must be at least 100ms');
   let steps = base.steps;
-  if (p.steps !== undefined) {
-    if (!Array.isArray(p.steps) || p.steps.length === 0 || p.steps.some((s) => typeof s !== 'number' || !(s > 0 && s <= 100))) throw bad('steps: expected a non-empty list of percentages in (0, 100]');
+  let autoSteps = base.autoSteps ?? false;
+  if (p.steps === 'auto') {
+    steps = [...AUTO_STEPS];
+    autoSteps = true;
+  } else if (p.steps !== undefined) {
+    autoSteps = false;
+    if (!Array.isArray(p.steps) || p.steps.length === 0 || p.steps.some((s) => typeof s !== 'number' || !(s > 0 && s <= 100))) throw bad('steps: expected "auto" or a non-empty list of percentages in (0, 100]');
     for (let i = 1; i < p.steps.length; i++) if (p.steps[i] <= p.steps[i - 1]) throw bad('steps: must increase');
     steps = p.steps as number[];
   }
   const t = (p.thresholds ?? {}) as Record<string, unknown>;
   if (typeof t !== 'object' || Array.isArray(t)) throw bad('thresholds: expected an object');
-  const knownT = new Set(['errorRateDelta', 'latencyP95DeltaMs', 'errorRateMax', 'latencyP99Ratio', 'latencyP99For']);
+  const knownT = new Set(['errorRateDelta', 'latencyP95DeltaMs', 'latencyP95Ratio', 'errorRateMax', 'latencyP99Ratio', 'latencyP99For']);
   for (const k of Object.keys(t)) if (!knownT.has(k)) throw bad(`thresholds.${k}: unknown field`);
   if (p.metrics !== undefined && p.metrics !== 'proxy' && p.metrics !== 'prometheus') throw bad('metrics: expected "proxy" or "prometheus"');
   return {
@@ -103,9 +123,12 @@ export function resolvePolicy(input: unknown, base: Policy = DEFAULT_POLICY): Po
     intervalMs,
     windowMs: dur(p.window, 'window', base.windowMs),
     steps,
+    autoSteps,
     minRequests: num(p.minRequests, 'minRequests', base.minRequests, 1, 1e9),
     // A step lasts at least one interval unless set: the default follows the interval.
     stepDurationMs: dur(p.stepDuration, 'stepDuration', p.interval !== undefined && p.stepDuration === undefined ? intervalMs : base.stepDurationMs),
+    maxStepDurationMs: dur(p.maxStepDuration, 'maxStepDuration', base.maxStepDurationMs ?? DEFAULT_POLICY.maxStepDurationMs),
+    falseRollbackRate: num(p.falseRollbackRate, 'falseRollbackRate', base.falseRollbackRate ?? DEFAULT_POLICY.falseRollbackRate, 1e-6, 0.2),
     autoPromote: bool(p.autoPromote, 'autoPromote', base.autoPromote),
     autoRollback: bool(p.autoRollback, 'autoRollback', base.autoRollback),
     businessDropMax: num(p.businessDropMax, 'businessDropMax', base.businessDropMax ?? DEFAULT_POLICY.businessDropMax, 0, 1),
@@ -118,6 +141,7 @@ export function resolvePolicy(input: unknown, base: Policy = DEFAULT_POLICY): Po
       errorRateMax: num(t.errorRateMax, 'thresholds.errorRateMax', base.thresholds.errorRateMax, 0, 1),
       latencyP99Ratio: num(t.latencyP99Ratio, 'thresholds.latencyP99Ratio', base.thresholds.latencyP99Ratio, 1, 1000),
       latencyP99ForMs: dur(t.latencyP99For, 'thresholds.latencyP99For', base.thresholds.latencyP99ForMs),
+      latencyP95Ratio: t.latencyP95Ratio === null ? null : t.latencyP95Ratio === undefined ? base.thresholds.latencyP95Ratio ?? null : num(t.latencyP95Ratio, 'thresholds.latencyP95Ratio', 1, 1, 1000),
     },
   };
 }
@@ -126,13 +150,14 @@ export function resolvePolicy(input: unknown, base: Policy = DEFAULT_POLICY): Po
 export function policyToApi(p: Policy) {
   const ms = (v: number) => (v % 3_600_000 === 0 ? `${v / 3_600_000}h` : v % 60_000 === 0 ? `${v / 60_000}m` : v % 1000 === 0 ? `${v / 1000}s` : `${v}ms`);
   return {
-    metrics: p.metrics, interval: ms(p.intervalMs), window: ms(p.windowMs), steps: p.steps, minRequests: p.minRequests,
-    stepDuration: ms(p.stepDurationMs), autoPromote: p.autoPromote, autoRollback: p.autoRollback,
+    metrics: p.metrics, interval: ms(p.intervalMs), window: ms(p.windowMs), steps: p.autoSteps ? 'auto' : p.steps, minRequests: p.minRequests,
+    stepDuration: ms(p.stepDurationMs), maxStepDuration: ms(p.maxStepDurationMs ?? DEFAULT_POLICY.maxStepDurationMs),
+    falseRollbackRate: p.falseRollbackRate ?? DEFAULT_POLICY.falseRollbackRate, autoPromote: p.autoPromote, autoRollback: p.autoRollback,
     businessDropMax: p.businessDropMax, businessFor: ms(p.businessForMs), confidence: p.confidence, businessMinOutcomes: p.businessMinOutcomes,
     thresholds: {
       errorRateDelta: p.thresholds.errorRateDelta, latencyP95DeltaMs: p.thresholds.latencyP95DeltaMs,
       errorRateMax: p.thresholds.errorRateMax, latencyP99Ratio: p.thresholds.latencyP99Ratio,
-      latencyP99For: ms(p.thresholds.latencyP99ForMs),
+      latencyP99For: ms(p.thresholds.latencyP99ForMs), latencyP95Ratio: p.thresholds.latencyP95Ratio ?? null,
     },
   };
 }

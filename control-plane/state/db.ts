@@ -1,4 +1,5 @@
-import { readdir, readFile, mkdir } from 'node:fs/promises';
+import { readdir, readFile, mkdir, writeFile, rm } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -67,7 +68,14 @@ export async function startEmbeddedDatabase(dataDir: string, logger?: Logger): P
   const { PGlite } = await import('@electric-sql/pglite');
   const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
   await mkdir(dataDir, { recursive: true });
-  const db = await PGlite.create(path.resolve(dataDir));
+  const unlock = await lockDataDir(dataDir);
+  let db;
+  try {
+    db = await PGlite.create(path.resolve(dataDir));
+  } catch (err) {
+    await unlock();
+    throw err;
+  }
   const server = new PGLiteSocketServer({ db, port: 0, host: '127.0.0.1' });
   await server.start();
   const conn = server.getServerConn();
@@ -82,6 +90,46 @@ export async function startEmbeddedDatabase(dataDir: string, logger?: Logger): P
       await pool.end();
       await server.stop();
       await db.close();
+      await unlock();
     },
   };
+}
+
+export class DataDirLockedError extends Error {
+  readonly code = 'DATA_DIR_LOCKED';
+}
+
+/**
+ * The embedded database has one writer: a second process on the same CANARY_DATA_DIR would
+ * split the state. An exclusive lock file names the holder; a holder that crashed (its pid is
+ * gone) does not keep it locked.
+ */
+async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
+  const file = path.join(dataDir, 'canary.lock');
+  const me = JSON.stringify({ pid: process.pid, host: hostname(), startedAt: new Date().toISOString() });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(file, me, { flag: 'wx' });
+      return async () => { await rm(file, { force: true }); };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      let holder: { pid?: number; host?: string; startedAt?: string } = {};
+      try { holder = JSON.parse(await readFile(file, 'utf8')); } catch { /* unreadable: treat as stale */ }
+      const alive = holder.pid !== undefined && holder.host === hostname() && pidAlive(holder.pid);
+      if (alive || (holder.host !== undefined && holder.host !== hostname())) {
+        throw new DataDirLockedError(`${path.resolve(dataDir)} is in use by another canary-mesh process (pid ${holder.pid} on ${holder.host}, since ${holder.startedAt}); stop it, or give this one its own CANARY_DATA_DIR`);
+      }
+      await rm(file, { force: true }); // the holder is gone: a stale lock
+    }
+  }
+  throw new DataDirLockedError(`could not lock ${path.resolve(dataDir)}`);
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

@@ -1,19 +1,26 @@
 import type pg from 'pg';
 import { CanaryError } from '../../common/errors.js';
-import type { RouteTable } from '../../proxy/split/route-table.js';
-import type { Policy } from '../rollout/policy.js';
-import type { AnalysisRow, CanaryRow, DeploymentRow, EventRow, EventType, VersionRow, VersionState } from './types.js';
+import type { RouteSettings, RouteTable } from '../../proxy/split/route-table.js';
+import { DEFAULT_POLICY, type Policy } from '../rollout/policy.js';
+import type { AnalysisRow, AnalysisState, CanaryRow, DeploymentRow, EventRow, EventType, VersionRow, VersionState } from './types.js';
 
 type Q = pg.PoolClient | pg.Pool;
 const ms = (d: Date | null) => (d ? d.getTime() : null);
 
+/** A stored policy with fields added since it was stored filled in from today's defaults. */
+const withPolicyDefaults = (p: Policy): Policy => ({ ...DEFAULT_POLICY, ...p, thresholds: { ...DEFAULT_POLICY.thresholds, ...p.thresholds } });
+
+function toState(s: Record<string, any> | null | undefined): AnalysisState {
+  const num = (v: unknown) => (v == null ? null : Number(v));
+  return { strata: s?.strata ?? [], limits: s?.limits ?? null, lastStep: s?.lastStep ?? null, p99BreachSince: num(s?.p99BreachSince), businessBreachSince: num(s?.businessBreachSince) };
+}
+
 function toCanary(r: Record<string, any>): CanaryRow {
   return {
     id: Number(r.id), deployment: r.deployment, version: r.version, url: r.url, baselineVersion: r.baseline_version,
-    policy: r.policy, weight: r.weight, stepStartedAt: r.step_started_at.getTime(), startedAt: r.started_at.getTime(),
+    policy: withPolicyDefaults(r.policy), weight: r.weight, stepStartedAt: r.step_started_at.getTime(), startedAt: r.started_at.getTime(),
     endedAt: ms(r.ended_at), outcome: r.outcome,
-    p99BreachSince: r.analysis_state?.p99BreachSince == null ? null : Number(r.analysis_state.p99BreachSince),
-    businessBreachSince: r.analysis_state?.businessBreachSince == null ? null : Number(r.analysis_state.businessBreachSince),
+    state: toState(r.analysis_state),
     lastVerdict: r.last_verdict, lastAnalysisAt: ms(r.last_analysis_at),
   };
 }
@@ -30,6 +37,7 @@ const toEvent = (r: Record<string, any>): EventRow => ({ id: Number(r.id), deplo
 const toAnalysis = (r: Record<string, any>): AnalysisRow => ({
   id: Number(r.id), canaryId: Number(r.canary_id), deployment: r.deployment, at: r.at.getTime(), verdict: r.verdict, reasons: r.reasons,
   baselineStats: r.baseline_stats, canaryStats: r.canary_stats, weight: r.weight, action: r.action, actor: r.actor,
+  rules: r.evidence?.rules ?? [], needs: r.evidence?.needs ?? null,
 });
 
 const DEPLOYMENT_SELECT = `
@@ -42,7 +50,7 @@ function toDeployment(r: Record<string, any>): DeploymentRow {
   const c = r.canary_json;
   return {
     name: r.name, status: r.status, baselineVersion: r.baseline_version, baselineUrl: r.baseline_url,
-    defaultPolicy: r.default_policy, retryCanaryOnBaseline: r.retry_canary_on_baseline, revision: Number(r.revision),
+    defaultPolicy: r.default_policy, retryCanaryOnBaseline: r.retry_canary_on_baseline, settings: r.settings ?? {}, revision: Number(r.revision),
     createdAt: r.created_at.getTime(), updatedAt: r.updated_at.getTime(),
     canary: c ? toCanary({ ...c, step_started_at: new Date(c.step_started_at), started_at: new Date(c.started_at), ended_at: c.ended_at && new Date(c.ended_at), last_analysis_at: c.last_analysis_at && new Date(c.last_analysis_at) }) : null,
   };
@@ -68,11 +76,13 @@ export class ControlStore {
    * a state its caller never saw; with `bump`, this change moves the revision on.
    * Throws DEPLOYMENT_NOT_FOUND when the deployment does not exist.
    */
-  async withDeployment<T>(name: string, fn: (q: pg.PoolClient, d: DeploymentRow) => Promise<T>, opts: { expectedRevision?: number | null; bump?: boolean } = {}): Promise<T> {
+  async withDeployment<T>(name: string, fn: (q: pg.PoolClient, d: DeploymentRow) => Promise<T>, opts: { expectedRevision?: number | null; bump?: boolean; ifMatch?: boolean } = {}): Promise<T> {
     return this.transaction(async (q) => {
       const locked = await q.query('SELECT revision FROM deployments WHERE name = $1 FOR UPDATE', [name]);
       if (locked.rowCount === 0) throw new CanaryError('DEPLOYMENT_NOT_FOUND', `no deployment named ${JSON.stringify(name)}`);
-      if (opts.expectedRevision != null && Number(locked.rows[0].revision) !== opts.expectedRevision) {
+      const revision = Number(locked.rows[0].revision);
+      if (opts.expectedRevision != null && revision !== opts.expectedRevision) {
+        if (opts.ifMatch) throw new CanaryError('PRECONDITION_FAILED', `deployment ${name} is at revision ${revision}, not ${opts.expectedRevision} (If-Match): it changed since it was read; reload and retry`);
         throw new CanaryError('CONFLICT', `deployment ${name} was changed by another request while this one waited; reload and retry`);
       }
       const d = await this.getDeployment(name, q);
@@ -129,6 +139,12 @@ export class ControlStore {
     return r.rows.map(toAnalysis);
   }
 
+  /** The most recent canary of one version (to know how it ended and what it was last judged). */
+  async lastCanaryOf(deployment: string, version: string, q: Q = this.pool): Promise<CanaryRow | null> {
+    const r = await q.query('SELECT * FROM canaries WHERE deployment = $1 AND version = $2 ORDER BY id DESC LIMIT 1', [deployment, version]);
+    return r.rows[0] ? toCanary(r.rows[0]) : null;
+  }
+
   async lastCanary(deployment: string): Promise<CanaryRow | null> {
     const r = await this.pool.query('SELECT * FROM canaries WHERE deployment = $1 ORDER BY id DESC LIMIT 1', [deployment]);
     return r.rows[0] ? toCanary(r.rows[0]) : null;
@@ -159,6 +175,7 @@ export class ControlStore {
         baseline: { version: d.baselineVersion, url: d.baselineUrl },
         canary: d.canary ? { version: d.canary.version, url: d.canary.url, weight: d.canary.weight } : null,
         retryCanaryOnBaseline: d.retryCanaryOnBaseline,
+        settings: d.settings,
       };
     }
     return table;
@@ -172,9 +189,9 @@ export class ControlStore {
     return toEvent(r.rows[0]);
   }
 
-  async insertDeployment(q: Q, name: string, baselineVersion: string, defaultPolicy: unknown, retry: boolean): Promise<void> {
-    const r = await q.query('INSERT INTO deployments (name, baseline_version, default_policy, retry_canary_on_baseline) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING',
-      [name, baselineVersion, JSON.stringify(defaultPolicy ?? {}), retry]);
+  async insertDeployment(q: Q, name: string, baselineVersion: string, defaultPolicy: unknown, retry: boolean, settings: RouteSettings = {}): Promise<void> {
+    const r = await q.query('INSERT INTO deployments (name, baseline_version, default_policy, retry_canary_on_baseline, settings) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING',
+      [name, baselineVersion, JSON.stringify(defaultPolicy ?? {}), retry, JSON.stringify(settings)]);
     if (r.rowCount === 0) throw new CanaryError('DEPLOYMENT_EXISTS', `deployment ${JSON.stringify(name)} already exists`);
   }
 
@@ -190,6 +207,20 @@ export class ControlStore {
       WHERE deployment = $1 AND version = $2`, [deployment, version, state]);
   }
 
+  /** Removes a deployment and its versions, canaries and analyses; its events stay (the audit trail). */
+  async deleteDeployment(q: Q, name: string): Promise<void> {
+    await q.query('DELETE FROM deployments WHERE name = $1', [name]);
+  }
+
+  async deleteVersion(q: Q, deployment: string, version: string): Promise<void> {
+    await q.query('DELETE FROM canaries WHERE deployment = $1 AND version = $2', [deployment, version]);
+    await q.query('DELETE FROM versions WHERE deployment = $1 AND version = $2', [deployment, version]);
+  }
+
+  async setSettings(q: Q, name: string, settings: RouteSettings, retryCanaryOnBaseline: boolean): Promise<void> {
+    await q.query('UPDATE deployments SET settings = $2, retry_canary_on_baseline = $3, updated_at = now() WHERE name = $1', [name, JSON.stringify(settings), retryCanaryOnBaseline]);
+  }
+
   async setDeployment(q: Q, name: string, fields: { status?: string; baselineVersion?: string }): Promise<void> {
     await q.query('UPDATE deployments SET status = coalesce($2, status), baseline_version = coalesce($3, baseline_version), updated_at = now() WHERE name = $1',
       [name, fields.status ?? null, fields.baselineVersion ?? null]);
@@ -201,22 +232,22 @@ export class ControlStore {
     return toCanary(r.rows[0]);
   }
 
-  /** Changes the weight and starts a new step at `at` (the stats window restarts with it). */
-  async setCanaryWeight(q: Q, id: number, weight: number, at: number): Promise<void> {
-    await q.query(`UPDATE canaries SET weight = $2, step_started_at = $3, analysis_state = '{}'::jsonb WHERE id = $1`, [id, weight, new Date(at)]);
+  /** Changes the weight and starts a new step at `at`, with decide()'s memory carried as `state`. */
+  async setCanaryWeight(q: Q, id: number, weight: number, at: number, state: AnalysisState): Promise<void> {
+    await q.query(`UPDATE canaries SET weight = $2, step_started_at = $3, analysis_state = $4 WHERE id = $1`, [id, weight, new Date(at), JSON.stringify(state)]);
   }
 
   async endCanary(q: Q, id: number, outcome: 'promoted' | 'rolled_back'): Promise<void> {
     await q.query('UPDATE canaries SET outcome = $2, ended_at = now() WHERE id = $1', [id, outcome]);
   }
 
-  async recordAnalysis(q: Q, a: Omit<AnalysisRow, 'id' | 'at'>, p99BreachSince: number | null, businessBreachSince: number | null): Promise<void> {
-    await q.query(`INSERT INTO analyses (canary_id, deployment, verdict, reasons, baseline_stats, canary_stats, weight, action, actor)
-      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-      [a.canaryId, a.deployment, a.verdict, JSON.stringify(a.reasons), JSON.stringify(a.baselineStats), JSON.stringify(a.canaryStats), a.weight, a.action, a.actor]);
-    await q.query(`UPDATE canaries SET last_verdict = $2, last_analysis_at = now(),
-        analysis_state = jsonb_build_object('p99BreachSince', $3::bigint, 'businessBreachSince', $4::bigint) WHERE id = $1`,
-      [a.canaryId, a.verdict, p99BreachSince, businessBreachSince]);
+  async recordAnalysis(q: Q, a: Omit<AnalysisRow, 'id' | 'at'>, state: AnalysisState): Promise<void> {
+    await q.query(`INSERT INTO analyses (canary_id, deployment, verdict, reasons, baseline_stats, canary_stats, weight, action, actor, evidence)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+      [a.canaryId, a.deployment, a.verdict, JSON.stringify(a.reasons), JSON.stringify(a.baselineStats), JSON.stringify(a.canaryStats), a.weight, a.action, a.actor,
+        JSON.stringify({ rules: a.rules, needs: a.needs })]);
+    await q.query(`UPDATE canaries SET last_verdict = $2, last_analysis_at = now(), analysis_state = $3 WHERE id = $1`,
+      [a.canaryId, a.verdict, JSON.stringify(state)]);
   }
 
   async recordProbe(deployment: string, version: string, healthy: boolean, error: string | null): Promise<void> {

@@ -1,5 +1,9 @@
 import type { Policy } from '../rollout/policy.js';
-import type { Verdict } from '../rollout/decide.js';
+import type { RouteSettings } from '../../proxy/split/route-table.js';
+import type { CanaryProgress, Decision, RuleEvidence, Verdict } from '../rollout/decide.js';
+
+/** decide()'s memory of a canary between analyses, kept in canaries.analysis_state. */
+export type AnalysisState = Pick<CanaryProgress, 'strata' | 'limits' | 'lastStep' | 'p99BreachSince' | 'businessBreachSince'>;
 
 export type DeploymentStatus = 'stable' | 'progressing' | 'paused';
 export type VersionState = 'registered' | 'canary' | 'serving' | 'retired' | 'rolled_back';
@@ -7,7 +11,9 @@ export type VersionState = 'registered' | 'canary' | 'serving' | 'retired' | 'ro
 export const EVENT_TYPES = [
   'deployment_created', 'version_registered', 'canary_started', 'traffic_adjusted', 'step_advanced',
   'analysis_failed', 'promoted', 'auto_promote_triggered', 'rolled_back', 'auto_rollback_triggered',
-  'paused', 'resumed',
+  'paused', 'resumed', 'settings_changed', 'deployment_deleted', 'version_deleted',
+  /** A proxy took a grossly failing canary off live traffic on its own (proxy/split/trips.ts). */
+  'proxy_tripped',
   /** Global (deployment "*"): a control-plane replica became the analysis leader. */
   'leader_changed',
 ] as const;
@@ -25,8 +31,7 @@ export interface CanaryRow {
   startedAt: number;
   endedAt: number | null;
   outcome: 'running' | 'promoted' | 'rolled_back';
-  p99BreachSince: number | null;
-  businessBreachSince: number | null;
+  state: AnalysisState;
   lastVerdict: Verdict | null;
   lastAnalysisAt: number | null;
 }
@@ -38,6 +43,8 @@ export interface DeploymentRow {
   baselineUrl: string;
   defaultPolicy: Record<string, unknown>;
   retryCanaryOnBaseline: boolean;
+  /** Data-plane settings in the route table's shape ({} = the proxy's defaults). */
+  settings: RouteSettings;
   revision: number;
   createdAt: number;
   updatedAt: number;
@@ -81,4 +88,7 @@ export interface AnalysisRow {
   weight: number;
   action: string;
   actor: string;
+  /** Per-rule evidence and, when inconclusive, what a decision still needs. */
+  rules: RuleEvidence[];
+  needs: Decision['needs'] | null;
 }

@@ -17,6 +17,25 @@ export interface CanaryUpstream extends Upstream {
   weight: number;
 }
 
+/** Per-deployment data-plane settings; anything absent takes the proxy's default. */
+export interface RouteSettings {
+  /** Time to the model's response headers, ms. */
+  headersTimeoutMs?: number;
+  /** Longest pause between body chunks of an answer (a stream), ms; longer is the model's timeout. */
+  idleTimeoutMs?: number;
+  /**
+   * A canary request not answered after this long is also sent to the baseline and the first
+   * answer wins: ms, "auto" (the larger of 250 ms and 3 × the baseline's live p99) or "off".
+   */
+  hedgeCanaryAfter?: number | 'auto' | 'off';
+  /** Methods safe to send twice (retry and hedge); absent: every method (model inference is). */
+  retryMethods?: string[];
+  /** WebSocket upgrades pass through to the chosen variant (default), or are refused with 501. */
+  websockets?: boolean;
+  /** Testers may pick the variant with `x-canary-force: canary|baseline`; such requests are not analysed. */
+  allowForcedVariant?: boolean;
+}
+
 export interface DeploymentRoute {
   name: string;
   baseline: Upstream;
@@ -28,6 +47,7 @@ export interface DeploymentRoute {
    * Default: true.
    */
   retryCanaryOnBaseline?: boolean;
+  settings?: RouteSettings;
 }
 
 export interface RouteTable {
@@ -57,6 +77,34 @@ function checkUpstream(u: unknown, where: string): Upstream {
     throw new RouteTableError(`${where}.url: only http and https upstreams are supported`);
   }
   return { version, url: parsed.origin };
+}
+
+const ms = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v > 0 && v <= 24 * 3600_000;
+
+function checkSettings(input: unknown, where: string): RouteSettings {
+  if (input === undefined || input === null) return {};
+  if (typeof input !== 'object' || Array.isArray(input)) throw new RouteTableError(`${where}: expected an object`);
+  const s = input as Record<string, unknown>;
+  const out: RouteSettings = {};
+  for (const k of ['headersTimeoutMs', 'idleTimeoutMs'] as const) {
+    if (s[k] === undefined) continue;
+    if (!ms(s[k])) throw new RouteTableError(`${where}.${k}: expected milliseconds above 0`);
+    out[k] = s[k] as number;
+  }
+  if (s.hedgeCanaryAfter !== undefined) {
+    if (s.hedgeCanaryAfter !== 'auto' && s.hedgeCanaryAfter !== 'off' && !ms(s.hedgeCanaryAfter)) throw new RouteTableError(`${where}.hedgeCanaryAfter: expected milliseconds, "auto" or "off"`);
+    out.hedgeCanaryAfter = s.hedgeCanaryAfter as RouteSettings['hedgeCanaryAfter'];
+  }
+  if (s.retryMethods !== undefined) {
+    if (!Array.isArray(s.retryMethods) || s.retryMethods.some((m) => typeof m !== 'string' || !/^[A-Z]+$/.test(m))) throw new RouteTableError(`${where}.retryMethods: expected a list of upper-case methods`);
+    out.retryMethods = s.retryMethods as string[];
+  }
+  for (const k of ['websockets', 'allowForcedVariant'] as const) {
+    if (s[k] === undefined) continue;
+    if (typeof s[k] !== 'boolean') throw new RouteTableError(`${where}.${k}: expected a boolean`);
+    out[k] = s[k] as boolean;
+  }
+  return out;
 }
 
 /**
@@ -90,7 +138,7 @@ export function parseRouteTable(input: unknown): RouteTable {
     }
     const retry = dr.retryCanaryOnBaseline;
     if (retry !== undefined && typeof retry !== 'boolean') throw new RouteTableError(`${where}.retryCanaryOnBaseline: expected a boolean`);
-    deployments[name] = { name, baseline, canary, retryCanaryOnBaseline: retry ?? true };
+    deployments[name] = { name, baseline, canary, retryCanaryOnBaseline: retry ?? true, settings: checkSettings(dr.settings, `${where}.settings`) };
   }
   return { version, deployments };
 }

@@ -51,3 +51,14 @@ export function exactQuantile(values: number[], q: number): number | null {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.max(1, Math.ceil(q * sorted.length)) - 1];
 }
+
+/**
+ * How many recorded values are above `limitMs`. The bucket holding the limit is counted as
+ * not above it, so the count is exact for every value more than 2α above the limit.
+ */
+export function countAbove(buckets: Buckets, limitMs: number): number {
+  const edge = bucketIndex(limitMs);
+  let n = 0;
+  for (const [i, c] of buckets) if (i > edge) n += c;
+  return n;
+}

@@ -1,9 +1,11 @@
 import { mergeInto, type Buckets } from './histogram.js';
+import type { Trip } from '../split/trips.js';
 import { mergeCells, summarize, type StatsCell, type StatsStore, type VersionStats } from './stats.js';
 
 /** In-process stats store for the embedded single-process mode and unit tests. */
 export class MemoryStatsStore implements StatsStore {
   private cells = new Map<string, StatsCell>();
+  private trips: Trip[] = [];
   constructor(private readonly retentionMs = 2 * 3_600_000) {}
 
   async write(cells: StatsCell[]): Promise<void> {
@@ -24,6 +26,16 @@ export class MemoryStatsStore implements StatsStore {
       mergeInto(latency, c.latency);
     }
     return summarize(deployment, version, fromMs, toMs, requests, modelErrors, clientErrors, latency);
+  }
+
+  async reportTrip(trip: Trip): Promise<void> {
+    this.trips.push(trip);
+  }
+
+  async takeTrips(): Promise<Trip[]> {
+    const out = this.trips;
+    this.trips = [];
+    return out;
   }
 
   private prune(nowMs: number): void {

@@ -25,8 +25,14 @@ export class ProxyRecorder {
   private readonly routeSourceUp: Gauge;
   readonly statsFlushFailures: Counter;
   readonly canaryRetries: Counter<'deployment'>;
+  readonly canaryHedges: Counter<'deployment'>;
+  readonly canaryDiverted: Counter<'deployment' | 'reason'>;
+  readonly canaryTrips: Counter<'deployment'>;
+  readonly bufferBudgetExceeded: Counter;
+  readonly forced: Counter<'deployment' | 'version' | 'role' | 'outcome'>;
   readonly predictionsDropped: Counter;
   readonly predictionsWritten: Counter;
+  readonly connectionsRefused: Counter;
   /** Set by the proxy when a prediction log runs: reports its queue length at scrape time. */
   predictionQueue: () => number = () => 0;
   private readonly children = new Map<string, SeriesChildren>();
@@ -50,7 +56,13 @@ export class ProxyRecorder {
     this.predictionsWritten = new Counter({ name: 'canary_proxy_prediction_log_written_total', help: 'Prediction-log records written to PostgreSQL', registers: [registry] });
     const self = this;
     new Gauge({ name: 'canary_proxy_prediction_log_queue', help: 'Prediction-log records waiting to be written', registers: [registry], collect() { this.set(self.predictionQueue()); } });
+    this.connectionsRefused = new Counter({ name: 'canary_proxy_connections_refused_total', help: 'Client connections answered 503 because CANARY_MAX_CONNECTIONS was reached', registers: [registry] });
     this.canaryRetries = new Counter({ name: 'canary_proxy_canary_retries_total', help: 'Failed canary requests retried on the baseline', labelNames: ['deployment'], registers: [registry] });
+    this.canaryHedges = new Counter({ name: 'canary_proxy_canary_hedges_total', help: 'Slow canary requests also sent to the baseline (hedged)', labelNames: ['deployment'], registers: [registry] });
+    this.canaryDiverted = new Counter({ name: 'canary_proxy_canary_diverted_total', help: 'Requests the split gave the canary but the proxy sent to the baseline (reason: tripped, in_flight_cap)', labelNames: ['deployment', 'reason'], registers: [registry] });
+    this.forced = new Counter({ name: 'canary_proxy_forced_requests_total', help: 'Requests a tester sent to a chosen variant with x-canary-force (never analysed)', labelNames: ['deployment', 'version', 'role', 'outcome'], registers: [registry] });
+    this.bufferBudgetExceeded = new Counter({ name: 'canary_proxy_buffer_budget_exceeded_total', help: 'Canary requests not held for retry or hedge because CANARY_BUFFER_BUDGET_BYTES was reached', registers: [registry] });
+    this.canaryTrips = new Counter({ name: 'canary_proxy_canary_trips_total', help: 'Canaries this proxy took off live traffic on its own (fast trip)', labelNames: ['deployment'], registers: [registry] });
   }
 
   private series(deployment: string, version: string, role: Role): SeriesChildren {

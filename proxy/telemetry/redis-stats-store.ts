@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { redisKeys } from '../keys.js';
 import type { Buckets } from './histogram.js';
+import type { Trip } from '../split/trips.js';
 import { summarize, type StatsCell, type StatsStore, type VersionStats } from './stats.js';
 
 /** Cells outlive the longest window an analysis or chart reads. */
@@ -32,6 +33,21 @@ export class RedisStatsStore implements StatsStore {
     const results = await p.exec();
     const failed = results?.find(([err]) => err);
     if (failed) throw failed[0];
+  }
+
+  /** A list the control plane drains: LPUSH here, an atomic read-and-clear there. */
+  async reportTrip(trip: Trip): Promise<void> {
+    await this.redis.lpush(this.keys.trips, JSON.stringify(trip));
+  }
+
+  async takeTrips(): Promise<Trip[]> {
+    const [[err, items]] = (await this.redis.multi().lrange(this.keys.trips, 0, -1).del(this.keys.trips).exec()) ?? [[null, []]];
+    if (err) throw err;
+    const out: Trip[] = [];
+    for (const raw of (items as string[]).reverse()) {
+      try { out.push(JSON.parse(raw) as Trip); } catch { /* a malformed entry is dropped */ }
+    }
+    return out;
   }
 
   async read(deployment: string, version: string, fromMs: number, toMs: number): Promise<VersionStats> {

@@ -1,4 +1,5 @@
 import { addValue, mergeInto, quantile, type Buckets } from './histogram.js';
+import type { Trip } from '../split/trips.js';
 
 /**
  * The windowed-stats contract between proxies and the control plane. Proxies add
@@ -36,14 +37,33 @@ export interface VersionStats {
   p50: number | null;
   p95: number | null;
   p99: number | null;
+  /**
+   * The merged latency histogram, for the analysis's latency tests (how many requests were
+   * slower than a limit). In memory only: views and stored analyses leave it out.
+   */
+  histogram?: Buckets;
 }
 
-/** Where proxies write their cells and where the analysis reads them back. */
+/** The stats without their histogram, as the API shows and stores them. */
+export function withoutHistogram<T extends VersionStats | null | undefined>(s: T): T {
+  if (!s || s.histogram === undefined) return s;
+  const { histogram: _h, ...rest } = s;
+  return rest as T;
+}
+
+/**
+ * Where proxies report to the control plane: their windowed stats cells (read back merged by
+ * the analysis), and the canaries they tripped (taken by the control plane's loop).
+ */
 export interface StatsStore {
   /** Adds cells (merging with other writers). One round-trip per call, never per request. */
   write(cells: StatsCell[]): Promise<void>;
   /** Merged stats of a version over [fromMs, toMs] (whole seconds, inclusive). */
   read(deployment: string, version: string, fromMs: number, toMs: number): Promise<VersionStats>;
+  /** A proxy took a canary off live traffic (proxy/split/trips.ts). */
+  reportTrip(trip: Trip): Promise<void>;
+  /** Trips reported since the last call; each is returned once. */
+  takeTrips(): Promise<Trip[]>;
   close?(): Promise<void>;
 }
 
@@ -55,6 +75,7 @@ export function summarize(deployment: string, version: string, from: number, to:
     p50: quantile(latency, 0.5),
     p95: quantile(latency, 0.95),
     p99: quantile(latency, 0.99),
+    histogram: latency,
   };
 }
 

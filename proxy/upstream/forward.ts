@@ -1,9 +1,9 @@
 import type { ServerResponse } from 'node:http';
-import { Writable } from 'node:stream';
 import type { Pool } from 'undici';
 import type { Outcome } from '../telemetry/stats.js';
+import type { Cancel } from './cancel.js';
 import { BodyTooLargeError, type RequestBody } from './body.js';
-import { responseHeadersForClient } from './headers.js';
+import { rawResponseHeadersForClient } from './headers.js';
 
 export interface UpstreamRequest {
   method: string;
@@ -12,6 +12,8 @@ export interface UpstreamRequest {
   body: RequestBody;
   headersTimeoutMs: number;
   bodyTimeoutMs: number;
+  /** Cancelled when the client goes away (or a hedge is lost): the model server sees its request end at once. */
+  signal?: Cancel;
 }
 
 export interface ForwardResult {
@@ -38,45 +40,87 @@ export function classifyError(err: Error & { code?: string }): Outcome {
     case 'ECONNREFUSED': case 'ECONNRESET': case 'EPIPE': case 'ENOTFOUND': case 'EHOSTUNREACH':
     case 'ENETUNREACH': case 'EAI_AGAIN': case 'UND_ERR_SOCKET': case 'UND_ERR_CLOSED': case 'UND_ERR_DESTROYED':
       return 'connection_error';
+    // The request itself could not be sent as the client framed it: the client's problem.
+    case 'UND_ERR_INVALID_ARG': case 'UND_ERR_NOT_SUPPORTED': case 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH':
+      return 'client_error';
     default:
       return 'server_error';
   }
 }
 
-const discard = () => new Writable({ write(_c, _e, cb) { cb(); } });
-
 /**
- * Sends one request upstream with Pool.stream (about twice the throughput of
- * request + pipeline) and streams the answer straight into `res`.
- * When `discardServerErrors` is set, a 5xx answer is drained instead of sent, so the
- * caller can retry elsewhere. Never throws: failures come back as an outcome.
+ * Sends one request upstream and streams the answer straight into `res`, on undici's
+ * dispatcher API with a handler of our own (the core under Pool.stream, without its per-request
+ * `finished()` listeners and signal wiring). It gives the upstream's exact status line and raw
+ * headers, so the client sees the reason phrase, header order and repeated headers as the
+ * model sent them. When `discardServerErrors` is set, a 5xx answer is drained instead of sent,
+ * so the caller can retry elsewhere; `claim` lets a racing attempt (a hedge) drop this answer.
+ * Never throws: failures come back as an outcome.
  */
-export async function forward(
+export function forward(
   pool: Pool, up: UpstreamRequest, res: ServerResponse,
   extraHeaders: Record<string, string>, discardServerErrors: boolean,
+  /** When racing another attempt: called at response headers; false means the other won, so this answer is dropped. */
+  claim?: () => boolean,
 ): Promise<ForwardResult> {
-  let statusCode: number | null = null;
-  let responded = false;
-  try {
-    await pool.stream(
-      {
-        method: up.method as 'GET', path: up.path, headers: up.headers, body: up.body,
-        headersTimeout: up.headersTimeoutMs, bodyTimeout: up.bodyTimeoutMs,
+  return new Promise<ForwardResult>((resolve) => {
+    let statusCode: number | null = null;
+    let responded = false;
+    let dropped = false;
+    let settled = false;
+    let abort: ((err: Error) => void) | null = null;
+    const signal = up.signal;
+    const onCancel = () => abort?.(signal!.reason!);
+    const settle = (r: ForwardResult) => {
+      if (settled) return;
+      settled = true;
+      signal?.removeListener('abort', onCancel);
+      resolve(r);
+    };
+    const failed = (err: Error & { code?: string }) => {
+      if (err instanceof BodyTooLargeError) return settle({ outcome: 'client_error', statusCode: 413, responded, error: err });
+      // Our own cancel: the client went away, or the other attempt of a race won.
+      if (signal?.aborted && err.code === 'UND_ERR_ABORTED') return settle({ outcome: 'aborted', statusCode, responded, error: err });
+      // A model that stalls or drops the connection mid-stream is the model's failure, even though the client's answer is cut.
+      settle({ outcome: classifyError(err), statusCode, responded, error: err });
+    };
+    if (signal?.aborted) return failed(signal.reason!);
+    signal?.once('abort', onCancel);
+
+    pool.dispatch({
+      method: up.method as 'GET', path: up.path, headers: up.headers, body: up.body,
+      headersTimeout: up.headersTimeoutMs, bodyTimeout: up.bodyTimeoutMs,
+    }, {
+      onConnect(abortRequest: (err: Error) => void) {
+        if (signal?.aborted) return abortRequest(signal.reason!);
+        abort = abortRequest;
       },
-      ({ statusCode: status, headers }) => {
+      onHeaders(status: number, rawHeaders: Buffer[], resume: () => void, statusText: string) {
+        if (status < 200) return true; // 1xx (Expect was answered by the proxy itself)
         statusCode = status;
-        if (discardServerErrors && status >= 500) return discard();
+        if ((discardServerErrors && status >= 500) || (claim && !claim())) {
+          dropped = true;
+          return true;
+        }
         responded = true;
-        res.writeHead(status, responseHeadersForClient(headers, extraHeaders));
-        return res;
+        // Node's server would add "Keep-Alive: timeout=N" to every answer; the client gets the
+        // model's headers and ours (x-canary-*), nothing else. (The connection stays keep-alive.)
+        (res as unknown as { _defaultKeepAlive: boolean })._defaultKeepAlive = false;
+        res.writeHead(status, statusText, rawResponseHeadersForClient(rawHeaders, extraHeaders));
+        res.on('drain', resume);
+        return !res.writableNeedDrain;
       },
-    );
-    return { outcome: classifyStatus(statusCode!), statusCode, responded };
-  } catch (e) {
-    const err = e as Error & { code?: string };
-    if (err instanceof BodyTooLargeError) return { outcome: 'client_error', statusCode: 413, responded, error: err };
-    // The client went away mid-response: nothing to say about the model.
-    if (responded && res.destroyed && !res.writableFinished) return { outcome: 'aborted', statusCode, responded, error: err };
-    return { outcome: classifyError(err), statusCode, responded, error: err };
-  }
+      onData(chunk: Buffer) {
+        return dropped || res.destroyed ? true : res.write(chunk);
+      },
+      onComplete() {
+        if (!dropped) res.end();
+        settle({ outcome: classifyStatus(statusCode!), statusCode, responded });
+      },
+      onError(err: Error & { code?: string }) {
+        if (responded && !res.destroyed) res.destroy();
+        failed(err);
+      },
+    } as never);
+  });
 }

@@ -9,6 +9,12 @@ const HOP_BY_HOP = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
   'proxy-authorization', 'proxy-authenticate', 'http2-settings', 'host',
 ]);
+/**
+ * Also never sent upstream: `expect`. The proxy's own server already answered the client's
+ * `Expect: 100-continue` (RFC 9110 §10.1.1) and reads the whole body before forwarding, so
+ * the model server gets an ordinary request (undici refuses to send the header at all).
+ */
+const NOT_FORWARDED = new Set([...HOP_BY_HOP, 'expect']);
 
 function connectionListed(value: string | string[] | undefined): Set<string> | null {
   if (!value) return null;
@@ -17,35 +23,48 @@ function connectionListed(value: string | string[] | undefined): Set<string> | n
   return names.length ? new Set(names) : null;
 }
 
-/** A fresh outgoing header object (faster than deleting from the incoming one). */
+/**
+ * A fresh outgoing header object (faster than deleting from the incoming one). Pass
+ * `req.headersDistinct` so a header the client sent twice reaches the model as two lines,
+ * as it was sent. The client's own `x-forwarded-for` is kept only when `trustProxy` says the
+ * proxy sits behind another trusted proxy; otherwise it is replaced by the peer's address.
+ */
 export function requestHeadersForUpstream(
-  incoming: IncomingHttpHeaders, requestId: string, remoteAddress: string | undefined,
+  incoming: IncomingHttpHeaders | Record<string, string | string[] | undefined>, requestId: string, remoteAddress: string | undefined, trustProxy = false,
 ): Record<string, string | string[]> {
   const listed = connectionListed(incoming.connection);
   const out: Record<string, string | string[]> = {};
   for (const name in incoming) {
-    if (HOP_BY_HOP.has(name) || listed?.has(name)) continue;
+    if (NOT_FORWARDED.has(name) || listed?.has(name)) continue;
     const v = incoming[name];
-    if (v !== undefined) out[name] = v;
+    if (v !== undefined) out[name] = Array.isArray(v) && v.length === 1 ? v[0] : v;
   }
   out['x-request-id'] = requestId;
-  const prior = incoming['x-forwarded-for'];
-  out['x-forwarded-for'] = prior ? `${prior}, ${remoteAddress ?? ''}` : remoteAddress ?? '';
-  if (incoming.host) out['x-forwarded-host'] = incoming.host;
+  const prior = trustProxy ? incoming['x-forwarded-for'] : undefined;
+  const chain = Array.isArray(prior) ? prior.join(', ') : prior;
+  out['x-forwarded-for'] = chain ? `${chain}, ${remoteAddress ?? ''}` : remoteAddress ?? '';
+  const host = Array.isArray(incoming.host) ? incoming.host[0] : incoming.host;
+  if (host) out['x-forwarded-host'] = host;
   return out;
 }
 
-/** The upstream's response headers minus hop-by-hop ones, plus ours. */
-export function responseHeadersForClient(
-  upstream: Record<string, string | string[] | undefined>, extra: Record<string, string>,
-): Record<string, string | string[]> {
-  const listed = connectionListed(upstream.connection);
-  const out: Record<string, string | string[]> = {};
-  for (const name in upstream) {
-    if ((HOP_BY_HOP.has(name) && name !== 'host') || listed?.has(name)) continue;
-    const v = upstream[name];
-    if (v !== undefined) out[name] = v;
+/**
+ * The upstream's raw response headers (undici's `[name, value, …]` buffers) as a flat list for
+ * `res.writeHead`, in the order and repetition the model sent them, minus hop-by-hop ones
+ * (and any the upstream's Connection names), plus ours.
+ */
+export function rawResponseHeadersForClient(raw: Buffer[], extra: Record<string, string>): string[] {
+  let listed: Set<string> | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].length === 10 && raw[i].toString('latin1').toLowerCase() === 'connection') listed = connectionListed(raw[i + 1].toString('latin1'));
   }
-  for (const name in extra) out[name] = extra[name];
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toString('latin1');
+    const lower = name.toLowerCase();
+    if ((HOP_BY_HOP.has(lower) && lower !== 'host') || listed?.has(lower)) continue;
+    out.push(name, raw[i + 1].toString('latin1'));
+  }
+  for (const name in extra) out.push(name, extra[name]);
   return out;
 }

@@ -1,10 +1,13 @@
 import { Pool } from 'undici';
+import { policedConnector, type AddressPolicy } from '../../common/address-policy.js';
 
 export interface PoolOptions {
   /** Sockets per upstream; keep-alive reuses them. */
   connections: number;
   connectTimeoutMs: number;
   keepAliveTimeoutMs: number;
+  /** Checked at every connect, after the name resolves (it may resolve elsewhere than at registration). */
+  policy?: AddressPolicy;
 }
 
 /** One keep-alive undici Pool per upstream origin, kept in step with the route table. */
@@ -20,6 +23,7 @@ export class UpstreamPools {
         connectTimeout: this.opts.connectTimeoutMs,
         keepAliveTimeout: this.opts.keepAliveTimeoutMs,
         pipelining: 1,
+        ...(this.opts.policy ? { connect: policedConnector(this.opts.policy, this.opts.connectTimeoutMs) } : {}),
       });
       this.pools.set(origin, pool);
     }

@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { loadControlPlaneConfig, loadProxyConfig } from '../../common/config.js';
 import { startStack, type RunningStack } from '../../control-plane/main.js';
 import { signature } from '../../control-plane/alerts/alerts.js';
-import { freshSchema, startUpstream, statsCell } from '../helpers/servers.js';
+import { freshSchema, startUpstream, statsCell, writeStatsNextSecond } from '../helpers/servers.js';
 
 const SECRET = 'receiver-shared-secret';
 let stack: RunningStack, drop: () => Promise<void>, logs = '';
@@ -17,7 +17,8 @@ before(async () => {
   // Capture every log line to prove secrets never appear in them.
   const sink = new Writable({ write(chunk, _e, cb) { logs += chunk.toString(); cb(); } });
   stack = await startStack(
-    loadControlPlaneConfig({ DATABASE_URL: schema.url, CANARY_API_PORT: '0', CANARY_XDS_PORT: 'off', CANARY_PUBLIC_URL: 'https://canary.example.test' }),
+    // The analysis loop is left idle (a tick of an hour): the tests call evaluate themselves.
+    loadControlPlaneConfig({ DATABASE_URL: schema.url, CANARY_API_PORT: '0', CANARY_XDS_PORT: 'off', CANARY_PUBLIC_URL: 'https://canary.example.test', CANARY_ANALYSIS_TICK: '1h', CANARY_LEADER_LEASE: '3h' }),
     loadProxyConfig({ CANARY_PROXY_PORT: '0', CANARY_ADMIN_PORT: '0', CANARY_PROXY_HOST: '127.0.0.1' }),
     { logger: pino({ level: 'debug' }, sink) },
   );
@@ -28,7 +29,7 @@ after(async () => {
   await drop();
 });
 
-const api = (method: string, url: string, payload?: unknown) => stack.controlPlane.app.inject({ method: method as 'GET', url, payload: payload as object }).then((r) => ({ status: r.statusCode, json: r.json() }));
+const api = (method: string, url: string, payload?: unknown) => stack.controlPlane.app.inject({ method: method as 'GET', url, payload: (payload ?? (method === 'GET' ? undefined : {})) as object }).then((r) => ({ status: r.statusCode, json: r.json() }));
 
 /** A real HTTP receiver on port 0 that answers with `statuses` in turn (then 200), or hangs. */
 async function receiver(statuses: number[] = [], hang = false) {
@@ -52,7 +53,7 @@ async function failingCanary(name: string) {
   const v1 = await receiver(), v2 = await receiver(); // any reachable URL will do as upstreams
   await api('POST', '/v1/deployments', { name, baseline: { version: 'v1', url: v1.url } });
   await api('POST', `/v1/deployments/${name}/canary`, { version: 'v2', url: v2.url, weight: 20, policy: { interval: '1h', minRequests: 50 } });
-  await stack.statsStore!.write([statsCell(name, 'v1', 800, 0), statsCell(name, 'v2', 200, 80)]);
+  await writeStatsNextSecond(stack.statsStore!, [statsCell(name, 'v1', 800, 0), statsCell(name, 'v2', 200, 80)]);
 }
 
 test('an automatic rollback delivers one alert with the right body and a valid signature', async () => {
@@ -124,7 +125,7 @@ test('analysis_failed alerts when autoRollback is off; secrets never reach the l
   await api('POST', '/v1/deployments', { name: 'delta', baseline: { version: 'v1', url: v.url } });
   await api('POST', '/v1/alerts/sinks', { url: hook.url, secret: SECRET }); // a global sink
   await api('POST', '/v1/deployments/delta/canary', { version: 'v2', url: v.url.replace('/hook', '/x'), weight: 20, policy: { interval: '1h', minRequests: 50, autoRollback: false } });
-  await stack.statsStore!.write([statsCell('delta', 'v1', 800, 0), statsCell('delta', 'v2', 200, 80)]);
+  await writeStatsNextSecond(stack.statsStore!, [statsCell('delta', 'v1', 800, 0), statsCell('delta', 'v2', 200, 80)]);
   const r = await api('POST', '/v1/deployments/delta/evaluate');
   assert.deepEqual(r.json.actions, [{ type: 'record_failure' }]);
   await stack.controlPlane.alerts.idle();

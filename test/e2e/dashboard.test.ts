@@ -54,7 +54,7 @@ test('a canary started from the form shows up with its split; the token is asked
   await page.click('#start-form button[type=submit]');
   await page.locator('#canary-version', { hasText: 'v2' }).waitFor();
   assert.equal(await page.locator('#canary-weight').innerText(), '20%');
-  const d = await (await fetch(`${stack.controlPlane.url}/v1/deployments/iris`)).json();
+  const d = await (await fetch(`${stack.controlPlane.url}/v1/deployments/iris`, { headers: { authorization: `Bearer ${TOKEN}` } })).json();
   assert.equal(d.canary.version, 'v2');
   assert.equal(d.canary.weight, 20);
   assert.equal(d.policy.interval, '1h');
@@ -68,8 +68,28 @@ test('+10% changes the split, and the route table the proxy serves', async () =>
   await page.locator('#events tr[data-type="traffic_adjusted"]').first().waitFor();
 });
 
+test('a stale page acts on nothing: when the deployment changed meanwhile, a button says so instead of changing what is there now', async () => {
+  const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
+  const shown = await (await fetch(`${stack.controlPlane.url}/v1/deployments/iris`, { headers: auth })).json();
+  // The page keeps showing that state (as if its refresh had not run yet)…
+  const thisDeployment = (url: URL) => url.pathname === '/v1/deployments/iris';
+  await page.route(thisDeployment, (route) => (route.request().method() === 'GET' ? route.fulfill({ json: shown }) : route.continue()));
+  // …while someone else changes the weight.
+  const other = await fetch(`${stack.controlPlane.url}/v1/deployments/iris/traffic`, { method: 'PUT', headers: auth, body: JSON.stringify({ weight: 35 }) });
+  assert.equal(other.status, 200);
+  await page.click('#plus10');
+  await page.locator('#error', { hasText: /changed meanwhile/ }).waitFor();
+  const now = await (await fetch(`${stack.controlPlane.url}/v1/deployments/iris`, { headers: auth })).json();
+  assert.equal(now.canary.weight, 35, 'the stale click changed nothing');
+  await page.unroute(thisDeployment);
+  await fetch(`${stack.controlPlane.url}/v1/deployments/iris/traffic`, { method: 'PUT', headers: auth, body: JSON.stringify({ weight: 30 }) });
+  await page.locator('#canary-weight', { hasText: '30%' }).waitFor();
+});
+
 test('evaluate shows the verdict and why; charts draw from the analyses', async () => {
-  for (let i = 0; i < 60; i++) {
+  // Traffic for a little over a second: a step's stats start at the whole second after it began.
+  const until = Date.now() + 1300;
+  for (let i = 0; i < 60 || Date.now() < until; i++) {
     const r = await fetch(`${stack.proxy.url}/iris/predict`, { method: 'POST', body: JSON.stringify({ features: { sepal_length: 6, sepal_width: 3, petal_length: 4.5, petal_width: 1.4 } }) });
     await r.arrayBuffer();
   }
@@ -78,6 +98,10 @@ test('evaluate shows the verdict and why; charts draw from the analyses', async 
   await page.locator('#reasons li').first().waitFor();
   assert.match(await page.locator('#reasons').innerText(), /canary requests|within thresholds|baseline/);
   assert.ok(await page.locator('svg.chart').count() >= 2);
+  // Charts scaled to the data, with the policy's limits, readable ticks, and p99 told apart from p95.
+  assert.ok(await page.locator('svg.chart line.limit, .legend .muted:has-text("above the chart")').count() >= 1, 'limits drawn or named');
+  assert.ok(await page.locator('svg.chart').first().locator('text').count() >= 6, 'at least five value ticks and a time');
+  assert.ok(await page.locator('.legend svg line[stroke-dasharray]').count() >= 2, 'the p99 series have a dashed key');
   await page.screenshot({ path: `${SHOTS}/deployment.png`, fullPage: true });
 });
 
@@ -88,6 +112,30 @@ test('rollback is confirmed, then the event appears in the history with its reas
   assert.match(await row.innerText(), /rolled back from the dashboard/);
   assert.equal(await page.locator('#canary-version').innerText(), 'none');
   assert.equal(stack.proxy.table().deployments.iris.canary, null);
+  // The verdict card does not keep the old "holding at …": it says how the canary ended.
+  assert.match(await page.locator('#last-canary').innerText(), /Last canary v2: rolled back/);
+  assert.equal(await page.locator('#reasons').count(), 0);
+  assert.equal(await page.locator('#rollback-baseline').count(), 0, 'no earlier baseline to roll back to, so no button');
+});
+
+test('the start form keeps what was typed through refreshes and a refused start, and shows the error next to it', async () => {
+  const form = page.locator('#start-form');
+  await form.locator('select[name=version]').selectOption('v2');
+  await form.locator('input[name=weight]').fill('20');
+  await form.locator('input[name=interval]').fill('abc');
+  await form.locator('button[type=submit]').click();
+  await page.locator('#start-error', { hasText: /interval/ }).waitFor();
+  await page.waitForTimeout(2500); // at least one refresh of the page
+  assert.equal(await form.locator('input[name=weight]').inputValue(), '20');
+  assert.equal(await form.locator('input[name=interval]').inputValue(), 'abc');
+  assert.equal(await form.locator('select[name=version]').inputValue(), 'v2');
+  assert.match(await form.locator('select[name=version] option[value=v2]').innerText(), /rolled back before/);
+  // Fixing the one field: v2 was rolled back, so the API asks for force — said next to the form too.
+  await form.locator('input[name=interval]').fill('30s');
+  await form.locator('button[type=submit]').click();
+  await page.locator('#start-error', { hasText: /VERSION_FAILED|force/ }).waitFor();
+  assert.equal(await form.locator('input[name=weight]').inputValue(), '20');
+  assert.equal(stack.proxy.table().deployments.iris.canary, null, 'nothing was started');
 });
 
 test('an error from the API is shown, not swallowed', async () => {
@@ -99,8 +147,25 @@ test('an error from the API is shown, not swallowed', async () => {
   assert.match(message, /NO_CANARY/);
 });
 
+test('at 390 px nothing sticks out: every element of the list and of a deployment fits the screen', async () => {
+  const narrow = await browser.newPage({ viewport: { width: 390, height: 800 } });
+  narrow.on('dialog', (d) => void (d.type() === 'prompt' ? d.accept(TOKEN) : d.accept()));
+  for (const hash of ['#/', '#/d/iris']) {
+    await narrow.goto(`${stack.controlPlane.url}/${hash}`);
+    await narrow.locator(hash === '#/' ? 'tr[data-name="iris"]' : '#baseline-version').waitFor();
+    const outside = await narrow.evaluate(() => [...document.querySelectorAll('body *')]
+      .filter((el) => { const r = el.getBoundingClientRect(); return r.width > 0 && r.right > window.innerWidth + 1; })
+      .map((el) => `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}.${el.className}`).slice(0, 10));
+    assert.deepEqual(outside, [], `${hash}: elements beyond the right edge`);
+  }
+  await narrow.screenshot({ path: `${SHOTS}/phone-390.png`, fullPage: true });
+  await narrow.close();
+});
+
 test('works on a narrow phone screen', async () => {
   const phone = await browser.newPage({ viewport: { width: 375, height: 740 } });
+  // A fresh browser: reads need the token too, so the dashboard asks for it once.
+  phone.on('dialog', (d) => void (d.type() === 'prompt' ? d.accept(TOKEN) : d.accept()));
   await phone.goto(`${stack.controlPlane.url}/#/d/iris`);
   await phone.locator('#baseline-version').waitFor();
   const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);

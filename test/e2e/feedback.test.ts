@@ -4,7 +4,7 @@ import { request } from 'undici';
 import { loadControlPlaneConfig, loadProxyConfig } from '../../common/config.js';
 import { startStack, type RunningStack } from '../../control-plane/main.js';
 import { startModelServer, type RunningModelServer } from '../../model-servers/server.js';
-import { freshSchema, silent } from '../helpers/servers.js';
+import { eventually, freshSchema, silent } from '../helpers/servers.js';
 import { seededRandom } from '../../model-servers/iris.js';
 
 let stack: RunningStack, drop: () => Promise<void>, models: RunningModelServer[];
@@ -22,7 +22,7 @@ before(async () => {
 });
 after(async () => { await stack.close(); for (const m of models) await m.close(); await drop(); });
 
-const api = (method: string, url: string, payload?: unknown) => stack.controlPlane.app.inject({ method: method as 'GET', url, payload: payload as object }).then((r) => ({ status: r.statusCode, json: r.json() }));
+const api = (method: string, url: string, payload?: unknown) => stack.controlPlane.app.inject({ method: method as 'GET', url, payload: (payload ?? (method === 'GET' ? undefined : {})) as object }).then((r) => ({ status: r.statusCode, json: r.json() }));
 
 /** Predictions through the real proxy; returns each request id with the version that answered. */
 async function predict(n: number): Promise<{ id: string; version: string }[]> {
@@ -32,25 +32,45 @@ async function predict(n: number): Promise<{ id: string; version: string }[]> {
     await r.body.dump();
     out.push({ id: String(r.headers['x-request-id']), version: String(r.headers['x-canary-version']) });
   }
-  await stack.proxy.predictions!.flush();
   return out;
 }
 
-test('feedback one by one and in batches joins the prediction log; unknown and duplicate ids are reported', async () => {
+const joinedCount = async () => Number((await stack.controlPlane.db.pool.query('SELECT count(*) FROM feedback')).rows[0].count);
+/** Until no outcome waits for its prediction (the log is written about once a second). */
+const settled = () => eventually(async () => assert.equal((await api('GET', '/v1/feedback/pending')).json.pending, 0), 10_000, 100);
+
+test('feedback posted right after each prediction, over HTTP, is all joined: pending until the log catches up, never dropped', async () => {
+  const before = await joinedCount();
+  let pendingSeen = 0;
+  for (let i = 0; i < 30; i++) {
+    const [p] = await predict(1);
+    const r = await api('POST', '/v1/feedback', { requestId: p.id, outcome: i % 2 });
+    assert.equal(r.status, 200);
+    assert.equal(r.json.accepted + r.json.pending.length, 1, JSON.stringify(r.json));
+    pendingSeen += r.json.pending.length;
+  }
+  assert.ok(pendingSeen > 0, 'the log is written in batches, so some outcomes arrived first');
+  await eventually(async () => assert.equal(await joinedCount() - before, 30), 10_000, 100);
+});
+
+test('feedback one by one and in batches joins the prediction log; pending and duplicate ids are reported', async () => {
+  await settled();
   const preds = await predict(20);
   const one = await api('POST', '/v1/feedback', { requestId: preds[0].id, outcome: 1 });
   assert.equal(one.status, 200);
-  assert.deepEqual(one.json, { accepted: 1, unknown: [], duplicates: [], late: 0 });
+  assert.equal(one.json.accepted + one.json.pending.length, 1);
   const batch = await api('POST', '/v1/feedback', { items: [
     ...preds.slice(1, 10).map((p) => ({ requestId: p.id, outcome: 0 })),
-    { requestId: preds[0].id, outcome: 0 }, // already has an outcome
+    { requestId: preds[0].id, outcome: 0 }, // already has an outcome (or one waiting)
     { requestId: preds[1].id, outcome: 1 }, // twice in this batch
     { requestId: 'no-such-request', outcome: 1 },
   ] });
-  assert.equal(batch.json.accepted, 9);
-  assert.deepEqual(batch.json.unknown, ['no-such-request']);
+  assert.equal(batch.json.accepted + batch.json.pending.length, 10);
+  assert.ok(batch.json.pending.includes('no-such-request'));
   assert.deepEqual(batch.json.duplicates.sort(), [preds[0].id, preds[1].id].sort());
-  const rows = (await stack.controlPlane.db.pool.query('SELECT request_id, version, outcome FROM feedback ORDER BY request_id')).rows;
+  // Everything but the id no prediction has joins; that one waits (and expires after 10 min).
+  await eventually(async () => assert.equal((await api('GET', '/v1/feedback/pending')).json.pending, 1), 10_000, 100);
+  const rows = (await stack.controlPlane.db.pool.query(`SELECT request_id, version, outcome FROM feedback WHERE request_id = ANY($1) ORDER BY request_id`, [preds.map((p) => p.id)])).rows;
   assert.equal(rows.length, 10);
   for (const r of rows) assert.equal(r.version, preds.find((p) => p.id === r.request_id)!.version, 'joined to the version that answered');
   assert.equal(rows.find((r) => r.request_id === preds[0].id).outcome, 1, 'the first outcome stands');
@@ -66,11 +86,17 @@ test('bad feedback gets 400 with a clear message; batches are capped at 1,000', 
 });
 
 test('a canary whose conversion rate is far lower is rolled back by the business rule; later outcomes are stored as late', async () => {
-  const preds = await predict(600);
+  // Enough outcomes that the drop is beyond doubt at the business rule's share of the
+  // false-rollback budget (p ≤ 0.001).
+  const preds = await predict(1200);
   const rnd = seededRandom(7);
   // Baseline converts 30% of the time, the canary 10%.
   const items = preds.map((p) => ({ requestId: p.id, outcome: rnd() < (p.version === 'v2' ? 0.1 : 0.3) ? 1 : 0 }));
   for (let i = 0; i < items.length; i += 250) await api('POST', '/v1/feedback', { items: items.slice(i, i + 250) });
+  await eventually(async () => {
+    const n = (await stack.controlPlane.db.pool.query('SELECT count(*) FROM feedback WHERE request_id = ANY($1)', [preds.map((p) => p.id)])).rows[0].count;
+    assert.equal(Number(n), preds.length);
+  }, 10_000, 100);
   const r = await api('POST', '/v1/deployments/shop/evaluate');
   assert.equal(r.json.verdict, 'critical', r.json.reasons.join('; '));
   assert.match(r.json.reasons.join(' '), /business metric: canary mean/);
@@ -78,6 +104,10 @@ test('a canary whose conversion rate is far lower is rolled back by the business
   assert.ok(r.json.business.relativeChange.high < 0, 'the interval of the change is below zero');
   // After the decision: stored, marked late, nothing reopens.
   const more = await predict(5);
+  await eventually(async () => {
+    const n = (await stack.controlPlane.db.pool.query('SELECT count(*) FROM predictions WHERE request_id = ANY($1)', [more.map((p) => p.id)])).rows[0].count;
+    assert.equal(Number(n), 5);
+  }, 10_000, 100);
   const late = await api('POST', '/v1/feedback', { items: more.map((p) => ({ requestId: p.id, outcome: 1 })) });
   assert.equal(late.json.accepted, 5);
   assert.equal(late.json.late, 5);

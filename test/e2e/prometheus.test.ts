@@ -1,7 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -65,7 +65,9 @@ after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-const policy = resolvePolicy({ minRequests: 50 });
+// The verdicts here are about errors (one canary fails, the other does not): latency limits are
+// set wide, so that a short burst on a loaded machine cannot make the tail decide instead.
+const policy = resolvePolicy({ minRequests: 50, thresholds: { latencyP95DeltaMs: 1000, latencyP99Ratio: 20 } });
 async function verdict(source: MetricsSource, deployment: string, canary: string) {
   // The same window for both sources: the traffic burst plus the scrape delay.
   const from = t0 - 1000, to = t1 + 2500;
@@ -105,4 +107,25 @@ test('a Prometheus that cannot be queried gives an error verdict, which holds', 
 test('a bad query is reported as an error, not as zero traffic', async () => {
   const src = new PrometheusSource(promUrl, 'proxy');
   await assert.rejects((src as unknown as { scalar(q: string, at: number): Promise<number | null> }).scalar('sum(', Date.now()), /prometheus query failed \(400\)/);
+});
+
+test('every PromQL expression of the Grafana dashboard runs on a real Prometheus scraping a real proxy; the proxy panels return data', async () => {
+  const dash = JSON.parse(await readFile('grafana/dashboards/canary-mesh.json', 'utf8')) as { panels: { title: string; targets: { expr: string }[] }[]; templating: { list: { query: { query: string } }[] } };
+  const exprs = dash.panels.flatMap((p) => p.targets.map((t) => ({ panel: p.title, expr: t.expr.replaceAll('$deployment', '.*') })));
+  assert.ok(exprs.length >= 10, `${exprs.length} expressions`);
+  const at = (t1 + 2500) / 1000;
+  for (const { panel, expr } of exprs) {
+    const res = await request(`${promUrl}/api/v1/query?query=${encodeURIComponent(expr)}&time=${at}`);
+    const body = await res.body.json() as { status: string; error?: string; data: { result: unknown[] } };
+    assert.equal(body.status, 'success', `${panel}: ${expr}: ${body.error}`);
+    // This Prometheus scrapes a proxy (not a control plane): its panels must have data.
+    if (expr.includes('canary_proxy_requests_total') || expr.includes('canary_proxy_request_duration') || expr.includes('canary_proxy_canary_weight')) {
+      assert.ok(body.data.result.length > 0, `${panel}: ${expr} returned no series`);
+    }
+  }
+  // The deployment variable's query too.
+  const variable = dash.templating.list[0].query.query;
+  const m = /^label_values\((\w+), (\w+)\)$/.exec(variable)!;
+  const values = await (await request(`${promUrl}/api/v1/label/${m[2]}/values?match[]=${m[1]}`)).body.json() as { data: string[] };
+  assert.deepEqual(values.data.sort(), ['bad', 'good']);
 });

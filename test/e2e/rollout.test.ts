@@ -41,7 +41,7 @@ async function stackWith(models: RunningModelServer[]) {
     { logger: silent },
   );
   cleanups.push(() => schema.drop(), ...models.map((m) => () => m.close()), () => stack.close());
-  const api = (method: string, path: string, body?: unknown) => stack.controlPlane.app.inject({ method: method as 'GET', url: path, payload: body as object }).then((r) => r.json());
+  const api = (method: string, path: string, body?: unknown) => stack.controlPlane.app.inject({ method: method as 'GET', url: path, payload: (body ?? (method === 'GET' ? undefined : {})) as object }).then((r) => r.json());
   return { stack, api };
 }
 
@@ -74,8 +74,18 @@ test('a healthy canary walks its steps and is promoted', async () => {
   const { stack, api } = await stackWith([v1, v3]);
   await api('POST', '/v1/deployments', { name: 'iris', baseline: { version: 'v1', url: v1.url } });
   const load = traffic(`${stack.proxy.url}/iris/predict`);
+  // Warm the new model server as a rollout would: a cold process's first answers are slow,
+  // and that tail is its cold start, not the model.
+  const warm = traffic(`${v3.url}/predict`, 2);
+  await sleep(1500);
+  await warm.stop();
   await api('POST', '/v1/deployments/iris/canary', { version: 'v3', url: v3.url, policy: { interval: '1s', steps: [10, 50, 100], minRequests: 20 } });
-  await eventually(async () => assert.equal((await api('GET', '/v1/deployments/iris')).baseline.version, 'v3'), 30_000, 50);
+  await eventually(async () => {
+    const d = await api('GET', '/v1/deployments/iris');
+    if (d.baseline.version === 'v3') return;
+    const a = await api('GET', '/v1/deployments/iris/analysis?limit=1');
+    assert.fail(`not promoted yet (weight ${d.canary?.weight}%): ${a.latest?.reasons.join('; ') ?? 'no analysis'}`);
+  }, 45_000, 100);
   await load.stop();
   assert.deepEqual(load.statuses.filter((s) => s !== 200), []);
   const events = (await api('GET', '/v1/deployments/iris/events')).events.map((e: { type: string; after: { weight?: number } }) => e.type === 'step_advanced' ? `step_advanced:${e.after.weight}` : e.type);

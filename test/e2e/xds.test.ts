@@ -10,7 +10,7 @@ import { loadControlPlaneConfig, loadProxyConfig } from '../../common/config.js'
 import { startStack, type RunningStack } from '../../control-plane/main.js';
 import { ALL_NODES } from '../../control-plane/xds/cache.js';
 import { TYPE } from '../../control-plane/xds/protos.js';
-import { freshSchema, silent, statsCell } from '../helpers/servers.js';
+import { freshSchema, silent, statsCell, writeStatsNextSecond } from '../helpers/servers.js';
 
 // The client under test is @grpc/grpc-js-xds: a real xDS client no one here wrote. Its
 // process-wide XdsClient keeps retrying the ADS server after the test closes it, which is
@@ -31,7 +31,7 @@ async function whoServer(name: string): Promise<number> {
   return new Promise((resolve, reject) => s.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
 }
 
-const api = (method: string, url: string, payload?: unknown) => stack.controlPlane.app.inject({ method: method as 'GET', url, payload: payload as object }).then((r) => r.json());
+const api = (method: string, url: string, payload?: unknown) => stack.controlPlane.app.inject({ method: method as 'GET', url, payload: (payload ?? (method === 'GET' ? undefined : {})) as object }).then((r) => r.json());
 
 function ask(): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -51,7 +51,8 @@ before(async () => {
   drop = schema.drop;
   const [p1, p2] = await Promise.all([whoServer('v1'), whoServer('v2')]);
   stack = await startStack(
-    loadControlPlaneConfig({ DATABASE_URL: schema.url, CANARY_API_PORT: '0', CANARY_XDS_PORT: '0', CANARY_XDS_HOST: '127.0.0.1' }),
+    // The analysis loop is left idle (a tick of an hour): the tests call evaluate themselves.
+    loadControlPlaneConfig({ DATABASE_URL: schema.url, CANARY_API_PORT: '0', CANARY_XDS_PORT: '0', CANARY_XDS_HOST: '127.0.0.1', CANARY_ANALYSIS_TICK: '1h', CANARY_LEADER_LEASE: '3h' }),
     loadProxyConfig({ CANARY_PROXY_PORT: '0', CANARY_ADMIN_PORT: '0', CANARY_PROXY_HOST: '127.0.0.1' }),
     { logger: silent },
   );
@@ -117,7 +118,7 @@ test('a NACKed update is counted and the client keeps its last good config', asy
 test('an automatic rollback sends all gRPC traffic to the baseline', async () => {
   // The proxies' windowed stats say the canary fails 40% of requests (as a proxy would record them).
   await api('PUT', '/v1/deployments/who/traffic', { weight: 20 });
-  await stack.statsStore!.write([statsCell('who', 'v1', 800, 0), statsCell('who', 'v2', 200, 80)]);
+  await writeStatsNextSecond(stack.statsStore!, [statsCell('who', 'v1', 800, 0), statsCell('who', 'v2', 200, 80)]);
   const verdict = await api('POST', '/v1/deployments/who/evaluate');
   assert.equal(verdict.verdict, 'critical');
   assert.deepEqual(verdict.actions, [{ type: 'rollback' }]);

@@ -165,6 +165,16 @@ export function rawHttp(port: number, text: string): Promise<string> {
  * One second of a version's traffic as a proxy records it: `requests` answers of 5 ms, of
  * which `modelErrors` failed. For tests that need the analysis to see a given error rate.
  */
+/**
+ * Writes cells as the proxies' next flush would, into the second after now — a step's stats
+ * start at the whole second after the step began — and waits until that second has begun.
+ */
+export async function writeStatsNextSecond(store: StatsStore, cells: ReturnType<typeof statsCell>[]): Promise<void> {
+  const second = Math.floor(Date.now() / 1000) + 1;
+  await store.write(cells.map((c) => ({ ...c, epochSecond: second })));
+  await sleep(Math.max(0, second * 1000 - Date.now() + 20));
+}
+
 export function statsCell(deployment: string, version: string, requests: number, modelErrors: number) {
   const latency = new Map<number, number>();
   addValue(latency, 5, requests);

@@ -25,9 +25,9 @@ before(async () => {
 after(async () => { await stack.close(); await v1.close(); await v2.close(); await dropSchema(); });
 
 const inject = (method: 'GET' | 'POST' | 'PUT', url: string, payload?: unknown, auth: string | null = TOKEN) =>
-  stack.controlPlane.app.inject({ method, url, payload: payload as object, headers: auth ? { authorization: `Bearer ${auth}` } : {} });
+  stack.controlPlane.app.inject({ method, url, payload: (payload ?? (method === 'GET' ? undefined : {})) as object, headers: auth ? { authorization: `Bearer ${auth}` } : {} });
 
-test('mutations need the bearer token: 401 without, 403 when wrong; reads are open', async () => {
+test('every /v1 route needs the bearer token, reads included: 401 without, 403 when wrong', async () => {
   const body = { name: 'auth', baseline: { version: 'v1', url: v1.url } };
   const none = await inject('POST', '/v1/deployments', body, null);
   assert.equal(none.statusCode, 401);
@@ -35,7 +35,8 @@ test('mutations need the bearer token: 401 without, 403 when wrong; reads are op
   const wrong = await inject('POST', '/v1/deployments', body, 'nope');
   assert.equal(wrong.statusCode, 403);
   assert.equal(wrong.json().error.code, 'FORBIDDEN');
-  assert.equal((await inject('GET', '/v1/deployments', undefined, null)).statusCode, 200);
+  assert.equal((await inject('GET', '/v1/deployments', undefined, null)).statusCode, 401);
+  assert.equal((await inject('GET', '/v1/deployments')).statusCode, 200);
 });
 
 test('bad input gets 400 with a stable code, unknown names 404, conflicts 409', async () => {
@@ -120,4 +121,57 @@ test('the CLI: human tables by default, --json for scripts, a clear message and 
 test('with no token the API refuses to listen beyond loopback', () => {
   assert.throws(() => loadControlPlaneConfig({ CANARY_API_HOST: '0.0.0.0' }), (e: Error) => e instanceof ConfigError && /CANARY_API_TOKEN/.test(e.message));
   assert.equal(loadControlPlaneConfig({ CANARY_API_HOST: '0.0.0.0', CANARY_API_TOKEN: 'x' }).apiHost, '0.0.0.0');
+});
+
+test('`canary wait` follows a rollout for CI: exit 0 when promoted, 1 when rolled back, 2 on timeout', async () => {
+  const env = { ...process.env, CANARY_API_URL: stack.controlPlane.url, CANARY_API_TOKEN: TOKEN, NO_COLOR: '1' };
+  const start = async (version: string) => {
+    const r = await inject('POST', '/v1/deployments/waiting/canary', { version, url: v2.url, weight: 10, policy: { interval: '1h' }, force: true });
+    assert.equal(r.statusCode, 201, r.body);
+  };
+  assert.equal((await inject('POST', '/v1/deployments', { name: 'waiting', baseline: { version: 'v1', url: v1.url } })).statusCode, 201);
+  await start('v2');
+  const timeout = run(process.execPath, [CANARY_BIN, 'wait', 'waiting', '--timeout', '1s', '--every', '0.2'], { env });
+  await assert.rejects(timeout, (e: { code: number; stdout: string; stderr: string }) => e.code === 2 && /v2 at 10%/.test(e.stdout) && /still rolling out/.test(e.stderr));
+
+  const promoted = run(process.execPath, [CANARY_BIN, 'wait', 'waiting', '--every', '0.2'], { env });
+  await new Promise((r) => setTimeout(r, 800));
+  await inject('POST', '/v1/deployments/waiting/promote', {});
+  const ok = await promoted;
+  assert.match(ok.stdout, /promoted: v2 is the baseline/);
+
+  await start('v3');
+  const rolledBack = run(process.execPath, [CANARY_BIN, 'wait', 'waiting', '--every', '0.2'], { env });
+  await new Promise((r) => setTimeout(r, 800));
+  await inject('POST', '/v1/deployments/waiting/rollback', { reason: 'not good enough' });
+  await assert.rejects(rolledBack, (e: { code: number; stdout: string }) => e.code === 1 && /rolled back: v3/.test(e.stdout));
+});
+
+test('the control plane serves its own /metrics for Prometheus: weights, verdicts, decisions, analysis time, leadership', async () => {
+  assert.equal((await inject('POST', '/v1/deployments', { name: 'observed', baseline: { version: 'v1', url: v1.url } })).statusCode, 201);
+  assert.equal((await inject('POST', '/v1/deployments/observed/canary', { version: 'v2', url: v2.url, weight: 15, policy: { interval: '1h' }, force: true })).statusCode, 201);
+  assert.equal((await inject('POST', '/v1/deployments/observed/evaluate', {})).statusCode, 200);
+  const text = (await inject('GET', '/metrics', undefined, null)).body; // no token: Prometheus scrapes it like the proxy's admin port
+  assert.match(text, /canary_cp_canary_weight_percent\{deployment="observed"\} 15/);
+  assert.match(text, /canary_cp_verdict\{deployment="observed",verdict="(inconclusive|healthy|degraded|critical|error)"\} 1/);
+  assert.match(text, /canary_cp_decisions_total\{deployment="observed",action="hold"\} 1/);
+  assert.match(text, /canary_cp_analysis_duration_seconds_count [1-9]/);
+  assert.match(text, /canary_cp_leader [01]/);
+  assert.match(text, /# TYPE canary_cp_alert_deliveries_total counter/);
+});
+
+test('`canary load` sends real flowers at a set rate and reports both variants (live line, then a summary)', async () => {
+  const env = { ...process.env, CANARY_API_URL: stack.controlPlane.url, CANARY_API_TOKEN: TOKEN, NO_COLOR: '1' };
+  assert.equal((await inject('POST', '/v1/deployments', { name: 'loaded', baseline: { version: 'v1', url: v1.url } })).statusCode, 201);
+  assert.equal((await inject('POST', '/v1/deployments/loaded/canary', { version: 'v2', url: v2.url, weight: 50, policy: { interval: '1h' }, force: true })).statusCode, 201);
+  await new Promise((r) => setTimeout(r, 300)); // the route table reaches the proxy
+  const { stdout, stderr } = await run(process.execPath, [CANARY_BIN, 'load', `${stack.proxy.url}/loaded/predict`, '--iris', '--rps', '40', '--duration', '2s', '--connections', '4'], { env });
+  assert.match(stdout, /VARIANT\s+REQUESTS\s+ERRORS\s+P50\s+P99/);
+  assert.match(stdout, /baseline\s+\d+\s+0/);
+  assert.match(stdout, /canary\s+\d+\s+0/);
+  assert.match(stderr, /rps\s+errors 0/, 'a live progress line');
+  const json = JSON.parse((await run(process.execPath, [CANARY_BIN, 'load', `${stack.proxy.url}/loaded/predict`, '--iris', '--rps', '40', '--duration', '1s', '--json'], { env })).stdout);
+  assert.equal(json.errors, 0);
+  assert.ok(json.requests >= 20 && json.requests <= 60, `${json.requests} requests at 40 rps for 1 s`);
+  assert.ok(json.byVariant.baseline.requests > 0 && json.byVariant.canary.requests > 0);
 });

@@ -49,11 +49,25 @@ test('canary-mesh services use only real config names and their documented ports
   assert.equal(compose.name, undefined, 'Compose v1 validation: no top-level name');
 });
 
-test('Prometheus scrapes the proxy admin port and Envoy\'s stats listener', () => {
+test('Prometheus scrapes the control plane, the proxy admin port and Envoy\'s stats listener, and loads the alert rules', () => {
   const prom = parse(readFileSync('prometheus/prometheus.yml', 'utf8'));
   const targets = prom.scrape_configs.flatMap((c: any) => c.static_configs.flatMap((s: any) => s.targets));
   assert.ok(targets.includes(`proxy:${DEFAULTS.adminPort}`));
   assert.ok(targets.includes('envoy:9903'));
+  assert.ok(targets.includes('control-plane:8090'));
+  assert.deepEqual(prom.rule_files, ['/etc/prometheus/alerts.yml']);
+  const compose = parse(readFileSync('compose.yaml', 'utf8'));
+  assert.ok(compose.services.prometheus.volumes.includes('./prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro'));
+});
+
+test('the alert rules pass `promtool check rules` (Debian\'s prometheus package) and name only metrics the code exports', async () => {
+  const { stdout } = await run('promtool', ['check', 'rules', 'prometheus/alerts.yml']);
+  assert.match(stdout, /SUCCESS: 6 rules found/);
+  const rules = readFileSync('prometheus/alerts.yml', 'utf8');
+  const code = ['proxy/telemetry/recorder.ts', 'control-plane/telemetry.ts'].map((f) => readFileSync(f, 'utf8')).join('\n');
+  for (const [, metric] of rules.matchAll(/\b(canary_(?:cp|proxy)_[a-z_]+?)(?:_total)?\b/g)) {
+    assert.ok(code.includes(`'${metric}`), `${metric} is not exported by the code`);
+  }
 });
 
 function sources(dir: string): string[] {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
-import { blast, echoUpstream, get, publishTable, REDIS_URL, route, testPrefix } from '../helpers/servers.js';
+import { blast, echoUpstream, get, publishTable, REDIS_URL, route, startUpstream, testPrefix } from '../helpers/servers.js';
 import { RedisStatsStore } from '../../proxy/telemetry/redis-stats-store.js';
 import { exactQuantile } from '../../proxy/telemetry/histogram.js';
 import { spawnProxy } from '../../common/processes.js';
@@ -40,24 +40,48 @@ test('two real proxy processes sharing Redis: merged counts equal the requests s
   const redis = new Redis(REDIS_URL);
   cleanups.push(() => redis.quit());
   const base = await echoUpstream('baseline');
-  const can = await echoUpstream('canary', 503);
+  // The canary fails every third request: often enough to count, never 8 in a row (which would trip it).
+  let n = 0;
+  const can = await startUpstream((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const fail = n++ % 3 === 0;
+      res.writeHead(fail ? 503 : 200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ who: 'canary' }));
+    });
+  });
   cleanups.push(() => base.close(), () => can.close());
   await publishTable(redis, prefix, { version: 1, deployments: { iris: route('iris', base.url, can.url, 30) } });
   const [a, b] = await Promise.all([startProxyProcess(prefix), startProxyProcess(prefix)]);
   const t0 = Date.now();
   const results = await blast(2000, 16, async (i) => {
     const r = await get(`${(i % 2 ? a : b).url}/iris/predict`, { 'x-canary-key': `k${i}` });
-    return { status: r.status, variant: String(r.headers['x-canary-retried-from'] ? 'canary' : r.headers['x-canary-variant']) };
+    return { status: r.status, variant: String(r.headers['x-canary-retried-from'] ? 'canary' : r.headers['x-canary-variant']), retried: !!r.headers['x-canary-retried-from'] };
   });
   assert.ok(results.every((r) => r.status === 200), 'canary failures were answered by the baseline');
   const canarySent = results.filter((r) => r.variant === 'canary').length;
+  const canaryFailed = results.filter((r) => (r as { retried?: boolean }).retried).length;
+  assert.ok(canaryFailed > 0 && canaryFailed < canarySent);
   // SIGTERM: graceful shutdown flushes what is left.
   await Promise.all([a.stop(), b.stop()]);
   const store = new RedisStatsStore(redis, prefix);
   const v2 = await store.read('iris', 'v2', t0 - 1000, Date.now());
   const v1 = await store.read('iris', 'v1', t0 - 1000, Date.now());
   assert.equal(v2.requests, canarySent);
-  assert.equal(v2.modelErrors, canarySent);
-  assert.equal(v1.requests, 2000, 'every request ended on the baseline once (first try or retry)');
+  assert.equal(v2.modelErrors, canaryFailed);
+  assert.equal(v1.requests, 2000 - canarySent, 'the baseline\'s analysed requests are those the split sent it (retries are not counted)');
   assert.equal(v1.modelErrors, 0);
+});
+
+test('trips reported by proxies through Redis reach the control plane once each, in order', async () => {
+  const redis = new Redis(REDIS_URL);
+  const prefix = testPrefix();
+  const a = new RedisStatsStore(redis, prefix), b = new RedisStatsStore(redis, prefix);
+  const trip = (version: string) => ({ deployment: 'iris', version, at: Date.now(), tableVersion: 3, consecutiveFailures: 8, outcomes: Array(8).fill('timeout') });
+  await a.reportTrip(trip('v2'));
+  await b.reportTrip(trip('v3'));
+  const taken = await a.takeTrips();
+  assert.deepEqual(taken.map((t) => t.version), ['v2', 'v3']);
+  assert.deepEqual(await b.takeTrips(), []);
+  redis.disconnect();
 });

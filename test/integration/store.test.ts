@@ -76,11 +76,11 @@ function storeSuite(name: string, open: () => Promise<{ db: Database; cleanup():
     });
 
     test('rolls the baseline back to the newest earlier version that served, then refuses when none is left', async () => {
-      const d = await service.rollback('iris', 'bad promote', undefined, 't');
+      const d = await service.rollback('iris', { reason: 'bad promote', target: 'baseline' }, 't');
       assert.equal(d.baselineVersion, 'v1');
       assert.deepEqual((await service.versions('iris')).map((v) => [v.version, v.state]), [['v2', 'rolled_back'], ['v1', 'serving']]);
-      await assert.rejects(service.rollback('iris', null, undefined, 't'), code('NO_ROLLBACK_TARGET'));
-      await assert.rejects(service.rollback('iris', null, 'v9', 't'), code('VERSION_NOT_FOUND'));
+      await assert.rejects(service.rollback('iris', { target: 'baseline' }, 't'), code('NO_ROLLBACK_TARGET'));
+      await assert.rejects(service.rollback('iris', { toVersion: 'v9' }, 't'), code('VERSION_NOT_FOUND'));
     });
 
     test('keeps several earlier versions and rolls back to a named one', async () => {
@@ -90,7 +90,7 @@ function storeSuite(name: string, open: () => Promise<{ db: Database; cleanup():
       }
       const states = Object.fromEntries((await service.versions('iris')).map((v) => [v.version, v.state]));
       assert.deepEqual(states, { v5: 'serving', v4: 'retired', v3: 'retired', v1: 'retired', v2: 'rolled_back' });
-      const d = await service.rollback('iris', 'go back two', 'v3', 't');
+      const d = await service.rollback('iris', { reason: 'go back two', toVersion: 'v3' }, 't');
       assert.equal(d.baselineVersion, 'v3');
     });
 
@@ -99,7 +99,7 @@ function storeSuite(name: string, open: () => Promise<{ db: Database; cleanup():
       for (let round = 0; round < 5; round++) {
         await service.startCanary('race', { version: `c${round}`, url: `http://127.0.0.1:92${round}0` }, 't');
         let racing!: Promise<PromiseSettledResult<unknown>[]>;
-        const race = () => (racing = Promise.allSettled([service.promote('race', null, 'a'), service.rollback('race', null, undefined, 'b')]));
+        const race = () => (racing = Promise.allSettled([service.promote('race', null, 'a'), service.rollback('race', {}, 'b')]));
         if (gate) await gate('race', race); else race();
         const results = await racing;
         const ok = results.filter((r) => r.status === 'fulfilled');
@@ -127,7 +127,7 @@ function storeSuite(name: string, open: () => Promise<{ db: Database; cleanup():
       const events = await service.events('iris', 100);
       assert.equal(events[0].type, 'rolled_back');
       assert.equal(events[0].reason, 'go back two');
-      assert.deepEqual(events[0].before, { baseline: 'v5' });
+      assert.deepEqual(events[0].before, { target: 'baseline', baseline: 'v5' });
       assert.deepEqual(events[0].after, { baseline: 'v3' });
       assert.equal(events.at(-1)!.type, 'deployment_created');
       assert.ok(events.every((e, i) => i === 0 || e.id < events[i - 1].id));

@@ -33,8 +33,8 @@ test('earlier versions stay probed; a rollback skips one whose server is gone', 
   await prober.probeAll();
   const health = Object.fromEntries((await service.versions('m')).map((v) => [v.version, v.healthy]));
   assert.deepEqual(health, { v4: true, v3: true, v2: false, v1: true });
-  assert.equal((await service.rollback('m', 'bad v4', undefined, 't')).baselineVersion, 'v3');
+  assert.equal((await service.rollback('m', { reason: 'bad v4', target: 'baseline' }, 't')).baselineVersion, 'v3');
   // Next default target would be v2, but its server is gone: v1 instead.
-  assert.equal((await service.rollback('m', 'bad v3', undefined, 't')).baselineVersion, 'v1');
-  await assert.rejects(service.rollback('m', null, 'v2', 't'), (e) => e instanceof CanaryError && e.code === 'NO_ROLLBACK_TARGET' && /failed its last health probe/.test(e.message));
+  assert.equal((await service.rollback('m', { reason: 'bad v3', target: 'baseline' }, 't')).baselineVersion, 'v1');
+  await assert.rejects(service.rollback('m', { toVersion: 'v2' }, 't'), (e) => e instanceof CanaryError && e.code === 'NO_ROLLBACK_TARGET' && /failed its last health probe/.test(e.message));
 });

@@ -40,15 +40,16 @@ function simulate(seed: number, baseRate: number, canaryRate: number, perTick = 
 test('a canary whose conversion rate is 20% lower is rolled back once the rule has held for 15 minutes', () => {
   const runs = Array.from({ length: 100 }, (_, i) => simulate(1000 + i, 0.2, 0.16));
   const rolledBack = runs.filter((m) => m !== null) as number[];
-  // Observed on these seeded runs: every one rolled back, none before 15 minutes of breach.
-  assert.equal(rolledBack.length, 100, `${rolledBack.length}/100 rolled back`);
+  // Observed on these seeded runs: 99/100 rolled back within the 30 simulated minutes (the rule's
+  // share of the false-rollback budget is 0.1 × 1% = 0.1%), none before 15 minutes of breach.
+  assert.ok(rolledBack.length >= 99, `${rolledBack.length}/100 rolled back`);
   assert.ok(rolledBack.every((m) => m >= 15.5), `earliest at minute ${Math.min(...rolledBack)}`);
 });
 
 test('2% lower or equal is not rolled back: observed false-rollback rate 0/200 and 0/200 over 60 looks each', () => {
   const twoPct = Array.from({ length: 200 }, (_, i) => simulate(5000 + i, 0.2, 0.196)).filter((m) => m !== null).length;
   const equal = Array.from({ length: 200 }, (_, i) => simulate(9000 + i, 0.2, 0.2)).filter((m) => m !== null).length;
-  // The mSPRT bounds the chance of ever crossing at α = 5% under continuous looks; the
+  // The mSPRT bounds the chance of ever crossing at α = 0.1% under continuous looks; the
   // 15-minute persistence makes it smaller still. Seeded, so these counts are exact.
   assert.equal(twoPct, 0, `${twoPct}/200 false rollbacks at -2%`);
   assert.equal(equal, 0, `${equal}/200 false rollbacks when equal`);
@@ -56,7 +57,7 @@ test('2% lower or equal is not rolled back: observed false-rollback rate 0/200 a
 
 test('even at exactly the 10% boundary the always-valid test rarely fires (α holds under 60 looks)', () => {
   const fired = Array.from({ length: 200 }, (_, i) => simulate(20_000 + i, 0.2, 0.18)).filter((m) => m !== null).length;
-  assert.ok(fired / 200 <= 0.05, `${fired}/200 rollbacks at the boundary (α = 5%)`);
+  assert.ok(fired / 200 <= 0.01, `${fired}/200 rollbacks at the boundary (α = 0.1%)`);
 });
 
 test('too few outcomes is inconclusive for the business rule, never a rollback', () => {

@@ -1,36 +1,54 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decide, type CanaryProgress, type StatsInput } from '../../control-plane/rollout/decide.js';
+import { ALPHA_SHARES, autoStartWeight, decide, foldStep, grossFailure, type CanaryProgress, type Decision, type StatsInput } from '../../control-plane/rollout/decide.js';
 import { resolvePolicy } from '../../control-plane/rollout/policy.js';
-import type { VersionStats } from '../../proxy/telemetry/stats.js';
+import { addValue, type Buckets } from '../../proxy/telemetry/histogram.js';
+import { summarize, type VersionStats } from '../../proxy/telemetry/stats.js';
 
 const policy = resolvePolicy({ interval: '30s', steps: [1, 10, 50, 100], minRequests: 100 });
 
-function stats(version: string, requests: number, errorRate: number, p95 = 50, p99 = 80): VersionStats {
-  const modelErrors = Math.round(requests * errorRate);
-  return { deployment: 'm', version, from: 0, to: 0, requests, modelErrors, clientErrors: 0, errorRate: requests ? modelErrors / requests : 0, p50: 20, p95, p99 };
+/** Latency shapes as [ms, share of requests]: TYPICAL has p95 ≈ 45 ms and p99 ≈ 60 ms. */
+type Shape = [number, number][];
+const TYPICAL: Shape = [[20, 0.9], [45, 0.06], [60, 0.035], [70, 0.005]];
+const shifted = (by: number): Shape => TYPICAL.map(([ms, s]) => [ms + by, s]);
+/** Same body, but 3% of requests at 3.5× the baseline's p99. */
+const SLOW_TAIL: Shape = [[20, 0.9], [45, 0.06], [60, 0.01], [210, 0.03]];
+
+function stats(version: string, n: number, errors: number, shape: Shape = TYPICAL): VersionStats {
+  const h: Buckets = new Map();
+  let left = n;
+  shape.forEach(([ms, share], i) => {
+    const c = i === shape.length - 1 ? left : Math.round(n * share);
+    left -= c;
+    if (c > 0) addValue(h, ms, c);
+  });
+  return summarize('m', version, 0, 0, n, errors, 0, h);
 }
-const pair = (c: Partial<{ n: number; err: number; p95: number; p99: number }> = {}, b: Partial<{ n: number; err: number; p95: number; p99: number }> = {}): StatsInput => ({
-  baseline: stats('v1', b.n ?? 10_000, b.err ?? 0.01, b.p95, b.p99),
-  canary: stats('v2', c.n ?? 1000, c.err ?? 0.01, c.p95, c.p99),
+
+interface Side { n?: number; err?: number; errors?: number; shape?: Shape }
+const count = (s: Side, dn: number) => s.errors ?? Math.round((s.n ?? dn) * (s.err ?? 0.01));
+const pair = (c: Side = {}, b: Side = {}): StatsInput => ({
+  canary: stats('v2', c.n ?? 2000, count(c, 2000), c.shape),
+  baseline: stats('v1', b.n ?? 20_000, count(b, 20_000), b.shape),
 });
 const start = (weight = 1, at = 0): CanaryProgress => ({ weight, stepStartedAt: at, paused: false, p99BreachSince: null });
+const rule = (d: Decision, name: string) => d.rules.find((r) => r.rule === name)!;
 
-/** Ticks a fake clock every interval, feeding `statsAt(progress)`, until an end action or the limit. */
+/** Ticks a fake clock every interval, feeding `statsAt(progress, now)` (the current step's stats), until an end action. */
 function rollout(statsAt: (p: CanaryProgress, now: number) => StatsInput, p = policy, limit = 100) {
   let progress = start(p.steps[0]);
-  const log: { now: number; verdict: string; actions: string[]; weight: number }[] = [];
+  const log: { now: number; verdict: string; actions: string[]; weight: number; d: Decision }[] = [];
   for (let i = 1; i <= limit; i++) {
     const now = i * p.intervalMs;
     const d = decide(progress, p, statsAt(progress, now), now);
-    log.push({ now, verdict: d.verdict, actions: d.actions.map((a) => a.type), weight: d.progress.weight });
+    log.push({ now, verdict: d.verdict, actions: d.actions.map((a) => a.type), weight: d.progress.weight, d });
     progress = d.progress;
     if (d.actions.some((a) => a.type === 'promote' || a.type === 'rollback')) break;
   }
   return log;
 }
 
-test('a healthy canary walks 1 → 10 → 50 → 100 and is then promoted', () => {
+test('a clean canary with enough traffic walks 1 → 10 → 50 → 100 and is then promoted', () => {
   const log = rollout(() => pair());
   assert.deepEqual(log.map((l) => l.weight), [10, 50, 100, 100]);
   assert.deepEqual(log.at(-1)!.actions, ['promote']);
@@ -42,73 +60,87 @@ test('both error rates at 0 is healthy: the canary is promoted', () => {
   assert.deepEqual(log.at(-1)!.actions, ['promote']);
 });
 
-test('at 100% the baseline has no traffic: relative rules are skipped, absolute ones still apply', () => {
-  const d = decide(start(100), policy, pair({ err: 0.01 }, { n: 0 }), 60_000);
-  assert.equal(d.verdict, 'healthy');
-  assert.match(d.reasons[0], /relative rules skipped/);
-  const bad = decide(start(100), policy, pair({ err: 0.2 }, { n: 0 }), 60_000);
-  assert.equal(bad.verdict, 'critical');
-});
-
-test("rolls back when the canary's error rate exceeds baseline by more than 5 points", () => {
-  const d = decide(start(10), resolvePolicy({ thresholds: { errorRateMax: 1 } }), pair({ err: 0.07 }, { err: 0.01 }), 30_000);
-  assert.equal(d.verdict, 'critical');
-  assert.deepEqual(d.actions, [{ type: 'rollback' }]);
-  assert.match(d.reasons.join(), /exceeds baseline/);
-});
-
-test('exactly +5 points is not critical (it is degraded: past half the limit)', () => {
-  const p = resolvePolicy({ thresholds: { errorRateMax: 1 } });
-  const d = decide(start(10), p, pair({ n: 1000, err: 0.06 }, { n: 1000, err: 0.01 }), 30_000);
-  assert.equal(d.verdict, 'degraded');
-  assert.deepEqual(d.actions, []);
-});
-
-test('rolls back when canary p95 exceeds baseline by more than 100 ms; exactly 100 ms is not critical', () => {
-  assert.equal(decide(start(10), policy, pair({ p95: 151 }, { p95: 50 }), 30_000).verdict, 'critical');
-  assert.equal(decide(start(10), policy, pair({ p95: 150 }, { p95: 50 }), 30_000).verdict, 'degraded');
-});
-
-test('an absolute canary error rate above 5% is critical at once, even with a bad baseline', () => {
-  const d = decide(start(10), policy, pair({ err: 0.08 }, { err: 0.07 }), 30_000);
-  assert.equal(d.verdict, 'critical');
-  assert.match(d.reasons[0], /above the 5.00% maximum/);
-});
-
-test('p99 above 2× the baseline is degraded at first and critical once sustained for 5 minutes', () => {
-  const slowTail = () => pair({ p99: 400 }, { p99: 100 });
-  const log = rollout(slowTail);
-  const firstCritical = log.findIndex((l) => l.verdict === 'critical');
-  assert.ok(log.slice(0, firstCritical).every((l) => l.verdict === 'degraded'));
-  // breach seen first at t=30 s; critical once 5 minutes have passed since then
-  assert.equal(log[firstCritical].now - log[0].now, 5 * 60_000);
-  assert.deepEqual(log[firstCritical].actions, ['rollback']);
-});
-
-test('a p99 breach that clears resets the clock', () => {
-  let p = start(10);
-  p = decide(p, policy, pair({ p99: 400 }, { p99: 100 }), 30_000).progress;
-  assert.equal(p.p99BreachSince, 30_000);
-  p = decide(p, policy, pair({ p99: 150 }, { p99: 100 }), 60_000).progress;
-  assert.equal(p.p99BreachSince, null);
-});
-
-test('degraded holds the weight', () => {
-  const log = rollout(() => pair({ err: 0.045 }, { err: 0.01 }), policy, 10);
-  assert.ok(log.every((l) => l.verdict === 'degraded' && l.weight === 1 && l.actions.length === 0));
-});
-
-test('too few canary requests is inconclusive: no promotion, no rollback', () => {
-  const d = decide(start(1), policy, pair({ n: 99, err: 0.04 }), 30_000);
+test('advancing needs evidence, not a request count: 150 clean requests are inconclusive and say what is still needed', () => {
+  const d = decide(start(1), policy, pair({ n: 150, errors: 1 }), 30_000);
   assert.equal(d.verdict, 'inconclusive');
   assert.deepEqual(d.actions, []);
+  assert.ok(d.needs && d.needs.requests! > 0 && d.needs.seconds! > 0, JSON.stringify(d.needs));
+  assert.match(d.reasons.join('\n'), /needs ≈ \d+ more canary requests/);
 });
 
-test('with few requests only the absolute rule rolls back, and only from 20 requests on', () => {
-  assert.equal(decide(start(1), policy, pair({ n: 19, err: 0.5 }), 30_000).verdict, 'inconclusive');
-  const d = decide(start(1), policy, pair({ n: 20, err: 0.5 }), 30_000);
+test('+5 points over the baseline is critical through the relative rule, with its evidence', () => {
+  const d = decide(start(10), resolvePolicy({ thresholds: { errorRateMax: 1 } }), pair({ err: 0.06 }, { err: 0.01 }), 30_000);
   assert.equal(d.verdict, 'critical');
   assert.deepEqual(d.actions, [{ type: 'rollback' }]);
+  const r = rule(d, 'error_rate_delta');
+  assert.equal(r.status, 'fail');
+  assert.ok(r.pValue <= r.alpha && r.eValue >= 1 / r.alpha);
+  assert.equal(r.canary!.n, 2000);
+  assert.equal(r.baseline!.n, 20_000);
+  assert.ok(r.canary!.low! <= 0.06 && r.canary!.high! >= 0.06);
+});
+
+test('no request floor on gross failure: 3 failures in 3 requests is critical; 1 in 2 is not', () => {
+  assert.equal(decide(start(1), policy, pair({ n: 3, errors: 3 }), 30_000).verdict, 'critical');
+  assert.notEqual(decide(start(1), policy, pair({ n: 2, errors: 1 }), 30_000).verdict, 'critical');
+});
+
+test('a point estimate above 5% on a few requests is not a rollback (the old absolute rule was)', () => {
+  const d = decide(start(1), policy, pair({ n: 60, errors: 4 }, { err: 0.045 }), 30_000); // 6.7%
+  assert.notEqual(d.verdict, 'critical');
+  assert.equal(rule(d, 'error_rate_max').status, 'pending');
+});
+
+test('p95 150 ms over the baseline is critical; 30 ms over passes', () => {
+  const slow = decide(start(10), policy, pair({ shape: shifted(150) }), 30_000);
+  assert.equal(slow.verdict, 'critical');
+  assert.equal(rule(slow, 'latency_p95').status, 'fail');
+  const ok = decide(start(10), policy, pair({ shape: shifted(30) }), 30_000);
+  assert.equal(rule(ok, 'latency_p95').status, 'pass');
+});
+
+test('latency limits come from the baseline before the step when it has enough requests, and stay fixed for the step', () => {
+  const reference = stats('v1', 5000, 50, shifted(100)); // the baseline used to be 100 ms slower
+  const holding = resolvePolicy({ stepDuration: '10m' });
+  const d = decide(start(10), holding, { ...pair(), reference }, 30_000);
+  assert.ok(Math.abs(d.progress.limits!.baselineP95Ms - 145) < 3, JSON.stringify(d.progress.limits));
+  const later = decide(d.progress, holding, pair(), 60_000);
+  assert.deepEqual(later.progress.limits, d.progress.limits);
+});
+
+test('p99 over 2× the baseline holds (degraded) first, rolls back once sustained 5 minutes, and a step advance does not reset it', () => {
+  const log = rollout(() => pair({ shape: SLOW_TAIL }));
+  const firstWarn = log.findIndex((l) => l.verdict === 'degraded');
+  const firstCritical = log.findIndex((l) => l.verdict === 'critical');
+  assert.ok(firstWarn >= 0 && firstCritical > firstWarn);
+  assert.ok(log.slice(firstWarn, firstCritical).every((l) => l.verdict === 'degraded' && l.actions.length === 0 && l.weight === 1));
+  assert.equal(log[firstCritical].now - log[firstWarn].now, 5 * 60_000);
+  assert.deepEqual(log[firstCritical].actions, ['rollback']);
+  // Once the test has rejected, a clean look keeps the clock.
+  const breached = log[firstWarn].d.progress;
+  const clean = decide(breached, policy, pair(), log[firstWarn].now + 30_000);
+  assert.equal(clean.progress.p99BreachSince, breached.p99BreachSince);
+  assert.equal(clean.verdict, 'degraded');
+});
+
+test('evidence accumulates across steps: two steps that are each too short to judge are judged together', () => {
+  const p = resolvePolicy({ thresholds: { errorRateMax: 1 } });
+  const step = pair({ n: 300, errors: 12 }, { n: 3000, errors: 30 }); // 4% vs 1%
+  assert.notEqual(decide(start(10), p, step, 30_000).verdict, 'critical');
+  // The first step, finished, becomes a stratum; the second adds to it.
+  let progress = decide(start(10), p, step, 30_000).progress;
+  progress = foldStep(progress, 20, 30_000);
+  const d = decide(progress, p, step, 60_000);
+  assert.equal(progress.strata!.length, 1);
+  assert.equal(rule(d, 'error_rate_delta').canary!.n, 600);
+  assert.equal(d.verdict, 'critical');
+});
+
+test('the fast path sees the same gross failure the analysis does', () => {
+  const canary = stats('v2', 5, 5);
+  assert.equal(grossFailure(start(1), policy, canary).status, 'fail');
+  assert.equal(decide(start(1), policy, pair({ n: 5, errors: 5 }), 5000).verdict, 'critical');
+  assert.equal(grossFailure(start(1), policy, stats('v2', 40, 1)).status, 'pending');
 });
 
 test('a metrics outage is an error verdict that holds, however long it lasts', () => {
@@ -131,10 +163,20 @@ test('autoRollback off: a critical verdict is only recorded', () => {
   assert.deepEqual(d.actions, [{ type: 'record_failure' }]);
 });
 
+const LIMITS = { p95Ms: 145, p99Ms: 140, baselineP95Ms: 45, baselineP99Ms: 70 };
+
 test('autoPromote off: the canary stays at the last step', () => {
-  const d = decide(start(100), resolvePolicy({ autoPromote: false }), pair(), 30_000);
+  const d = decide({ ...start(100), limits: LIMITS }, resolvePolicy({ autoPromote: false }), pair({}, { n: 0 }), 30_000);
   assert.equal(d.verdict, 'healthy');
   assert.deepEqual(d.actions, []);
+});
+
+test('at 100% with no baseline traffic the relative rule is skipped and the absolute ones still apply', () => {
+  const p = { ...start(100), limits: LIMITS };
+  const d = decide(p, policy, pair({}, { n: 0 }), 60_000);
+  assert.equal(rule(d, 'error_rate_delta').status, 'skipped');
+  assert.equal(d.verdict, 'healthy');
+  assert.equal(decide(p, policy, pair({ err: 0.2 }, { n: 0 }), 60_000).verdict, 'critical');
 });
 
 test('a step is held until stepDuration has passed', () => {
@@ -147,10 +189,63 @@ test('a canary started between steps advances to the next step above its weight'
   assert.deepEqual(decide(start(20), policy, pair(), 30_000).actions, [{ type: 'advance', weight: 50 }]);
 });
 
+test('a step that cannot decide within maxStepDuration says so and advises a larger weight', () => {
+  // 1% of 10 rps: 0.1 canary requests a second.
+  const d = decide(start(1), policy, pair({ n: 30, errors: 0 }, { n: 2970, errors: 30 }), 300_000);
+  assert.equal(d.verdict, 'inconclusive');
+  assert.match(d.needs!.advice!, /at 1% of 10\.0 rps this step needs ≈ .* more to decide, past maxStepDuration 30 min; start at (10|50)%/);
+});
+
+test('steps "auto" starts where a clean canary can decide within ten intervals', () => {
+  const p = resolvePolicy({ steps: 'auto' });
+  const baselineAt = (rps: number) => stats('v1', rps * 300, rps * 3);
+  assert.equal(autoStartWeight(p, baselineAt(1000), 300_000), 1);
+  assert.equal(autoStartWeight(p, baselineAt(100), 300_000), 10);
+  assert.equal(autoStartWeight(p, baselineAt(10), 300_000), 50);
+  assert.equal(autoStartWeight(p, null, 0), 1);
+  assert.deepEqual(p.steps, [1, 10, 50, 100]);
+});
+
+test('explain: false (the simulation) decides exactly as the API does', () => {
+  const cases = [pair(), pair({ n: 150, errors: 1 }), pair({ err: 0.06 }), pair({ shape: SLOW_TAIL }), pair({ n: 3, errors: 3 })];
+  for (const s of cases) {
+    const a = decide(start(10), policy, s, 30_000), b = decide(start(10), policy, s, 30_000, { explain: false });
+    assert.equal(a.verdict, b.verdict);
+    assert.deepEqual(a.actions, b.actions);
+    assert.deepEqual(a.rules.map((r) => r.status), b.rules.map((r) => r.status));
+  }
+});
+
+test('the false-rollback budget is split across the rules and sums to it', () => {
+  const total = Object.values(ALPHA_SHARES).reduce((a, b) => a + b, 0);
+  assert.ok(Math.abs(total - 1) < 1e-12);
+  const d = decide(start(10), resolvePolicy({ falseRollbackRate: 0.02 }), pair(), 30_000);
+  assert.equal(rule(d, 'error_rate_max').alpha, 0.02 * ALPHA_SHARES.error_rate_max);
+});
+
 test('policies are validated with messages naming the field', () => {
   assert.throws(() => resolvePolicy({ steps: [10, 5] }), /steps: must increase/);
+  assert.throws(() => resolvePolicy({ steps: 'sometimes' }), /steps: expected "auto"/);
   assert.throws(() => resolvePolicy({ interval: 'soon' }), /interval/);
   assert.throws(() => resolvePolicy({ thresholds: { errorRateDelta: 2 } }), /errorRateDelta/);
+  assert.throws(() => resolvePolicy({ falseRollbackRate: 0.5 }), /falseRollbackRate/);
+  assert.throws(() => resolvePolicy({ thresholds: { latencyP95Ratio: 0.5 } }), /latencyP95Ratio/);
   assert.throws(() => resolvePolicy({ bogus: 1 }), /bogus: unknown field/);
   assert.equal(resolvePolicy({ interval: '2s' }).stepDurationMs, 2000, 'stepDuration defaults to the interval');
+  assert.equal(resolvePolicy({ maxStepDuration: '10m' }).maxStepDurationMs, 600_000);
+});
+
+test('a slowdown of the whole machine, which the baseline feels too, is not the canary\'s fault (latency is judged against the baseline\'s own share)', () => {
+  const p = resolvePolicy({ stepDuration: '1h' });
+  // Limits fixed from a calm baseline; then both variants get the same heavy tail.
+  const calm = decide({ ...start(10) }, p, { ...pair(), reference: stats('v1', 5000, 50) }, 30_000).progress;
+  const both = pair({ shape: SLOW_TAIL, n: 5000 }, { shape: SLOW_TAIL, n: 45_000 });
+  const d = decide(calm, p, both, 60_000);
+  assert.notEqual(rule(d, 'latency_p99').status, 'fail');
+  assert.notEqual(d.verdict, 'critical');
+  // With enough of both, "no more than 1 point above the baseline's own share" is shown.
+  const more = decide(calm, p, pair({ shape: SLOW_TAIL, n: 40_000 }, { shape: SLOW_TAIL, n: 360_000 }), 60_000);
+  assert.equal(rule(more, 'latency_p99').status, 'pass', rule(more, 'latency_p99').summary);
+  // The canary alone with that tail is rolled back (once sustained) as before.
+  assert.equal(rule(decide(calm, p, pair({ shape: SLOW_TAIL, n: 5000 }, { n: 45_000 }), 60_000), 'latency_p99').status, 'warn');
 });

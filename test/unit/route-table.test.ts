@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseRouteTable, RouteTableError } from '../../proxy/split/route-table.js';
 import { resolveTarget } from '../../proxy/handler.js';
-import { requestHeadersForUpstream, responseHeadersForClient } from '../../proxy/upstream/headers.js';
+import { rawResponseHeadersForClient, requestHeadersForUpstream } from '../../proxy/upstream/headers.js';
 
 test('a valid table is normalised: origins only, retry on by default', () => {
   const t = parseRouteTable({ version: 3, deployments: { iris: { baseline: { version: 'v1', url: 'http://a:1/x' }, canary: { version: 'v2', url: 'http://b:2', weight: 20 } } } });
@@ -36,6 +36,7 @@ test('gateway mode maps /{deployment}/{rest} to /{rest}; sidecar keeps the path'
 test('hop-by-hop headers and those named in Connection are not forwarded', () => {
   const out = requestHeadersForUpstream({ connection: 'keep-alive, x-secret-hop', 'keep-alive': 'timeout=5', 'x-secret-hop': '1', te: 'trailers', host: 'proxy', 'x-keep': 'yes', 'transfer-encoding': 'chunked' }, 'rid', '127.0.0.1');
   assert.deepEqual(Object.keys(out).sort(), ['x-forwarded-for', 'x-forwarded-host', 'x-keep', 'x-request-id']);
-  const back = responseHeadersForClient({ connection: 'close', 'content-type': 'a/b', 'transfer-encoding': 'chunked' }, { 'x-canary-variant': 'canary' });
-  assert.deepEqual(back, { 'content-type': 'a/b', 'x-canary-variant': 'canary' });
+  const raw = ['Connection', 'close, X-Hop', 'Content-Type', 'a/b', 'Transfer-Encoding', 'chunked', 'X-Hop', '1', 'Set-Cookie', 'a', 'Set-Cookie', 'b'].map((v) => Buffer.from(v));
+  const back = rawResponseHeadersForClient(raw, { 'x-canary-variant': 'canary' });
+  assert.deepEqual(back, ['Content-Type', 'a/b', 'Set-Cookie', 'a', 'Set-Cookie', 'b', 'x-canary-variant', 'canary']);
 });

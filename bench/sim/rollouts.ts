@@ -1,0 +1,263 @@
+/**
+ * Replays whole rollouts through the real decision code (`decide()` and the fast path's
+ * `grossFailure()`) on a fake clock, with seeded traffic, exactly as the executor drives them:
+ *
+ * - Poisson arrivals at `rps`; each request goes to the canary with probability weight/100
+ *   (the proxy's random split), fails with its variant's probability, and takes a latency from
+ *   its variant's distribution (lognormal, optionally with a Pareto tail, optionally shifted).
+ * - A failed canary request is retried on the baseline, as the proxy does. The retry reaches the
+ *   user but not the analysed stats (the proxy records retries apart: they are not a routing
+ *   draw), so the sim counts it only in what users saw.
+ * - Per-second cells, read as the service reads them: the current step from the whole second
+ *   after it began up to the last complete second (stats arrive with the next flush), and the
+ *   baseline over `policy.window` before the canary (the pre-canary traffic) for latency limits.
+ * - A full analysis every `policy.interval` after the step began; in between, the fast path
+ *   every second. The rollout ends at promote, rollback, or the horizon (default 60 min).
+ *
+ * Pure and deterministic for a seed: the test runs a reduced set, `npm run sim` the full one.
+ */
+import { autoStartWeight, decide, grossFailure, type CanaryProgress, type StatsInput } from '../../control-plane/rollout/decide.js';
+import { resolvePolicy, type Policy } from '../../control-plane/rollout/policy.js';
+import { bucketIndex } from '../../proxy/telemetry/histogram.js';
+import { summarize, type VersionStats } from '../../proxy/telemetry/stats.js';
+import { seededRandom } from '../../common/random.js';
+
+/** Latency of one variant, in ms: shift + lognormal(median, sigma), and with probability tailP × Pareto(tailAlpha). */
+export interface LatencyModel { medianMs: number; sigma: number; shiftMs?: number; tailP?: number; tailAlpha?: number }
+export interface VariantModel { errorRate: number; latency: LatencyModel }
+
+export interface SimCase {
+  name: string;
+  rps: number;
+  baseline: VariantModel;
+  canary: VariantModel;
+  policy?: Record<string, unknown>;
+  /** Rollout horizon in seconds (60 min by default). */
+  horizonS?: number;
+}
+
+export interface RolloutResult {
+  outcome: 'rollback' | 'promote' | 'running';
+  /** Seconds from the canary's start to the decision (horizon when running). */
+  atS: number;
+  weightAtEnd: number;
+  /** Requests the canary answered (users who got a canary answer or a retried one). */
+  canaryRequests: number;
+  /** Requests whose user saw a failure (the canary failed and so did the retry, or the baseline failed). */
+  userFailures: number;
+  /** The rules that failed, when rolled back. */
+  failedRules: string[];
+}
+
+export interface CaseSummary {
+  name: string;
+  rps: number;
+  runs: number;
+  rollback: number;
+  promote: number;
+  running: number;
+  /** Median and 90th percentile of the time to a decision (rollback or promote), seconds. */
+  medianDecisionS: number | null;
+  p90DecisionS: number | null;
+  medianRollbackS: number | null;
+  p90RollbackS: number | null;
+  medianPromoteS: number | null;
+  p90PromoteS: number | null;
+  /** Weight at rollback: how many rollbacks happened at each weight. */
+  rollbackWeights: Record<string, number>;
+  /** Median canary requests served before a rollback. */
+  medianCanaryRequestsBeforeRollback: number | null;
+  failedRules: Record<string, number>;
+}
+
+function poisson(lambda: number, u: () => number): number {
+  if (lambda > 60) {
+    // Normal approximation with continuity correction: exact enough for traffic counts.
+    const z = Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
+    return Math.max(0, Math.round(lambda + Math.sqrt(lambda) * z));
+  }
+  const l = Math.exp(-lambda);
+  let k = 0, p = 1;
+  do { k++; p *= u(); } while (p > l);
+  return k - 1;
+}
+
+function latency(m: LatencyModel, u: () => number): number {
+  const z = Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
+  let v = m.medianMs * Math.exp(m.sigma * z);
+  if (m.tailP && u() < m.tailP) v *= Math.pow(1 - u(), -1 / (m.tailAlpha ?? 1.5));
+  return v + (m.shiftMs ?? 0);
+}
+
+/** Dense histogram over bucket indexes (the proxy's 1% buckets), turned into the proxy's Map on read. */
+const OFFSET = 800;
+const SIZE = 2400;
+class Cell {
+  n = 0; errors = 0;
+  readonly hist = new Float64Array(SIZE);
+  record(ms: number, failed: boolean): void {
+    this.n++;
+    if (failed) this.errors++;
+    const i = Math.min(SIZE - 1, Math.max(0, bucketIndex(ms) + OFFSET));
+    this.hist[i]++;
+  }
+  stats(version: string, from: number, to: number): VersionStats {
+    const h = new Map<number, number>();
+    for (let i = 0; i < SIZE; i++) if (this.hist[i]) h.set(i - OFFSET, this.hist[i]);
+    return summarize('sim', version, from, to, this.n, this.errors, 0, h);
+  }
+  /** Counts only, as the fast path needs them (it never looks at latency). */
+  counts(version: string, from: number, to: number): VersionStats {
+    return { deployment: 'sim', version, from, to, requests: this.n, modelErrors: this.errors, clientErrors: 0, errorRate: this.n ? this.errors / this.n : 0, p50: null, p95: null, p99: null };
+  }
+}
+
+/** One rollout, seeded. */
+export function simulateRollout(c: SimCase, seed: number, policy: Policy = resolvePolicy(c.policy ?? {})): RolloutResult {
+  const u = seededRandom(seed);
+  const horizon = c.horizonS ?? 3600;
+  const t0 = 1_000_000_000_000; // an epoch in ms; all times are whole seconds after it
+
+  // Pre-canary: the baseline alone over the policy window (the reference for latency limits).
+  const reference = new Cell();
+  const preS = Math.round(policy.windowMs / 1000);
+  for (let s = 0; s < preS; s++) {
+    const n = poisson(c.rps, u);
+    for (let i = 0; i < n; i++) reference.record(latency(c.baseline.latency, u), u() < c.baseline.errorRate);
+  }
+  const referenceStats = reference.stats('v1', t0 - policy.windowMs, t0);
+
+  let progress: CanaryProgress = { weight: policy.steps[0], stepStartedAt: t0, paused: false, p99BreachSince: null };
+  if (policy.autoSteps) {
+    // As the service does: the first weight from the baseline's traffic over the window.
+    progress.weight = autoStart(policy, referenceStats);
+  }
+  let stepB = new Cell(), stepC = new Cell();
+  let stepReadFromS = 1; // the whole second after the step began
+  let lastAnalysisS = 0;
+  let canaryRequests = 0, userFailures = 0;
+  const end = (outcome: RolloutResult['outcome'], atS: number, failedRules: string[] = []): RolloutResult =>
+    ({ outcome, atS, weightAtEnd: progress.weight, canaryRequests, userFailures, failedRules });
+
+  for (let s = 0; s < horizon; s++) {
+    // Second s: traffic at the current weight. Its cell is readable from second s + 1 on; the
+    // second a step began in is read by neither step (it mixes two weights).
+    const n = poisson(c.rps, u);
+    const w = progress.weight / 100;
+    const read = s >= stepReadFromS;
+    for (let i = 0; i < n; i++) {
+      if (u() < w) {
+        const failed = u() < c.canary.errorRate;
+        const ms = latency(c.canary.latency, u);
+        if (read) stepC.record(ms, failed);
+        canaryRequests++;
+        if (failed && u() < c.baseline.errorRate) userFailures++; // the retry on the baseline failed too
+      } else {
+        const failed = u() < c.baseline.errorRate;
+        const ms = latency(c.baseline.latency, u);
+        if (read) stepB.record(ms, failed);
+        if (failed) userFailures++;
+      }
+    }
+
+    const nowS = s + 1; // the clock after second s: its cell has been flushed
+    const now = t0 + nowS * 1000;
+    const from = t0 + stepReadFromS * 1000;
+    const stepStartS = (progress.stepStartedAt - t0) / 1000;
+    if (nowS - Math.max(lastAnalysisS, stepStartS) >= policy.intervalMs / 1000) {
+      lastAnalysisS = nowS;
+      const stats: StatsInput = {
+        baseline: stepB.stats('v1', from, now), canary: stepC.stats('v2', from, now),
+        reference: progress.limits ? null : referenceStats,
+      };
+      const d = decide(progress, policy, stats, now, { explain: false });
+      progress = d.progress;
+      const a = d.actions[0]?.type;
+      if (a === 'rollback') return end('rollback', nowS, d.rules.filter((r) => r.status === 'fail').map((r) => r.rule));
+      if (a === 'promote') return end('promote', nowS);
+      if (a === 'advance') {
+        stepB = new Cell(); stepC = new Cell();
+        stepReadFromS = nowS + 1;
+      }
+    } else if (stepC.n > 0) {
+      const g = grossFailure(progress, policy, stepC.counts('v2', from, now));
+      if (g.status === 'fail') {
+        // The executor runs the full analysis at once: the same test fails there.
+        const d = decide(progress, policy, { baseline: stepB.stats('v1', from, now), canary: stepC.stats('v2', from, now), reference: progress.limits ? null : referenceStats }, now, { explain: false });
+        if (d.actions[0]?.type === 'rollback') return end('rollback', nowS, d.rules.filter((r) => r.status === 'fail').map((r) => r.rule));
+      }
+    }
+  }
+  return end('running', horizon);
+}
+
+const autoStart = (policy: Policy, reference: VersionStats) => autoStartWeight(policy, reference, policy.windowMs);
+
+const quantileOf = (xs: number[], q: number) => {
+  if (xs.length === 0) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))];
+};
+
+export function summarizeCase(c: SimCase, results: RolloutResult[]): CaseSummary {
+  const by = (o: RolloutResult['outcome']) => results.filter((r) => r.outcome === o);
+  const rb = by('rollback'), pr = by('promote');
+  const decided = [...rb, ...pr].map((r) => r.atS);
+  const rollbackWeights: Record<string, number> = {};
+  const failedRules: Record<string, number> = {};
+  for (const r of rb) {
+    rollbackWeights[r.weightAtEnd] = (rollbackWeights[r.weightAtEnd] ?? 0) + 1;
+    for (const f of r.failedRules) failedRules[f] = (failedRules[f] ?? 0) + 1;
+  }
+  return {
+    name: c.name, rps: c.rps, runs: results.length,
+    rollback: rb.length / results.length, promote: pr.length / results.length, running: by('running').length / results.length,
+    medianDecisionS: quantileOf(decided, 0.5), p90DecisionS: quantileOf(decided, 0.9),
+    medianRollbackS: quantileOf(rb.map((r) => r.atS), 0.5), p90RollbackS: quantileOf(rb.map((r) => r.atS), 0.9),
+    medianPromoteS: quantileOf(pr.map((r) => r.atS), 0.5), p90PromoteS: quantileOf(pr.map((r) => r.atS), 0.9),
+    rollbackWeights,
+    medianCanaryRequestsBeforeRollback: quantileOf(rb.map((r) => r.canaryRequests), 0.5),
+    failedRules,
+  };
+}
+
+export function runCase(c: SimCase, runs: number, seed = 1): { summary: CaseSummary; results: RolloutResult[] } {
+  const policy = resolvePolicy(c.policy ?? {});
+  const results: RolloutResult[] = [];
+  for (let i = 0; i < runs; i++) results.push(simulateRollout(c, seed * 1_000_003 + i, policy));
+  return { summary: summarizeCase(c, results), results };
+}
+
+// ── the cases the issue asks for ─────────────────────────────────────────────────────
+
+/** A model whose p95 is about 50 ms (median 20 ms, σ 0.557: p99 ≈ 73 ms). */
+export const TYPICAL: LatencyModel = Object.freeze({ medianMs: 20, sigma: 0.557 });
+/** Heavy tails: the same body with 2% of requests stretched by a Pareto(1.5) factor. */
+export const HEAVY: LatencyModel = Object.freeze({ medianMs: 20, sigma: 0.557, tailP: 0.02, tailAlpha: 1.5 });
+/** A slow model: p95 ≈ 500 ms, heavy-tailed. */
+export const SLOW: LatencyModel = Object.freeze({ medianMs: 200, sigma: 0.557, tailP: 0.02, tailAlpha: 1.5 });
+/** p99 three times TYPICAL's with the same median (σ from ln(3 × 3.65) / 2.326). */
+export const P99_3X: LatencyModel = Object.freeze({ medianMs: 20, sigma: Math.log(3 * Math.exp(2.326 * 0.557)) / 2.326 });
+
+const v = (errorRate: number, latency: LatencyModel = TYPICAL): VariantModel => ({ errorRate, latency });
+
+export function standardCases(): SimCase[] {
+  const cases: SimCase[] = [];
+  for (const rate of [0.001, 0.01, 0.02, 0.045]) {
+    for (const rps of [10, 100, 1000]) cases.push({ name: `A/A ${rate * 100}% errors`, rps, baseline: v(rate), canary: v(rate) });
+  }
+  for (const rps of [10, 100]) cases.push({ name: 'A/A 1% errors, steps auto', rps, baseline: v(0.01), canary: v(0.01), policy: { steps: 'auto' } });
+  cases.push({ name: 'A/A heavy tails', rps: 100, baseline: v(0.01, HEAVY), canary: v(0.01, HEAVY) });
+  cases.push({ name: 'A/A slow model (p95 500 ms)', rps: 100, baseline: v(0.01, SLOW), canary: v(0.01, SLOW) });
+  for (const rps of [10, 100, 1000]) {
+    cases.push({ name: '+5 points (1% → 6%)', rps, baseline: v(0.01), canary: v(0.06) });
+    cases.push({ name: '+5 points (0.1% → 5.1%)', rps, baseline: v(0.001), canary: v(0.051) });
+  }
+  for (const rps of [100, 1000]) cases.push({ name: '0.1% → 0.5% (5×)', rps, baseline: v(0.001), canary: v(0.005) });
+  cases.push({ name: '1% → 2% (2×)', rps: 100, baseline: v(0.01), canary: v(0.02) });
+  for (const rps of [10, 100, 1000]) cases.push({ name: '50% gross failure', rps, baseline: v(0.01), canary: v(0.5) });
+  for (const rps of [10, 100]) cases.push({ name: '50% gross failure, steps auto', rps, baseline: v(0.01), canary: v(0.5), policy: { steps: 'auto' } });
+  cases.push({ name: 'p95 +150 ms', rps: 100, baseline: v(0.01), canary: v(0.01, { ...TYPICAL, shiftMs: 150 }) });
+  cases.push({ name: 'p99 3×', rps: 100, baseline: v(0.01), canary: v(0.01, P99_3X) });
+  return cases;
+}

@@ -1,0 +1,71 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { CanaryError } from '../../common/errors.js';
+
+export interface GuardOptions {
+  /** When set, every /v1 route needs `Authorization: Bearer <token>`, reads included. */
+  token: string | null;
+  /** Origins besides the API's own that may call it (browsers on other sites). */
+  allowedOrigins: string[];
+  /** Host names accepted besides loopback ones when there is no token. */
+  allowedHosts: string[];
+}
+
+/**
+ * Reachable without a token: health, the dashboard's static page (it asks for the token
+ * itself), the API's description (/openapi.json, /docs) and /metrics for Prometheus (counts and
+ * weights per deployment name; no URLs, no secrets — as the proxies' admin port).
+ */
+const PUBLIC = new Set(['/', '/healthz', '/livez', '/readyz', '/openapi.json', '/metrics']);
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '::1', '[::1]']);
+const MUTATIONS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+function tokenMatches(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** The host name of a Host header, without its port (IPv6 literals keep their brackets). */
+export function hostName(host: string | undefined): string {
+  if (!host) return '';
+  const h = host.trim().toLowerCase();
+  if (h.startsWith('[')) return h.slice(0, h.indexOf(']') + 1);
+  return h.split(':')[0];
+}
+
+/**
+ * The API's front door, against what a web page in the user's browser could do to it:
+ * - CSRF: a change must be `application/json` (a cross-site form or a no-CORS fetch cannot
+ *   send that without a preflight), and a request carrying an `Origin` that is not the API's
+ *   own (nor in CANARY_ALLOWED_ORIGINS) is refused;
+ * - DNS rebinding: with no token, only a Host naming loopback (or in CANARY_ALLOWED_HOSTS) is
+ *   answered, so a page that rebinds its own name to 127.0.0.1 gets nothing;
+ * - with a token, every /v1 route needs it, reads included.
+ */
+export function registerGuard(app: FastifyInstance, opts: GuardOptions): void {
+  const allowedHosts = new Set(opts.allowedHosts);
+  const allowedOrigins = new Set(opts.allowedOrigins.map((o) => o.replace(/\/$/, '')));
+  app.addHook('onRequest', async (req: FastifyRequest) => {
+    const path = req.url.split('?')[0];
+    if (!opts.token) {
+      const name = hostName(req.headers.host);
+      if (!LOOPBACK.has(name) && !name.startsWith('127.') && !allowedHosts.has(name)) {
+        throw new CanaryError('FORBIDDEN_HOST', `Host ${JSON.stringify(req.headers.host ?? '')} does not name this API; without CANARY_API_TOKEN only loopback names are answered (add others to CANARY_ALLOWED_HOSTS)`);
+      }
+    }
+    const origin = req.headers.origin;
+    if (origin !== undefined && origin !== `${req.protocol}://${req.headers.host}` && !allowedOrigins.has(origin)) {
+      throw new CanaryError('FORBIDDEN_ORIGIN', `requests from web pages at ${origin} are refused (this API's own origin, or CANARY_ALLOWED_ORIGINS, only)`);
+    }
+    if (MUTATIONS.has(req.method)) {
+      const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+      if (type !== 'application/json') throw new CanaryError('UNSUPPORTED_MEDIA_TYPE', `changes must be sent with content-type: application/json (got ${JSON.stringify(type || 'none')}), even with an empty body`);
+    }
+    if (!opts.token || PUBLIC.has(path) || path.startsWith('/docs')) return;
+    const header = req.headers.authorization;
+    if (!header) throw new CanaryError('UNAUTHORIZED', 'this API needs Authorization: Bearer <CANARY_API_TOKEN>');
+    const m = /^Bearer (.+)$/.exec(header);
+    if (!m || !tokenMatches(m[1], opts.token)) throw new CanaryError('FORBIDDEN', 'the bearer token is not valid');
+  });
+}

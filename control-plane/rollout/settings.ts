@@ -1,0 +1,75 @@
+import { parseDuration } from '../../common/duration.js';
+import { CanaryError } from '../../common/errors.js';
+import type { RouteSettings } from '../../proxy/split/route-table.js';
+
+/**
+ * A deployment's data-plane settings as the API speaks them (durations as strings), and the
+ * route-table shape the proxies apply. Set at creation, changed later with PATCH; anything
+ * not given keeps its value (and an absent value is the proxy's default).
+ */
+export interface SettingsInput {
+  timeouts?: { headers?: unknown; idle?: unknown };
+  hedgeCanaryAfter?: unknown;
+  retryMethods?: unknown;
+  websockets?: unknown;
+  allowForcedVariant?: unknown;
+  retryCanaryOnBaseline?: unknown;
+}
+
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+const bad = (field: string, msg: string) => new CanaryError('BAD_REQUEST', `${field}: ${msg}`);
+
+function duration(v: unknown, field: string): number {
+  try {
+    const ms = parseDuration(v, field);
+    if (ms <= 0 || ms > 24 * 3600_000) throw new Error('between 1ms and 24h');
+    return ms;
+  } catch (e) {
+    throw bad(field, `expected a duration like "30s" (${(e as Error).message})`);
+  }
+}
+
+/** Applies `input` over `current`; throws BAD_REQUEST naming the field. */
+export function resolveSettings(input: SettingsInput, current: { settings: RouteSettings; retryCanaryOnBaseline: boolean }) {
+  const settings: RouteSettings = { ...current.settings };
+  let retry = current.retryCanaryOnBaseline;
+  if (input.timeouts !== undefined) {
+    if (typeof input.timeouts !== 'object' || input.timeouts === null) throw bad('timeouts', 'expected {headers?, idle?}');
+    if (input.timeouts.headers !== undefined) settings.headersTimeoutMs = duration(input.timeouts.headers, 'timeouts.headers');
+    if (input.timeouts.idle !== undefined) settings.idleTimeoutMs = duration(input.timeouts.idle, 'timeouts.idle');
+  }
+  if (input.hedgeCanaryAfter !== undefined) {
+    const h = input.hedgeCanaryAfter;
+    settings.hedgeCanaryAfter = h === 'auto' || h === 'off' ? h : duration(h, 'hedgeCanaryAfter');
+  }
+  if (input.retryMethods !== undefined) {
+    const m = input.retryMethods;
+    if (!Array.isArray(m) || m.some((x) => typeof x !== 'string' || !METHODS.has(x.toUpperCase()))) throw bad('retryMethods', `expected a list of HTTP methods (${[...METHODS].join(', ')})`);
+    settings.retryMethods = [...new Set(m.map((x: string) => x.toUpperCase()))];
+  }
+  for (const k of ['websockets', 'allowForcedVariant'] as const) {
+    if (input[k] === undefined) continue;
+    if (typeof input[k] !== 'boolean') throw bad(k, 'expected true or false');
+    settings[k] = input[k] as boolean;
+  }
+  if (input.retryCanaryOnBaseline !== undefined) {
+    if (typeof input.retryCanaryOnBaseline !== 'boolean') throw bad('retryCanaryOnBaseline', 'expected true or false');
+    retry = input.retryCanaryOnBaseline;
+  }
+  return { settings, retryCanaryOnBaseline: retry };
+}
+
+const asDuration = (ms: number) => (ms % 60_000 === 0 ? `${ms / 60_000}m` : ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`);
+
+/** The API view of the settings, with the defaults the proxy applies when one is absent. */
+export function settingsToApi(s: RouteSettings, retryCanaryOnBaseline: boolean, defaults: { headersTimeoutMs: number; idleTimeoutMs: number }) {
+  const h = s.hedgeCanaryAfter ?? 'auto';
+  return {
+    retryCanaryOnBaseline,
+    timeouts: { headers: asDuration(s.headersTimeoutMs ?? defaults.headersTimeoutMs), idle: asDuration(s.idleTimeoutMs ?? defaults.idleTimeoutMs) },
+    hedgeCanaryAfter: typeof h === 'number' ? asDuration(h) : h,
+    retryMethods: s.retryMethods ?? 'all',
+    websockets: s.websockets ?? true,
+    allowForcedVariant: s.allowForcedVariant ?? false,
+  };
+}

@@ -1,0 +1,68 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { P99_3X, runCase, TYPICAL, type SimCase } from '../../bench/sim/rollouts.js';
+
+/**
+ * A reduced, seeded run of `npm run sim` (the same harness and the real decide()): fewer
+ * rollouts per case, the issue's targets asserted, so a change that degrades decision quality
+ * fails CI. Seeded, so every run of this test sees the same rollouts.
+ */
+const v = (errorRate: number, latency = TYPICAL) => ({ errorRate, latency });
+const run = (c: SimCase, runs: number) => runCase(c, runs, 7);
+const share = (n: number, of: number) => `${n}/${of}`;
+
+test('A/A: a canary as good as the baseline is almost never rolled back (≤ 1%) and is promoted within 15 min at 100 rps', () => {
+  const { results } = run({ name: 'A/A 1%', rps: 100, baseline: v(0.01), canary: v(0.01) }, 300);
+  const rolledBack = results.filter((r) => r.outcome === 'rollback').length;
+  const promptly = results.filter((r) => r.outcome === 'promote' && r.atS <= 15 * 60).length;
+  assert.ok(rolledBack <= 3, `false rollbacks ${share(rolledBack, 300)}`);
+  assert.ok(promptly >= 0.95 * 300, `promoted within 15 min ${share(promptly, 300)}`);
+});
+
+test('A/A at low traffic and a higher error rate: still ≤ 1% false rollbacks over a whole hour of looks', () => {
+  const { results } = run({ name: 'A/A 2% 10 rps', rps: 10, baseline: v(0.02), canary: v(0.02) }, 300);
+  const rolledBack = results.filter((r) => r.outcome === 'rollback').length;
+  assert.ok(rolledBack <= 3, `false rollbacks ${share(rolledBack, 300)}`);
+});
+
+test('steps "auto" at 10 rps: a clean canary is promoted within 60 min in ≥ 95% of rollouts', () => {
+  const { results } = run({ name: 'auto 10 rps', rps: 10, baseline: v(0.01), canary: v(0.01), policy: { steps: 'auto' } }, 300);
+  const promoted = results.filter((r) => r.outcome === 'promote').length;
+  assert.ok(promoted >= 0.95 * 300, `promoted ${share(promoted, 300)}`);
+});
+
+test('+5 points (1% → 6%) at 100 rps: rolled back ≥ 99%, before the canary passes 10%; never promoted', () => {
+  const { results } = run({ name: '+5', rps: 100, baseline: v(0.01), canary: v(0.06) }, 200);
+  const early = results.filter((r) => r.outcome === 'rollback' && r.weightAtEnd < 10).length;
+  assert.ok(early >= 0.99 * 200, `rolled back below 10% ${share(early, 200)}`);
+  assert.equal(results.filter((r) => r.outcome === 'promote').length, 0);
+});
+
+test('+5 points (0.1% → 5.1%) at 10 rps: never promoted', () => {
+  const { results } = run({ name: '+5 low', rps: 10, baseline: v(0.001), canary: v(0.051) }, 200);
+  assert.equal(results.filter((r) => r.outcome === 'promote').length, 0);
+});
+
+test('50% gross failure at 1000 rps: always rolled back, within 5 s', () => {
+  const { results } = run({ name: 'gross', rps: 1000, baseline: v(0.01), canary: v(0.5) }, 100);
+  assert.ok(results.every((r) => r.outcome === 'rollback'));
+  const slowest = Math.max(...results.map((r) => r.atS));
+  assert.ok(slowest <= 5, `slowest rollback after ${slowest} s`);
+});
+
+test('p95 +150 ms at 100 rps: rolled back within two intervals', () => {
+  const { results } = run({ name: 'p95', rps: 100, baseline: v(0.01), canary: v(0.01, { ...TYPICAL, shiftMs: 150 }) }, 200);
+  assert.ok(results.every((r) => r.outcome === 'rollback' && r.atS <= 60), `slowest ${Math.max(...results.map((r) => r.atS))} s`);
+});
+
+test('p99 3× the baseline: rolled back ≥ 99%, before the canary reaches 50%', () => {
+  const { results } = run({ name: 'p99', rps: 100, baseline: v(0.01), canary: v(0.01, P99_3X) }, 100);
+  const ok = results.filter((r) => r.outcome === 'rollback' && r.weightAtEnd < 50).length;
+  assert.ok(ok >= 99, `rolled back below 50% ${share(ok, 100)}`);
+});
+
+test('0.1% → 0.5% (5×) at 1000 rps: rolled back ≥ 90%', () => {
+  const { results } = run({ name: '5x', rps: 1000, baseline: v(0.001), canary: v(0.005) }, 100);
+  const rolledBack = results.filter((r) => r.outcome === 'rollback').length;
+  assert.ok(rolledBack >= 90, `rolled back ${share(rolledBack, 100)}`);
+});
