@@ -282,17 +282,19 @@ function latencyRule(ctx: RuleContext, which: 'p95' | 'p99'): RuleEvidence {
   const rule: RuleName = which === 'p95' ? 'latency_p95' : 'latency_p99';
   const alpha = alphaFor(ctx.policy, rule);
   const share = which === 'p95' ? 0.05 : 0.01;
-  // Latency is judged only where the baseline served at the same time: at a step where it gets
-  // no traffic (100%), the canary carries the whole load and nothing measured at that load and
-  // time compares with it, so that step adds no latency evidence (errors are still judged).
-  const limited = ctx.strata.filter((s) => s.limits !== null && s.baseline.n > 0);
+  // Latency is judged only where the baseline served at the same time: at 100% the canary
+  // carries the whole load and nothing measured at that load and time compares with it — the
+  // few baseline requests such a step may show (stats flushed late, a route a moment stale)
+  // included — so that step adds no latency evidence (errors are still judged).
+  const concurrent = ctx.strata.filter((s) => s.weight < 100 && s.baseline.n > 0);
+  const limited = concurrent.filter((s) => s.limits !== null);
   const current = ctx.strata[ctx.strata.length - 1].limits;
   const t = ctx.policy.thresholds;
   const limitText = which === 'p95'
     ? `canary p95 ≤ baseline p95 + ${t.latencyP95DeltaMs}ms${t.latencyP95Ratio ? ` (or × ${t.latencyP95Ratio})` : ''}${current ? ` = ${ms(current.p95Ms)}` : ''}`
     : `canary p99 ≤ ${t.latencyP99Ratio} × baseline p99${current ? ` = ${ms(current.p99Ms)}` : ''}`;
   if (limited.length === 0) {
-    if (ctx.baseline.n === 0) {
+    if (concurrent.length === 0) {
       return { rule, status: 'skipped', limit: limitText, canary: null, baseline: null, eValue: 1, pValue: 1, alpha, summary: 'the baseline had no traffic while the canary ran: latency cannot be compared (errors still are)' };
     }
     return {

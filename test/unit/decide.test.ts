@@ -177,6 +177,20 @@ test('at 100% with no baseline traffic the relative rule is skipped and the abso
   assert.equal(rule(d, 'error_rate_delta').status, 'skipped');
   assert.equal(d.verdict, 'healthy');
   assert.equal(decide(p, policy, pair({ err: 0.2 }, { n: 0 }), 60_000).verdict, 'critical');
+  // a few late baseline requests do not make latency comparable at 100%
+  assert.equal(rule(decide(p, policy, pair({}, { n: 30 }), 60_000), 'latency_p95').status, 'skipped');
+});
+
+test('at 100% a trickle of baseline requests (stats flushed late, routes a moment stale) does not make latency comparable: the canary now carries the whole load', () => {
+  // Earlier steps passed on latency; at 100% the canary is slower (it serves everything) and a
+  // few late baseline requests arrive in the step's window. That is not a concurrent comparison.
+  const earlier = { weight: 50, from: 0, to: 60_000, limits: LIMITS, canary: { n: 5000, errors: 50, slow95: 100, slow99: 5 }, baseline: { n: 5000, errors: 50, slow95: 100, slow99: 5 } };
+  const p: CanaryProgress = { ...start(100, 60_000), limits: LIMITS, strata: [earlier] };
+  const slowUnderFullLoad = pair({ n: 5000, shape: [[20, 0.9], [45, 0.06], [60, 0.02], [150, 0.02]] }, { n: 40 });
+  const d = decide(p, policy, slowUnderFullLoad, 120_000);
+  assert.equal(rule(d, 'latency_p99').status, 'pass');
+  assert.equal(rule(d, 'latency_p99').canary!.n, 5000, 'only the 50% step is latency evidence');
+  assert.deepEqual(d.actions.map((a) => a.type), ['promote']);
 });
 
 test('a step is held until stepDuration has passed', () => {
