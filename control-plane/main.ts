@@ -92,7 +92,7 @@ export async function startControlPlane(config: Readonly<ControlPlaneConfig>, pa
   const alerts = new AlertDispatcher(db.pool, logger, { ...DEFAULT_ALERT_POLICY, dashboardUrl: config.publicUrl ?? '' }, policy);
   const telemetry = new ControlPlaneMetrics(store);
   alerts.onDelivery = (outcome) => telemetry.alertDeliveries.labels(outcome).inc();
-  const service = new RolloutService({ telemetry, policy, store, publisher, metrics: new ProxyStatsSource(stats), trips: stats, prometheus, defaultPolicy, logger, now: parts.now, onEvents: (e) => alerts.notify(e) });
+  const service = new RolloutService({ telemetry, policy, store, publisher, metrics: new ProxyStatsSource(stats), trips: stats, examples: stats, prometheus, defaultPolicy, logger, now: parts.now, onEvents: (e) => alerts.notify(e) });
   const loop = new AnalysisLoop(service, store, { tickMs: config.analysisTickMs, leaseMs: config.leaderLeaseMs, reconcileMs: config.reconcileMs }, logger, parts.now);
   loop.onLeadership = (leader) => telemetry.leader.set(leader ? 1 : 0);
   loop.onAnalysisFailure = (deployment) => telemetry.analysisFailures.labels(deployment).inc();

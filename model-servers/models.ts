@@ -30,6 +30,8 @@ export interface TrainedModel {
  *   offline, but it fails on the ~13% of real flowers with sepal width ≤ 2.5 cm — the kind
  *   of bug a canary exists to catch.
  * - v3: all four measurements plus petal area — a healthy successor to v1.
+ * - v4: sepal length alone — it never fails and answers as fast as v1, but it agrees with v1
+ *   on only about 73% of real flowers: only comparing answers (the shadow phase) shows it.
  */
 const SPECS = {
   v1: {
@@ -46,6 +48,11 @@ const SPECS = {
     description: 'softmax regression on all four measurements plus petal area',
     vector: (f: Features) => [f.sepal_length, f.sepal_width, f.petal_length, f.petal_width, f.petal_length * f.petal_width],
     options: { epochs: 600, learningRate: 0.5, l2: 0.0005 },
+  },
+  v4: {
+    description: 'softmax regression on sepal length alone (answers every flower, often differently from v1)',
+    vector: (f: Features) => [f.sepal_length],
+    options: { epochs: 300, learningRate: 0.5, l2: 0.001 },
   },
 } as const;
 

@@ -7,7 +7,7 @@ import type { ProxyConfig } from '../common/config.js';
 import type { DeploymentRoute, Role, RouteTable, Upstream } from './split/route-table.js';
 import { pickVariant } from './split/splitter.js';
 import { BodyTooLargeError, prepareBody, type RequestBody } from './upstream/body.js';
-import { forward, type ForwardResult } from './upstream/forward.js';
+import { AnswerCapture, forward, type ForwardResult } from './upstream/forward.js';
 import { requestHeadersForUpstream } from './upstream/headers.js';
 import type { UpstreamPools } from './upstream/pools.js';
 import type { ProxyRecorder } from './telemetry/recorder.js';
@@ -16,6 +16,7 @@ import type { CanaryTripper } from './split/trips.js';
 import { hedgeDelay, type LatencyTracker } from './upstream/hedge.js';
 import { Cancel } from './upstream/cancel.js';
 import type { PredictionLog } from './telemetry/prediction-log.js';
+import { MAX_SHADOW_ANSWER_BYTES, type ShadowMirror } from './shadow/mirror.js';
 
 export interface HandlerDeps {
   config: Readonly<ProxyConfig>;
@@ -30,6 +31,8 @@ export interface HandlerDeps {
   trips: CanaryTripper;
   /** The baseline's live latency, for "auto" hedging. */
   latency: LatencyTracker;
+  /** Shadow traffic for canaries in their shadow phase. */
+  shadow: ShadowMirror;
 }
 
 /** A path segment that is "." or "..", also when its dots are percent-encoded. */
@@ -105,7 +108,7 @@ const FAILURE_TO_ERROR: Partial<Record<Outcome, ErrorCode>> = {
  * table, forward, record the outcome. No I/O besides the upstream call.
  */
 export function createRequestHandler(deps: HandlerDeps) {
-  const { config, pools, recorder, stats, logger, trips, latency } = deps;
+  const { config, pools, recorder, stats, logger, trips, latency, shadow } = deps;
   /** Canary requests in flight per deployment: beyond the pool's size they would queue behind hung ones. */
   const canaryInFlight = new Map<string, number>();
   /** Bytes of request bodies held for a possible retry or hedge, across all requests in flight. */
@@ -163,7 +166,12 @@ export function createRequestHandler(deps: HandlerDeps) {
     // request is not retried or hedged (it still counts, and still goes to the canary).
     const declared = Number(req.headers['content-length'] ?? 0) || 0;
     const wantsNet = role === 'canary' && !forced && route.retryCanaryOnBaseline !== false && repeatable;
-    const hold = wantsNet && bufferedBytes + declared <= config.bufferBudgetBytes;
+    // A shadowed request is sent twice too, and compared: its body is held within the same
+    // budget, and only small bodies are shadowed (past bufferBodyBytes the shadow is dropped).
+    const shadowed = role === 'baseline' && analysed && !forced && shadow.sampled(route);
+    const shadowFits = shadowed && declared <= config.bufferBodyBytes && bufferedBytes + declared <= config.bufferBudgetBytes;
+    if (shadowed && !shadowFits) shadow.drop(route);
+    const hold = (wantsNet && bufferedBytes + declared <= config.bufferBudgetBytes) || shadowFits;
     if (wantsNet && !hold) recorder.bufferBudgetExceeded.inc();
     const variantHeaders = { 'x-canary-variant': role, 'x-canary-version': upstream.version, 'x-request-id': requestId };
     const forcedHeader: Record<string, string> = forced ? { 'x-canary-forced': 'true' } : {};
@@ -179,6 +187,16 @@ export function createRequestHandler(deps: HandlerDeps) {
     const resendable = hold && (body === null || Buffer.isBuffer(body));
     const held = resendable && Buffer.isBuffer(body) ? body.length : 0;
     bufferedBytes += held;
+    let inputSha256: string | null | undefined;
+    const inputHash = () => (inputSha256 ??= body === null ? EMPTY_SHA256 : Buffer.isBuffer(body) ? createHash('sha256').update(body).digest('hex') : null);
+    let compareShadow: ((baseline: ReturnType<AnswerCapture['answer']>) => void) | null = null;
+    let capture: AnswerCapture | undefined;
+    if (shadowFits) {
+      if (resendable && (body === null || (body as Buffer).length <= config.bufferBodyBytes)) {
+        compareShadow = shadow.start(route, { method, path: target.path, headers, body: body as Buffer | null, requestId, inputSha256: inputHash()! });
+        if (compareShadow) capture = new AnswerCapture(MAX_SHADOW_ANSWER_BYTES);
+      } else shadow.drop(route);
+    }
     // A client that goes away before the answer is complete aborts the upstream requests at
     // once, so the model server stops working for nobody.
     const client = new Cancel();
@@ -186,7 +204,7 @@ export function createRequestHandler(deps: HandlerDeps) {
 
     const attempt = (to: Upstream, as: Role, signal: Cancel, discardServerErrors: boolean, extra: Record<string, string> = {}, claim?: () => boolean) =>
       forward(pools.get(to.url), {
-        method, path: target.path, headers, body, signal,
+        method, path: target.path, headers, body, signal, capture: as === 'baseline' ? capture : undefined,
         headersTimeoutMs: settings.headersTimeoutMs ?? config.upstreamTimeoutMs, bodyTimeoutMs: settings.idleTimeoutMs ?? config.upstreamBodyTimeoutMs,
       }, res, { 'x-canary-variant': as, 'x-canary-version': to.version, 'x-request-id': requestId, ...extra }, discardServerErrors, claim);
 
@@ -205,10 +223,12 @@ export function createRequestHandler(deps: HandlerDeps) {
     } finally {
       bufferedBytes -= held;
     }
+    // The shadow compares with the answer the user got, when the user got a whole one.
+    compareShadow?.(final.responded && (final.outcome === 'success' || final.outcome === 'client_error') ? capture!.answer() : null);
     if (deps.predictions && final.outcome !== 'aborted' && !forced) {
       deps.predictions.record({
         requestId, deployment: route.name, version: finalUpstream.version, role: finalRole,
-        inputSha256: body === null ? EMPTY_SHA256 : Buffer.isBuffer(body) ? createHash('sha256').update(body).digest('hex') : null,
+        inputSha256: inputHash(),
         outcome: final.outcome, latencyMs: performance.now() - started, at: Date.now(),
       });
     }

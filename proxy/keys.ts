@@ -16,6 +16,8 @@ export function redisKeys(prefix = DEFAULT_PREFIX) {
      */
     stats: (deployment: string, version: string, epochSecond: number) =>
       `${prefix}stats:{${deployment}}:${version}:${epochSecond}`,
+    /** List of JSON disagreement examples of a shadowed canary, newest first, capped (LTRIM). */
+    examples: (deployment: string, version: string) => `${prefix}examples:{${deployment}}:${version}`,
     /** List of JSON trips (proxy/split/trips.ts): proxies LPUSH, the control plane drains it. */
     trips: `${prefix}trips`,
   };

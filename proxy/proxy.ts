@@ -4,6 +4,7 @@ import type { ProxyConfig } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
 import { createAdminServer } from './admin.js';
 import { createRequestHandler, resolveTarget } from './handler.js';
+import { ShadowMirror } from './shadow/mirror.js';
 import { createUpgradeHandler } from './upgrade.js';
 import { EMPTY_TABLE, type RouteTable } from './split/route-table.js';
 import type { RouteSource } from './split/sources/route-source.js';
@@ -104,7 +105,8 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   await routeSource.start(applyTable);
   recorder.setRouteSourceConnected(routeSource.status().connected);
 
-  const handle = createRequestHandler({ config, table: () => table, pools, recorder, stats, logger, predictions: predictions ?? undefined, trips, latency });
+  const shadow = new ShadowMirror({ pools, stats, recorder });
+  const handle = createRequestHandler({ config, table: () => table, pools, recorder, stats, logger, predictions: predictions ?? undefined, trips, latency, shadow });
   // Client-side limits that hold under abuse: a slow-header (slowloris) client is cut at the
   // header timeout, a slow body at the request timeout, an idle keep-alive socket at the
   // keep-alive timeout — checked every second, not node's default 30 s.

@@ -225,6 +225,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       return { deployment: a.deployment, canary: a.canary ? canaryView(a.canary) : null, latest: a.latest ? analysisView(a.latest) : null, history: a.history.map(analysisView) };
     });
 
+    app.get('/v1/deployments/:name/agreement', { schema: { params: nameParam } }, async (req) => service.agreement(nameOf(req)));
+
     app.get('/v1/deployments/:name/events', {
       schema: { params: nameParam, querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 1, maximum: 1000, default: 50 } } } },
     }, async (req) => {

@@ -14,7 +14,9 @@ const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOStrin
 export function canaryView(c: CanaryRow) {
   return {
     id: c.id, version: c.version, url: c.url, weight: c.weight, baselineVersion: c.baselineVersion,
-    steps: c.policy.steps, nextStep: nextStep(c.policy, c.weight),
+    steps: c.policy.steps, nextStep: c.state.phase === 'shadow' ? c.policy.steps[0] : nextStep(c.policy, c.weight),
+    /** "shadow": mirrored requests only, no user answered by it yet; "live": on the split. */
+    phase: c.state.phase === 'shadow' ? 'shadow' : 'live',
     startedAt: iso(c.startedAt), stepStartedAt: iso(c.stepStartedAt), endedAt: iso(c.endedAt), outcome: c.outcome,
     lastVerdict: c.lastVerdict, lastAnalysisAt: iso(c.lastAnalysisAt),
   };

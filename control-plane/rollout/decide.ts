@@ -1,6 +1,6 @@
 import { countAbove, quantile } from '../../proxy/telemetry/histogram.js';
-import type { VersionStats } from '../../proxy/telemetry/stats.js';
-import { AUTO_STEPS, type Policy } from './policy.js';
+import type { AgreementCounts, VersionStats } from '../../proxy/telemetry/stats.js';
+import { AUTO_STEPS, type Policy, type ShadowPolicy } from './policy.js';
 import { businessTest, type OutcomeStats } from './business.js';
 import {
   lnOneSidedE, lnRatioE, pFromLnE, priorWithMean, rateBound, scaleToPass, UNIFORM,
@@ -17,6 +17,9 @@ import {
  * - inconclusive: not enough evidence either way yet — keep going at this weight, and say how
  *   many more canary requests (and how long at the current rate) a decision is expected to need;
  * - error: metrics unavailable — hold; never act on missing data.
+ * In the shadow phase the same verdicts hold, with one more rule (agreement): "healthy" then
+ * means the gate is passed (the canary goes live at its first step) and "critical" that it is
+ * rolled back before any user got an answer from it.
  */
 export type Verdict = 'healthy' | 'degraded' | 'critical' | 'inconclusive' | 'error';
 
@@ -59,6 +62,8 @@ export interface CanaryProgress {
   p99BreachSince: number | null;
   /** Since when the business metric has shown a significant drop; null if not. */
   businessBreachSince?: number | null;
+  /** "shadow" while the canary is in its shadow phase (weight 0, policy.shadow); absent once live. */
+  phase?: 'shadow';
 }
 
 /** Outcomes per variant since the canary started, when feedback is being sent. */
@@ -73,13 +78,14 @@ export type StatsInput = {
 } | { error: string };
 
 export type Action =
-  | { type: 'advance'; weight: number }
+  /** `fromShadow`: the shadow gate passed; the weight is the first step ("auto": the executor picks it). */
+  | { type: 'advance'; weight: number; fromShadow?: boolean }
   | { type: 'promote' }
   | { type: 'rollback' }
   /** Critical with autoRollback off: the failure is recorded, nothing else happens. */
   | { type: 'record_failure' };
 
-export type RuleName = 'error_rate_max' | 'error_rate_delta' | 'latency_p95' | 'latency_p99' | 'business';
+export type RuleName = 'error_rate_max' | 'error_rate_delta' | 'latency_p95' | 'latency_p99' | 'business' | 'agreement';
 
 /**
  * A rule's evidence. `status`: fail (its rollback test rejected), warn (halfway there, or p99
@@ -119,7 +125,7 @@ export interface Decision {
  * By the union bound, P(any rule rolls back a canary as good as the baseline) ≤ the budget.
  */
 export const ALPHA_SHARES: Readonly<Record<RuleName, number>> = Object.freeze({
-  error_rate_max: 0.3, error_rate_delta: 0.3, latency_p95: 0.15, latency_p99: 0.15, business: 0.1,
+  error_rate_max: 0.25, error_rate_delta: 0.25, latency_p95: 0.15, latency_p99: 0.15, business: 0.1, agreement: 0.1,
 });
 
 /** Baseline requests needed before a step's latency limits are fixed (p99 of 300 is ±~30%, limits are 2×). */
@@ -132,6 +138,7 @@ const pct = (x: number | null) => (x === null ? '-' : `${(x * 100).toFixed(2)}%`
 const ms = (x: number | null) => (x === null ? '-' : `${x.toFixed(1)}ms`);
 const dur = (s: number) => (s < 90 ? `${Math.round(s)} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`);
 const ZERO: StepCounts = Object.freeze({ n: 0, errors: 0, slow95: 0, slow99: 0 });
+const NO_AGREEMENT: AgreementCounts = Object.freeze({ compared: 0, agreed: 0, errors: 0, timeouts: 0, dropped: 0, noiseCompared: 0, noiseAgreed: 0 });
 
 /** The weight after `weight` in the policy's steps, or null when the ramp is done. */
 export function nextStep(policy: Policy, weight: number): number | null {
@@ -341,6 +348,31 @@ function businessRule(progress: CanaryProgress, policy: Policy, business: Busine
   return { rule: { ...base, ...stats, status, summary: status === 'fail' ? `${msg} (limit ${Math.round(policy.businessForMs / 1000)}s)` : msg }, breachSince };
 }
 
+/**
+ * Shadow agreement: the share of compared shadow answers that disagree with the baseline's,
+ * as a one-sample always-valid test like the absolute error rule — roll back when the evidence
+ * says agreement is below `agreementMin`, pass when its lower bound is at or above it. With
+ * `relativeToNoise`, judged against the baseline's disagreement with itself as latency is
+ * against the baseline's concurrent share.
+ */
+function agreementRule(ctx: RuleContext, shadow: ShadowPolicy, canary: AgreementCounts, noise: AgreementCounts): RuleEvidence {
+  const limit = 1 - shadow.agreementMin;
+  const n = canary.compared, x = canary.compared - canary.agreed;
+  const nb = noise.noiseCompared, xb = noise.noiseCompared - noise.noiseAgreed;
+  const relative = shadow.relativeToNoise && nb > 0 ? [{ canary: { n, events: x }, baseline: { n: nb, events: xb } }] : undefined;
+  const r = oneSampleRule(ctx, {
+    rule: 'agreement', x, n, limit, alpha: alphaFor(ctx.policy, 'agreement'),
+    limitText: `agreement with the baseline ≥ ${pct(shadow.agreementMin)}${shadow.relativeToNoise ? ' (or within that of the baseline\'s agreement with itself)' : ''}, over at least ${shadow.minRequests} compared answers`,
+    what: 'share of shadow answers that disagree with the baseline', baseline: { x: xb, n: nb }, relative,
+    passPrior: priorWithMean(limit / 4), failPrior: [UNIFORM, priorWithMean(Math.min(0.9, 3 * limit))],
+  });
+  const agreement = n > 0 ? `agreement ${pct(canary.agreed / n)} (${canary.agreed}/${n}${r.canary?.high != null ? `, lower bound ${pct(1 - r.canary.high)}` : ''})` : 'no shadow answers compared yet';
+  const floor = nb > 0 ? `; the baseline agrees with itself ${pct(noise.noiseAgreed / nb)} (${noise.noiseAgreed}/${nb})` : '';
+  const lost = canary.errors + canary.timeouts + canary.dropped > 0 ? `; shadow errors ${canary.errors}, timeouts ${canary.timeouts}, dropped ${canary.dropped}` : '';
+  const few = r.status === 'pass' && n < shadow.minRequests;
+  return { ...r, status: few ? 'pending' : r.status, summary: `${agreement}${floor}${lost} — ${few ? `needs ${shadow.minRequests - n} more compared answers (shadow.minRequests ${shadow.minRequests})` : r.summary}` };
+}
+
 export function alphaFor(policy: Policy, rule: RuleName): number {
   return (policy.falseRollbackRate ?? 0.01) * ALPHA_SHARES[rule];
 }
@@ -432,8 +464,11 @@ export function decide(progress: CanaryProgress, policy: Policy, stats: StatsInp
   } else if (p99BreachSince !== null) {
     rules[3] = { ...p99, status: 'warn', summary: `${p99.summary}; p99 has been over its limit since ${Math.round((now - p99BreachSince) / 1000)}s ago` };
   }
-  const business = businessRule(progress, policy, stats.business ?? null, now);
+  // In shadow no user got an answer from the canary: no business outcomes, but agreement.
+  const shadow = progress.phase === 'shadow' ? policy.shadow ?? null : null;
+  const business = shadow ? { rule: null, breachSince: null } : businessRule(progress, policy, stats.business ?? null, now);
   if (business.rule) rules.push(business.rule);
+  if (shadow) rules.push(agreementRule(ctx, shadow, stats.canary.agreement ?? NO_AGREEMENT, stats.baseline.agreement ?? NO_AGREEMENT));
 
   const next: CanaryProgress = { ...progress, limits, lastStep: current, p99BreachSince, businessBreachSince: business.breachSince };
   const failing = rules.filter((r) => r.status === 'fail');
@@ -453,7 +488,7 @@ export function decide(progress: CanaryProgress, policy: Policy, stats: StatsInp
     const seconds = requests !== null && canaryRate ? requests / canaryRate : null;
     let advice: string | null = null;
     const leftS = policy.maxStepDurationMs / 1000 - elapsedS;
-    if (canaryRate && requests !== null && seconds !== null && seconds > leftS) {
+    if (canaryRate && progress.weight > 0 && requests !== null && seconds !== null && seconds > leftS) {
       const totalRps = canaryRate / (progress.weight / 100);
       const better = AUTO_STEPS.find((w) => w > progress.weight && requests / ((totalRps * w) / 100) <= Math.max(leftS, policy.maxStepDurationMs / 1000));
       const firstStep = !progress.strata?.length;
@@ -470,6 +505,13 @@ export function decide(progress: CanaryProgress, policy: Policy, stats: StatsInp
     const d = (actions: Action[], extra: string[] = [], p = next): Decision => ({ verdict, reasons: [...reasons, ...extra], actions, progress: p, rules });
     if (next.paused) return d([], ['paused: no action taken']);
     if (verdict === 'critical') return d([policy.autoRollback ? { type: 'rollback' } : { type: 'record_failure' }]);
+    if (shadow) {
+      if (now - next.stepStartedAt < shadow.durationMs) return d([], [`in shadow until it has lasted ${Math.round(shadow.durationMs / 1000)}s`]);
+      // The gate: the shadow phase becomes a stratum (weight 0) and the first live step starts.
+      const nextLimits = latencyLimits(policy, baselineNow) ?? limits;
+      const weight = policy.steps[0];
+      return d([{ type: 'advance', weight, fromShadow: true }], ['shadow passed: the canary goes live'], { ...next, phase: undefined, strata, lastStep: null, weight, stepStartedAt: now, limits: nextLimits });
+    }
     if (now - next.stepStartedAt < policy.stepDurationMs) return d([], [`holding at ${next.weight}% until the step has lasted ${Math.round(policy.stepDurationMs / 1000)}s`]);
     const weight = nextStep(policy, next.weight);
     if (weight !== null) {
@@ -489,5 +531,6 @@ export function decide(progress: CanaryProgress, policy: Policy, stats: StatsInp
  */
 export function foldStep(progress: CanaryProgress, weight: number, at: number): CanaryProgress {
   const strata = progress.lastStep ? [...(progress.strata ?? []), progress.lastStep] : progress.strata ?? [];
-  return { ...progress, strata, lastStep: null, weight, stepStartedAt: at, limits: null };
+  // A weight set by hand also ends a shadow phase: the person chose to go live.
+  return { ...progress, strata, lastStep: null, weight, stepStartedAt: at, limits: null, phase: undefined };
 }

@@ -1,11 +1,46 @@
 import { parseDuration } from '../../common/duration.js';
 import { CanaryError } from '../../common/errors.js';
+import { parsePointer, type CompareSpec } from '../../proxy/shadow/compare.js';
 
 /**
  * A canary's policy (DESIGN.md §3). Every field is optional in the API; defaults below.
  * Durations are stored resolved to milliseconds.
  */
 export type MetricsSourceName = 'proxy' | 'prometheus';
+
+/**
+ * The shadow phase (policy.shadow): before any user gets an answer from the canary, a share
+ * of live requests is also sent to it off the user's path and its answers are compared with
+ * the baseline's. It leaves shadow for its first live step only through the gate in decide().
+ */
+export interface ShadowPolicy {
+  /** Percent of live requests also sent to the canary. */
+  percent: number;
+  /** The least time in shadow, even when the evidence is in earlier. */
+  durationMs: number;
+  compare: CompareSpec;
+  /** The gate: the always-valid lower bound on agreement must reach this… */
+  agreementMin: number;
+  /** …over at least this many compared answers. */
+  minRequests: number;
+  /** Percent of shadowed requests also sent to the baseline twice: its noise floor. */
+  noisePercent: number;
+  /**
+   * Judge agreement against the noise floor: pass also when the canary disagrees at most
+   * 1 − agreementMin more often than the baseline disagrees with itself, and roll back only
+   * when it disagrees more than both allow. For nondeterministic models.
+   */
+  relativeToNoise: boolean;
+  /** A shadow answer not complete after this long is a timeout. */
+  timeoutMs: number;
+  /** Shadow requests in flight per proxy; past it they are dropped and counted. */
+  maxConcurrency: number;
+}
+
+export const DEFAULT_SHADOW: Readonly<ShadowPolicy> = Object.freeze({
+  percent: 100, durationMs: 5 * 60_000, compare: Object.freeze({ fields: [], tolerance: 0, relativeTolerance: 0 }) as CompareSpec,
+  agreementMin: 0.95, minRequests: 200, noisePercent: 5, relativeToNoise: false, timeoutMs: 10_000, maxConcurrency: 32,
+});
 
 export interface Policy {
   /** Where the analysis reads stats: the proxies' windowed stats, or Prometheus. */
@@ -35,6 +70,8 @@ export interface Policy {
   confidence: number;
   /** Fewer outcomes per variant than this: the business rule is inconclusive. */
   businessMinOutcomes: number;
+  /** A shadow phase before the first live step; null: the canary goes live at once. */
+  shadow: ShadowPolicy | null;
   thresholds: {
     /** Canary error rate minus baseline's, as a fraction (0.05 = 5 points). */
     errorRateDelta: number;
@@ -64,6 +101,7 @@ export const DEFAULT_POLICY: Readonly<Policy> = Object.freeze({
   businessForMs: 15 * 60_000,
   confidence: 0.95,
   businessMinOutcomes: 200,
+  shadow: null,
   thresholds: Object.freeze({ errorRateDelta: 0.05, latencyP95DeltaMs: 100, errorRateMax: 0.05, latencyP99Ratio: 2.0, latencyP99ForMs: 5 * 60_000, latencyP95Ratio: null }),
 });
 
@@ -93,12 +131,57 @@ function bool(v: unknown, name: string, dflt: boolean): boolean {
   return v;
 }
 
+function resolveShadow(v: unknown, base: ShadowPolicy | null): ShadowPolicy | null {
+  if (v === undefined) return base;
+  if (v === null || v === false) return null;
+  if (v === true) return structuredClone(base ?? DEFAULT_SHADOW) as ShadowPolicy;
+  if (typeof v !== 'object' || Array.isArray(v)) throw bad('shadow: expected an object, true, or null');
+  const s = v as Record<string, unknown>;
+  const known = new Set(['percent', 'duration', 'compare', 'agreementMin', 'minRequests', 'noisePercent', 'relativeToNoise', 'timeout', 'maxConcurrency']);
+  for (const k of Object.keys(s)) if (!known.has(k)) throw bad(`shadow.${k}: unknown field (known: ${[...known].join(', ')})`);
+  const b = base ?? DEFAULT_SHADOW;
+  const c = s.compare ?? {};
+  if (typeof c !== 'object' || c === null || Array.isArray(c)) throw bad('shadow.compare: expected an object');
+  const cmp = c as Record<string, unknown>;
+  for (const k of Object.keys(cmp)) if (!['field', 'fields', 'tolerance', 'relativeTolerance'].includes(k)) throw bad(`shadow.compare.${k}: unknown field (known: field, fields, tolerance, relativeTolerance)`);
+  if (cmp.field !== undefined && cmp.fields !== undefined) throw bad('shadow.compare: give field or fields, not both');
+  let fields = s.compare === undefined ? b.compare.fields : [];
+  if (cmp.field !== undefined) fields = [cmp.field as string];
+  if (cmp.fields !== undefined) {
+    if (!Array.isArray(cmp.fields)) throw bad('shadow.compare.fields: expected a list of JSON Pointers');
+    fields = cmp.fields as string[];
+  }
+  for (const f of fields) {
+    if (typeof f !== 'string') throw bad('shadow.compare.field: expected a JSON Pointer string such as "/prediction"');
+    try { parsePointer(f); } catch (e) { throw bad(`shadow.compare.field: ${(e as Error).message}`); }
+  }
+  const timeoutMs = dur(s.timeout, 'shadow.timeout', b.timeoutMs);
+  if (timeoutMs < 10) throw bad('shadow.timeout: must be at least 10ms');
+  const maxConcurrency = num(s.maxConcurrency, 'shadow.maxConcurrency', b.maxConcurrency, 1, 10_000);
+  if (!Number.isInteger(maxConcurrency)) throw bad('shadow.maxConcurrency: expected a whole number');
+  return {
+    percent: num(s.percent, 'shadow.percent', b.percent, 0.01, 100),
+    durationMs: dur(s.duration, 'shadow.duration', b.durationMs),
+    compare: {
+      fields,
+      tolerance: num(cmp.tolerance, 'shadow.compare.tolerance', s.compare === undefined ? b.compare.tolerance : 0, 0, 1e12),
+      relativeTolerance: num(cmp.relativeTolerance, 'shadow.compare.relativeTolerance', s.compare === undefined ? b.compare.relativeTolerance : 0, 0, 1),
+    },
+    agreementMin: num(s.agreementMin, 'shadow.agreementMin', b.agreementMin, 0.5, 0.9999),
+    minRequests: num(s.minRequests, 'shadow.minRequests', b.minRequests, 1, 1e9),
+    noisePercent: num(s.noisePercent, 'shadow.noisePercent', b.noisePercent, 0, 100),
+    relativeToNoise: bool(s.relativeToNoise, 'shadow.relativeToNoise', b.relativeToNoise),
+    timeoutMs,
+    maxConcurrency,
+  };
+}
+
 /** Validates an API policy (strings for durations) over a base policy; throws BAD_REQUEST. */
 export function resolvePolicy(input: unknown, base: Policy = DEFAULT_POLICY): Policy {
   if (input === undefined || input === null) return structuredClone(base) as Policy;
   if (typeof input !== 'object' || Array.isArray(input)) throw bad('expected an object');
   const p = input as Record<string, unknown>;
-  const known = new Set(['metrics', 'interval', 'window', 'steps', 'minRequests', 'stepDuration', 'maxStepDuration', 'autoPromote', 'autoRollback', 'falseRollbackRate', 'thresholds', 'businessDropMax', 'businessFor', 'confidence', 'businessMinOutcomes']);
+  const known = new Set(['metrics', 'interval', 'window', 'steps', 'minRequests', 'stepDuration', 'maxStepDuration', 'autoPromote', 'autoRollback', 'falseRollbackRate', 'thresholds', 'businessDropMax', 'businessFor', 'confidence', 'businessMinOutcomes', 'shadow']);
   for (const k of Object.keys(p)) if (!known.has(k)) throw bad(`${k}: unknown field (known: ${[...known].join(', ')})`);
   const intervalMs = dur(p.interval, 'interval', base.intervalMs);
   if (intervalMs < 100) throw bad('interval: must be at least 100ms');
@@ -135,6 +218,7 @@ export function resolvePolicy(input: unknown, base: Policy = DEFAULT_POLICY): Po
     businessForMs: dur(p.businessFor, 'businessFor', base.businessForMs ?? DEFAULT_POLICY.businessForMs),
     confidence: num(p.confidence, 'confidence', base.confidence ?? DEFAULT_POLICY.confidence, 0.5, 0.9999),
     businessMinOutcomes: num(p.businessMinOutcomes, 'businessMinOutcomes', base.businessMinOutcomes ?? DEFAULT_POLICY.businessMinOutcomes, 2, 1e9),
+    shadow: resolveShadow(p.shadow, base.shadow ?? null),
     thresholds: {
       errorRateDelta: num(t.errorRateDelta, 'thresholds.errorRateDelta', base.thresholds.errorRateDelta, 0, 1),
       latencyP95DeltaMs: num(t.latencyP95DeltaMs, 'thresholds.latencyP95DeltaMs', base.thresholds.latencyP95DeltaMs, 0, 3_600_000),
@@ -154,6 +238,11 @@ export function policyToApi(p: Policy) {
     stepDuration: ms(p.stepDurationMs), maxStepDuration: ms(p.maxStepDurationMs ?? DEFAULT_POLICY.maxStepDurationMs),
     falseRollbackRate: p.falseRollbackRate ?? DEFAULT_POLICY.falseRollbackRate, autoPromote: p.autoPromote, autoRollback: p.autoRollback,
     businessDropMax: p.businessDropMax, businessFor: ms(p.businessForMs), confidence: p.confidence, businessMinOutcomes: p.businessMinOutcomes,
+    shadow: p.shadow ? {
+      percent: p.shadow.percent, duration: ms(p.shadow.durationMs), compare: p.shadow.compare, agreementMin: p.shadow.agreementMin,
+      minRequests: p.shadow.minRequests, noisePercent: p.shadow.noisePercent, relativeToNoise: p.shadow.relativeToNoise,
+      timeout: ms(p.shadow.timeoutMs), maxConcurrency: p.shadow.maxConcurrency,
+    } : null,
     thresholds: {
       errorRateDelta: p.thresholds.errorRateDelta, latencyP95DeltaMs: p.thresholds.latencyP95DeltaMs,
       errorRateMax: p.thresholds.errorRateMax, latencyP99Ratio: p.thresholds.latencyP99Ratio,

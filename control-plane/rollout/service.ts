@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { CanaryError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
-import { withoutHistogram, type VersionStats } from '../../proxy/telemetry/stats.js';
+import { withoutHistogram, type DisagreementExample, type VersionStats } from '../../proxy/telemetry/stats.js';
 import type { MetricsSource } from '../metrics/source.js';
 import type { Trip } from '../../proxy/split/trips.js';
 import type { ControlPlaneMetrics } from '../telemetry.js';
@@ -10,7 +10,7 @@ import type { RoutePublisher } from '../state/route-publisher.js';
 import type { ControlStore } from '../state/store.js';
 import type { AnalysisRow, AnalysisState, CanaryRow, DeploymentRow, EventRow, EventType } from '../state/types.js';
 import { autoStartWeight, decide, foldStep, grossFailure, type CanaryProgress, type Decision, type StatsInput } from './decide.js';
-import { resolvePolicy, type Policy } from './policy.js';
+import { policyToApi, resolvePolicy, type Policy } from './policy.js';
 import { resolveSettings, type SettingsInput } from './settings.js';
 import { outcomeStats } from '../metrics/business.js';
 import { businessTest } from './business.js';
@@ -24,6 +24,8 @@ export interface ServiceDeps {
   metrics: MetricsSource;
   /** Where proxies report the canaries they tripped (the stats store). */
   trips?: { takeTrips(): Promise<Trip[]> };
+  /** Disagreement examples the proxies keep for shadowed canaries (the stats store). */
+  examples?: { examples(deployment: string, version: string): Promise<DisagreementExample[]> };
   /** Prometheus, when configured (policy.metrics "prometheus"). */
   prometheus?: MetricsSource | null;
   logger: Logger;
@@ -258,6 +260,7 @@ export class RolloutService {
       if (d.canary) throw new CanaryError('CANARY_RUNNING', `canary ${d.canary.version} is already running for ${name}; promote or roll it back first`);
       if (version === d.baselineVersion) throw new CanaryError('BAD_REQUEST', `${version} is already the baseline`);
       const policy = resolvePolicy(body.policy, resolvePolicy(d.defaultPolicy, this.deps.defaultPolicy));
+      if (policy.shadow && policy.metrics !== 'proxy') throw new CanaryError('BAD_REQUEST', 'policy.shadow: agreement is computed by canary-mesh proxies only; use policy.metrics "proxy" (an Envoy data plane mirrors, but does not compare)');
       if (policy.metrics === 'prometheus' && !this.deps.prometheus) throw new CanaryError('BAD_REQUEST', 'policy.metrics: "prometheus" needs CANARY_PROMETHEUS_URL on the control plane');
       let v = await this.store.getVersion(name, version, q);
       const url = body.url === undefined ? v?.url : checkUrl(body.url, 'url');
@@ -270,12 +273,17 @@ export class RolloutService {
         throw new CanaryError('VERSION_EXISTS', `version ${version} is registered at ${v.url}, not ${url}`);
       }
       const forced = await this.checkNotFailed(q, name, v, body.force, 'start a canary of');
-      const weight = body.weight === undefined ? (policy.autoSteps ? await this.autoWeight(policy, name, d.baselineVersion) : policy.steps[0]) : Number(body.weight);
+      // A canary with a shadow policy starts in shadow: weight 0, judged on mirrored requests.
+      if (policy.shadow && body.weight !== undefined) throw new CanaryError('BAD_REQUEST', 'weight: a canary with policy.shadow starts in its shadow phase (weight 0) and goes live at its first step through the shadow gate; leave weight out');
+      const weight = policy.shadow ? 0 : body.weight === undefined ? (policy.autoSteps ? await this.autoWeight(policy, name, d.baselineVersion) : policy.steps[0]) : Number(body.weight);
       if (!(weight >= 0 && weight <= 100)) throw new CanaryError('BAD_REQUEST', 'weight: expected a number from 0 to 100');
-      const c = await this.store.insertCanary(q, { deployment: name, version, url: v.url, baselineVersion: d.baselineVersion, policy, weight, at: this.now() });
+      const c = await this.store.insertCanary(q, { deployment: name, version, url: v.url, baselineVersion: d.baselineVersion, policy, weight, at: this.now(), state: policy.shadow ? { phase: 'shadow' } : {} });
       await this.store.setVersionState(q, name, version, 'canary');
       await this.store.setDeployment(q, name, { status: 'progressing' });
       await this.event(q, name, 'canary_started', actor, null, { baseline: d.baselineVersion }, { canary: version, url: v.url, weight, canaryId: c.id, ...(forced ? { forced: true } : {}) });
+      if (policy.shadow) {
+        await this.event(q, name, 'shadow_started', actor, null, null, { canary: version, percent: policy.shadow.percent, compare: policy.shadow.compare, agreementMin: policy.shadow.agreementMin, duration: policy.shadow.durationMs });
+      }
     }, pre);
     return this.getDeployment(name);
   }
@@ -444,6 +452,12 @@ export class RolloutService {
     const timer = this.deps.telemetry?.analysisSeconds.startTimer();
     const stats = await this.measure(c, d.baselineVersion, now);
     const decision = decide(progressOf(c, d.status === 'paused'), c.policy, stats, now);
+    // steps "auto" after the shadow gate: the first live weight follows the traffic, as at a start.
+    const gate = decision.actions.find((a) => a.type === 'advance' && a.fromShadow);
+    if (gate && gate.type === 'advance' && c.policy.autoSteps) {
+      gate.weight = await this.autoWeight(c.policy, name, d.baselineVersion);
+      decision.progress = { ...decision.progress, weight: gate.weight };
+    }
     const ok = !('error' in stats);
     const result: EvaluateResult = {
       deployment: name, canaryVersion: c.version, verdict: decision.verdict, reasons: decision.reasons, actions: decision.actions,
@@ -480,13 +494,16 @@ export class RolloutService {
       if (failing && (changed || actions.some((a) => a.type === 'rollback'))) {
         await this.event(q, name, 'analysis_failed', actor, reason, { verdict: c.lastVerdict }, { verdict: decision.verdict, autoRollback: c.policy.autoRollback, ...evidence });
       }
+      const inShadow = c.state.phase === 'shadow';
       for (const a of actions) {
         if (a.type === 'advance') {
+          if (a.fromShadow) await this.event(q, name, 'shadow_passed', actor, reason, { weight: 0 }, { weight: a.weight, rules: decision.rules });
           await this.store.setCanaryWeight(q, c.id, a.weight, now, stateOf(decision.progress));
           await this.event(q, name, 'step_advanced', actor, reason, { weight: c.weight }, { weight: a.weight });
         } else if (a.type === 'promote') {
           await this.promoteIn(q, locked, reason, actor, true);
         } else if (a.type === 'rollback') {
+          if (inShadow) await this.event(q, name, 'shadow_failed', actor, reason, { weight: 0 }, evidence);
           await this.rollbackCanaryIn(q, locked, reason, actor, true, evidence);
         }
       }
@@ -538,6 +555,45 @@ export class RolloutService {
     return { deployment: name, canary, latest: history[0] ?? null, history };
   }
 
+  /**
+   * The shadow phase of the deployment's current (or last) canary: agreement counts over the
+   * phase, the baseline's noise floor, agreement over time (from the analyses), and the kept
+   * disagreement examples.
+   */
+  async agreement(name: string) {
+    await this.getDeployment(name);
+    const c = await this.store.lastCanary(name);
+    if (!c || !c.policy.shadow) return { deployment: name, canary: c ? { version: c.version, phase: null } : null, shadow: null, counts: null, noise: null, rule: null, history: [], examples: [] };
+    const inShadow = c.outcome === 'running' && c.state.phase === 'shadow';
+    const shadowStratum = c.state.strata?.find((s) => s.weight === 0);
+    const to = inShadow ? this.now() : shadowStratum?.to ?? c.endedAt ?? this.now();
+    const from = stepReadFrom(c.startedAt);
+    const [canary, baseline] = await Promise.all([
+      this.deps.metrics.versionStats(name, c.version, from, to),
+      this.deps.metrics.versionStats(name, c.baselineVersion, from, to),
+    ]);
+    const counts = canary.agreement, noise = baseline.agreement;
+    const analyses = await this.store.analyses(name, 1000, c.id);
+    const history = analyses.map((a) => ({ at: a.at, rule: a.rules.find((r) => r.rule === 'agreement') })).filter((h) => h.rule).reverse().map(({ at, rule }) => ({
+      at: new Date(at).toISOString(),
+      agreement: rule!.canary?.estimate != null ? 1 - rule!.canary.estimate : null,
+      lowerBound: rule!.canary?.high != null ? 1 - rule!.canary.high : null,
+      noiseFloor: rule!.baseline?.estimate != null && rule!.baseline.n > 0 ? 1 - rule!.baseline.estimate : null,
+      compared: rule!.canary?.n ?? 0,
+    }));
+    const latest = analyses.find((a) => a.rules.some((r) => r.rule === 'agreement'));
+    return {
+      deployment: name,
+      canary: { version: c.version, baselineVersion: c.baselineVersion, phase: inShadow ? 'shadow' : c.outcome === 'running' ? 'live' : 'ended', outcome: c.outcome },
+      shadow: policyToApi(c.policy).shadow,
+      counts: counts && { ...counts, disagreed: counts.compared - counts.agreed, agreement: counts.compared > 0 ? counts.agreed / counts.compared : null },
+      noise: noise && { compared: noise.noiseCompared, agreed: noise.noiseAgreed, agreement: noise.noiseCompared > 0 ? noise.noiseAgreed / noise.noiseCompared : null },
+      rule: latest?.rules.find((r) => r.rule === 'agreement') ?? null,
+      history,
+      examples: (await this.deps.examples?.examples(name, c.version)) ?? [],
+    };
+  }
+
   async events(name: string, limit: number) {
     await this.getDeployment(name);
     return this.store.events(name, limit);
@@ -566,7 +622,7 @@ function progressOf(c: CanaryRow, paused: boolean): CanaryProgress {
 
 /** The part of decide()'s memory that is stored with the canary. */
 function stateOf(p: CanaryProgress): AnalysisState {
-  return { strata: p.strata ?? [], limits: p.limits ?? null, lastStep: p.lastStep ?? null, p99BreachSince: p.p99BreachSince, businessBreachSince: p.businessBreachSince ?? null };
+  return { strata: p.strata ?? [], limits: p.limits ?? null, lastStep: p.lastStep ?? null, p99BreachSince: p.p99BreachSince, businessBreachSince: p.businessBreachSince ?? null, ...(p.phase ? { phase: p.phase } : {}) };
 }
 
 /** A step's stats start at the whole second after it began: that second mixes two weights. */

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { CanaryError } from '../../common/errors.js';
-import type { RouteSettings, RouteTable } from '../../proxy/split/route-table.js';
+import type { RouteSettings, RouteTable, ShadowRoute } from '../../proxy/split/route-table.js';
 import { DEFAULT_POLICY, type Policy } from '../rollout/policy.js';
 import type { AnalysisRow, AnalysisState, CanaryRow, DeploymentRow, EventRow, EventType, VersionRow, VersionState } from './types.js';
 
@@ -12,7 +12,14 @@ const withPolicyDefaults = (p: Policy): Policy => ({ ...DEFAULT_POLICY, ...p, th
 
 function toState(s: Record<string, any> | null | undefined): AnalysisState {
   const num = (v: unknown) => (v == null ? null : Number(v));
-  return { strata: s?.strata ?? [], limits: s?.limits ?? null, lastStep: s?.lastStep ?? null, p99BreachSince: num(s?.p99BreachSince), businessBreachSince: num(s?.businessBreachSince) };
+  return { strata: s?.strata ?? [], limits: s?.limits ?? null, lastStep: s?.lastStep ?? null, p99BreachSince: num(s?.p99BreachSince), businessBreachSince: num(s?.businessBreachSince), ...(s?.phase === 'shadow' ? { phase: 'shadow' as const } : {}) };
+}
+
+/** The route's shadow while the canary is in its shadow phase. */
+function shadowRoute(c: CanaryRow): { shadow: ShadowRoute } | Record<string, never> {
+  const s = c.policy.shadow;
+  if (c.state.phase !== 'shadow' || !s) return {};
+  return { shadow: { percent: s.percent, noisePercent: s.noisePercent, timeoutMs: s.timeoutMs, maxConcurrency: s.maxConcurrency, compare: s.compare } };
 }
 
 function toCanary(r: Record<string, any>): CanaryRow {
@@ -176,6 +183,7 @@ export class ControlStore {
         canary: d.canary ? { version: d.canary.version, url: d.canary.url, weight: d.canary.weight } : null,
         retryCanaryOnBaseline: d.retryCanaryOnBaseline,
         settings: d.settings,
+        ...(d.canary ? shadowRoute(d.canary) : {}),
       };
     }
     return table;
@@ -226,9 +234,9 @@ export class ControlStore {
       [name, fields.status ?? null, fields.baselineVersion ?? null]);
   }
 
-  async insertCanary(q: Q, c: { deployment: string; version: string; url: string; baselineVersion: string; policy: Policy; weight: number; at: number }): Promise<CanaryRow> {
-    const r = await q.query(`INSERT INTO canaries (deployment, version, url, baseline_version, policy, weight, step_started_at, started_at)
-      VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING *`, [c.deployment, c.version, c.url, c.baselineVersion, JSON.stringify(c.policy), c.weight, new Date(c.at)]);
+  async insertCanary(q: Q, c: { deployment: string; version: string; url: string; baselineVersion: string; policy: Policy; weight: number; at: number; state?: Partial<AnalysisState> }): Promise<CanaryRow> {
+    const r = await q.query(`INSERT INTO canaries (deployment, version, url, baseline_version, policy, weight, step_started_at, started_at, analysis_state)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) RETURNING *`, [c.deployment, c.version, c.url, c.baselineVersion, JSON.stringify(c.policy), c.weight, new Date(c.at), JSON.stringify(c.state ?? {})]);
     return toCanary(r.rows[0]);
   }
 

@@ -3,7 +3,7 @@ import type { RouteSettings } from '../../proxy/split/route-table.js';
 import type { CanaryProgress, Decision, RuleEvidence, Verdict } from '../rollout/decide.js';
 
 /** decide()'s memory of a canary between analyses, kept in canaries.analysis_state. */
-export type AnalysisState = Pick<CanaryProgress, 'strata' | 'limits' | 'lastStep' | 'p99BreachSince' | 'businessBreachSince'>;
+export type AnalysisState = Pick<CanaryProgress, 'strata' | 'limits' | 'lastStep' | 'p99BreachSince' | 'businessBreachSince' | 'phase'>;
 
 export type DeploymentStatus = 'stable' | 'progressing' | 'paused';
 export type VersionState = 'registered' | 'canary' | 'serving' | 'retired' | 'rolled_back';
@@ -14,6 +14,8 @@ export const EVENT_TYPES = [
   'paused', 'resumed', 'settings_changed', 'deployment_deleted', 'version_deleted',
   /** A proxy took a grossly failing canary off live traffic on its own (proxy/split/trips.ts). */
   'proxy_tripped',
+  /** The shadow phase (policy.shadow): begun; its gate passed (the canary goes live); failed (rolled back before any user got an answer from it). */
+  'shadow_started', 'shadow_passed', 'shadow_failed',
   /** Global (deployment "*"): a control-plane replica became the analysis leader. */
   'leader_changed',
 ] as const;

@@ -3,6 +3,8 @@
  * plane imports these types and writes tables in exactly this shape (see proxy/keys.ts for
  * where they live in Redis). Nothing here knows about the control plane.
  */
+import { parsePointer, type CompareSpec } from '../shadow/compare.js';
+
 export type Role = 'baseline' | 'canary';
 
 export interface Upstream {
@@ -36,6 +38,23 @@ export interface RouteSettings {
   allowForcedVariant?: boolean;
 }
 
+/**
+ * A canary in its shadow phase (DESIGN.md §3, policy.shadow): users are answered only by the
+ * baseline, and a sampled share of requests is also sent to the canary off the user's path,
+ * its answer compared with the baseline's and discarded (proxy/shadow/).
+ */
+export interface ShadowRoute {
+  /** Percent of requests (0–100) also sent to the canary. */
+  percent: number;
+  /** Percent of the shadowed requests also sent to the baseline a second time: its noise floor. */
+  noisePercent: number;
+  /** A shadow answer not complete after this long is a timeout (and is dropped), ms. */
+  timeoutMs: number;
+  /** Shadow requests in flight per proxy and deployment; past it they are dropped and counted. */
+  maxConcurrency: number;
+  compare: CompareSpec;
+}
+
 export interface DeploymentRoute {
   name: string;
   baseline: Upstream;
@@ -48,6 +67,8 @@ export interface DeploymentRoute {
    */
   retryCanaryOnBaseline?: boolean;
   settings?: RouteSettings;
+  /** Set while the canary shadows (its weight is then 0); absent otherwise. */
+  shadow?: ShadowRoute | null;
 }
 
 export interface RouteTable {
@@ -107,6 +128,31 @@ function checkSettings(input: unknown, where: string): RouteSettings {
   return out;
 }
 
+function checkShadow(input: unknown, where: string): ShadowRoute | null {
+  if (input === undefined || input === null) return null;
+  if (typeof input !== 'object' || Array.isArray(input)) throw new RouteTableError(`${where}: expected an object`);
+  const s = input as Record<string, unknown>;
+  const pct = (k: string) => {
+    if (typeof s[k] !== 'number' || !((s[k] as number) >= 0 && (s[k] as number) <= 100)) throw new RouteTableError(`${where}.${k}: expected a number from 0 to 100`);
+    return s[k] as number;
+  };
+  if (!ms(s.timeoutMs)) throw new RouteTableError(`${where}.timeoutMs: expected milliseconds above 0`);
+  if (!Number.isInteger(s.maxConcurrency) || (s.maxConcurrency as number) < 1) throw new RouteTableError(`${where}.maxConcurrency: expected a positive integer`);
+  const c = (s.compare ?? {}) as Record<string, unknown>;
+  const fields = c.fields ?? [];
+  if (!Array.isArray(fields) || fields.some((f) => typeof f !== 'string')) throw new RouteTableError(`${where}.compare.fields: expected a list of JSON Pointers`);
+  try { fields.forEach((f) => parsePointer(f as string)); } catch (e) { throw new RouteTableError(`${where}.compare.fields: ${(e as Error).message}`); }
+  const tol = (k: string) => {
+    const v = c[k] ?? 0;
+    if (typeof v !== 'number' || !(v >= 0)) throw new RouteTableError(`${where}.compare.${k}: expected a number ≥ 0`);
+    return v;
+  };
+  return {
+    percent: pct('percent'), noisePercent: pct('noisePercent'), timeoutMs: s.timeoutMs as number, maxConcurrency: s.maxConcurrency as number,
+    compare: { fields: fields as string[], tolerance: tol('tolerance'), relativeTolerance: tol('relativeTolerance') },
+  };
+}
+
 /**
  * Validates an untrusted table (from Redis or a file) and returns a normalised copy.
  * A proxy never applies a table that fails this; it keeps the last good one.
@@ -138,7 +184,9 @@ export function parseRouteTable(input: unknown): RouteTable {
     }
     const retry = dr.retryCanaryOnBaseline;
     if (retry !== undefined && typeof retry !== 'boolean') throw new RouteTableError(`${where}.retryCanaryOnBaseline: expected a boolean`);
-    deployments[name] = { name, baseline, canary, retryCanaryOnBaseline: retry ?? true, settings: checkSettings(dr.settings, `${where}.settings`) };
+    const shadow = checkShadow(dr.shadow, `${where}.shadow`);
+    if (shadow && !canary) throw new RouteTableError(`${where}.shadow: needs a canary to shadow`);
+    deployments[name] = { name, baseline, canary, retryCanaryOnBaseline: retry ?? true, settings: checkSettings(dr.settings, `${where}.settings`), ...(shadow ? { shadow } : {}) };
   }
   return { version, deployments };
 }

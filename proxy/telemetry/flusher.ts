@@ -25,6 +25,13 @@ export class StatsFlusher {
   /** Never overlaps itself: a slow write makes the next flush wait, then carry more. */
   flush(): Promise<void> {
     this.inFlight = this.inFlight.then(async () => {
+      for (const e of this.acc.drainExamples()) {
+        try {
+          await this.store.addExamples(e.deployment, e.version, e.examples);
+        } catch {
+          for (const ex of e.examples) this.acc.example(e.deployment, e.version, ex); // kept (capped) for the next flush
+        }
+      }
       const cells = this.acc.drain();
       if (cells.length === 0) return;
       try {

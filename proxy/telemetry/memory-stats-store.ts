@@ -1,11 +1,12 @@
 import { mergeInto, type Buckets } from './histogram.js';
 import type { Trip } from '../split/trips.js';
-import { mergeCells, summarize, type StatsCell, type StatsStore, type VersionStats } from './stats.js';
+import { addAgreement, MAX_EXAMPLES, mergeCells, noAgreement, summarize, type DisagreementExample, type StatsCell, type StatsStore, type VersionStats } from './stats.js';
 
 /** In-process stats store for the embedded single-process mode and unit tests. */
 export class MemoryStatsStore implements StatsStore {
   private cells = new Map<string, StatsCell>();
   private trips: Trip[] = [];
+  private kept = new Map<string, DisagreementExample[]>();
   constructor(private readonly retentionMs = 2 * 3_600_000) {}
 
   async write(cells: StatsCell[]): Promise<void> {
@@ -18,14 +19,16 @@ export class MemoryStatsStore implements StatsStore {
     const to = Math.floor(toMs / 1000);
     let requests = 0, modelErrors = 0, clientErrors = 0;
     const latency: Buckets = new Map();
+    const agreement = noAgreement();
     for (const c of this.cells.values()) {
       if (c.deployment !== deployment || c.version !== version || c.epochSecond < from || c.epochSecond > to) continue;
       requests += c.requests;
       modelErrors += c.modelErrors;
       clientErrors += c.clientErrors;
       mergeInto(latency, c.latency);
+      if (c.agreement) addAgreement(agreement, c.agreement);
     }
-    return summarize(deployment, version, fromMs, toMs, requests, modelErrors, clientErrors, latency);
+    return summarize(deployment, version, fromMs, toMs, requests, modelErrors, clientErrors, latency, agreement);
   }
 
   async reportTrip(trip: Trip): Promise<void> {
@@ -36,6 +39,15 @@ export class MemoryStatsStore implements StatsStore {
     const out = this.trips;
     this.trips = [];
     return out;
+  }
+
+  async addExamples(deployment: string, version: string, examples: DisagreementExample[]): Promise<void> {
+    const key = `${deployment}\u0000${version}`;
+    this.kept.set(key, [...[...examples].reverse(), ...(this.kept.get(key) ?? [])].slice(0, MAX_EXAMPLES));
+  }
+
+  async examples(deployment: string, version: string): Promise<DisagreementExample[]> {
+    return this.kept.get(`${deployment}\u0000${version}`) ?? [];
   }
 
   private prune(nowMs: number): void {

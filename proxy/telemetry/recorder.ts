@@ -30,6 +30,8 @@ export class ProxyRecorder {
   readonly canaryTrips: Counter<'deployment'>;
   readonly bufferBudgetExceeded: Counter;
   readonly forced: Counter<'deployment' | 'version' | 'role' | 'outcome'>;
+  readonly shadowRequests: Counter<'deployment' | 'version' | 'result'>;
+  readonly shadowNoise: Counter<'deployment' | 'version' | 'result'>;
   readonly predictionsDropped: Counter;
   readonly predictionsWritten: Counter;
   readonly connectionsRefused: Counter;
@@ -61,6 +63,11 @@ export class ProxyRecorder {
     this.canaryHedges = new Counter({ name: 'canary_proxy_canary_hedges_total', help: 'Slow canary requests also sent to the baseline (hedged)', labelNames: ['deployment'], registers: [registry] });
     this.canaryDiverted = new Counter({ name: 'canary_proxy_canary_diverted_total', help: 'Requests the split gave the canary but the proxy sent to the baseline (reason: tripped, in_flight_cap)', labelNames: ['deployment', 'reason'], registers: [registry] });
     this.forced = new Counter({ name: 'canary_proxy_forced_requests_total', help: 'Requests a tester sent to a chosen variant with x-canary-force (never analysed)', labelNames: ['deployment', 'version', 'role', 'outcome'], registers: [registry] });
+    this.shadowRequests = new Counter({
+      name: 'canary_proxy_shadow_requests_total', help: 'Shadow requests to a canary in its shadow phase, by result: agreed, disagreed (with the baseline\'s answer), error, timeout, dropped (not sent: over the concurrency cap or body budget), uncompared (no baseline answer to compare)',
+      labelNames: ['deployment', 'version', 'result'], registers: [registry],
+    });
+    this.shadowNoise = new Counter({ name: 'canary_proxy_shadow_noise_total', help: 'Noise floor: requests answered twice by the baseline and compared, by result (agreed, disagreed)', labelNames: ['deployment', 'version', 'result'], registers: [registry] });
     this.bufferBudgetExceeded = new Counter({ name: 'canary_proxy_buffer_budget_exceeded_total', help: 'Canary requests not held for retry or hedge because CANARY_BUFFER_BUDGET_BYTES was reached', registers: [registry] });
     this.canaryTrips = new Counter({ name: 'canary_proxy_canary_trips_total', help: 'Canaries this proxy took off live traffic on its own (fast trip)', labelNames: ['deployment'], registers: [registry] });
   }

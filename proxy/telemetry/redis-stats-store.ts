@@ -2,7 +2,9 @@ import type { Redis } from 'ioredis';
 import { redisKeys } from '../keys.js';
 import type { Buckets } from './histogram.js';
 import type { Trip } from '../split/trips.js';
-import { summarize, type StatsCell, type StatsStore, type VersionStats } from './stats.js';
+import { AGREEMENT_FIELDS, AGREEMENT_REDIS_FIELDS, MAX_EXAMPLES, noAgreement, summarize, type AgreementField, type DisagreementExample, type StatsCell, type StatsStore, type VersionStats } from './stats.js';
+
+const AGREEMENT_BY_REDIS_FIELD = new Map(AGREEMENT_FIELDS.map((f) => [AGREEMENT_REDIS_FIELDS[f], f] as [string, AgreementField]));
 
 /** Cells outlive the longest window an analysis or chart reads. */
 export const DEFAULT_STATS_TTL_S = 2 * 3600;
@@ -28,6 +30,7 @@ export class RedisStatsStore implements StatsStore {
       if (c.modelErrors) p.hincrby(key, 'me', c.modelErrors);
       if (c.clientErrors) p.hincrby(key, 'ce', c.clientErrors);
       for (const [i, count] of c.latency) p.hincrby(key, `h${i}`, count);
+      if (c.agreement) for (const f of AGREEMENT_FIELDS) if (c.agreement[f]) p.hincrby(key, AGREEMENT_REDIS_FIELDS[f], c.agreement[f]);
       p.expire(key, this.ttlSeconds);
     }
     const results = await p.exec();
@@ -50,6 +53,24 @@ export class RedisStatsStore implements StatsStore {
     return out;
   }
 
+  /** A capped list per (deployment, version): LPUSH then LTRIM, in one transaction. */
+  async addExamples(deployment: string, version: string, examples: DisagreementExample[]): Promise<void> {
+    if (examples.length === 0) return;
+    const key = this.keys.examples(deployment, version);
+    const results = await this.redis.multi().lpush(key, ...examples.map((e) => JSON.stringify(e))).ltrim(key, 0, MAX_EXAMPLES - 1).expire(key, this.ttlSeconds * 12).exec();
+    const failed = results?.find(([err]) => err);
+    if (failed) throw failed[0];
+  }
+
+  async examples(deployment: string, version: string): Promise<DisagreementExample[]> {
+    const items = await this.redis.lrange(this.keys.examples(deployment, version), 0, MAX_EXAMPLES - 1);
+    const out: DisagreementExample[] = [];
+    for (const raw of items) {
+      try { out.push(JSON.parse(raw) as DisagreementExample); } catch { /* a malformed entry is skipped */ }
+    }
+    return out;
+  }
+
   async read(deployment: string, version: string, fromMs: number, toMs: number): Promise<VersionStats> {
     const from = Math.floor(fromMs / 1000);
     const to = Math.floor(toMs / 1000);
@@ -59,6 +80,7 @@ export class RedisStatsStore implements StatsStore {
     const results = (await p.exec()) ?? [];
     let requests = 0, modelErrors = 0, clientErrors = 0;
     const latency: Buckets = new Map();
+    const agreement = noAgreement();
     for (const [err, value] of results) {
       if (err) throw err;
       for (const [field, raw] of Object.entries(value as Record<string, string>)) {
@@ -69,9 +91,12 @@ export class RedisStatsStore implements StatsStore {
         else if (field[0] === 'h') {
           const i = Number(field.slice(1));
           latency.set(i, (latency.get(i) ?? 0) + n);
+        } else {
+          const f = AGREEMENT_BY_REDIS_FIELD.get(field);
+          if (f) agreement[f] += n;
         }
       }
     }
-    return summarize(deployment, version, fromMs, toMs, requests, modelErrors, clientErrors, latency);
+    return summarize(deployment, version, fromMs, toMs, requests, modelErrors, clientErrors, latency, agreement);
   }
 }

@@ -12,6 +12,32 @@ export function isModelError(outcome: Outcome): boolean {
   return outcome === 'server_error' || outcome === 'timeout' || outcome === 'connection_error';
 }
 
+/**
+ * Shadow-traffic counts of one version (proxy/shadow/): for a shadowed canary, its answers
+ * compared with the baseline's and what happened to the shadow requests; for a baseline, its
+ * noise floor (a sample of requests answered twice by the baseline and compared).
+ */
+export interface AgreementCounts {
+  /** Shadow answers compared with the baseline's; `agreed` of them matched. */
+  compared: number;
+  agreed: number;
+  /** Shadow requests the model failed (5xx, connection error) or did not answer in time. */
+  errors: number;
+  timeouts: number;
+  /** Shadow requests not sent: over the concurrency cap or the body budget. */
+  dropped: number;
+  /** Noise floor: requests sent to this version twice and compared; `noiseAgreed` matched. */
+  noiseCompared: number;
+  noiseAgreed: number;
+}
+export type AgreementField = keyof AgreementCounts;
+export const AGREEMENT_FIELDS: readonly AgreementField[] = ['compared', 'agreed', 'errors', 'timeouts', 'dropped', 'noiseCompared', 'noiseAgreed'];
+/** The short hash-field names of AgreementCounts in Redis. */
+export const AGREEMENT_REDIS_FIELDS: Readonly<Record<AgreementField, string>> = Object.freeze({
+  compared: 'sc', agreed: 'sa', errors: 'se', timeouts: 'st', dropped: 'sd', noiseCompared: 'nc', noiseAgreed: 'na',
+});
+export const noAgreement = (): AgreementCounts => ({ compared: 0, agreed: 0, errors: 0, timeouts: 0, dropped: 0, noiseCompared: 0, noiseAgreed: 0 });
+
 /** One second of one version's traffic, as accumulated by one proxy. */
 export interface StatsCell {
   deployment: string;
@@ -21,7 +47,23 @@ export interface StatsCell {
   modelErrors: number;
   clientErrors: number;
   latency: Buckets;
+  /** Present when shadow traffic was counted in this second. */
+  agreement?: AgreementCounts;
 }
+
+/**
+ * One disagreement, kept so a person can see how two models differ: the request id, the
+ * SHA-256 of the input (never the input itself) and the two compared values.
+ */
+export interface DisagreementExample {
+  at: number;
+  requestId: string;
+  inputSha256: string;
+  baseline: string;
+  canary: string;
+}
+/** Disagreement examples kept per (deployment, canary version). */
+export const MAX_EXAMPLES = 50;
 
 /** Merged stats of one version over a time range. Latencies in milliseconds. */
 export interface VersionStats {
@@ -37,6 +79,8 @@ export interface VersionStats {
   p50: number | null;
   p95: number | null;
   p99: number | null;
+  /** Shadow counts over the range (absent from sources without them, e.g. Prometheus). */
+  agreement?: AgreementCounts;
   /**
    * The merged latency histogram, for the analysis's latency tests (how many requests were
    * slower than a limit). In memory only: views and stored analyses leave it out.
@@ -64,13 +108,21 @@ export interface StatsStore {
   reportTrip(trip: Trip): Promise<void>;
   /** Trips reported since the last call; each is returned once. */
   takeTrips(): Promise<Trip[]>;
+  /** Keeps disagreement examples of a canary (the newest MAX_EXAMPLES). */
+  addExamples(deployment: string, version: string, examples: DisagreementExample[]): Promise<void>;
+  /** The kept examples, newest first. */
+  examples(deployment: string, version: string): Promise<DisagreementExample[]>;
   close?(): Promise<void>;
 }
 
+export function addAgreement(into: AgreementCounts, c: AgreementCounts): void {
+  for (const f of AGREEMENT_FIELDS) into[f] += c[f];
+}
+
 export function summarize(deployment: string, version: string, from: number, to: number,
-  requests: number, modelErrors: number, clientErrors: number, latency: Buckets): VersionStats {
+  requests: number, modelErrors: number, clientErrors: number, latency: Buckets, agreement: AgreementCounts = noAgreement()): VersionStats {
   return {
-    deployment, version, from, to, requests, modelErrors, clientErrors,
+    deployment, version, from, to, requests, modelErrors, clientErrors, agreement,
     errorRate: requests > 0 ? modelErrors / requests : 0,
     p50: quantile(latency, 0.5),
     p95: quantile(latency, 0.95),
@@ -87,13 +139,14 @@ export function mergeCells(into: Map<string, StatsCell>, cells: StatsCell[]): vo
     const key = cellKey(c);
     const cur = into.get(key);
     if (!cur) {
-      into.set(key, { ...c, latency: new Map(c.latency) });
+      into.set(key, { ...c, latency: new Map(c.latency), agreement: c.agreement && { ...c.agreement } });
       continue;
     }
     cur.requests += c.requests;
     cur.modelErrors += c.modelErrors;
     cur.clientErrors += c.clientErrors;
     mergeInto(cur.latency, c.latency);
+    if (c.agreement) addAgreement((cur.agreement ??= noAgreement()), c.agreement);
   }
 }
 
@@ -103,20 +156,47 @@ export function mergeCells(into: Map<string, StatsCell>, cells: StatsCell[]): vo
  */
 export class StatsAccumulator {
   private cells = new Map<string, StatsCell>();
+  private pendingExamples = new Map<string, { deployment: string; version: string; examples: DisagreementExample[] }>();
 
   record(deployment: string, version: string, outcome: Outcome, latencyMs: number, nowMs: number): void {
     if (outcome === 'aborted') return; // the client left: says nothing about the model
-    const epochSecond = Math.floor(nowMs / 1000);
+    const cell = this.cell(deployment, version, Math.floor(nowMs / 1000));
+    cell.requests++;
+    if (isModelError(outcome)) cell.modelErrors++;
+    else if (outcome === 'client_error') cell.clientErrors++;
+    addValue(cell.latency, latencyMs);
+  }
+
+  private cell(deployment: string, version: string, epochSecond: number): StatsCell {
     const key = `${deployment}\u0000${version}\u0000${epochSecond}`; // = cellKey, without building a cell first
     let cell = this.cells.get(key);
     if (!cell) {
       cell = { deployment, version, epochSecond, requests: 0, modelErrors: 0, clientErrors: 0, latency: new Map() };
       this.cells.set(key, cell);
     }
-    cell.requests++;
-    if (isModelError(outcome)) cell.modelErrors++;
-    else if (outcome === 'client_error') cell.clientErrors++;
-    addValue(cell.latency, latencyMs);
+    return cell;
+  }
+
+  /** Counts one shadow event (proxy/shadow/mirror.ts) for a version. */
+  count(deployment: string, version: string, field: AgreementField, nowMs: number): void {
+    const cell = this.cell(deployment, version, Math.floor(nowMs / 1000));
+    (cell.agreement ??= noAgreement())[field]++;
+  }
+
+  /** Keeps a disagreement example until the next flush (at most MAX_EXAMPLES per version: older ones would be trimmed anyway). */
+  example(deployment: string, version: string, ex: DisagreementExample): void {
+    const key = `${deployment}\u0000${version}`;
+    let e = this.pendingExamples.get(key);
+    if (!e) this.pendingExamples.set(key, (e = { deployment, version, examples: [] }));
+    e.examples.push(ex);
+    if (e.examples.length > MAX_EXAMPLES) e.examples.shift();
+  }
+
+  /** Takes the examples kept since the last call, oldest first per version. */
+  drainExamples(): { deployment: string; version: string; examples: DisagreementExample[] }[] {
+    const out = [...this.pendingExamples.values()];
+    this.pendingExamples = new Map();
+    return out;
   }
 
   /** Takes everything recorded so far; the accumulator starts empty again. */

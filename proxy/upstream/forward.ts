@@ -14,6 +14,29 @@ export interface UpstreamRequest {
   bodyTimeoutMs: number;
   /** Cancelled when the client goes away (or a hedge is lost): the model server sees its request end at once. */
   signal?: Cancel;
+  /** Keeps a copy of the answer sent to the client (a shadow compares with it). */
+  capture?: AnswerCapture;
+}
+
+/** A bounded copy of an answer as it streams to the client. */
+export class AnswerCapture {
+  status = 0;
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private over = false;
+  constructor(private readonly maxBytes: number) {}
+
+  add(chunk: Buffer): void {
+    if (this.over) return;
+    this.size += chunk.length;
+    if (this.size > this.maxBytes) { this.over = true; this.chunks = []; return; }
+    this.chunks.push(chunk);
+  }
+
+  /** The whole answer, or null when it was larger than the cap. */
+  answer(): { status: number; body: Buffer } | null {
+    return this.over || this.status === 0 ? null : { status: this.status, body: Buffer.concat(this.chunks) };
+  }
 }
 
 export interface ForwardResult {
@@ -103,6 +126,7 @@ export function forward(
           return true;
         }
         responded = true;
+        if (up.capture) up.capture.status = status;
         // Node's server would add "Keep-Alive: timeout=N" to every answer; the client gets the
         // model's headers and ours (x-canary-*), nothing else. (The connection stays keep-alive.)
         (res as unknown as { _defaultKeepAlive: boolean })._defaultKeepAlive = false;
@@ -111,6 +135,7 @@ export function forward(
         return !res.writableNeedDrain;
       },
       onData(chunk: Buffer) {
+        if (!dropped) up.capture?.add(chunk);
         return dropped || res.destroyed ? true : res.write(chunk);
       },
       onComplete() {

@@ -1,0 +1,138 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { request } from 'undici';
+import { RedisStatsStore } from '../../proxy/telemetry/redis-stats-store.js';
+import { MemoryStatsStore } from '../../proxy/telemetry/memory-stats-store.js';
+import { REDIS_URL, route, startTestProxy, startUpstream, testPrefix } from '../helpers/servers.js';
+
+/**
+ * Shadow traffic on real proxies and real HTTP upstreams (port 0): the baseline answers users,
+ * the canary gets a copy off their path, and the answers are compared and counted.
+ */
+const cleanups: (() => Promise<unknown>)[] = [];
+after(async () => { for (const c of cleanups.reverse()) await c(); });
+
+/** A model server answering {"prediction": label(i)} for a body {"i": i}. */
+async function labeller(label: (i: number) => string, delayMs = 0) {
+  const u = await startUpstream((req, res) => {
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => setTimeout(() => {
+      const i = Number(JSON.parse(body || '{}').i ?? 0);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ prediction: label(i), probability: 0.5 + (i % 7) / 100, version: 'x' }));
+    }, delayMs));
+  });
+  cleanups.push(() => u.close());
+  return u;
+}
+
+const shadow = (extra: Record<string, unknown> = {}) => ({ percent: 100, noisePercent: 0, timeoutMs: 2000, maxConcurrency: 1000, compare: { fields: ['/prediction'], tolerance: 0, relativeTolerance: 0 }, ...extra });
+const predict = async (url: string, i: number) => {
+  const r = await request(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ i }) });
+  return { status: r.statusCode, variant: String(r.headers['x-canary-variant']), body: await r.body.text() };
+};
+
+test('agreement counts are exact against a known disagreement rate, merged across two proxies through Redis, with examples', async () => {
+  const prefix = testPrefix();
+  const baseline = await labeller(() => 'setosa');
+  // The canary disagrees on every fourth input: 25% exactly.
+  const canary = await labeller((i) => (i % 4 === 0 ? 'virginica' : 'setosa'));
+  const table = { version: 1, deployments: { m: route('m', baseline.url, canary.url, 0, { shadow: shadow() }) } };
+  const redis = new Redis(REDIS_URL);
+  cleanups.push(() => redis.quit());
+  const proxies = [await startTestProxy(table, { stats: new RedisStatsStore(redis, prefix) }), await startTestProxy(table, { stats: new RedisStatsStore(redis, prefix) })];
+  for (const p of proxies) cleanups.push(() => p.close());
+  const t0 = Date.now();
+  const answers = await Promise.all(Array.from({ length: 400 }, (_, i) => predict(`${proxies[i % 2].url}/m/predict`, i)));
+  // Users only ever got the baseline's answer.
+  assert.ok(answers.every((a) => a.status === 200 && a.variant === 'baseline' && a.body.includes('"setosa"')));
+  const store = new RedisStatsStore(redis, prefix);
+  // The proxies flush their stats every 200 ms on their own: wait for them, as the control plane would.
+  const merged = () => store.read('m', 'v2', t0 - 1000, Date.now() + 1000);
+  let s = await merged();
+  for (let i = 0; i < 50 && s.agreement!.compared < 400; i++) { await new Promise((r) => setTimeout(r, 100)); s = await merged(); }
+  assert.equal(s.agreement!.compared, 400);
+  assert.equal(s.agreement!.agreed, 300);
+  assert.equal(s.agreement!.errors + s.agreement!.timeouts + s.agreement!.dropped, 0);
+  // The shadow's answers are the canary's stats too (they feed the error and latency rules).
+  assert.equal(s.requests, 400);
+  const examples = await store.examples('m', 'v2');
+  assert.equal(examples.length, 50, 'the newest 50 disagreements are kept');
+  const ex = examples[0];
+  assert.equal(ex.baseline, '"setosa"');
+  assert.equal(ex.canary, '"virginica"');
+  assert.match(ex.requestId, /^[0-9a-f-]{36}$/);
+  const inputs = Array.from({ length: 400 }, (_, i) => createHash('sha256').update(JSON.stringify({ i })).digest('hex'));
+  assert.ok(examples.every((e) => inputs.includes(e.inputSha256) && inputs.indexOf(e.inputSha256) % 4 === 0), 'each example is a real disagreeing input, by hash');
+  const metrics = await (await request(`${proxies[0].adminUrl}/metrics`)).body.text();
+  assert.match(metrics, /canary_proxy_shadow_requests_total\{deployment="m",version="v2",result="disagreed"\} \d+/);
+});
+
+test('the noise floor is measured on a deliberately nondeterministic baseline', async () => {
+  // The baseline says "a" 90% of the time at random: it agrees with itself 0.9² + 0.1² = 82%.
+  const baseline = await labeller(() => (Math.random() < 0.9 ? 'a' : 'b'));
+  const canary = await labeller(() => 'a');
+  const stats = new MemoryStatsStore();
+  const proxy = await startTestProxy({ version: 1, deployments: { m: route('m', baseline.url, canary.url, 0, { shadow: shadow({ noisePercent: 100 }) }) } }, { stats });
+  cleanups.push(() => proxy.close());
+  const t0 = Date.now();
+  for (let i = 0; i < 600; i += 20) await Promise.all(Array.from({ length: 20 }, (_, j) => predict(`${proxy.url}/m/predict`, i + j)));
+  let noise = 0;
+  for (let i = 0; i < 50 && noise < 600; i++) {
+    noise = (await stats.read('m', 'v1', t0 - 1000, Date.now() + 1000)).agreement!.noiseCompared;
+    if (noise < 600) await new Promise((r) => setTimeout(r, 100));
+  }
+  const b = (await stats.read('m', 'v1', t0 - 1000, Date.now() + 1000)).agreement!;
+  assert.equal(b.noiseCompared, 600);
+  const rate = b.noiseAgreed / b.noiseCompared;
+  assert.ok(rate > 0.74 && rate < 0.9, `self-agreement ${rate} (expected ≈ 0.82)`);
+  // The duplicate requests are not baseline traffic: the baseline's stats count users' requests only.
+  assert.equal((await stats.read('m', 'v1', t0 - 1000, Date.now() + 1000)).requests, 600);
+});
+
+const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
+
+for (const [what, handler] of [
+  ['hangs', () => { /* never answers */ }],
+  ['fails every request', (_req: unknown, res: { writeHead(s: number): void; end(b: string): void }) => { res.writeHead(500); res.end('boom'); }],
+] as const) {
+  test(`a shadowing canary that ${what} changes neither users' answers nor their latency (side by side with shadow off)`, async () => {
+    const baseline = await labeller(() => 'setosa', 2);
+    const bad = await startUpstream(handler as never);
+    cleanups.push(() => bad.close());
+    const stats = new MemoryStatsStore();
+    const on = await startTestProxy({ version: 1, deployments: { m: route('m', baseline.url, bad.url, 0, { shadow: shadow({ timeoutMs: 300, maxConcurrency: 16 }) }) } }, { stats });
+    const off = await startTestProxy({ version: 1, deployments: { m: route('m', baseline.url, bad.url, 0) } });
+    cleanups.push(() => on.close(), () => off.close());
+    const runs: Record<'on' | 'off', { ms: number[]; bodies: Set<string>; failed: number }> = { on: { ms: [], bodies: new Set(), failed: 0 }, off: { ms: [], bodies: new Set(), failed: 0 } };
+    // Interleaved, so both see the same machine at the same time.
+    for (let i = 0; i < 300; i++) {
+      for (const [k, p] of [['on', on], ['off', off]] as const) {
+        const t = performance.now();
+        const a = await predict(`${p.url}/m/predict`, 1);
+        runs[k].ms.push(performance.now() - t);
+        runs[k].bodies.add(a.body);
+        if (a.status !== 200 || a.variant !== 'baseline') runs[k].failed++;
+      }
+    }
+    assert.equal(runs.on.failed, 0);
+    assert.deepEqual([...runs.on.bodies], [...runs.off.bodies], 'the same answers');
+    const p50 = { on: quantile(runs.on.ms, 0.5), off: quantile(runs.off.ms, 0.5) };
+    const p95 = { on: quantile(runs.on.ms, 0.95), off: quantile(runs.off.ms, 0.95) };
+    assert.ok(p50.on < p50.off * 1.5 + 2, `p50 ${p50.on.toFixed(1)} ms with shadow vs ${p50.off.toFixed(1)} ms without`);
+    assert.ok(p95.on < p95.off * 2 + 5, `p95 ${p95.on.toFixed(1)} ms with shadow vs ${p95.off.toFixed(1)} ms without`);
+    await new Promise((r) => setTimeout(r, 800)); // the last shadows time out, and are flushed
+    const a = (await stats.read('m', 'v2', Date.now() - 60_000, Date.now() + 1000)).agreement!;
+    assert.equal(a.compared, 0);
+    if (what === 'hangs') {
+      // At most 16 in flight, each for 300 ms: most shadows are dropped, never queued.
+      assert.ok(a.timeouts > 0 && a.dropped > 0, JSON.stringify(a));
+      assert.equal(a.timeouts + a.dropped, 300);
+    } else {
+      assert.equal(a.errors, 300);
+    }
+  });
+}
