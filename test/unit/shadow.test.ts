@@ -1,0 +1,92 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { compareAnswers, parsePointer } from '../../proxy/shadow/compare.js';
+import { decide, type CanaryProgress } from '../../control-plane/rollout/decide.js';
+import { resolvePolicy } from '../../control-plane/rollout/policy.js';
+import { summarize, noAgreement, type AgreementCounts } from '../../proxy/telemetry/stats.js';
+import { seededRandom } from '../../common/random.js';
+import { parseRouteTable } from '../../proxy/split/route-table.js';
+
+const json = (v: unknown, status = 200) => ({ status, body: Buffer.from(JSON.stringify(v)) });
+const spec = (fields: string[] = [], tolerance = 0, relativeTolerance = 0) => ({ fields, tolerance, relativeTolerance });
+
+test('comparison: JSON Pointer fields, labels exactly, numbers within absolute or relative tolerance, non-JSON byte for byte', () => {
+  const a = json({ prediction: 'setosa', probability: 0.91, id: 'a' });
+  const b = json({ prediction: 'setosa', probability: 0.9, id: 'b' });
+  assert.equal(compareAnswers(a, b, spec(['/prediction'])).agreed, true);
+  assert.equal(compareAnswers(a, b, spec()).agreed, false, 'the whole body differs (id)');
+  assert.equal(compareAnswers(a, b, spec(['/prediction', '/probability'])).agreed, false);
+  assert.equal(compareAnswers(a, b, spec(['/prediction', '/probability'], 0.02)).agreed, true);
+  assert.equal(compareAnswers(a, b, spec(['/probability'], 0, 0.02)).agreed, true);
+  const c = compareAnswers(a, json({ prediction: 'virginica' }), spec(['/prediction']));
+  assert.deepEqual(c, { agreed: false, baseline: '"setosa"', canary: '"virginica"' });
+  assert.deepEqual(compareAnswers(a, json({}), spec(['/prediction'])), { agreed: false, baseline: '"setosa"', canary: '(missing)' });
+  assert.equal(compareAnswers(json({ scores: [0.1, 0.9] }), json({ scores: [0.1001, 0.8999] }), spec(['/scores'], 0.001)).agreed, true);
+  assert.equal(compareAnswers(json([{ 'a/b': 1 }]), json([{ 'a/b': 1 }]), spec(['/0/a~1b'])).agreed, true);
+  assert.equal(compareAnswers({ status: 200, body: Buffer.from('ok') }, { status: 200, body: Buffer.from('ok') }, spec(['/x'])).agreed, true);
+  assert.equal(compareAnswers({ status: 200, body: Buffer.from('ok') }, { status: 200, body: Buffer.from('ok!') }, spec()).agreed, false);
+  assert.deepEqual(compareAnswers(a, json({ error: 'bad' }, 422), spec()), { agreed: false, baseline: 'HTTP 200', canary: 'HTTP 422' });
+  assert.throws(() => parsePointer('prediction'), /must start with "\/"/);
+  assert.throws(() => parsePointer('/a~2'), /"~" must be followed by 0 or 1/);
+});
+
+test('policy.shadow: defaults, field or fields, and clear errors naming the field', () => {
+  const p = resolvePolicy({ shadow: { compare: { field: '/prediction' } } });
+  assert.deepEqual(p.shadow!.compare.fields, ['/prediction']);
+  assert.equal(p.shadow!.agreementMin, 0.95);
+  assert.equal(resolvePolicy({ shadow: true }).shadow!.percent, 100);
+  assert.equal(resolvePolicy({}).shadow, null);
+  assert.throws(() => resolvePolicy({ shadow: { agreementMin: 2 } }), /policy\.shadow\.agreementMin: expected a number from 0.5 to 0.9999/);
+  assert.throws(() => resolvePolicy({ shadow: { compare: { field: 'prediction' } } }), /policy\.shadow\.compare\.field: .*must start with "\/"/);
+  assert.throws(() => resolvePolicy({ shadow: { percentage: 5 } }), /policy\.shadow\.percentage: unknown field/);
+  assert.throws(() => resolvePolicy({ shadow: { duration: 'soon' } }), /shadow\.duration/);
+  assert.throws(() => parseRouteTable({ deployments: { m: { baseline: { version: 'v1', url: 'http://a' }, canary: null, shadow: { percent: 100, noisePercent: 0, timeoutMs: 100, maxConcurrency: 1 } } } }), /shadow: needs a canary/);
+});
+
+// ── the gate, replayed on a fake clock ─────────────────────────────────────────────────
+const policy = resolvePolicy({ interval: '30s', steps: [1, 10, 50, 100], minRequests: 100, shadow: { duration: '5m', compare: { field: '/prediction' }, agreementMin: 0.95, minRequests: 200 } });
+
+function statsWith(n: number, agreement: AgreementCounts, noise: AgreementCounts = noAgreement()) {
+  const h = new Map<number, number>();
+  const mk = (v: string, count: number, a: AgreementCounts) => {
+    const s = summarize('m', v, 0, 0, count, Math.round(count * 0.01), 0, h);
+    return { ...s, histogram: undefined, agreement: a };
+  };
+  return { canary: mk('v2', n, agreement), baseline: mk('v1', n, noise) };
+}
+
+/** Looks every 30 s at a canary whose answers agree with probability `p`, `perLook` compared per look. */
+function gate(p: number, seed: number, perLook = 100, maxLooks = 120, noise?: number) {
+  const rnd = seededRandom(seed);
+  let progress: CanaryProgress = { weight: 0, stepStartedAt: 0, paused: false, p99BreachSince: null, phase: 'shadow' };
+  const a = noAgreement(), nz = noAgreement();
+  for (let look = 1; look <= maxLooks; look++) {
+    for (let i = 0; i < perLook; i++) { a.compared++; if (rnd() < p) a.agreed++; }
+    if (noise !== undefined) for (let i = 0; i < perLook / 10; i++) { nz.noiseCompared++; if (rnd() < noise) nz.noiseAgreed++; }
+    const d = decide(progress, policy, statsWith(a.compared, { ...a }, { ...nz }), look * 30_000, { explain: false });
+    const rule = d.rules.find((r) => r.rule === 'agreement')!;
+    if (rule.status === 'fail') return { outcome: 'fail' as const, compared: a.compared, look };
+    if (rule.status === 'pass' && a.compared >= 200) return { outcome: 'pass' as const, compared: a.compared, look };
+    progress = d.progress;
+  }
+  return { outcome: 'undecided' as const, compared: a.compared, look: maxLooks };
+}
+
+const runs = (p: number, n: number, perLook = 100) => Array.from({ length: n }, (_, i) => gate(p, 1000 + i, perLook));
+const count = (rs: ReturnType<typeof gate>[], o: string) => rs.filter((r) => r.outcome === o).length;
+
+test('agreement gate, simulated (300 seeded shadow phases per case, a look every 30 s, 100 compared answers per look)', () => {
+  // False alarms: a canary that truly agrees 99% (or exactly at the 95% limit) is almost never rolled back.
+  const good = runs(0.99, 300);
+  assert.ok(count(good, 'fail') <= 3, `99% agreement rolled back ${count(good, 'fail')}/300`);
+  assert.ok(count(good, 'pass') >= 0.95 * 300, `99% agreement passed ${count(good, 'pass')}/300`);
+  const boundary = runs(0.95, 300);
+  assert.ok(count(boundary, 'fail') <= 3, `exactly 95% rolled back ${count(boundary, 'fail')}/300`);
+  // Power: 73% (the demo's v4) is always caught at the first look; 90% almost always within an hour.
+  const bad = runs(0.73, 300);
+  assert.equal(count(bad, 'fail'), 300);
+  assert.ok(bad.every((r) => r.look <= 2), `73%: caught by look ${Math.max(...bad.map((r) => r.look))}`);
+  const worse = runs(0.9, 300);
+  assert.ok(count(worse, 'fail') >= 0.95 * 300, `90% agreement rolled back ${count(worse, 'fail')}/300`);
+  assert.equal(count(worse, 'pass'), 0);
+});
