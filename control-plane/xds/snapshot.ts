@@ -37,6 +37,20 @@ function hcm(statPrefix: string, routeConfigName: string) {
   return { '@type': TYPE.hcm, stat_prefix: statPrefix, rds: { route_config_name: routeConfigName, config_source: ads }, http_filters: [routerFilter] };
 }
 
+/**
+ * A shadowing canary: Envoy mirrors the same share of requests to it (fire and forget).
+ * Envoy discards the mirrored answers — agreement is computed only by canary-mesh proxies.
+ */
+function mirrorPolicies(d: DeploymentRoute) {
+  if (!d.shadow || !d.canary) return {};
+  return {
+    request_mirror_policies: [{
+      cluster: clusterName(d.name, d.canary.version),
+      runtime_fraction: { default_value: { numerator: Math.round(d.shadow.percent * 10_000), denominator: 'MILLION' } },
+    }],
+  };
+}
+
 function weightedClusters(d: DeploymentRoute) {
   const canaryWeight = d.canary ? Math.round(d.canary.weight * WEIGHT_SCALE) : 0;
   const entry = (role: string, version: string, weight: number) => ({
@@ -91,7 +105,7 @@ export function buildSnapshot(table: RouteTable, opts: XdsOptions = DEFAULT_XDS_
     name: ENVOY_LISTENER,
     virtual_hosts: [{
       name: 'deployments', domains: ['*'],
-      routes: deployments.map((d) => ({ match: { prefix: `/${d.name}/` }, route: { prefix_rewrite: '/', weighted_clusters: weightedClusters(d) } })),
+      routes: deployments.map((d) => ({ match: { prefix: `/${d.name}/` }, route: { prefix_rewrite: '/', weighted_clusters: weightedClusters(d), ...mirrorPolicies(d) } })),
     }],
   });
 

@@ -90,3 +90,20 @@ test('agreement gate, simulated (300 seeded shadow phases per case, a look every
   assert.ok(count(worse, 'fail') >= 0.95 * 300, `90% agreement rolled back ${count(worse, 'fail')}/300`);
   assert.equal(count(worse, 'pass'), 0);
 });
+
+test('xDS: a shadowing canary gives the Envoy route a request mirror policy for the same share; it encodes as Envoy\'s RouteConfiguration', async () => {
+  const { buildSnapshot, ENVOY_LISTENER } = await import('../../control-plane/xds/snapshot.js');
+  const { TYPE } = await import('../../control-plane/xds/protos.js');
+  const { encode, decode } = await import('../../control-plane/xds/codec.js');
+  const table = parseRouteTable({ version: 1, deployments: { iris: {
+    baseline: { version: 'v1', url: 'http://127.0.0.1:8001' }, canary: { version: 'v4', url: 'http://127.0.0.1:8004', weight: 0 },
+    shadow: { percent: 25, noisePercent: 5, timeoutMs: 1000, maxConcurrency: 8, compare: { fields: ['/prediction'] } },
+  } } });
+  const route = buildSnapshot(table).resources[TYPE.route].get(ENVOY_LISTENER)!;
+  const back = decode(TYPE.route, encode(TYPE.route, route)) as any;
+  const action = back.virtual_hosts[0].routes[0].route;
+  assert.deepEqual(action.request_mirror_policies.map((m: any) => [m.cluster, m.runtime_fraction.default_value.numerator, m.runtime_fraction.default_value.denominator]), [['iris__v4', 250_000, 'MILLION']]);
+  // Live again: no mirror.
+  const live = parseRouteTable({ version: 2, deployments: { iris: { ...table.deployments.iris, shadow: null, canary: { version: 'v4', url: 'http://127.0.0.1:8004', weight: 10 } } } });
+  assert.equal((buildSnapshot(live).resources[TYPE.route].get(ENVOY_LISTENER) as any).virtual_hosts[0].routes[0].route.request_mirror_policies, undefined);
+});
