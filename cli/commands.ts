@@ -9,6 +9,26 @@ export class UsageError extends Error {}
 type Out = (s: string) => void;
 const out: Out = (s) => process.stdout.write(`${s}\n`);
 
+/** `canary agreement`: the shadow phase's agreement, its noise floor, the gate, and how the models differ. */
+function agreementText(a: any, name: string): string {
+  if (!a.canary) return `no canary has run for ${name}`;
+  if (!a.shadow) return `canary ${a.canary.version} had no shadow phase (start one with --shadow or policy.shadow)`;
+  const c = a.counts, n = a.noise, r = a.rule;
+  const fields = a.shadow.compare.fields.length ? a.shadow.compare.fields.join(', ') : 'the whole body';
+  const lines = [
+    `canary ${a.canary.version} vs baseline ${a.canary.baselineVersion} — ${a.canary.phase === 'shadow' ? 'in shadow' : a.canary.phase === 'live' ? 'live (shadow passed)' : a.canary.outcome}; comparing ${fields}`,
+    `agreement   ${c.compared ? `${pct(c.agreement)} (${c.agreed}/${c.compared})` : 'nothing compared yet'}${r?.canary?.high != null ? `, lower bound ${pct(1 - r.canary.high)}` : ''}   gate ≥ ${pct(a.shadow.agreementMin)} over ${a.shadow.minRequests} answers${a.shadow.relativeToNoise ? ', relative to the noise floor' : ''}`,
+    `noise floor ${n.compared ? `the baseline agrees with itself ${pct(n.agreement)} (${n.agreed}/${n.compared})` : 'not measured yet'}`,
+    `shadow      errors ${c.errors}, timeouts ${c.timeouts}, dropped ${c.dropped}`,
+    r ? `rule        ${r.status}: ${r.summary}` : 'rule        no analysis yet',
+  ];
+  if (a.examples.length) {
+    lines.push('', `disagreements (newest ${a.examples.length}):`, table(['TIME', 'REQUEST ID', 'INPUT SHA-256', 'BASELINE', 'CANARY'],
+      a.examples.map((e: any) => [time(new Date(e.at).toISOString()), e.requestId, e.inputSha256.slice(0, 12), e.baseline, e.canary])));
+  }
+  return lines.join('\n');
+}
+
 function client(): ApiClient {
   return new ApiClient(process.env.CANARY_API_URL ?? 'http://127.0.0.1:8090', process.env.CANARY_API_TOKEN || null);
 }
@@ -129,15 +149,19 @@ export async function runClientCommand(command: string, rest: string[]): Promise
       return true;
     }
     case 'start': {
-      const { values, args } = parse(rest, { version: { type: 'string' }, url: { type: 'string' }, weight: { type: 'string' }, steps: { type: 'string' }, interval: { type: 'string' }, policy: { type: 'string' }, force: { type: 'boolean' } }, ['name']);
+      const { values, args } = parse(rest, { version: { type: 'string' }, url: { type: 'string' }, weight: { type: 'string' }, steps: { type: 'string' }, interval: { type: 'string' }, policy: { type: 'string' }, force: { type: 'boolean' }, shadow: { type: 'boolean' } }, ['name']);
       if (!values.version) throw new UsageError('start needs --version (and --url if the version is not registered)');
       const startWeight = num(values.weight, 'weight');
       if (startWeight !== undefined && !(startWeight > 0 && startWeight <= 100)) throw new UsageError(`--weight: a canary starts at more than 0% and at most 100% (at 0% it gets no traffic and can never be judged), got ${values.weight}`);
       const policy = { ...(jsonOption(values.policy, 'policy') as object | undefined) } as Record<string, unknown>;
       if (typeof values.steps === 'string') policy.steps = values.steps.split(',').map((s) => { const n = Number(s); if (!Number.isFinite(n)) throw new UsageError(`--steps: ${s} is not a number`); return n; });
       if (typeof values.interval === 'string') policy.interval = values.interval;
+      if (values.shadow) {
+        if (values.weight !== undefined) throw new UsageError('--shadow: a shadowing canary starts at 0% and goes live through the shadow gate; leave out --weight');
+        policy.shadow ??= true;
+      }
       const d = await api.call('POST', `/v1/deployments/${enc(args[0])}/canary`, { version: values.version, ...(values.url ? { url: values.url } : {}), ...(values.weight !== undefined ? { weight: num(values.weight, 'weight') } : {}), ...(Object.keys(policy).length ? { policy } : {}), ...(values.force ? { force: true } : {}) });
-      print(values.json, d, () => `canary ${d.canary.version} started at ${d.canary.weight}%\n${showDeployment(d)}`);
+      print(values.json, d, () => `canary ${d.canary.version} started ${d.canary.phase === 'shadow' ? 'in shadow (users are answered by the baseline only; see canary agreement)' : `at ${d.canary.weight}%`}\n${showDeployment(d)}`);
       return true;
     }
     case 'status': {
@@ -208,6 +232,12 @@ export async function runClientCommand(command: string, rest: string[]): Promise
           `${table(['ROLE', 'VERSION', 'REQUESTS', 'ERROR RATE', 'P50', 'P95', 'P99'], statsRows(a.latest))}\n${businessLine(a.latest)}` +
           (a.latest.rules?.length ? rulesTable(a.latest) : `  ${a.latest.reasons.join('\n  ')}`);
       });
+      return true;
+    }
+    case 'agreement': {
+      const { values, args } = parse(rest, {}, ['name']);
+      const a = await api.call('GET', `/v1/deployments/${enc(args[0])}/agreement`);
+      print(values.json, a, () => agreementText(a, args[0]));
       return true;
     }
     case 'metrics': {

@@ -19,7 +19,7 @@ Client (against CANARY_API_URL, default http://127.0.0.1:8090; add --json for sc
   canary deploy NAME --version V --url URL [--metadata JSON] [--policy JSON]
   canary register NAME --version V --url URL [--metadata JSON]
   canary versions NAME
-  canary start NAME --version V [--url URL] [--weight 20] [--steps 1,10,50,100] [--interval 30s] [--policy JSON] [--force]
+  canary start NAME --version V [--url URL] [--weight 20] [--steps 1,10,50,100] [--interval 30s] [--policy JSON] [--shadow] [--force]
   canary status NAME [--watch]
   canary traffic NAME WEIGHT [--canary V] [--if-match REVISION]
   canary promote NAME [--reason TEXT] [--canary V] [--if-match REVISION]
@@ -28,6 +28,7 @@ Client (against CANARY_API_URL, default http://127.0.0.1:8090; add --json for sc
   canary resume NAME [--canary V] [--if-match REVISION]
   canary evaluate NAME
   canary health NAME
+  canary agreement NAME               shadow phase: agreement with the baseline, noise floor, disagreements
   canary metrics NAME [--limit N]
   canary history NAME [--limit N]
   canary wait NAME [--timeout 30m]    follow a rollout (CI): exit 0 promoted, 1 rolled back, 2 timeout
@@ -47,7 +48,7 @@ const EXAMPLES: Record<string, string> = {
   traffic: 'canary traffic iris 50 --canary v2', promote: 'canary promote iris --canary v2 --reason "looks good"',
   rollback: 'canary rollback iris   # the running canary; --baseline or --to v1 for the baseline',
   pause: 'canary pause iris', resume: 'canary resume iris', evaluate: 'canary evaluate iris', health: 'canary health iris',
-  metrics: 'canary metrics iris --limit 10', history: 'canary history iris --limit 20',
+  metrics: 'canary metrics iris --limit 10', agreement: 'canary start iris --version v4 --shadow && canary agreement iris', history: 'canary history iris --limit 20',
   wait: 'canary start iris --version v2 && canary wait iris --timeout 20m || echo "v2 did not make it"',
   load: 'canary load http://127.0.0.1:8080/iris/predict --iris --rps 50 --duration 1m',
   completion: 'source <(npx canary completion bash)',

@@ -3,7 +3,10 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { request } from 'undici';
+import { CANARY_BIN } from '../../common/processes.js';
 import { loadControlPlaneConfig, loadProxyConfig } from '../../common/config.js';
 import { startStack } from '../../control-plane/main.js';
 import { loadIris } from '../../model-servers/iris.js';
@@ -104,6 +107,12 @@ for (const [model, passes] of [['v3', true], ['v4', false]] as const) {
       assert.ok(ended.after.rules.some((r: { rule: string; status: string }) => r.rule === 'agreement' && r.status === 'fail'), 'shadow_failed carries the evidence');
       await new Promise((r) => setTimeout(r, 300));
       assert.ok(t.variants.every((v) => v === '200 baseline'), 'no user ever got an answer from it');
+      // The CLI shows how the models differ.
+      const { stdout } = await promisify(execFile)(process.execPath, [CANARY_BIN, 'agreement', 'iris'], { env: { ...process.env, NO_COLOR: '1', CANARY_API_URL: s.controlPlane.url } });
+      assert.match(stdout, /canary v4 vs baseline v1 — rolled_back; comparing \/prediction/);
+      assert.match(stdout, /agreement +\d+\.\d+% \(\d+\/\d+\), lower bound/);
+      assert.match(stdout, /rule +fail: /);
+      assert.match(stdout, /disagreements \(newest \d+\):\n.*REQUEST ID +INPUT SHA-256 +BASELINE +CANARY/);
     }
     await t.stop();
   });
