@@ -113,7 +113,7 @@ export async function runDemo(opts: { keep: boolean }): Promise<void> {
     out(color.bold('canary-mesh demo') + color.dim(`  (state: ${embedded ? 'embedded PostgreSQL' : 'PostgreSQL at DATABASE_URL'}, ${process.env.REDIS_URL ? 'Redis at REDIS_URL' : 'in-memory routes and stats'})`));
 
     step(1, 'Train the models on the Iris data set (150 real flowers, 70/30 split)');
-    for (const m of ['v1', 'v2', 'v3'] as const) {
+    for (const m of ['v1', 'v2', 'v3', 'v4'] as const) {
       const trained = trainModel(m);
       out(`   ${m}  offline accuracy ${(trained.accuracy * 100).toFixed(1)}% on ${trained.testRows} held-out flowers — ${trained.description}`);
     }
@@ -161,7 +161,26 @@ export async function runDemo(opts: { keep: boolean }): Promise<void> {
     step(6, 'Event timeline');
     out(timeline((await api.call('GET', `/v1/deployments/${name}/events?limit=20`)).events));
 
-    step(7, 'Second act: a good v3 walks its steps (20% → 50% → 100%) and is promoted');
+    step(7, 'Second act: v4 never fails and is as fast as v1, but answers differently: it is judged in shadow, before any user sees it');
+    const v4 = await spawnModelServer('v4', [], { LOG_LEVEL: 'warn' });
+    models.push(v4);
+    const shadow = { percent: 100, duration: DEMO_INTERVAL, compare: { field: '/prediction' }, agreementMin: 0.95, minRequests: 100 };
+    out(`   v4 at ${v4.ready.url}; policy.shadow ${JSON.stringify(shadow)}`);
+    out('   every request is answered by v1 and also sent to v4 off the user\'s path; the two answers are compared, v4\'s is discarded');
+    traffic.reset();
+    await api.call('POST', `/v1/deployments/${name}/canary`, { version: 'v4', url: v4.ready.url, policy: { interval: DEMO_INTERVAL, minRequests: 30, shadow } });
+    const shadowStarted = Date.now();
+    await waitFor('the shadow verdict', async () => ((await api.call('GET', `/v1/deployments/${name}`)).canary === null ? true : null), 40_000,
+      async () => `the last analysis said: ${((await api.call('GET', `/v1/deployments/${name}/analysis?limit=1`)).latest?.reasons ?? ['none yet']).join('; ')}`);
+    traffic.progress(true);
+    const ag = await api.call('GET', `/v1/deployments/${name}/agreement`);
+    out(`   rolled back in shadow after ${((Date.now() - shadowStarted) / 1000).toFixed(1)}s: v4 agreed with v1 on ${pct(ag.counts.agreement)} of ${ag.counts.compared} real flowers (the gate needs ${pct(shadow.agreementMin)}); ` +
+      `v1 agrees with itself ${ag.noise.compared ? pct(ag.noise.agreement) : '(not sampled yet)'}`);
+    out(`   users received ${traffic.counts.canary} answers from v4 and saw ${traffic.counts.failed} failed requests`);
+    out(`   how they differ (from \`canary agreement ${name}\`; inputs by SHA-256, never stored):`);
+    out(table(['REQUEST ID', 'INPUT SHA-256', 'V1 SAYS', 'V4 SAYS'], ag.examples.slice(0, 3).map((e: any) => [e.requestId, e.inputSha256.slice(0, 12), e.baseline, e.canary])).replace(/^/gm, '   '));
+
+    step(8, 'Third act: a good v3 walks its steps (20% → 50% → 100%) and is promoted');
     const v3 = await spawnModelServer('v3', [], { LOG_LEVEL: 'warn' });
     models.push(v3);
     const meta3 = await (await request(`${v3.ready.url}/metadata`)).body.json();
