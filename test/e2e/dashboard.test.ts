@@ -6,6 +6,7 @@ import { loadControlPlaneConfig, loadProxyConfig } from '../../common/config.js'
 import { startStack, type RunningStack } from '../../control-plane/main.js';
 import { startModelServer, type RunningModelServer } from '../../model-servers/server.js';
 import { freshSchema, silent } from '../helpers/servers.js';
+import { loadIris } from '../../model-servers/iris.js';
 
 // Screenshots land here for a person to look at; the folder is ignored by git.
 const SHOTS = 'test-results/dashboard';
@@ -172,4 +173,34 @@ test('works on a narrow phone screen', async () => {
   assert.ok(overflow <= 0, `page scrolls sideways by ${overflow}px`);
   await phone.screenshot({ path: `${SHOTS}/phone.png`, fullPage: true });
   await phone.close();
+});
+
+test('the shadow panel shows agreement over time beside the noise floor, the gate, and the disagreements table (also at 390 px)', async () => {
+  const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
+  const v4 = await startModelServer({ model: 'v4' });
+  models.push(v4);
+  await fetch(`${stack.controlPlane.url}/v1/deployments`, { method: 'POST', headers: auth, body: JSON.stringify({ name: 'shadowed', baseline: { version: 'v1', url: models[0].url } }) });
+  const started = await fetch(`${stack.controlPlane.url}/v1/deployments/shadowed/canary`, { method: 'POST', headers: auth, body: JSON.stringify({
+    version: 'v4', url: v4.url, policy: { interval: '1s', shadow: { duration: '1s', compare: { field: '/prediction' }, noisePercent: 20, minRequests: 50 } },
+  }) });
+  assert.equal(started.status, 201);
+  const flowers = loadIris();
+  // Real flowers through the proxy until the gate has judged v4.
+  for (let i = 0; ; i++) {
+    await Promise.all(Array.from({ length: 20 }, (_, j) => fetch(`${stack.proxy.url}/shadowed/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ features: flowers[(i * 20 + j) % 150].features }) }).then((r) => r.text())));
+    const d = await (await fetch(`${stack.controlPlane.url}/v1/deployments/shadowed`, { headers: auth })).json();
+    if (d.canary === null) break;
+    assert.ok(i < 500, 'the gate judged v4 within 500 rounds');
+  }
+  for (const [p, width] of [[page, 1280], [await browser.newPage({ viewport: { width: 390, height: 800 } }), 390]] as const) {
+    p.on('dialog', (d) => void (d.type() === 'prompt' ? d.accept(TOKEN) : d.accept()));
+    await p.goto(`${stack.controlPlane.url}/#/d/shadowed`);
+    await p.locator('#agreement').waitFor();
+    assert.match(await p.locator('#agreement-summary').innerText(), /Agreement \d+\.\d+% \(\d+\/\d+\).*gate ≥ 95\.00%.*noise floor/s);
+    assert.ok(await p.locator('#agreement svg.chart').count() === 1, 'agreement chart drawn');
+    assert.ok(await p.locator('#disagreements tbody tr').count() > 0);
+    const overflow = await p.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(overflow <= 0, `${width}px: page scrolls sideways by ${overflow}px`);
+    await p.screenshot({ path: `${SHOTS}/shadow-${width}.png`, fullPage: true });
+  }
 });
