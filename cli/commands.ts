@@ -17,7 +17,7 @@ function agreementText(a: any, name: string): string {
   const fields = a.shadow.compare.fields.length ? a.shadow.compare.fields.join(', ') : 'the whole body';
   const lines = [
     `canary ${a.canary.version} vs baseline ${a.canary.baselineVersion} — ${a.canary.phase === 'shadow' ? 'in shadow' : a.canary.phase === 'live' ? 'live (shadow passed)' : a.canary.outcome}; comparing ${fields}`,
-    `agreement   ${c.compared ? `${pct(c.agreement)} (${c.agreed}/${c.compared})` : 'nothing compared yet'}${r?.canary?.high != null ? `, lower bound ${pct(1 - r.canary.high)}` : ''}   gate ≥ ${pct(a.shadow.agreementMin)} over ${a.shadow.minRequests} answers${a.shadow.relativeToNoise ? ', relative to the noise floor' : ''}`,
+    `agreement   ${c.compared ? `${pct(c.agreement)} (${c.agreed}/${c.compared})` : 'nothing compared yet'}${r?.canary?.low != null ? `, lower bound ${pct(r.canary.low)}` : ''}   gate ≥ ${pct(a.shadow.agreementMin)} over ${a.shadow.minRequests} answers${a.shadow.relativeToNoise ? ', relative to the noise floor' : ''}`,
     `noise floor ${n.compared ? `the baseline agrees with itself ${pct(n.agreement)} (${n.agreed}/${n.compared})` : 'not measured yet'}`,
     `shadow      errors ${c.errors}, timeouts ${c.timeouts}, dropped ${c.dropped}`,
     r ? `rule        ${r.status}: ${r.summary}` : 'rule        no analysis yet',
@@ -62,8 +62,13 @@ function showDeployment(d: any): string {
   if (d.canary) {
     const c = d.canary;
     lines.push(`  canary    ${c.version}  ${color.dim(c.url)}`);
-    lines.push(`  split     ${splitBar(c.weight)}  █ baseline ${100 - c.weight}% / ░ canary ${c.weight}%`);
-    lines.push(`  steps     ${c.steps.map((s: number) => (s === c.weight ? color.bold(`[${s}]`) : String(s))).join(' → ')}  next: ${c.nextStep ?? 'promote'}`);
+    if (c.phase === 'shadow') {
+      lines.push(`  split     ${splitBar(0)}  █ baseline 100% — the canary is in shadow: ${d.policy?.shadow?.percent ?? 100}% of requests are also sent to it and compared, users get only the baseline's answers (canary agreement ${d.name})`);
+      lines.push(`  steps     ${color.bold('[shadow]')} → ${c.steps.join(' → ')}  next: ${c.nextStep} once the shadow gate passes`);
+    } else {
+      lines.push(`  split     ${splitBar(c.weight)}  █ baseline ${100 - c.weight}% / ░ canary ${c.weight}%`);
+      lines.push(`  steps     ${c.steps.map((s: number) => (s === c.weight ? color.bold(`[${s}]`) : String(s))).join(' → ')}  next: ${c.nextStep ?? 'promote'}`);
+    }
     lines.push(`  verdict   ${verdictColor(c.lastVerdict)}  ${color.dim(c.lastAnalysisAt ? `at ${time(c.lastAnalysisAt)}` : 'no analysis yet')}`);
   } else {
     lines.push('  canary    none');

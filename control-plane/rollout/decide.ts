@@ -370,7 +370,11 @@ function agreementRule(ctx: RuleContext, shadow: ShadowPolicy, canary: Agreement
   const floor = nb > 0 ? `; the baseline agrees with itself ${pct(noise.noiseAgreed / nb)} (${noise.noiseAgreed}/${nb})` : '';
   const lost = canary.errors + canary.timeouts + canary.dropped > 0 ? `; shadow errors ${canary.errors}, timeouts ${canary.timeouts}, dropped ${canary.dropped}` : '';
   const few = r.status === 'pass' && n < shadow.minRequests;
-  return { ...r, status: few ? 'pending' : r.status, summary: `${agreement}${floor}${lost} — ${few ? `needs ${shadow.minRequests - n} more compared answers (shadow.minRequests ${shadow.minRequests})` : r.summary}` };
+  // The evidence is shown as agreement (the test runs on disagreement): estimate, bounds, agreed count.
+  const asAgreement = (v: RuleEvidence['canary']) => v && {
+    estimate: v.estimate === null ? null : 1 - v.estimate, low: v.high === null ? null : 1 - v.high, high: v.low === null ? null : 1 - v.low, n: v.n, events: v.n - v.events,
+  };
+  return { ...r, canary: asAgreement(r.canary), baseline: asAgreement(r.baseline), status: few ? 'pending' : r.status, summary: `${agreement}${floor}${lost} — ${few ? `needs ${shadow.minRequests - n} more compared answers (shadow.minRequests ${shadow.minRequests})` : r.summary}` };
 }
 
 export function alphaFor(policy: Policy, rule: RuleName): number {

@@ -576,9 +576,9 @@ export class RolloutService {
     const analyses = await this.store.analyses(name, 1000, c.id);
     const history = analyses.map((a) => ({ at: a.at, rule: a.rules.find((r) => r.rule === 'agreement') })).filter((h) => h.rule).reverse().map(({ at, rule }) => ({
       at: new Date(at).toISOString(),
-      agreement: rule!.canary?.estimate != null ? 1 - rule!.canary.estimate : null,
-      lowerBound: rule!.canary?.high != null ? 1 - rule!.canary.high : null,
-      noiseFloor: rule!.baseline?.estimate != null && rule!.baseline.n > 0 ? 1 - rule!.baseline.estimate : null,
+      agreement: rule!.canary?.estimate ?? null,
+      lowerBound: rule!.canary?.low ?? null,
+      noiseFloor: rule!.baseline && rule!.baseline.n > 0 ? rule!.baseline.estimate : null,
       compared: rule!.canary?.n ?? 0,
     }));
     const latest = analyses.find((a) => a.rules.some((r) => r.rule === 'agreement'));

@@ -180,10 +180,20 @@ test('the shadow panel shows agreement over time beside the noise floor, the gat
   const v4 = await startModelServer({ model: 'v4' });
   models.push(v4);
   await fetch(`${stack.controlPlane.url}/v1/deployments`, { method: 'POST', headers: auth, body: JSON.stringify({ name: 'shadowed', baseline: { version: 'v1', url: models[0].url } }) });
-  const started = await fetch(`${stack.controlPlane.url}/v1/deployments/shadowed/canary`, { method: 'POST', headers: auth, body: JSON.stringify({
-    version: 'v4', url: v4.url, policy: { interval: '1s', shadow: { duration: '1s', compare: { field: '/prediction' }, noisePercent: 20, minRequests: 50 } },
-  }) });
-  assert.equal(started.status, 201);
+  await fetch(`${stack.controlPlane.url}/v1/deployments/shadowed/versions`, { method: 'POST', headers: auth, body: JSON.stringify({ version: 'v4', url: v4.url }) });
+  // Started from the form, as a person would: shadow first, comparing the predicted label.
+  await page.goto(`${stack.controlPlane.url}/#/d/shadowed`);
+  await page.locator('h1', { hasText: 'shadowed' }).waitFor();
+  assert.equal(await page.locator('#start-error').isVisible(), false, 'another deployment\'s form error does not follow to this one');
+  await page.selectOption('#start-form select[name=version]', 'v4');
+  await page.fill('#start-form input[name=interval]', '1s');
+  await page.selectOption('#start-form select[name=shadow]', 'yes');
+  await page.fill('#start-form input[name=compareField]', '/prediction');
+  await page.click('#start-form button[type=submit]');
+  await page.locator('#shadow-phase').waitFor();
+  const d0 = await (await fetch(`${stack.controlPlane.url}/v1/deployments/shadowed`, { headers: auth })).json();
+  assert.equal(d0.canary.phase, 'shadow');
+  assert.deepEqual(d0.policy.shadow.compare.fields, ['/prediction']);
   const flowers = loadIris();
   // Real flowers through the proxy until the gate has judged v4.
   for (let i = 0; ; i++) {
