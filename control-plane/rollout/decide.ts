@@ -78,7 +78,7 @@ export type StatsInput = {
 } | { error: string };
 
 export type Action =
-  /** `fromShadow`: the shadow gate passed; the weight is the first step ("auto": the executor picks it). */
+  /** `fromShadow`: the shadow gate passed; the weight is the first live step. */
   | { type: 'advance'; weight: number; fromShadow?: boolean }
   | { type: 'promote' }
   | { type: 'rollback' }
@@ -513,7 +513,9 @@ export function decide(progress: CanaryProgress, policy: Policy, stats: StatsInp
       if (now - next.stepStartedAt < shadow.durationMs) return d([], [`in shadow until it has lasted ${Math.round(shadow.durationMs / 1000)}s`]);
       // The gate: the shadow phase becomes a stratum (weight 0) and the first live step starts.
       const nextLimits = latencyLimits(policy, baselineNow) ?? limits;
-      const weight = policy.steps[0];
+      // steps "auto": the first weight follows the traffic, measured on the baseline, which
+      // served all of it during the shadow phase.
+      const weight = policy.autoSteps ? autoStartWeight(policy, baselineNow, now - progress.stepStartedAt) : policy.steps[0];
       return d([{ type: 'advance', weight, fromShadow: true }], ['shadow passed: the canary goes live'], { ...next, phase: undefined, strata, lastStep: null, weight, stepStartedAt: now, limits: nextLimits });
     }
     if (now - next.stepStartedAt < policy.stepDurationMs) return d([], [`holding at ${next.weight}% until the step has lasted ${Math.round(policy.stepDurationMs / 1000)}s`]);

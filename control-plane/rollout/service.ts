@@ -452,12 +452,6 @@ export class RolloutService {
     const timer = this.deps.telemetry?.analysisSeconds.startTimer();
     const stats = await this.measure(c, d.baselineVersion, now);
     const decision = decide(progressOf(c, d.status === 'paused'), c.policy, stats, now);
-    // steps "auto" after the shadow gate: the first live weight follows the traffic, as at a start.
-    const gate = decision.actions.find((a) => a.type === 'advance' && a.fromShadow);
-    if (gate && gate.type === 'advance' && c.policy.autoSteps) {
-      gate.weight = await this.autoWeight(c.policy, name, d.baselineVersion);
-      decision.progress = { ...decision.progress, weight: gate.weight };
-    }
     const ok = !('error' in stats);
     const result: EvaluateResult = {
       deployment: name, canaryVersion: c.version, verdict: decision.verdict, reasons: decision.reasons, actions: decision.actions,

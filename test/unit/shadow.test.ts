@@ -107,3 +107,37 @@ test('xDS: a shadowing canary gives the Envoy route a request mirror policy for 
   const live = parseRouteTable({ version: 2, deployments: { iris: { ...table.deployments.iris, shadow: null, canary: { version: 'v4', url: 'http://127.0.0.1:8004', weight: 10 } } } });
   assert.equal((buildSnapshot(live).resources[TYPE.route].get(ENVOY_LISTENER) as any).virtual_hosts[0].routes[0].route.request_mirror_policies, undefined);
 });
+
+test('the gate in decide(): held in shadow until its duration, then the first step (steps "auto": from the traffic the baseline served); an agreement below the limit rolls back', async () => {
+  const { addValue } = await import('../../proxy/telemetry/histogram.js');
+  const h = new Map<number, number>();
+  [[20, 900], [45, 60], [60, 35], [70, 5]].forEach(([ms, c]) => addValue(h, ms, c * 10));
+  const side = (v: string, n: number, a: AgreementCounts) => ({ ...summarize('m', v, 0, 0, n, Math.round(n * 0.01), 0, new Map(h)), agreement: a });
+  const stats = (agreed: number, compared = 10_000) => ({
+    canary: side('v2', compared, { ...noAgreement(), compared, agreed }),
+    baseline: side('v1', 10_000, { ...noAgreement(), noiseCompared: 500, noiseAgreed: 500 }),
+    business: { baseline: { n: 1000, mean: 0.5, variance: 0.25 }, canary: { n: 0, mean: 0, variance: 0 } },
+  });
+  const start: CanaryProgress = { weight: 0, stepStartedAt: 0, paused: false, p99BreachSince: null, phase: 'shadow' };
+  const early = decide(start, policy, stats(9990), 60_000);
+  assert.equal(early.verdict, 'healthy');
+  assert.deepEqual(early.actions, [], 'held: the shadow lasts its duration (5 min)');
+  assert.ok(!early.rules.some((r) => r.rule === 'business'), 'no business rule in shadow: no user got an answer from the canary');
+  const gate = decide(start, policy, stats(9990), 5 * 60_000);
+  assert.deepEqual(gate.actions, [{ type: 'advance', weight: 1, fromShadow: true }]);
+  assert.equal(gate.progress.phase, undefined);
+  assert.equal(gate.progress.strata!.length, 1, 'the shadow phase is kept as evidence (a stratum)');
+  assert.equal(gate.progress.strata![0].weight, 0);
+  const agreement = gate.rules.find((r) => r.rule === 'agreement')!;
+  assert.ok(agreement.canary!.estimate! > 0.998 && agreement.canary!.low! > 0.99, 'evidence reads as agreement');
+  // steps "auto": 10,000 baseline requests in 5 min is 33 rps, enough to start above 1%.
+  const auto = decide(start, resolvePolicy({ steps: 'auto', interval: '30s', minRequests: 100, shadow: { duration: '5m', compare: { field: '/prediction' } } }), stats(9990), 5 * 60_000);
+  assert.equal(auto.actions[0].type, 'advance');
+  assert.ok((auto.actions[0] as { weight: number }).weight > 1);
+  // Live again (by the gate or by hand): no agreement rule.
+  assert.ok(!decide(gate.progress, policy, stats(9990), 6 * 60_000).rules.some((r) => r.rule === 'agreement'));
+  const bad = decide(start, policy, stats(7300), 30_000);
+  assert.equal(bad.verdict, 'critical');
+  assert.deepEqual(bad.actions, [{ type: 'rollback' }]);
+  assert.equal(bad.rules.find((r) => r.rule === 'agreement')!.status, 'fail');
+});
