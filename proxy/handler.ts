@@ -168,7 +168,8 @@ export function createRequestHandler(deps: HandlerDeps) {
     const wantsNet = role === 'canary' && !forced && route.retryCanaryOnBaseline !== false && repeatable;
     // A shadowed request is sent twice too, and compared: its body is held within the same
     // budget, and only small bodies are shadowed (past bufferBodyBytes the shadow is dropped).
-    const shadowed = role === 'baseline' && analysed && !forced && shadow.sampled(route);
+    // (Only methods safe to send twice: the noise floor sends a request to the baseline twice.)
+    const shadowed = role === 'baseline' && analysed && !forced && repeatable && shadow.sampled(route);
     const shadowFits = shadowed && declared <= config.bufferBodyBytes && bufferedBytes + declared <= config.bufferBudgetBytes;
     if (shadowed && !shadowFits) shadow.drop(route);
     const hold = (wantsNet && bufferedBytes + declared <= config.bufferBudgetBytes) || shadowFits;

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { CanaryError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import { withoutHistogram, type DisagreementExample, type VersionStats } from '../../proxy/telemetry/stats.js';
+import { DEFAULT_STATS_TTL_S } from '../../proxy/telemetry/redis-stats-store.js';
 import type { MetricsSource } from '../metrics/source.js';
 import type { Trip } from '../../proxy/split/trips.js';
 import type { ControlPlaneMetrics } from '../telemetry.js';
@@ -561,7 +562,8 @@ export class RolloutService {
     const inShadow = c.outcome === 'running' && c.state.phase === 'shadow';
     const shadowStratum = c.state.strata?.find((s) => s.weight === 0);
     const to = inShadow ? this.now() : shadowStratum?.to ?? c.endedAt ?? this.now();
-    const from = stepReadFrom(c.startedAt);
+    // Stats cells live 2 hours (DEFAULT_STATS_TTL_S): a longer shadow phase is counted over its last 2 hours.
+    const from = Math.max(stepReadFrom(c.startedAt), to - DEFAULT_STATS_TTL_S * 1000);
     const [canary, baseline] = await Promise.all([
       this.deps.metrics.versionStats(name, c.version, from, to),
       this.deps.metrics.versionStats(name, c.baselineVersion, from, to),

@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { request } from 'undici';
 import { RedisStatsStore } from '../../proxy/telemetry/redis-stats-store.js';
 import { MemoryStatsStore } from '../../proxy/telemetry/memory-stats-store.js';
-import { REDIS_URL, route, startTestProxy, startUpstream, testPrefix } from '../helpers/servers.js';
+import { eventually, REDIS_URL, route, startTestProxy, startUpstream, testPrefix } from '../helpers/servers.js';
 
 /**
  * Shadow traffic on real proxies and real HTTP upstreams (port 0): the baseline answers users,
@@ -136,3 +136,17 @@ for (const [what, handler] of [
     }
   });
 }
+
+test('only methods the deployment says are safe to send twice are shadowed (retryMethods)', async () => {
+  const baseline = await labeller(() => 'a');
+  let canaryHits = 0;
+  const canary = await labeller(() => { canaryHits++; return 'a'; });
+  const proxy = await startTestProxy({ version: 1, deployments: { m: { ...route('m', baseline.url, canary.url, 0, { shadow: shadow({ noisePercent: 100 }) }), settings: { retryMethods: ['GET'] } } } });
+  cleanups.push(() => proxy.close());
+  for (let i = 0; i < 20; i++) assert.equal((await predict(`${proxy.url}/m/predict`, i)).status, 200);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(canaryHits, 0, 'POST is not in retryMethods: never sent twice');
+  const r = await request(`${proxy.url}/m/predict`, { method: 'GET' });
+  await r.body.dump();
+  await eventually(() => assert.equal(canaryHits, 1), 2000);
+});
