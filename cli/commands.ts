@@ -10,7 +10,7 @@ type Out = (s: string) => void;
 const out: Out = (s) => process.stdout.write(`${s}\n`);
 
 /** `canary agreement`: the shadow phase's agreement, its noise floor, the gate, and how the models differ. */
-function agreementText(a: any, name: string): string {
+function agreementText(a: any, name: string, limit: number): string {
   if (!a.canary) return `no canary has run for ${name}`;
   if (!a.shadow) return `canary ${a.canary.version} had no shadow phase (start one with --shadow or policy.shadow)`;
   const c = a.counts, n = a.noise, r = a.rule;
@@ -23,8 +23,9 @@ function agreementText(a: any, name: string): string {
     r ? `rule        ${r.status}: ${r.summary}` : 'rule        no analysis yet',
   ];
   if (a.examples.length) {
-    lines.push('', `disagreements (newest ${a.examples.length}):`, table(['TIME', 'REQUEST ID', 'INPUT SHA-256', 'BASELINE', 'CANARY'],
-      a.examples.map((e: any) => [time(new Date(e.at).toISOString()), e.requestId, e.inputSha256.slice(0, 12), e.baseline, e.canary])));
+    const shown = a.examples.slice(0, limit);
+    lines.push('', `disagreements (newest ${shown.length} of the ${a.examples.length} kept; --limit N for more):`, table(['TIME', 'REQUEST ID', 'INPUT SHA-256', 'BASELINE', 'CANARY'],
+      shown.map((e: any) => [time(new Date(e.at).toISOString()), e.requestId, e.inputSha256.slice(0, 12), e.baseline, e.canary])));
   }
   return lines.join('\n');
 }
@@ -240,9 +241,9 @@ export async function runClientCommand(command: string, rest: string[]): Promise
       return true;
     }
     case 'agreement': {
-      const { values, args } = parse(rest, {}, ['name']);
+      const { values, args } = parse(rest, { limit: { type: 'string' } }, ['name']);
       const a = await api.call('GET', `/v1/deployments/${enc(args[0])}/agreement`);
-      print(values.json, a, () => agreementText(a, args[0]));
+      print(values.json, a, () => agreementText(a, args[0], num(values.limit, 'limit') ?? 10));
       return true;
     }
     case 'metrics': {

@@ -28,7 +28,7 @@ Client (against CANARY_API_URL, default http://127.0.0.1:8090; add --json for sc
   canary resume NAME [--canary V] [--if-match REVISION]
   canary evaluate NAME
   canary health NAME
-  canary agreement NAME               shadow phase: agreement with the baseline, noise floor, disagreements
+  canary agreement NAME [--limit 10]  shadow phase: agreement with the baseline, noise floor, disagreements
   canary metrics NAME [--limit N]
   canary history NAME [--limit N]
   canary wait NAME [--timeout 30m]    follow a rollout (CI): exit 0 promoted, 1 rolled back, 2 timeout

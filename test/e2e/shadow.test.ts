@@ -112,7 +112,7 @@ for (const [model, passes] of [['v3', true], ['v4', false]] as const) {
       assert.match(stdout, /canary v4 vs baseline v1 — rolled_back; comparing \/prediction/);
       assert.match(stdout, /agreement +\d+\.\d+% \(\d+\/\d+\), lower bound/);
       assert.match(stdout, /rule +fail: /);
-      assert.match(stdout, /disagreements \(newest \d+\):\n.*REQUEST ID +INPUT SHA-256 +BASELINE +CANARY/);
+      assert.match(stdout, /disagreements \(newest \d+ of the \d+ kept; --limit N for more\):\n.*REQUEST ID +INPUT SHA-256 +BASELINE +CANARY/);
     }
     await t.stop();
   });
