@@ -205,7 +205,8 @@ test('the shadow panel shows agreement over time beside the noise floor, the gat
   for (const [p, width] of [[page, 1280], [await browser.newPage({ viewport: { width: 390, height: 800 } }), 390]] as const) {
     p.on('dialog', (d) => void (d.type() === 'prompt' ? d.accept(TOKEN) : d.accept()));
     await p.goto(`${stack.controlPlane.url}/#/d/shadowed`);
-    await p.locator('#agreement').waitFor();
+    // The page refreshes on its own every 2 s: wait for the panel as it is after the verdict.
+    await p.locator('#agreement-summary', { hasText: /Agreement \d/ }).waitFor({ timeout: 10_000 });
     assert.match(await p.locator('#agreement-summary').innerText(), /Agreement \d+\.\d+% \(\d+\/\d+\).*gate ≥ 95\.00%.*noise floor/s);
     assert.ok(await p.locator('#agreement svg.chart').count() === 1, 'agreement chart drawn');
     assert.ok(await p.locator('#disagreements tbody tr').count() > 0);
