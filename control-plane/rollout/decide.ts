@@ -509,22 +509,19 @@ export function decide(progress: CanaryProgress, policy: Policy, stats: StatsInp
     const d = (actions: Action[], extra: string[] = [], p = next): Decision => ({ verdict, reasons: [...reasons, ...extra], actions, progress: p, rules });
     if (next.paused) return d([], ['paused: no action taken']);
     if (verdict === 'critical') return d([policy.autoRollback ? { type: 'rollback' } : { type: 'record_failure' }]);
-    if (shadow) {
-      if (now - next.stepStartedAt < shadow.durationMs) return d([], [`in shadow until it has lasted ${Math.round(shadow.durationMs / 1000)}s`]);
-      // The gate: the shadow phase becomes a stratum (weight 0) and the first live step starts.
-      const nextLimits = latencyLimits(policy, baselineNow) ?? limits;
-      // steps "auto": the first weight follows the traffic, measured on the baseline, which
-      // served all of it during the shadow phase.
-      const weight = policy.autoSteps ? autoStartWeight(policy, baselineNow, now - progress.stepStartedAt) : policy.steps[0];
-      return d([{ type: 'advance', weight, fromShadow: true }], ['shadow passed: the canary goes live'], { ...next, phase: undefined, strata, lastStep: null, weight, stepStartedAt: now, limits: nextLimits });
-    }
-    if (now - next.stepStartedAt < policy.stepDurationMs) return d([], [`holding at ${next.weight}% until the step has lasted ${Math.round(policy.stepDurationMs / 1000)}s`]);
-    const weight = nextStep(policy, next.weight);
+    if (shadow && now - next.stepStartedAt < shadow.durationMs) return d([], [`in shadow until it has lasted ${Math.round(shadow.durationMs / 1000)}s`]);
+    if (!shadow && now - next.stepStartedAt < policy.stepDurationMs) return d([], [`holding at ${next.weight}% until the step has lasted ${Math.round(policy.stepDurationMs / 1000)}s`]);
+    // Past the shadow gate, the first step (steps "auto": from the traffic the baseline served,
+    // all of it, during the shadow phase); otherwise the next one.
+    const weight = !shadow ? nextStep(policy, next.weight)
+      : policy.autoSteps ? autoStartWeight(policy, baselineNow, now - progress.stepStartedAt) : policy.steps[0];
     if (weight !== null) {
-      // The finished step becomes a stratum; the next step's latency limits come from the
-      // baseline's latency during it (the most recent load), or carry over when it had none.
+      // The finished step (or the shadow phase, at weight 0) becomes a stratum; the next step's
+      // latency limits come from the baseline's latency during it (the most recent load), or
+      // carry over when it had none.
       const nextLimits = latencyLimits(policy, baselineNow) ?? limits;
-      return d([{ type: 'advance', weight }], [], { ...next, strata, lastStep: null, weight, stepStartedAt: now, limits: nextLimits });
+      return d([shadow ? { type: 'advance', weight, fromShadow: true } : { type: 'advance', weight }], shadow ? ['shadow passed: the canary goes live'] : [],
+        { ...next, phase: undefined, strata, lastStep: null, weight, stepStartedAt: now, limits: nextLimits });
     }
     if (!policy.autoPromote) return d([], ['last step reached; autoPromote is off']);
     return d([{ type: 'promote' }]);
