@@ -51,8 +51,8 @@ async function load(scenario: string, url: string): Promise<Row> {
 }
 
 /** Open loop at a fixed rate, latency in microseconds (see open-loop.ts). */
-async function fixedRate(scenario: string, url: string, durationS = DURATION_S): Promise<Row> {
-  const r = await openLoop(url, body, OPEN_LOOP_RPS, durationS * 1000);
+async function fixedRate(scenario: string, url: string, durationS = DURATION_S, rps = OPEN_LOOP_RPS): Promise<Row> {
+  const r = await openLoop(url, body, rps, durationS * 1000);
   return print({ scenario, rps: r.achievedRps, p50: r.p50, p99: r.p99, errors: r.errors, non2xx: 0 });
 }
 
@@ -98,6 +98,14 @@ async function main(): Promise<void> {
   const routesFile = path.join(dir, 'routes.json');
   await writeFile(routesFile, JSON.stringify({ version: 1, deployments: { iris: { baseline: { version: 'v1', url: v1.ready.url }, canary: { version: 'v2', url: v2.ready.url, weight: WEIGHT } } } }));
   const proxy = await spawnProxy({ CANARY_ROUTES_FILE: routesFile, LOG_LEVEL: 'warn' });
+  // The same proxy with the canary in a shadow phase: users get v1 only, every request is also sent to v2 and compared.
+  const shadowFile = path.join(dir, 'routes-shadow.json');
+  await writeFile(shadowFile, JSON.stringify({ version: 1, deployments: { iris: {
+    baseline: { version: 'v1', url: v1.ready.url }, canary: { version: 'v2', url: v2.ready.url, weight: 0 },
+    shadow: { percent: 100, noisePercent: 5, timeoutMs: 10_000, maxConcurrency: 32, compare: { fields: ['/prediction'] } },
+  } } }));
+  const shadowProxy = await spawnProxy({ CANARY_ROUTES_FILE: shadowFile, LOG_LEVEL: 'warn' });
+  const shadowUrl = `http://127.0.0.1:${shadowProxy.ready.port}/iris/predict`;
   // `canary up` on the embedded database, with the prediction log on: the whole product in one process.
   const up = await spawnCanary<{ api: string; proxy: string }>(['up'], {
     env: { CANARY_DATA_DIR: path.join(dir, 'data'), CANARY_PROXY_PORT: '0', CANARY_ADMIN_PORT: '0', CANARY_API_PORT: '0', CANARY_XDS_PORT: 'off', CANARY_PROXY_HOST: '127.0.0.1', LOG_LEVEL: 'warn', REDIS_URL: '', DATABASE_URL: '' },
@@ -117,10 +125,12 @@ async function main(): Promise<void> {
     await autocannon({ url: `${hp.url}/iris/predict`, method: 'POST', body, duration: 2, connections: 16 });
     await autocannon({ url: `${minimal.url}/iris/predict`, method: 'POST', body, duration: 2, connections: 16 });
     await autocannon({ url: upUrl, method: 'POST', body, duration: 2, connections: 16 });
+    await autocannon({ url: shadowUrl, method: 'POST', body, duration: 2, connections: 16 });
     if (nginx) await autocannon({ url: `${nginx.url}/iris/predict`, method: 'POST', body, duration: 2, connections: 16 });
     process.stderr.write('closed loop (as fast as it goes):\n');
     const direct = await withCpu([v1.child.pid!], () => load('direct (model server)', `${v1.ready.url}/predict`));
     const ours = await withCpu([proxy.child.pid!], () => load('canary-mesh proxy, 20% canary', proxyUrl));
+    const shadowRow = await withCpu([shadowProxy.child.pid!], () => load('canary-mesh proxy, canary in shadow (100% mirrored)', shadowUrl));
     const upRow = await withCpu([up.child.pid!], () => load('canary up (embedded DB, prediction log)', upUrl));
     const hpRow = await withCpu([hp.pid], () => load('http-proxy split, keep-alive', `${hp.url}/iris/predict`));
     const minimalRow = await withCpu([minimal.pid], () => load('minimal undici Pool.stream proxy', `${minimal.url}/iris/predict`));
@@ -129,6 +139,12 @@ async function main(): Promise<void> {
     await fixedRate('warm-up (not reported)', `${v1.ready.url}/predict`, 3);
     const directOpen = await fixedRate(`direct @${OPEN_LOOP_RPS}`, `${v1.ready.url}/predict`);
     const oursOpen = await fixedRate(`canary-mesh proxy @${OPEN_LOOP_RPS}`, proxyUrl);
+    // At the full rate the proxy has no spare capacity: it sheds shadows (maxProxyLag) rather than delay users.
+    const shadowFull = await fixedRate(`canary-mesh proxy, canary in shadow @${OPEN_LOOP_RPS}`, shadowUrl);
+    // A shadow doubles the upstream work: compared at half the rate, side by side with no shadow.
+    const half = Math.round(OPEN_LOOP_RPS / 2);
+    const splitHalf = await fixedRate(`canary-mesh proxy, 20% canary @${half}`, proxyUrl, DURATION_S, half);
+    const shadowHalf = await fixedRate(`canary-mesh proxy, canary in shadow @${half}`, shadowUrl, DURATION_S, half);
 
     const ratio = (r: Row) => +(r.rps / direct.rps).toFixed(3);
     const summary = {
@@ -138,6 +154,13 @@ async function main(): Promise<void> {
       cpuUsPerRequest: { modelServer: direct.cpuUsPerRequest, canaryMeshProxy: ours.cpuUsPerRequest, canaryUp: upRow.cpuUsPerRequest, minimalUndiciProxy: minimalRow.cpuUsPerRequest, nginx: nginxRow?.cpuUsPerRequest ?? null, httpProxy: hpRow.cpuUsPerRequest },
       // The target: canary-mesh's CPU per request within 1.1× the minimal proxy's.
       cpuVsMinimalProxy: +((ours.cpuUsPerRequest ?? 0) / (minimalRow.cpuUsPerRequest ?? 1)).toFixed(3),
+      // What a shadow costs users: their latency with every request mirrored and compared, over the same proxy without.
+      shadow: {
+        throughputVsNoShadow: +(shadowRow.rps / ours.rps).toFixed(3),
+        cpuUsPerRequest: shadowRow.cpuUsPerRequest,
+        atHalfRate: { rps: half, userP50Ms: { noShadow: splitHalf.p50, shadow: shadowHalf.p50 }, userP99Ms: { noShadow: splitHalf.p99, shadow: shadowHalf.p99 }, userP99VsNoShadow: +(shadowHalf.p99 / splitHalf.p99).toFixed(3) },
+        atFullRate: { rps: OPEN_LOOP_RPS, userP99Ms: { noShadow: oursOpen.p99, shadow: shadowFull.p99 }, userP99VsNoShadow: +(shadowFull.p99 / oursOpen.p99).toFixed(3) },
+      },
       addedLatencyAt2000rps: { p50Ms: +(oursOpen.p50 - directOpen.p50).toFixed(3), p99Ms: +(oursOpen.p99 - directOpen.p99).toFixed(3), targetP50Ms: 0.5, targetP99Ms: 2 },
     };
     let commit = 'unknown';
@@ -146,14 +169,14 @@ async function main(): Promise<void> {
       date: new Date().toISOString(), commit,
       machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` },
       settings: { durationS: DURATION_S, connections: CONNECTIONS, openLoopRps: OPEN_LOOP_RPS, canaryWeight: WEIGHT, note: 'load generator, proxies and model servers share the machine' },
-      closedLoop: [direct, ours, upRow, minimalRow, ...(nginxRow ? [nginxRow] : []), hpRow], openLoop: [directOpen, oursOpen], summary,
+      closedLoop: [direct, ours, shadowRow, upRow, minimalRow, ...(nginxRow ? [nginxRow] : []), hpRow], openLoop: [directOpen, oursOpen, shadowFull, splitHalf, shadowHalf], summary,
     };
     await mkdir(path.join(here, 'results'), { recursive: true });
     const file = path.join(here, 'results', `${report.date.slice(0, 19).replace(/[:T]/g, '-')}-${commit}.json`);
     await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
     process.stdout.write(`${JSON.stringify(summary, null, 2)}\nwritten to ${path.relative(process.cwd(), file)}\n`);
   } finally {
-    await Promise.all([v1.stop(), v2.stop(), proxy.stop(), up.stop(), hp.stop(), minimal.stop(), nginx?.stop()]);
+    await Promise.all([v1.stop(), v2.stop(), proxy.stop(), shadowProxy.stop(), up.stop(), hp.stop(), minimal.stop(), nginx?.stop()]);
   }
 }
 

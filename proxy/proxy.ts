@@ -177,6 +177,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
         admin.closeAllConnections();
         clearInterval(tripRetry);
         await reportTrips();
+        shadow.stop();
         await flusher.stop();
         await predictions?.stop();
         await routeSource.stop();

@@ -1,6 +1,7 @@
 import { parseDuration } from '../../common/duration.js';
 import { CanaryError } from '../../common/errors.js';
 import { parsePointer, type CompareSpec } from '../../proxy/shadow/compare.js';
+import { DEFAULT_MAX_PROXY_LAG_MS } from '../../proxy/split/route-table.js';
 
 /**
  * A canary's policy (DESIGN.md §3). Every field is optional in the API; defaults below.
@@ -35,11 +36,13 @@ export interface ShadowPolicy {
   timeoutMs: number;
   /** Shadow requests in flight per proxy; past it they are dropped and counted. */
   maxConcurrency: number;
+  /** While a proxy's own event loop lags more than this, it drops shadows (they use only spare capacity). */
+  maxProxyLagMs: number;
 }
 
 export const DEFAULT_SHADOW: Readonly<ShadowPolicy> = Object.freeze({
   percent: 100, durationMs: 5 * 60_000, compare: Object.freeze({ fields: [], tolerance: 0, relativeTolerance: 0 }) as CompareSpec,
-  agreementMin: 0.95, minRequests: 200, noisePercent: 5, relativeToNoise: false, timeoutMs: 10_000, maxConcurrency: 32,
+  agreementMin: 0.95, minRequests: 200, noisePercent: 5, relativeToNoise: false, timeoutMs: 10_000, maxConcurrency: 32, maxProxyLagMs: DEFAULT_MAX_PROXY_LAG_MS,
 });
 
 export interface Policy {
@@ -137,7 +140,7 @@ function resolveShadow(v: unknown, base: ShadowPolicy | null): ShadowPolicy | nu
   if (v === true) return structuredClone(base ?? DEFAULT_SHADOW) as ShadowPolicy;
   if (typeof v !== 'object' || Array.isArray(v)) throw bad('shadow: expected an object, true, or null');
   const s = v as Record<string, unknown>;
-  const known = new Set(['percent', 'duration', 'compare', 'agreementMin', 'minRequests', 'noisePercent', 'relativeToNoise', 'timeout', 'maxConcurrency']);
+  const known = new Set(['percent', 'duration', 'compare', 'agreementMin', 'minRequests', 'noisePercent', 'relativeToNoise', 'timeout', 'maxConcurrency', 'maxProxyLag']);
   for (const k of Object.keys(s)) if (!known.has(k)) throw bad(`shadow.${k}: unknown field (known: ${[...known].join(', ')})`);
   const b = base ?? DEFAULT_SHADOW;
   const c = s.compare ?? {};
@@ -173,6 +176,7 @@ function resolveShadow(v: unknown, base: ShadowPolicy | null): ShadowPolicy | nu
     relativeToNoise: bool(s.relativeToNoise, 'shadow.relativeToNoise', b.relativeToNoise),
     timeoutMs,
     maxConcurrency,
+    maxProxyLagMs: dur(s.maxProxyLag, 'shadow.maxProxyLag', b.maxProxyLagMs ?? DEFAULT_MAX_PROXY_LAG_MS),
   };
 }
 
@@ -241,7 +245,7 @@ export function policyToApi(p: Policy) {
     shadow: p.shadow ? {
       percent: p.shadow.percent, duration: ms(p.shadow.durationMs), compare: p.shadow.compare, agreementMin: p.shadow.agreementMin,
       minRequests: p.shadow.minRequests, noisePercent: p.shadow.noisePercent, relativeToNoise: p.shadow.relativeToNoise,
-      timeout: ms(p.shadow.timeoutMs), maxConcurrency: p.shadow.maxConcurrency,
+      timeout: ms(p.shadow.timeoutMs), maxConcurrency: p.shadow.maxConcurrency, maxProxyLag: ms(p.shadow.maxProxyLagMs ?? DEFAULT_MAX_PROXY_LAG_MS),
     } : null,
     thresholds: {
       errorRateDelta: p.thresholds.errorRateDelta, latencyP95DeltaMs: p.thresholds.latencyP95DeltaMs,

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { CanaryError } from '../../common/errors.js';
-import type { RouteSettings, RouteTable, ShadowRoute } from '../../proxy/split/route-table.js';
+import { DEFAULT_MAX_PROXY_LAG_MS, type RouteSettings, type RouteTable, type ShadowRoute } from '../../proxy/split/route-table.js';
 import { DEFAULT_POLICY, type Policy } from '../rollout/policy.js';
 import type { AnalysisRow, AnalysisState, CanaryRow, DeploymentRow, EventRow, EventType, VersionRow, VersionState } from './types.js';
 
@@ -19,7 +19,7 @@ function toState(s: Record<string, any> | null | undefined): AnalysisState {
 function shadowRoute(c: CanaryRow): { shadow: ShadowRoute } | Record<string, never> {
   const s = c.policy.shadow;
   if (c.state.phase !== 'shadow' || !s) return {};
-  return { shadow: { percent: s.percent, noisePercent: s.noisePercent, timeoutMs: s.timeoutMs, maxConcurrency: s.maxConcurrency, compare: s.compare } };
+  return { shadow: { percent: s.percent, noisePercent: s.noisePercent, timeoutMs: s.timeoutMs, maxConcurrency: s.maxConcurrency, maxProxyLagMs: s.maxProxyLagMs ?? DEFAULT_MAX_PROXY_LAG_MS, compare: s.compare } };
 }
 
 function toCanary(r: Record<string, any>): CanaryRow {

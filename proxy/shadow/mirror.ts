@@ -6,6 +6,9 @@ import type { ProxyRecorder } from '../telemetry/recorder.js';
 import { isModelError, type Outcome, type StatsAccumulator } from '../telemetry/stats.js';
 import { compareAnswers, type Answer } from './compare.js';
 
+/** How often the proxy's event-loop delay is sampled. */
+const LAG_SAMPLE_MS = 50;
+
 /** Answers larger than this are not compared (nor held): a shadow's memory is bounded. */
 export const MAX_SHADOW_ANSWER_BYTES = 256 * 1024;
 
@@ -30,18 +33,37 @@ type Sent = { answer: Answer; outcome: Outcome; latencyMs: number } | { answer: 
  * Nothing here is on the user's path: the handler starts a shadow and never awaits it. Each
  * shadow has its own timeout and answer-size cap, and a deployment has at most
  * `maxConcurrency` shadow requests in flight per proxy — past that, shadows are dropped and
- * counted, never queued, so a slow or hung canary cannot hold memory or sockets without bound.
+ * counted, never queued, so a slow or hung canary cannot hold memory or sockets without bound;
+ * and while the proxy's own event loop lags more than `maxProxyLagMs`, shadows are dropped too.
  */
 export class ShadowMirror {
   private readonly inFlight = new Map<string, number>();
-  constructor(private readonly deps: { pools: UpstreamPools; stats: StatsAccumulator; recorder: ProxyRecorder }) {}
+  /** The proxy's own event-loop delay: the largest timer drift over the last second. */
+  private lagMs = 0;
+  private readonly lagTimer: NodeJS.Timeout;
+  constructor(private readonly deps: { pools: UpstreamPools; stats: StatsAccumulator; recorder: ProxyRecorder }) {
+    let last = performance.now();
+    const recent: number[] = [];
+    this.lagTimer = setInterval(() => {
+      const now = performance.now();
+      recent.push(Math.max(0, now - last - LAG_SAMPLE_MS));
+      if (recent.length > 1000 / LAG_SAMPLE_MS) recent.shift();
+      this.lagMs = Math.max(...recent);
+      last = now;
+    }, LAG_SAMPLE_MS);
+    this.lagTimer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.lagTimer);
+  }
 
   /** Whether this request is one of the shadow's sample (a route shadows only with a canary). */
   sampled(route: DeploymentRoute, random: () => number = Math.random): boolean {
     return !!route.shadow && !!route.canary && random() * 100 < route.shadow.percent;
   }
 
-  /** A shadow that could not be sent (body too large to hold, or over the concurrency cap). */
+  /** A shadow that could not be sent (body too large to hold, over the concurrency cap, or the proxy busy). */
   drop(route: DeploymentRoute): void {
     this.deps.stats.count(route.name, route.canary!.version, 'dropped', Date.now());
     this.deps.recorder.shadowRequests.labels(route.name, route.canary!.version, 'dropped').inc();
@@ -58,7 +80,10 @@ export class ShadowMirror {
     const noise = random() * 100 < shadow.noisePercent;
     const wanted = noise ? 2 : 1;
     const busy = this.inFlight.get(route.name) ?? 0;
-    if (busy + wanted > shadow.maxConcurrency) {
+    // Mirroring costs the proxy CPU (a second upstream request and a comparison): shadows use
+    // only spare capacity, so a proxy whose own event loop falls behind drops them, and its
+    // users' latency does not pay for the shadow.
+    if (busy + wanted > shadow.maxConcurrency || this.lagMs > shadow.maxProxyLagMs) {
       this.drop(route);
       return null;
     }

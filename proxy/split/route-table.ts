@@ -52,6 +52,8 @@ export interface ShadowRoute {
   timeoutMs: number;
   /** Shadow requests in flight per proxy and deployment; past it they are dropped and counted. */
   maxConcurrency: number;
+  /** While the proxy's own event loop lags more than this (ms), shadows are dropped: they use only spare capacity. */
+  maxProxyLagMs: number;
   compare: CompareSpec;
 }
 
@@ -128,6 +130,9 @@ function checkSettings(input: unknown, where: string): RouteSettings {
   return out;
 }
 
+/** The default of ShadowRoute.maxProxyLagMs (and of policy.shadow.maxProxyLag). */
+export const DEFAULT_MAX_PROXY_LAG_MS = 50;
+
 function checkShadow(input: unknown, where: string): ShadowRoute | null {
   if (input === undefined || input === null) return null;
   if (typeof input !== 'object' || Array.isArray(input)) throw new RouteTableError(`${where}: expected an object`);
@@ -138,6 +143,8 @@ function checkShadow(input: unknown, where: string): ShadowRoute | null {
   };
   if (!ms(s.timeoutMs)) throw new RouteTableError(`${where}.timeoutMs: expected milliseconds above 0`);
   if (!Number.isInteger(s.maxConcurrency) || (s.maxConcurrency as number) < 1) throw new RouteTableError(`${where}.maxConcurrency: expected a positive integer`);
+  const maxProxyLagMs = s.maxProxyLagMs ?? DEFAULT_MAX_PROXY_LAG_MS;
+  if (!ms(maxProxyLagMs)) throw new RouteTableError(`${where}.maxProxyLagMs: expected milliseconds above 0`);
   const c = (s.compare ?? {}) as Record<string, unknown>;
   const fields = c.fields ?? [];
   if (!Array.isArray(fields) || fields.some((f) => typeof f !== 'string')) throw new RouteTableError(`${where}.compare.fields: expected a list of JSON Pointers`);
@@ -148,7 +155,7 @@ function checkShadow(input: unknown, where: string): ShadowRoute | null {
     return v;
   };
   return {
-    percent: pct('percent'), noisePercent: pct('noisePercent'), timeoutMs: s.timeoutMs as number, maxConcurrency: s.maxConcurrency as number,
+    percent: pct('percent'), noisePercent: pct('noisePercent'), timeoutMs: s.timeoutMs as number, maxConcurrency: s.maxConcurrency as number, maxProxyLagMs: maxProxyLagMs as number,
     compare: { fields: fields as string[], tolerance: tol('tolerance'), relativeTolerance: tol('relativeTolerance') },
   };
 }

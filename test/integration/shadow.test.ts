@@ -29,7 +29,9 @@ async function labeller(label: (i: number) => string, delayMs = 0) {
   return u;
 }
 
-const shadow = (extra: Record<string, unknown> = {}) => ({ percent: 100, noisePercent: 0, timeoutMs: 2000, maxConcurrency: 1000, compare: { fields: ['/prediction'], tolerance: 0, relativeTolerance: 0 }, ...extra });
+// These tests count exactly, so the proxy never sheds shadows for being busy here (a test of
+// its own below does): the test process hosts proxies, upstreams and the load at once.
+const shadow = (extra: Record<string, unknown> = {}) => ({ percent: 100, noisePercent: 0, timeoutMs: 2000, maxConcurrency: 1000, maxProxyLagMs: 60_000, compare: { fields: ['/prediction'], tolerance: 0, relativeTolerance: 0 }, ...extra });
 const predict = async (url: string, i: number) => {
   const r = await request(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ i }) });
   return { status: r.statusCode, variant: String(r.headers['x-canary-variant']), body: await r.body.text() };
@@ -149,4 +151,30 @@ test('only methods the deployment says are safe to send twice are shadowed (retr
   const r = await request(`${proxy.url}/m/predict`, { method: 'GET' });
   await r.body.dump();
   await eventually(() => assert.equal(canaryHits, 1), 2000);
+});
+
+test('a proxy whose own event loop falls behind drops shadows (counted) instead of making its users pay for them, and mirrors again once it catches up', async () => {
+  const baseline = await labeller(() => 'a');
+  let canaryHits = 0;
+  const canary = await labeller(() => { canaryHits++; return 'a'; });
+  const stats = new MemoryStatsStore();
+  const proxy = await startTestProxy({ version: 1, deployments: { m: route('m', baseline.url, canary.url, 0, { shadow: shadow({ maxProxyLagMs: 40 }) }) } }, { stats });
+  cleanups.push(() => proxy.close());
+  const t0 = Date.now();
+  // Saturate this process (it hosts the proxy): 100 ms of CPU every 110 ms.
+  const burner = setInterval(() => { const end = performance.now() + 100; while (performance.now() < end); }, 110);
+  await new Promise((r) => setTimeout(r, 500)); // the lag is measured
+  const busyHits = canaryHits;
+  for (let i = 0; i < 20; i++) assert.equal((await predict(`${proxy.url}/m/predict`, i)).status, 200);
+  clearInterval(burner);
+  assert.ok(canaryHits - busyHits <= 2, `${canaryHits - busyHits} of 20 shadows sent while the proxy was saturated`);
+  await new Promise((r) => setTimeout(r, 1500)); // caught up (the lag is the worst of the last second)
+  for (let i = 0; i < 20; i++) assert.equal((await predict(`${proxy.url}/m/predict`, i)).status, 200);
+  const a = await eventually(async () => {
+    const a = (await stats.read('m', 'v2', t0 - 1000, Date.now() + 1000)).agreement!;
+    assert.equal(a.compared + a.dropped, 40);
+    return a;
+  }, 5000, 100);
+  assert.ok(a.dropped >= 18, `dropped ${a.dropped}`);
+  assert.ok(a.compared >= 10, `compared ${a.compared} once idle`); // loose: a shared machine stalls too
 });
