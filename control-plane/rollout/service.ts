@@ -562,8 +562,10 @@ export class RolloutService {
     const inShadow = c.outcome === 'running' && c.state.phase === 'shadow';
     const shadowStratum = c.state.strata?.find((s) => s.weight === 0);
     const to = inShadow ? this.now() : shadowStratum?.to ?? c.endedAt ?? this.now();
-    // Stats cells live 2 hours (DEFAULT_STATS_TTL_S): a longer shadow phase is counted over its last 2 hours.
-    const from = Math.max(stepReadFrom(c.startedAt), to - DEFAULT_STATS_TTL_S * 1000);
+    // From the canary's first second (shadow counts exist only for it, so unlike a step's stats
+    // nothing from before is mixed in); cells live 2 hours (DEFAULT_STATS_TTL_S), so a longer
+    // shadow phase is counted over its last 2 hours.
+    const from = Math.max(Math.floor(c.startedAt / 1000) * 1000, to - DEFAULT_STATS_TTL_S * 1000);
     const [canary, baseline] = await Promise.all([
       this.deps.metrics.versionStats(name, c.version, from, to),
       this.deps.metrics.versionStats(name, c.baselineVersion, from, to),
