@@ -6,7 +6,11 @@ import httpProxy from 'http-proxy';
 import { pickVariant } from '../proxy/split/splitter.js';
 
 const [baseline, canary, weight] = process.argv.slice(2);
-const route = { name: 'iris', baseline: { version: 'v1', url: baseline }, canary: { version: 'v2', url: canary, weight: Number(weight) } };
+const route = {
+  name: 'iris',
+  baseline: { version: 'v1', url: baseline },
+  canary: { version: 'v2', url: canary, weight: Number(weight) },
+};
 const agent = new http.Agent({ keepAlive: true, maxSockets: 128 });
 const proxy = httpProxy.createProxyServer({ agent });
 proxy.on('error', (_err, _req, res) => {

@@ -10,11 +10,25 @@ const pools = [new Pool(baseline, { connections: 128 }), new Pool(canary, { conn
 const server = http.createServer((req, res) => {
   const pool = Math.random() * 100 < Number(weight) ? pools[1] : pools[0];
   const path = req.url!.replace(/^\/[^/?]*/, '') || '/';
-  pool.stream({ path, method: req.method as 'POST', headers: { 'content-type': 'application/json' }, body: req }, ({ statusCode, headers }) => {
-    res.writeHead(statusCode, headers as http.OutgoingHttpHeaders);
-    return res;
-  }).catch(() => { if (!res.headersSent) res.writeHead(502); res.end(); });
+  pool
+    .stream(
+      { path, method: req.method as 'POST', headers: { 'content-type': 'application/json' }, body: req },
+      ({ statusCode, headers }) => {
+        res.writeHead(statusCode, headers as http.OutgoingHttpHeaders);
+        return res;
+      },
+    )
+    .catch(() => {
+      if (!res.headersSent) res.writeHead(502);
+      res.end();
+    });
 });
 server.keepAliveTimeout = 65_000;
-server.listen(0, '127.0.0.1', () => process.stdout.write(`${JSON.stringify({ ready: true, port: (server.address() as AddressInfo).port })}\n`));
-process.on('SIGTERM', () => { server.close(); for (const p of pools) void p.close(); process.exit(0); });
+server.listen(0, '127.0.0.1', () =>
+  process.stdout.write(`${JSON.stringify({ ready: true, port: (server.address() as AddressInfo).port })}\n`),
+);
+process.on('SIGTERM', () => {
+  server.close();
+  for (const p of pools) void p.close();
+  process.exit(0);
+});

@@ -1,17 +1,18 @@
 // `npm run bench`: side-by-side throughput and latency of the model server direct, the
 // canary-mesh proxy (20% canary, metrics and stats on) and an http-proxy split, in one run
 // on one machine, reported as ratios to direct. Results go to bench/results/.
-import autocannon from 'autocannon';
+
 import { execSync, spawn } from 'node:child_process';
-import { writeFile, mkdtemp, mkdir } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { spawnCanary, spawnModelServer, spawnProxy } from '../common/processes.js';
+import autocannon from 'autocannon';
 import { parseDuration } from '../common/duration.js';
+import { spawnCanary, spawnModelServer, spawnProxy } from '../common/processes.js';
 import { openLoop } from './open-loop.js';
 
 const DURATION_S = Math.round(parseDuration(process.env.BENCH_DURATION ?? '10s') / 1000);
@@ -21,7 +22,15 @@ const WEIGHT = 20;
 const here = path.dirname(fileURLToPath(import.meta.url));
 const body = JSON.stringify({ features: { sepal_length: 6.1, sepal_width: 2.9, petal_length: 4.7, petal_width: 1.4 } });
 
-interface Row { scenario: string; rps: number; p50: number; p99: number; errors: number; non2xx: number; cpuUsPerRequest?: number }
+interface Row {
+  scenario: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  non2xx: number;
+  cpuUsPerRequest?: number;
+}
 
 const CLOCK_TICKS = Number(execSync('getconf CLK_TCK').toString().trim()) || 100;
 /** CPU time (user + system) a process has used, in µs, from /proc. */
@@ -40,14 +49,30 @@ async function withCpu(pids: number[], work: () => Promise<Row>): Promise<Row> {
 }
 
 function print(row: Row): Row {
-  process.stderr.write(`  ${row.scenario.padEnd(34)} ${row.rps.toFixed(0).padStart(7)} rps  p50 ${row.p50.toFixed(3)} ms  p99 ${row.p99.toFixed(3)} ms  errors ${row.errors + row.non2xx}\n`);
+  process.stderr.write(
+    `  ${row.scenario.padEnd(34)} ${row.rps.toFixed(0).padStart(7)} rps  p50 ${row.p50.toFixed(3)} ms  p99 ${row.p99.toFixed(3)} ms  errors ${row.errors + row.non2xx}\n`,
+  );
   return row;
 }
 
 /** Closed loop: autocannon with a fixed number of connections, as fast as it goes. */
 async function load(scenario: string, url: string): Promise<Row> {
-  const r = await autocannon({ url, method: 'POST', body, headers: { 'content-type': 'application/json' }, connections: CONNECTIONS, duration: DURATION_S });
-  return print({ scenario, rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors, non2xx: r.non2xx });
+  const r = await autocannon({
+    url,
+    method: 'POST',
+    body,
+    headers: { 'content-type': 'application/json' },
+    connections: CONNECTIONS,
+    duration: DURATION_S,
+  });
+  return print({
+    scenario,
+    rps: r.requests.average,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    errors: r.errors,
+    non2xx: r.non2xx,
+  });
 }
 
 /** Open loop at a fixed rate, latency in microseconds (see open-loop.ts). */
@@ -58,10 +83,22 @@ async function fixedRate(scenario: string, url: string, durationS = DURATION_S, 
 
 /** One of the reference proxies in bench/ (a script that prints a ready line with its port). */
 async function startReference(script: string, baseline: string, canary: string) {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, script), baseline, canary, String(WEIGHT)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(here, script), baseline, canary, String(WEIGHT)],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   for await (const line of createInterface({ input: child.stdout! })) {
     const msg = JSON.parse(line);
-    if (msg.ready) return { url: `http://127.0.0.1:${msg.port}`, pid: child.pid!, stop: async () => { child.kill('SIGTERM'); await once(child, 'exit'); } };
+    if (msg.ready)
+      return {
+        url: `http://127.0.0.1:${msg.port}`,
+        pid: child.pid!,
+        stop: async () => {
+          child.kill('SIGTERM');
+          await once(child, 'exit');
+        },
+      };
   }
   throw new Error(`${script} did not start`);
 }
@@ -70,8 +107,16 @@ async function startReference(script: string, baseline: string, canary: string) 
  * nginx with split_clients and upstream keep-alive, when installed: the floor for any proxy.
  * One worker per core, its master and workers' CPU counted.
  */
-async function startNginx(baseline: string, canary: string, dir: string): Promise<{ url: string; pids: () => number[]; stop(): Promise<void> } | null> {
-  try { execSync('command -v nginx', { stdio: 'ignore' }); } catch { return null; }
+async function startNginx(
+  baseline: string,
+  canary: string,
+  dir: string,
+): Promise<{ url: string; pids: () => number[]; stop(): Promise<void> } | null> {
+  try {
+    execSync('command -v nginx', { stdio: 'ignore' });
+  } catch {
+    return null;
+  }
   const port = 20000 + Math.floor(Math.random() * 20000);
   const conf = `daemon off; worker_processes auto; pid ${dir}/nginx.pid; error_log ${dir}/error.log;
 events { worker_connections 4096; }
@@ -84,36 +129,100 @@ http { access_log off; client_body_temp_path ${dir}; proxy_temp_path ${dir}; fas
   await writeFile(path.join(dir, 'nginx.conf'), conf);
   const child = spawn('nginx', ['-c', path.join(dir, 'nginx.conf'), '-p', dir], { stdio: 'inherit' });
   for (let i = 0; i < 50; i++) {
-    try { await autocannon({ url: `http://127.0.0.1:${port}/iris/healthz`, amount: 1 }); break; } catch { await new Promise((r) => setTimeout(r, 100)); }
+    try {
+      await autocannon({ url: `http://127.0.0.1:${port}/iris/healthz`, amount: 1 });
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
-  const pids = () => [child.pid!, ...execSync(`pgrep -P ${child.pid}`).toString().trim().split('\n').map(Number).filter(Boolean)];
-  return { url: `http://127.0.0.1:${port}`, pids, stop: async () => { child.kill('SIGQUIT'); await once(child, 'exit'); } };
+  const pids = () => [
+    child.pid!,
+    ...execSync(`pgrep -P ${child.pid}`).toString().trim().split('\n').map(Number).filter(Boolean),
+  ];
+  return {
+    url: `http://127.0.0.1:${port}`,
+    pids,
+    stop: async () => {
+      child.kill('SIGQUIT');
+      await once(child, 'exit');
+    },
+  };
 }
 
 async function main(): Promise<void> {
-  process.stderr.write(`canary-mesh bench: ${DURATION_S}s per run, ${CONNECTIONS} connections, open loop at ${OPEN_LOOP_RPS} rps, ${os.cpus().length} cores\n`);
+  process.stderr.write(
+    `canary-mesh bench: ${DURATION_S}s per run, ${CONNECTIONS} connections, open loop at ${OPEN_LOOP_RPS} rps, ${os.cpus().length} cores\n`,
+  );
   const v1 = await spawnModelServer('v1', [], { LOG_LEVEL: 'warn' });
   const v2 = await spawnModelServer('v3', ['--version', 'v2'], { LOG_LEVEL: 'warn' });
   const dir = await mkdtemp(path.join(os.tmpdir(), 'canary-bench-'));
   const routesFile = path.join(dir, 'routes.json');
-  await writeFile(routesFile, JSON.stringify({ version: 1, deployments: { iris: { baseline: { version: 'v1', url: v1.ready.url }, canary: { version: 'v2', url: v2.ready.url, weight: WEIGHT } } } }));
+  await writeFile(
+    routesFile,
+    JSON.stringify({
+      version: 1,
+      deployments: {
+        iris: {
+          baseline: { version: 'v1', url: v1.ready.url },
+          canary: { version: 'v2', url: v2.ready.url, weight: WEIGHT },
+        },
+      },
+    }),
+  );
   const proxy = await spawnProxy({ CANARY_ROUTES_FILE: routesFile, LOG_LEVEL: 'warn' });
   // The same proxy with the canary in a shadow phase: users get v1 only, every request is also sent to v2 and compared.
   const shadowFile = path.join(dir, 'routes-shadow.json');
-  await writeFile(shadowFile, JSON.stringify({ version: 1, deployments: { iris: {
-    baseline: { version: 'v1', url: v1.ready.url }, canary: { version: 'v2', url: v2.ready.url, weight: 0 },
-    shadow: { percent: 100, noisePercent: 5, timeoutMs: 10_000, maxConcurrency: 32, compare: { fields: ['/prediction'] } },
-  } } }));
+  await writeFile(
+    shadowFile,
+    JSON.stringify({
+      version: 1,
+      deployments: {
+        iris: {
+          baseline: { version: 'v1', url: v1.ready.url },
+          canary: { version: 'v2', url: v2.ready.url, weight: 0 },
+          shadow: {
+            percent: 100,
+            noisePercent: 5,
+            timeoutMs: 10_000,
+            maxConcurrency: 32,
+            compare: { fields: ['/prediction'] },
+          },
+        },
+      },
+    }),
+  );
   const shadowProxy = await spawnProxy({ CANARY_ROUTES_FILE: shadowFile, LOG_LEVEL: 'warn' });
   const shadowUrl = `http://127.0.0.1:${shadowProxy.ready.port}/iris/predict`;
   // `canary up` on the embedded database, with the prediction log on: the whole product in one process.
   const up = await spawnCanary<{ api: string; proxy: string }>(['up'], {
-    env: { CANARY_DATA_DIR: path.join(dir, 'data'), CANARY_PROXY_PORT: '0', CANARY_ADMIN_PORT: '0', CANARY_API_PORT: '0', CANARY_XDS_PORT: 'off', CANARY_PROXY_HOST: '127.0.0.1', LOG_LEVEL: 'warn', REDIS_URL: '', DATABASE_URL: '' },
-    isReady: (m) => m.ready === true && m.component === 'up', timeoutMs: 60_000,
+    env: {
+      CANARY_DATA_DIR: path.join(dir, 'data'),
+      CANARY_PROXY_PORT: '0',
+      CANARY_ADMIN_PORT: '0',
+      CANARY_API_PORT: '0',
+      CANARY_XDS_PORT: 'off',
+      CANARY_PROXY_HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      REDIS_URL: '',
+      DATABASE_URL: '',
+    },
+    isReady: (m) => m.ready === true && m.component === 'up',
+    timeoutMs: 60_000,
   });
-  const call = (p: string, b: unknown) => fetch(`${up.ready.api}${p}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(b) }).then((r) => r.json());
+  const call = (p: string, b: unknown) =>
+    fetch(`${up.ready.api}${p}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(b),
+    }).then((r) => r.json());
   await call('/v1/deployments', { name: 'iris', baseline: { version: 'v1', url: v1.ready.url } });
-  await call('/v1/deployments/iris/canary', { version: 'v2', url: v2.ready.url, weight: WEIGHT, policy: { autoPromote: false, autoRollback: false, interval: '1h' } });
+  await call('/v1/deployments/iris/canary', {
+    version: 'v2',
+    url: v2.ready.url,
+    weight: WEIGHT,
+    policy: { autoPromote: false, autoRollback: false, interval: '1h' },
+  });
   const upUrl = `${up.ready.proxy}/iris/predict`;
   const hp = await startReference('http-proxy-split.ts', v1.ready.url, v2.ready.url);
   const minimal = await startReference('minimal-proxy.ts', v1.ready.url, v2.ready.url);
@@ -126,15 +235,22 @@ async function main(): Promise<void> {
     await autocannon({ url: `${minimal.url}/iris/predict`, method: 'POST', body, duration: 2, connections: 16 });
     await autocannon({ url: upUrl, method: 'POST', body, duration: 2, connections: 16 });
     await autocannon({ url: shadowUrl, method: 'POST', body, duration: 2, connections: 16 });
-    if (nginx) await autocannon({ url: `${nginx.url}/iris/predict`, method: 'POST', body, duration: 2, connections: 16 });
+    if (nginx)
+      await autocannon({ url: `${nginx.url}/iris/predict`, method: 'POST', body, duration: 2, connections: 16 });
     process.stderr.write('closed loop (as fast as it goes):\n');
     const direct = await withCpu([v1.child.pid!], () => load('direct (model server)', `${v1.ready.url}/predict`));
     const ours = await withCpu([proxy.child.pid!], () => load('canary-mesh proxy, 20% canary', proxyUrl));
-    const shadowRow = await withCpu([shadowProxy.child.pid!], () => load('canary-mesh proxy, canary in shadow (100% mirrored)', shadowUrl));
+    const shadowRow = await withCpu([shadowProxy.child.pid!], () =>
+      load('canary-mesh proxy, canary in shadow (100% mirrored)', shadowUrl),
+    );
     const upRow = await withCpu([up.child.pid!], () => load('canary up (embedded DB, prediction log)', upUrl));
     const hpRow = await withCpu([hp.pid], () => load('http-proxy split, keep-alive', `${hp.url}/iris/predict`));
-    const minimalRow = await withCpu([minimal.pid], () => load('minimal undici Pool.stream proxy', `${minimal.url}/iris/predict`));
-    const nginxRow = nginx ? await withCpu(nginx.pids(), () => load('nginx split_clients, keep-alive', `${nginx.url}/iris/predict`)) : null;
+    const minimalRow = await withCpu([minimal.pid], () =>
+      load('minimal undici Pool.stream proxy', `${minimal.url}/iris/predict`),
+    );
+    const nginxRow = nginx
+      ? await withCpu(nginx.pids(), () => load('nginx split_clients, keep-alive', `${nginx.url}/iris/predict`))
+      : null;
     process.stderr.write(`open loop at ${OPEN_LOOP_RPS} rps:\n`);
     await fixedRate('warm-up (not reported)', `${v1.ready.url}/predict`, 3);
     const directOpen = await fixedRate(`direct @${OPEN_LOOP_RPS}`, `${v1.ready.url}/predict`);
@@ -148,35 +264,92 @@ async function main(): Promise<void> {
 
     const ratio = (r: Row) => +(r.rps / direct.rps).toFixed(3);
     const summary = {
-      throughputRatio: { canaryMesh: ratio(ours), canaryUp: ratio(upRow), minimalUndiciProxy: ratio(minimalRow), nginx: nginxRow ? ratio(nginxRow) : null, httpProxy: ratio(hpRow) },
+      throughputRatio: {
+        canaryMesh: ratio(ours),
+        canaryUp: ratio(upRow),
+        minimalUndiciProxy: ratio(minimalRow),
+        nginx: nginxRow ? ratio(nginxRow) : null,
+        httpProxy: ratio(hpRow),
+      },
       // The target: canary up's throughput at least 0.9× canary proxy's.
       canaryUpVsProxyThroughput: +(upRow.rps / ours.rps).toFixed(3),
-      cpuUsPerRequest: { modelServer: direct.cpuUsPerRequest, canaryMeshProxy: ours.cpuUsPerRequest, canaryUp: upRow.cpuUsPerRequest, minimalUndiciProxy: minimalRow.cpuUsPerRequest, nginx: nginxRow?.cpuUsPerRequest ?? null, httpProxy: hpRow.cpuUsPerRequest },
+      cpuUsPerRequest: {
+        modelServer: direct.cpuUsPerRequest,
+        canaryMeshProxy: ours.cpuUsPerRequest,
+        canaryUp: upRow.cpuUsPerRequest,
+        minimalUndiciProxy: minimalRow.cpuUsPerRequest,
+        nginx: nginxRow?.cpuUsPerRequest ?? null,
+        httpProxy: hpRow.cpuUsPerRequest,
+      },
       // The target: canary-mesh's CPU per request within 1.1× the minimal proxy's.
       cpuVsMinimalProxy: +((ours.cpuUsPerRequest ?? 0) / (minimalRow.cpuUsPerRequest ?? 1)).toFixed(3),
       // What a shadow costs users: their latency with every request mirrored and compared, over the same proxy without.
       shadow: {
         throughputVsNoShadow: +(shadowRow.rps / ours.rps).toFixed(3),
         cpuUsPerRequest: shadowRow.cpuUsPerRequest,
-        atHalfRate: { rps: half, userP50Ms: { noShadow: splitHalf.p50, shadow: shadowHalf.p50 }, userP99Ms: { noShadow: splitHalf.p99, shadow: shadowHalf.p99 }, userP99VsNoShadow: +(shadowHalf.p99 / splitHalf.p99).toFixed(3) },
-        atFullRate: { rps: OPEN_LOOP_RPS, userP99Ms: { noShadow: oursOpen.p99, shadow: shadowFull.p99 }, userP99VsNoShadow: +(shadowFull.p99 / oursOpen.p99).toFixed(3) },
+        atHalfRate: {
+          rps: half,
+          userP50Ms: { noShadow: splitHalf.p50, shadow: shadowHalf.p50 },
+          userP99Ms: { noShadow: splitHalf.p99, shadow: shadowHalf.p99 },
+          userP99VsNoShadow: +(shadowHalf.p99 / splitHalf.p99).toFixed(3),
+        },
+        atFullRate: {
+          rps: OPEN_LOOP_RPS,
+          userP99Ms: { noShadow: oursOpen.p99, shadow: shadowFull.p99 },
+          userP99VsNoShadow: +(shadowFull.p99 / oursOpen.p99).toFixed(3),
+        },
       },
-      addedLatencyAt2000rps: { p50Ms: +(oursOpen.p50 - directOpen.p50).toFixed(3), p99Ms: +(oursOpen.p99 - directOpen.p99).toFixed(3), targetP50Ms: 0.5, targetP99Ms: 2 },
+      addedLatencyAt2000rps: {
+        p50Ms: +(oursOpen.p50 - directOpen.p50).toFixed(3),
+        p99Ms: +(oursOpen.p99 - directOpen.p99).toFixed(3),
+        targetP50Ms: 0.5,
+        targetP99Ms: 2,
+      },
     };
     let commit = 'unknown';
-    try { commit = execSync('git rev-parse --short HEAD', { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim(); } catch { /* not a git checkout */ }
+    try {
+      commit = execSync('git rev-parse --short HEAD', { stdio: ['ignore', 'pipe', 'ignore'] })
+        .toString()
+        .trim();
+    } catch {
+      /* not a git checkout */
+    }
     const report = {
-      date: new Date().toISOString(), commit,
-      machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` },
-      settings: { durationS: DURATION_S, connections: CONNECTIONS, openLoopRps: OPEN_LOOP_RPS, canaryWeight: WEIGHT, note: 'load generator, proxies and model servers share the machine' },
-      closedLoop: [direct, ours, shadowRow, upRow, minimalRow, ...(nginxRow ? [nginxRow] : []), hpRow], openLoop: [directOpen, oursOpen, shadowFull, splitHalf, shadowHalf], summary,
+      date: new Date().toISOString(),
+      commit,
+      machine: {
+        cpus: os.cpus().length,
+        cpuModel: os.cpus()[0]?.model,
+        memGiB: Math.round(os.totalmem() / 2 ** 30),
+        node: process.version,
+        platform: `${os.platform()} ${os.release()}`,
+      },
+      settings: {
+        durationS: DURATION_S,
+        connections: CONNECTIONS,
+        openLoopRps: OPEN_LOOP_RPS,
+        canaryWeight: WEIGHT,
+        note: 'load generator, proxies and model servers share the machine',
+      },
+      closedLoop: [direct, ours, shadowRow, upRow, minimalRow, ...(nginxRow ? [nginxRow] : []), hpRow],
+      openLoop: [directOpen, oursOpen, shadowFull, splitHalf, shadowHalf],
+      summary,
     };
     await mkdir(path.join(here, 'results'), { recursive: true });
     const file = path.join(here, 'results', `${report.date.slice(0, 19).replace(/[:T]/g, '-')}-${commit}.json`);
     await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
     process.stdout.write(`${JSON.stringify(summary, null, 2)}\nwritten to ${path.relative(process.cwd(), file)}\n`);
   } finally {
-    await Promise.all([v1.stop(), v2.stop(), proxy.stop(), shadowProxy.stop(), up.stop(), hp.stop(), minimal.stop(), nginx?.stop()]);
+    await Promise.all([
+      v1.stop(),
+      v2.stop(),
+      proxy.stop(),
+      shadowProxy.stop(),
+      up.stop(),
+      hp.stop(),
+      minimal.stop(),
+      nginx?.stop(),
+    ]);
   }
 }
 

@@ -40,15 +40,27 @@ Environment: see the README ("Configuration").`;
 
 /** One example per command, shown by `canary <command> --help`. */
 const EXAMPLES: Record<string, string> = {
-  up: 'canary up', 'control-plane': 'REDIS_URL=redis://127.0.0.1:6379 DATABASE_URL=postgres://... canary control-plane',
-  proxy: 'REDIS_URL=redis://127.0.0.1:6379 canary proxy', 'model-server': 'canary model-server --model v2 --port 8002 --error-rate 0.1',
-  demo: 'canary demo --keep', deployments: 'canary deployments --json', deploy: 'canary deploy iris --version v1 --url http://127.0.0.1:8001',
-  register: 'canary register iris --version v2 --url http://127.0.0.1:8002', versions: 'canary versions iris',
-  start: 'canary start iris --version v2 --weight 20 --interval 30s', status: 'canary status iris --watch',
-  traffic: 'canary traffic iris 50 --canary v2', promote: 'canary promote iris --canary v2 --reason "looks good"',
+  up: 'canary up',
+  'control-plane': 'REDIS_URL=redis://127.0.0.1:6379 DATABASE_URL=postgres://... canary control-plane',
+  proxy: 'REDIS_URL=redis://127.0.0.1:6379 canary proxy',
+  'model-server': 'canary model-server --model v2 --port 8002 --error-rate 0.1',
+  demo: 'canary demo --keep',
+  deployments: 'canary deployments --json',
+  deploy: 'canary deploy iris --version v1 --url http://127.0.0.1:8001',
+  register: 'canary register iris --version v2 --url http://127.0.0.1:8002',
+  versions: 'canary versions iris',
+  start: 'canary start iris --version v2 --weight 20 --interval 30s',
+  status: 'canary status iris --watch',
+  traffic: 'canary traffic iris 50 --canary v2',
+  promote: 'canary promote iris --canary v2 --reason "looks good"',
   rollback: 'canary rollback iris   # the running canary; --baseline or --to v1 for the baseline',
-  pause: 'canary pause iris', resume: 'canary resume iris', evaluate: 'canary evaluate iris', health: 'canary health iris',
-  metrics: 'canary metrics iris --limit 10', agreement: 'canary start iris --version v4 --shadow && canary agreement iris', history: 'canary history iris --limit 20',
+  pause: 'canary pause iris',
+  resume: 'canary resume iris',
+  evaluate: 'canary evaluate iris',
+  health: 'canary health iris',
+  metrics: 'canary metrics iris --limit 10',
+  agreement: 'canary start iris --version v4 --shadow && canary agreement iris',
+  history: 'canary history iris --limit 20',
   wait: 'canary start iris --version v2 && canary wait iris --timeout 20m || echo "v2 did not make it"',
   load: 'canary load http://127.0.0.1:8080/iris/predict --iris --rps 50 --duration 1m',
   completion: 'source <(npx canary completion bash)',
@@ -61,7 +73,14 @@ function commandsAndFlags(): Map<string, string[]> {
     const m = /^\s+canary ([a-z-]+)(.*)$/.exec(line);
     if (!m) continue;
     const flags = [...m[2].matchAll(/--[a-z-]+/g)].map((f) => f[0]);
-    out.set(m[1], [...new Set([...(out.get(m[1]) ?? []), ...flags, '--help', ...(m[1] === 'model-server' || m[1] === 'proxy' || m[1] === 'demo' ? [] : ['--json'])])]);
+    out.set(m[1], [
+      ...new Set([
+        ...(out.get(m[1]) ?? []),
+        ...flags,
+        '--help',
+        ...(m[1] === 'model-server' || m[1] === 'proxy' || m[1] === 'demo' ? [] : ['--json']),
+      ]),
+    ]);
   }
   out.set('completion', ['bash', 'zsh']);
   return out;
@@ -94,7 +113,9 @@ ${bash}`;
 
 /** `canary <command> --help`: its usage lines and an example; never starts anything. */
 function commandHelp(command: string): string | null {
-  const lines = USAGE.split('\n').filter((l) => new RegExp(`^\\s+canary ${command.replace(/[-]/g, '\\-')}(\\s|$)`).test(l));
+  const lines = USAGE.split('\n').filter((l) =>
+    new RegExp(`^\\s+canary ${command.replace(/[-]/g, '\\-')}(\\s|$)`).test(l),
+  );
   if (lines.length === 0) return null;
   return `usage:\n${lines.map((l) => l.replace(/^\s+/, '  ')).join('\n')}\n\nexample:\n  ${EXAMPLES[command] ?? `canary ${command}`}\n\nEvery client command takes --json; see \`canary --help\` for all commands.`;
 }
@@ -117,7 +138,8 @@ async function main(argv: string[]): Promise<void> {
     case 'proxy': {
       const { values } = parseArgs({ args: rest, options: { workers: { type: 'string' } } });
       const workers = values.workers === undefined ? 1 : Number(values.workers);
-      if (!Number.isInteger(workers) || workers < 1) throw new ConfigError(`--workers: expected a positive integer, got ${values.workers}`);
+      if (!Number.isInteger(workers) || workers < 1)
+        throw new ConfigError(`--workers: expected a positive integer, got ${values.workers}`);
       const { runProxyCommand } = await import('../proxy/main.js');
       return runProxyCommand({ workers });
     }
@@ -125,14 +147,26 @@ async function main(argv: string[]): Promise<void> {
       const { values } = parseArgs({
         args: rest,
         options: {
-          model: { type: 'string' }, version: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' },
-          'error-rate': { type: 'string' }, latency: { type: 'string' }, jitter: { type: 'string' }, 'hang-rate': { type: 'string' },
+          model: { type: 'string' },
+          version: { type: 'string' },
+          port: { type: 'string' },
+          host: { type: 'string' },
+          'error-rate': { type: 'string' },
+          latency: { type: 'string' },
+          jitter: { type: 'string' },
+          'hang-rate': { type: 'string' },
         },
       });
       const { runModelServerCommand } = await import('../model-servers/main.js');
       return runModelServerCommand({
-        model: values.model, version: values.version, port: values.port, host: values.host,
-        errorRate: values['error-rate'], latency: values.latency, jitter: values.jitter, hangRate: values['hang-rate'],
+        model: values.model,
+        version: values.version,
+        port: values.port,
+        host: values.host,
+        errorRate: values['error-rate'],
+        latency: values.latency,
+        jitter: values.jitter,
+        hangRate: values['hang-rate'],
       });
     }
     case 'up': {
@@ -151,11 +185,17 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'completion': {
       const shell = rest[0];
-      if (shell !== 'bash' && shell !== 'zsh') throw new UsageError('completion needs a shell: canary completion bash  (or zsh); e.g. source <(canary completion bash)');
+      if (shell !== 'bash' && shell !== 'zsh')
+        throw new UsageError(
+          'completion needs a shell: canary completion bash  (or zsh); e.g. source <(canary completion bash)',
+        );
       process.stdout.write(`${completionScript(shell)}\n`);
       return;
     }
-    case undefined: case 'help': case '--help': case '-h':
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
       process.stdout.write(`${USAGE}\n`);
       return;
     default:
@@ -165,13 +205,19 @@ async function main(argv: string[]): Promise<void> {
 }
 
 // `canary status --watch | head`: the reader went away; that is the end, not a crash.
-process.stdout.on('error', (err: NodeJS.ErrnoException) => { if (err.code === 'EPIPE') process.exit(0); throw err; });
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
 
 main(process.argv.slice(2)).catch((err: Error & { code?: string }) => {
-  const usage = err instanceof UsageError || err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE';
+  const usage =
+    err instanceof UsageError ||
+    err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ||
+    err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE';
   if (process.argv.includes('--json')) {
     // Scripts asked for JSON: errors come as JSON on stdout too, with the same exit codes.
-    const code = err instanceof ApiError ? err.code : usage ? 'USAGE' : err.code ?? 'ERROR';
+    const code = err instanceof ApiError ? err.code : usage ? 'USAGE' : (err.code ?? 'ERROR');
     process.stdout.write(`${JSON.stringify({ error: { code, message: err.message.split('\n')[0] } })}\n`);
   } else {
     const detail = err instanceof ApiError ? ` [${err.code}]` : '';

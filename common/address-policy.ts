@@ -1,8 +1,8 @@
-import { BlockList, isIP } from 'node:net';
 import { lookup as lookupCallback } from 'node:dns';
 import { lookup } from 'node:dns/promises';
-import { buildConnector } from 'undici';
+import { BlockList, isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import { buildConnector } from 'undici';
 
 /**
  * Where canary-mesh may send requests on a user's behalf (model servers, alert sinks): a
@@ -20,7 +20,13 @@ export class AddressPolicyError extends Error {
   readonly code = 'UPSTREAM_NOT_ALLOWED';
 }
 
-const METADATA_NAMES = new Set(['metadata.google.internal', 'metadata.goog', 'metadata', 'instance-data', 'instance-data.ec2.internal']);
+const METADATA_NAMES = new Set([
+  'metadata.google.internal',
+  'metadata.goog',
+  'metadata',
+  'instance-data',
+  'instance-data.ec2.internal',
+]);
 
 export interface AddressPolicyOptions {
   /** Host names and CIDRs allowed (CANARY_UPSTREAM_ALLOW); null: all but the deny list. */
@@ -64,7 +70,8 @@ export class AddressPolicy {
   /** Throws AddressPolicyError when the URL's host name alone is refused (before any lookup). */
   checkName(host: string): void {
     const name = host.replace(/^\[|\]$/g, '').toLowerCase();
-    if (METADATA_NAMES.has(name)) throw new AddressPolicyError(`${host} is a cloud metadata service: never a model server or an alert sink`);
+    if (METADATA_NAMES.has(name))
+      throw new AddressPolicyError(`${host} is a cloud metadata service: never a model server or an alert sink`);
   }
 
   /** Throws AddressPolicyError when connecting to `address`:`port` (for host name `name`) is refused. */
@@ -72,8 +79,12 @@ export class AddressPolicy {
     const family = isIP(address) === 6 ? 'ipv6' : 'ipv4';
     const plain = address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
     const plainFamily = plain === address ? family : 'ipv4';
-    if (this.denied.check(plain, plainFamily)) throw new AddressPolicyError(`${name} (${address}) is a link-local or cloud-metadata address: refused`);
-    if (this.ownPorts.has(port) && isLocal(plain)) throw new AddressPolicyError(`${name}:${port} is one of this stack's own services (Redis, PostgreSQL, the API, the proxy or xDS): refused`);
+    if (this.denied.check(plain, plainFamily))
+      throw new AddressPolicyError(`${name} (${address}) is a link-local or cloud-metadata address: refused`);
+    if (this.ownPorts.has(port) && isLocal(plain))
+      throw new AddressPolicyError(
+        `${name}:${port} is one of this stack's own services (Redis, PostgreSQL, the API, the proxy or xDS): refused`,
+      );
     if (this.allowed && !this.allowed.check(plain, plainFamily) && !this.allowedNames!.has(name.toLowerCase())) {
       throw new AddressPolicyError(`${name} (${address}) is not in CANARY_UPSTREAM_ALLOW`);
     }
@@ -94,7 +105,8 @@ export class AddressPolicy {
 /** Is `address` one of this machine's (loopback, unspecified, or an interface's)? */
 function isLocal(address: string): boolean {
   if (address === '0.0.0.0' || address === '::' || address === '::1' || address.startsWith('127.')) return true;
-  for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) if (i.address === address) return true;
+  for (const list of Object.values(networkInterfaces()))
+    for (const i of list ?? []) if (i.address === address) return true;
   return false;
 }
 
@@ -103,7 +115,16 @@ export function portOf(url: string | null | undefined): number | null {
   if (!url) return null;
   try {
     const u = new URL(url);
-    return Number(u.port || (u.protocol.startsWith('redis') ? 6379 : u.protocol.startsWith('postgres') ? 5432 : u.protocol === 'https:' ? 443 : 80));
+    return Number(
+      u.port ||
+        (u.protocol.startsWith('redis')
+          ? 6379
+          : u.protocol.startsWith('postgres')
+            ? 5432
+            : u.protocol === 'https:'
+              ? 443
+              : 80),
+    );
   } catch {
     return null;
   }
@@ -121,11 +142,17 @@ export function policedConnector(policy: AddressPolicy, timeoutMs: number): buil
       } catch (err) {
         return callback(Object.assign(err as Error, { code: 'ECONNREFUSED' }), null);
       }
-      connect({ ...opts, hostname: address, servername: opts.servername ?? (isIP(opts.hostname) ? undefined : opts.hostname) } as never, callback);
+      connect(
+        {
+          ...opts,
+          hostname: address,
+          servername: opts.servername ?? (isIP(opts.hostname) ? undefined : opts.hostname),
+        } as never,
+        callback,
+      );
     };
     const host = opts.hostname.replace(/^\[|\]$/g, '');
     if (isIP(host)) return go(host);
     lookupCallback(host, (err, address) => (err ? callback(err, null) : go(address)));
   };
 }
-

@@ -51,7 +51,8 @@ function int(env: Env, name: string, dflt: number, min = 0, max = Number.MAX_SAF
   const raw = env[name];
   if (raw === undefined || raw === '') return dflt;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name}: expected an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new ConfigError(`${name}: expected an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
   return n;
 }
 
@@ -67,12 +68,16 @@ function duration(env: Env, name: string, dflt: string): number {
 function oneOf<T extends string>(env: Env, name: string, values: readonly T[], dflt: T): T {
   const raw = env[name];
   if (raw === undefined || raw === '') return dflt;
-  if (!values.includes(raw as T)) throw new ConfigError(`${name}: expected one of ${values.join(', ')}, got ${JSON.stringify(raw)}`);
+  if (!values.includes(raw as T))
+    throw new ConfigError(`${name}: expected one of ${values.join(', ')}, got ${JSON.stringify(raw)}`);
   return raw as T;
 }
 
 function list(env: Env, name: string): string[] {
-  return (env[name] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  return (env[name] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 function bool(env: Env, name: string, dflt: boolean): boolean {
@@ -158,8 +163,12 @@ export function loadProxyConfig(env: Env = process.env, overrides: Partial<Proxy
     bufferBudgetBytes: int(env, 'CANARY_BUFFER_BUDGET_BYTES', DEFAULTS.bufferBudgetBytes, 0),
     ...overrides,
   };
-  if (cfg.bufferBodyBytes > cfg.maxBodyBytes) throw new ConfigError('CANARY_BUFFER_BODY_BYTES must not exceed CANARY_MAX_BODY_BYTES');
-  if (cfg.clientHeaderTimeoutMs <= 0 || cfg.clientRequestTimeoutMs < cfg.clientHeaderTimeoutMs) throw new ConfigError('CANARY_CLIENT_REQUEST_TIMEOUT must be at least CANARY_CLIENT_HEADER_TIMEOUT, and both above 0');
+  if (cfg.bufferBodyBytes > cfg.maxBodyBytes)
+    throw new ConfigError('CANARY_BUFFER_BODY_BYTES must not exceed CANARY_MAX_BODY_BYTES');
+  if (cfg.clientHeaderTimeoutMs <= 0 || cfg.clientRequestTimeoutMs < cfg.clientHeaderTimeoutMs)
+    throw new ConfigError(
+      'CANARY_CLIENT_REQUEST_TIMEOUT must be at least CANARY_CLIENT_HEADER_TIMEOUT, and both above 0',
+    );
   return Object.freeze(cfg);
 }
 
@@ -210,7 +219,10 @@ export interface ControlPlaneConfig {
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
-export function loadControlPlaneConfig(env: Env = process.env, overrides: Partial<ControlPlaneConfig> = {}): Readonly<ControlPlaneConfig> {
+export function loadControlPlaneConfig(
+  env: Env = process.env,
+  overrides: Partial<ControlPlaneConfig> = {},
+): Readonly<ControlPlaneConfig> {
   const cfg: ControlPlaneConfig = {
     apiHost: env.CANARY_API_HOST || '127.0.0.1',
     apiPort: int(env, 'CANARY_API_PORT', DEFAULTS.apiPort, 0, 65535),
@@ -236,10 +248,14 @@ export function loadControlPlaneConfig(env: Env = process.env, overrides: Partia
     ...overrides,
   };
   if (!cfg.token && !LOOPBACK.has(cfg.apiHost)) {
-    throw new ConfigError(`CANARY_API_HOST=${cfg.apiHost} without CANARY_API_TOKEN: refusing to expose an unauthenticated API beyond loopback; set CANARY_API_TOKEN`);
+    throw new ConfigError(
+      `CANARY_API_HOST=${cfg.apiHost} without CANARY_API_TOKEN: refusing to expose an unauthenticated API beyond loopback; set CANARY_API_TOKEN`,
+    );
   }
-  if (cfg.defaultMetricsSource === 'prometheus' && !cfg.prometheusUrl) throw new ConfigError('CANARY_METRICS_SOURCE=prometheus needs CANARY_PROMETHEUS_URL');
-  if (cfg.leaderLeaseMs < 2 * cfg.analysisTickMs) throw new ConfigError('CANARY_LEADER_LEASE must be at least twice CANARY_ANALYSIS_TICK so the leader can renew it');
+  if (cfg.defaultMetricsSource === 'prometheus' && !cfg.prometheusUrl)
+    throw new ConfigError('CANARY_METRICS_SOURCE=prometheus needs CANARY_PROMETHEUS_URL');
+  if (cfg.leaderLeaseMs < 2 * cfg.analysisTickMs)
+    throw new ConfigError('CANARY_LEADER_LEASE must be at least twice CANARY_ANALYSIS_TICK so the leader can renew it');
   return Object.freeze(cfg);
 }
 
@@ -248,11 +264,57 @@ export function loadControlPlaneConfig(env: Env = process.env, overrides: Partia
  * a test checks that compose.yaml and the sources use no other.
  */
 export const ENV_VARS = [
-  'CANARY_PROXY_PORT', 'CANARY_PROXY_HOST', 'CANARY_ADMIN_PORT', 'CANARY_API_PORT', 'CANARY_API_HOST', 'CANARY_API_TOKEN', 'CANARY_API_URL',
-  'REDIS_URL', 'CANARY_REDIS_PREFIX', 'DATABASE_URL', 'CANARY_DATA_DIR', 'CANARY_DEPLOYMENT', 'CANARY_ROUTES_FILE', 'CANARY_ROUTES_RESYNC',
-  'CANARY_STATS_FLUSH', 'CANARY_MAX_BODY_BYTES', 'CANARY_BUFFER_BODY_BYTES', 'CANARY_UPSTREAM_TIMEOUT', 'CANARY_UPSTREAM_BODY_TIMEOUT',
-  'CANARY_CONNECT_TIMEOUT', 'CANARY_UPSTREAM_CONNECTIONS', 'CANARY_SHUTDOWN_GRACE', 'CANARY_CLIENT_HEADER_TIMEOUT', 'CANARY_CLIENT_REQUEST_TIMEOUT', 'CANARY_CLIENT_KEEPALIVE', 'CANARY_MAX_CONNECTIONS', 'CANARY_TRUST_PROXY', 'CANARY_BUFFER_BUDGET_BYTES', 'CANARY_ALLOWED_ORIGINS', 'CANARY_ALLOWED_HOSTS', 'CANARY_UPSTREAM_ALLOW', 'CANARY_PREDICTION_QUEUE', 'CANARY_ANALYSIS_TICK',
-  'CANARY_LEADER_LEASE', 'CANARY_RECONCILE', 'CANARY_PROBE_INTERVAL', 'CANARY_PROMETHEUS_URL', 'CANARY_PROMETHEUS_FLAVOR', 'CANARY_PUBLIC_URL', 'CANARY_METRICS_SOURCE', 'CANARY_XDS_PORT', 'CANARY_XDS_HOST', 'CANARY_XDS_LISTENER_PORT',
-  'CANARY_FAULT_ERROR_RATE', 'CANARY_FAULT_LATENCY', 'CANARY_FAULT_JITTER', 'CANARY_FAULT_HANG_RATE', 'CANARY_MODEL', 'CANARY_MODEL_VERSION',
-  'PORT', 'HOST', 'LOG_LEVEL', 'NO_COLOR',
+  'CANARY_PROXY_PORT',
+  'CANARY_PROXY_HOST',
+  'CANARY_ADMIN_PORT',
+  'CANARY_API_PORT',
+  'CANARY_API_HOST',
+  'CANARY_API_TOKEN',
+  'CANARY_API_URL',
+  'REDIS_URL',
+  'CANARY_REDIS_PREFIX',
+  'DATABASE_URL',
+  'CANARY_DATA_DIR',
+  'CANARY_DEPLOYMENT',
+  'CANARY_ROUTES_FILE',
+  'CANARY_ROUTES_RESYNC',
+  'CANARY_STATS_FLUSH',
+  'CANARY_MAX_BODY_BYTES',
+  'CANARY_BUFFER_BODY_BYTES',
+  'CANARY_UPSTREAM_TIMEOUT',
+  'CANARY_UPSTREAM_BODY_TIMEOUT',
+  'CANARY_CONNECT_TIMEOUT',
+  'CANARY_UPSTREAM_CONNECTIONS',
+  'CANARY_SHUTDOWN_GRACE',
+  'CANARY_CLIENT_HEADER_TIMEOUT',
+  'CANARY_CLIENT_REQUEST_TIMEOUT',
+  'CANARY_CLIENT_KEEPALIVE',
+  'CANARY_MAX_CONNECTIONS',
+  'CANARY_TRUST_PROXY',
+  'CANARY_BUFFER_BUDGET_BYTES',
+  'CANARY_ALLOWED_ORIGINS',
+  'CANARY_ALLOWED_HOSTS',
+  'CANARY_UPSTREAM_ALLOW',
+  'CANARY_PREDICTION_QUEUE',
+  'CANARY_ANALYSIS_TICK',
+  'CANARY_LEADER_LEASE',
+  'CANARY_RECONCILE',
+  'CANARY_PROBE_INTERVAL',
+  'CANARY_PROMETHEUS_URL',
+  'CANARY_PROMETHEUS_FLAVOR',
+  'CANARY_PUBLIC_URL',
+  'CANARY_METRICS_SOURCE',
+  'CANARY_XDS_PORT',
+  'CANARY_XDS_HOST',
+  'CANARY_XDS_LISTENER_PORT',
+  'CANARY_FAULT_ERROR_RATE',
+  'CANARY_FAULT_LATENCY',
+  'CANARY_FAULT_JITTER',
+  'CANARY_FAULT_HANG_RATE',
+  'CANARY_MODEL',
+  'CANARY_MODEL_VERSION',
+  'PORT',
+  'HOST',
+  'LOG_LEVEL',
+  'NO_COLOR',
 ] as const;

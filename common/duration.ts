@@ -16,7 +16,9 @@ export function parseDuration(value: unknown, what = 'duration'): number {
     const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(value);
     if (m) return Number(m[1]) * UNIT_MS[m[2] ?? 'ms'];
   }
-  throw new DurationError(`${what}: expected a duration like "30s", "5m", "250ms" or a number of ms, got ${JSON.stringify(value)}`);
+  throw new DurationError(
+    `${what}: expected a duration like "30s", "5m", "250ms" or a number of ms, got ${JSON.stringify(value)}`,
+  );
 }
 
 /** Formats milliseconds the way a person reads them back ("1.5s", "5m"). */

@@ -16,13 +16,25 @@ export const ERRORS = {
   BAD_REQUEST: { status: 400, doc: 'the request body or parameters are invalid' },
   UNAUTHORIZED: { status: 401, doc: 'a bearer token is required' },
   FORBIDDEN: { status: 403, doc: 'the bearer token is wrong' },
-  FORBIDDEN_ORIGIN: { status: 403, doc: 'the request comes from a web page on another origin (CSRF defence; see CANARY_ALLOWED_ORIGINS)' },
-  FORBIDDEN_HOST: { status: 403, doc: 'the Host header does not name this API (DNS-rebinding defence; see CANARY_ALLOWED_HOSTS)' },
+  FORBIDDEN_ORIGIN: {
+    status: 403,
+    doc: 'the request comes from a web page on another origin (CSRF defence; see CANARY_ALLOWED_ORIGINS)',
+  },
+  FORBIDDEN_HOST: {
+    status: 403,
+    doc: 'the Host header does not name this API (DNS-rebinding defence; see CANARY_ALLOWED_HOSTS)',
+  },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, doc: 'changes must be sent as application/json' },
-  UPSTREAM_NOT_ALLOWED: { status: 400, doc: 'the URL points at an address canary-mesh never connects to (link-local, cloud metadata, the stack itself) or outside CANARY_UPSTREAM_ALLOW' },
+  UPSTREAM_NOT_ALLOWED: {
+    status: 400,
+    doc: 'the URL points at an address canary-mesh never connects to (link-local, cloud metadata, the stack itself) or outside CANARY_UPSTREAM_ALLOW',
+  },
   VERSION_IN_USE: { status: 409, doc: 'the version is serving or is the running canary; it cannot be deleted' },
   SINK_NOT_FOUND: { status: 404, doc: 'no alert sink with this id' },
-  VERSION_FAILED: { status: 409, doc: 'the version was rolled back or judged critical; pass force: true to use it anyway' },
+  VERSION_FAILED: {
+    status: 409,
+    doc: 'the version was rolled back or judged critical; pass force: true to use it anyway',
+  },
   NOT_READY: { status: 503, doc: 'a dependency (database, Redis) is not reachable' },
   NOT_FOUND: { status: 404, doc: 'no such route' },
   DEPLOYMENT_NOT_FOUND: { status: 404, doc: 'no deployment with this name' },
@@ -43,7 +55,10 @@ export type ErrorCode = keyof typeof ERRORS;
 
 export class CanaryError extends Error {
   readonly status: number;
-  constructor(readonly code: ErrorCode, message: string) {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
     super(message);
     this.status = ERRORS[code].status;
   }

@@ -1,11 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 
 /** Children still running: killed if this process exits first, so none is left behind. */
 const live = new Set<ChildProcess>();
-process.on('exit', () => { for (const c of live) c.kill('SIGKILL'); });
+process.on('exit', () => {
+  for (const c of live) c.kill('SIGKILL');
+});
 
 /** The `canary` executable of this checkout. */
 export const CANARY_BIN = fileURLToPath(new URL('../bin/canary.js', import.meta.url));
@@ -23,10 +25,17 @@ export interface ChildServer<T> {
  * that `isReady` accepts (servers print their address there, so port 0 works).
  */
 export async function spawnCanary<T = Record<string, unknown>>(
-  args: string[], opts: { env?: Record<string, string | undefined>; isReady: (msg: Record<string, unknown>) => boolean; timeoutMs?: number; stderr?: 'inherit' | 'ignore' },
+  args: string[],
+  opts: {
+    env?: Record<string, string | undefined>;
+    isReady: (msg: Record<string, unknown>) => boolean;
+    timeoutMs?: number;
+    stderr?: 'inherit' | 'ignore';
+  },
 ): Promise<ChildServer<T>> {
   const child = spawn(process.execPath, [CANARY_BIN, ...args], {
-    env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', opts.stderr ?? 'inherit'],
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', opts.stderr ?? 'inherit'],
   });
   live.add(child);
   const exited = once(child, 'exit').finally(() => live.delete(child));
@@ -42,7 +51,11 @@ export async function spawnCanary<T = Record<string, unknown>>(
   try {
     for await (const line of lines) {
       let msg: Record<string, unknown>;
-      try { msg = JSON.parse(line); } catch { continue; }
+      try {
+        msg = JSON.parse(line);
+      } catch {
+        continue;
+      }
       if (opts.isReady(msg)) {
         clearTimeout(timeout);
         child.stdout!.resume(); // keep draining so the child never blocks on a full pipe
@@ -59,7 +72,10 @@ export async function spawnCanary<T = Record<string, unknown>>(
 
 /** `canary model-server` on a free port; resolves with its URL once it serves. */
 export function spawnModelServer(model: string, extra: string[] = [], env: Record<string, string> = {}) {
-  return spawnCanary<{ url: string; version: string; accuracy: number }>(['model-server', '--model', model, '--port', '0', ...extra], { env, isReady: (m) => m.ready === true });
+  return spawnCanary<{ url: string; version: string; accuracy: number }>(
+    ['model-server', '--model', model, '--port', '0', ...extra],
+    { env, isReady: (m) => m.ready === true },
+  );
 }
 
 /** `canary proxy`; resolves once both ports listen. */

@@ -1,33 +1,42 @@
 import type { AddressInfo } from 'node:net';
-import { Redis } from 'ioredis';
 import type { FastifyInstance } from 'fastify';
-import { loadControlPlaneConfig, loadProxyConfig, type ControlPlaneConfig, type ProxyConfig } from '../common/config.js';
+import { Redis } from 'ioredis';
+import { AddressPolicy, portOf } from '../common/address-policy.js';
+import {
+  type ControlPlaneConfig,
+  loadControlPlaneConfig,
+  loadProxyConfig,
+  type ProxyConfig,
+} from '../common/config.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { statsRedis } from '../proxy/main.js';
-import { startProxy, type RunningProxy } from '../proxy/proxy.js';
+import { type RunningProxy, startProxy } from '../proxy/proxy.js';
 import { redisRetryStrategy } from '../proxy/split/sources/redis-source.js';
 import { StaticRouteSource } from '../proxy/split/sources/static-source.js';
 import { MemoryStatsStore } from '../proxy/telemetry/memory-stats-store.js';
+import { PgPredictionSink } from '../proxy/telemetry/prediction-log.js';
 import { RedisStatsStore } from '../proxy/telemetry/redis-stats-store.js';
 import type { StatsStore } from '../proxy/telemetry/stats.js';
-import { PgPredictionSink } from '../proxy/telemetry/prediction-log.js';
-import { buildApp } from './api/app.js';
-import { ProxyStatsSource } from './metrics/source.js';
-import { PrometheusSource } from './metrics/prometheus.js';
-import { DEFAULT_POLICY } from './rollout/policy.js';
 import { AlertDispatcher, DEFAULT_ALERT_POLICY } from './alerts/alerts.js';
+import { buildApp } from './api/app.js';
+import { PrometheusSource } from './metrics/prometheus.js';
+import { ProxyStatsSource } from './metrics/source.js';
 import { AnalysisLoop } from './rollout/analysis-loop.js';
+import { DEFAULT_POLICY } from './rollout/policy.js';
 import { RolloutService } from './rollout/service.js';
-import { connectDatabase, startEmbeddedDatabase, type Database } from './state/db.js';
-import { InProcessRoutePublisher, RedisRoutePublisher, type RoutePublisher } from './state/route-publisher.js';
+import { connectDatabase, type Database, startEmbeddedDatabase } from './state/db.js';
+import {
+  FanOutPublisher,
+  InProcessRoutePublisher,
+  RedisRoutePublisher,
+  type RoutePublisher,
+} from './state/route-publisher.js';
 import { ControlStore } from './state/store.js';
+import { ControlPlaneMetrics } from './telemetry.js';
 import { VersionProber } from './versions/prober.js';
 import { SnapshotCache } from './xds/cache.js';
 import { XdsRoutePublisher } from './xds/publisher.js';
 import { XdsServer } from './xds/server.js';
-import { FanOutPublisher } from './state/route-publisher.js';
-import { AddressPolicy, portOf } from '../common/address-policy.js';
-import { ControlPlaneMetrics } from './telemetry.js';
 
 export interface RunningControlPlane {
   url: string;
@@ -52,15 +61,24 @@ export interface ControlPlaneParts {
 }
 
 /** Starts the control plane: database (real or embedded), service, analysis loop, prober, REST API. */
-export async function startControlPlane(config: Readonly<ControlPlaneConfig>, parts: ControlPlaneParts = {}): Promise<RunningControlPlane> {
+export async function startControlPlane(
+  config: Readonly<ControlPlaneConfig>,
+  parts: ControlPlaneParts = {},
+): Promise<RunningControlPlane> {
   const logger = parts.logger ?? createLogger('canary-control-plane');
-  const db = config.databaseUrl ? await connectDatabase(config.databaseUrl, logger) : await startEmbeddedDatabase(config.dataDir, logger);
-  const closers: (() => Promise<unknown> | void)[] = [];
+  const db = config.databaseUrl
+    ? await connectDatabase(config.databaseUrl, logger)
+    : await startEmbeddedDatabase(config.dataDir, logger);
+  const closers: (() => unknown)[] = [];
   let publisher = parts.publisher;
   let stats = parts.stats;
   let redis: Redis | null = null;
   if ((!publisher || !stats) && config.redisUrl) {
-    redis = new Redis(config.redisUrl, { retryStrategy: redisRetryStrategy, maxRetriesPerRequest: 1, connectionName: 'canary-control-plane' });
+    redis = new Redis(config.redisUrl, {
+      retryStrategy: redisRetryStrategy,
+      maxRetriesPerRequest: 1,
+      connectionName: 'canary-control-plane',
+    });
     redis.on('error', () => {}); // publish failures are logged where they happen and repaired by reconcile
     const r = redis;
     closers.push(() => r.disconnect());
@@ -78,7 +96,10 @@ export async function startControlPlane(config: Readonly<ControlPlaneConfig>, pa
     const port = await server.listen(config.xdsPort, config.xdsHost);
     closers.push(() => server.close());
     xds = { server, port };
-    publisher = new FanOutPublisher([publisher, new XdsRoutePublisher(cache, { listenerPort: config.xdsListenerPort }, logger)]);
+    publisher = new FanOutPublisher([
+      publisher,
+      new XdsRoutePublisher(cache, { listenerPort: config.xdsListenerPort }, logger),
+    ]);
     logger.info({ port }, 'xDS (ADS) server listening');
   }
 
@@ -88,23 +109,65 @@ export async function startControlPlane(config: Readonly<ControlPlaneConfig>, pa
 
   // Version and sink URLs never point at the stack itself or at link-local/metadata addresses.
   const policy = new AddressPolicy({ allow: config.upstreamAllow, ownPorts: [] });
-  policy.protect([config.apiPort, config.xdsPort, portOf(config.redisUrl), portOf(db.url), Number(process.env.CANARY_PROXY_PORT ?? 8080), Number(process.env.CANARY_ADMIN_PORT ?? 9901)]);
-  const alerts = new AlertDispatcher(db.pool, logger, { ...DEFAULT_ALERT_POLICY, dashboardUrl: config.publicUrl ?? '' }, policy);
+  policy.protect([
+    config.apiPort,
+    config.xdsPort,
+    portOf(config.redisUrl),
+    portOf(db.url),
+    Number(process.env.CANARY_PROXY_PORT ?? 8080),
+    Number(process.env.CANARY_ADMIN_PORT ?? 9901),
+  ]);
+  const alerts = new AlertDispatcher(
+    db.pool,
+    logger,
+    { ...DEFAULT_ALERT_POLICY, dashboardUrl: config.publicUrl ?? '' },
+    policy,
+  );
   const telemetry = new ControlPlaneMetrics(store);
   alerts.onDelivery = (outcome) => telemetry.alertDeliveries.labels(outcome).inc();
-  const service = new RolloutService({ telemetry, policy, store, publisher, metrics: new ProxyStatsSource(stats), trips: stats, examples: stats, prometheus, defaultPolicy, logger, now: parts.now, onEvents: (e) => alerts.notify(e) });
-  const loop = new AnalysisLoop(service, store, { tickMs: config.analysisTickMs, leaseMs: config.leaderLeaseMs, reconcileMs: config.reconcileMs }, logger, parts.now);
+  const service = new RolloutService({
+    telemetry,
+    policy,
+    store,
+    publisher,
+    metrics: new ProxyStatsSource(stats),
+    trips: stats,
+    examples: stats,
+    prometheus,
+    defaultPolicy,
+    logger,
+    now: parts.now,
+    onEvents: (e) => alerts.notify(e),
+  });
+  const loop = new AnalysisLoop(
+    service,
+    store,
+    { tickMs: config.analysisTickMs, leaseMs: config.leaderLeaseMs, reconcileMs: config.reconcileMs },
+    logger,
+    parts.now,
+  );
   loop.onLeadership = (leader) => telemetry.leader.set(leader ? 1 : 0);
   loop.onAnalysisFailure = (deployment) => telemetry.analysisFailures.labels(deployment).inc();
   const prober = new VersionProber(store, config.probeIntervalMs, logger);
-  const within = <T>(p: Promise<T>, ms: number) => Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timed out')), ms).unref())]);
+  const within = <T>(p: Promise<T>, ms: number) =>
+    Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timed out')), ms).unref())]);
   const notReady = async () => {
     const failing: string[] = [];
     await within(db.pool.query('SELECT 1'), 2000).catch(() => failing.push('database'));
     if (redis) await within(redis.ping(), 2000).catch(() => failing.push('redis'));
     return failing;
   };
-  const app = buildApp({ service, registry: telemetry.registry, token: config.token, allowedOrigins: config.allowedOrigins, allowedHosts: config.allowedHosts, notReady, logger, xds: xds?.server ?? null, alerts });
+  const app = buildApp({
+    service,
+    registry: telemetry.registry,
+    token: config.token,
+    allowedOrigins: config.allowedOrigins,
+    allowedHosts: config.allowedHosts,
+    notReady,
+    logger,
+    xds: xds?.server ?? null,
+    alerts,
+  });
 
   await service.publishRoutes();
   await app.listen({ port: config.apiPort, host: config.apiHost });
@@ -112,14 +175,36 @@ export async function startControlPlane(config: Readonly<ControlPlaneConfig>, pa
   policy.protect([port, xds?.port]);
   loop.start();
   prober.start();
-  const host = config.apiHost === '::1' ? '[::1]' : config.apiHost === 'localhost' ? '127.0.0.1' : config.apiHost === '0.0.0.0' ? '127.0.0.1' : config.apiHost;
+  const host =
+    config.apiHost === '::1'
+      ? '[::1]'
+      : config.apiHost === 'localhost'
+        ? '127.0.0.1'
+        : config.apiHost === '0.0.0.0'
+          ? '127.0.0.1'
+          : config.apiHost;
   const url = `http://${host}:${port}`;
   alerts.dashboardUrl = config.publicUrl ?? url;
-  logger.info({ url, database: db.embedded ? `embedded (${config.dataDir})` : 'postgresql', redis: config.redisUrl ? 'yes' : 'in-process', auth: config.token ? 'bearer token' : 'none (loopback only)' }, 'control plane listening');
+  logger.info(
+    {
+      url,
+      database: db.embedded ? `embedded (${config.dataDir})` : 'postgresql',
+      redis: config.redisUrl ? 'yes' : 'in-process',
+      auth: config.token ? 'bearer token' : 'none (loopback only)',
+    },
+    'control plane listening',
+  );
 
   let closing: Promise<void> | null = null;
   return {
-    url, port, app, service, loop, alerts, db, xds,
+    url,
+    port,
+    app,
+    service,
+    loop,
+    alerts,
+    db,
+    xds,
     close() {
       closing ??= (async () => {
         prober.stop();
@@ -146,21 +231,41 @@ export interface RunningStack {
  * `canary up`: control plane and proxy in one process. With REDIS_URL they share Redis
  * (and more proxies can join); without it the route table and stats stay in memory.
  */
-export async function startStack(cpConfig: Readonly<ControlPlaneConfig>, proxyConfig: Readonly<ProxyConfig>, opts: { logger?: Logger; now?: () => number } = {}): Promise<RunningStack> {
+export async function startStack(
+  cpConfig: Readonly<ControlPlaneConfig>,
+  proxyConfig: Readonly<ProxyConfig>,
+  opts: { logger?: Logger; now?: () => number } = {},
+): Promise<RunningStack> {
   const logger = opts.logger ?? createLogger('canary');
   // Without Redis the proxy's route source and stats live in this process, shared with the control plane.
   const source = cpConfig.redisUrl ? null : new StaticRouteSource();
   const stats = cpConfig.redisUrl ? null : new MemoryStatsStore();
-  const controlPlane = await startControlPlane(cpConfig, source && stats ? { logger, now: opts.now, publisher: new InProcessRoutePublisher(source), stats } : { logger, now: opts.now });
+  const controlPlane = await startControlPlane(
+    cpConfig,
+    source && stats
+      ? { logger, now: opts.now, publisher: new InProcessRoutePublisher(source), stats }
+      : { logger, now: opts.now },
+  );
   // The prediction log shares the control plane's database (embedded or real).
   const predictionSink = proxyConfig.predictionQueue > 0 ? new PgPredictionSink(controlPlane.db.pool) : undefined;
   let proxy: RunningProxy;
   try {
     if (source && stats) {
-      proxy = await startProxy({ config: proxyConfig, routeSource: source, statsStore: stats, logger, predictionSink, predictionLog: { maxQueue: proxyConfig.predictionQueue } });
+      proxy = await startProxy({
+        config: proxyConfig,
+        routeSource: source,
+        statsStore: stats,
+        logger,
+        predictionSink,
+        predictionLog: { maxQueue: proxyConfig.predictionQueue },
+      });
     } else {
       const { proxyFromConfig } = await import('../proxy/main.js');
-      proxy = await proxyFromConfig({ ...proxyConfig, redisUrl: cpConfig.redisUrl, redisPrefix: cpConfig.redisPrefix }, logger, { predictionSink });
+      proxy = await proxyFromConfig(
+        { ...proxyConfig, redisUrl: cpConfig.redisUrl, redisPrefix: cpConfig.redisPrefix },
+        logger,
+        { predictionSink },
+      );
     }
   } catch (err) {
     await controlPlane.close();
@@ -168,7 +273,9 @@ export async function startStack(cpConfig: Readonly<ControlPlaneConfig>, proxyCo
   }
   // The control plane published before the proxy listened; the in-process source keeps it.
   return {
-    controlPlane, proxy, statsStore: stats,
+    controlPlane,
+    proxy,
+    statsStore: stats,
     close: async () => {
       await proxy.close(); // drains requests and flushes stats and the prediction log first
       await controlPlane.close();
@@ -181,7 +288,10 @@ function onSignal(stop: () => Promise<void>): void {
   const handler = () => {
     if (stopping) return;
     stopping = true;
-    void stop().then(() => process.exit(0), () => process.exit(1));
+    void stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
   };
   process.once('SIGINT', handler);
   process.once('SIGTERM', handler);
@@ -196,17 +306,23 @@ export async function runControlPlaneCommand(): Promise<void> {
 export async function runUpCommand(opts: { json?: boolean } = {}): Promise<void> {
   const stack = await startStack(loadControlPlaneConfig(), loadProxyConfig());
   const xds = stack.controlPlane.xds;
-  process.stdout.write(`${JSON.stringify({ ready: true, component: 'up', api: stack.controlPlane.url, proxy: stack.proxy.url, admin: stack.proxy.adminUrl, xds: xds ? xds.port : null })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ ready: true, component: 'up', api: stack.controlPlane.url, proxy: stack.proxy.url, admin: stack.proxy.adminUrl, xds: xds ? xds.port : null })}\n`,
+  );
   if (!opts.json) {
-    process.stdout.write([
-      '', 'canary-mesh is up:',
-      `  proxy      ${stack.proxy.url}/{deployment}/…   point clients here`,
-      `  API        ${stack.controlPlane.url}/v1   (OpenAPI: /openapi.json, /docs)`,
-      `  dashboard  ${stack.controlPlane.url}/`,
-      `  admin      ${stack.proxy.adminUrl}   (/metrics, /healthz, /readyz, /routes)`,
-      `  xDS        ${xds ? `port ${xds.port} (ADS for Envoy)` : 'off'}`,
-      '  next: npx canary deploy NAME --version v1 --url http://your-model:8000', '',
-    ].join('\n'));
+    process.stdout.write(
+      [
+        '',
+        'canary-mesh is up:',
+        `  proxy      ${stack.proxy.url}/{deployment}/…   point clients here`,
+        `  API        ${stack.controlPlane.url}/v1   (OpenAPI: /openapi.json, /docs)`,
+        `  dashboard  ${stack.controlPlane.url}/`,
+        `  admin      ${stack.proxy.adminUrl}   (/metrics, /healthz, /readyz, /routes)`,
+        `  xDS        ${xds ? `port ${xds.port} (ADS for Envoy)` : 'off'}`,
+        '  next: npx canary deploy NAME --version v1 --url http://your-model:8000',
+        '',
+      ].join('\n'),
+    );
   }
   onSignal(() => stack.close());
 }

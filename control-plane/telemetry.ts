@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { ControlStore } from './state/store.js';
 
 const VERDICTS = ['healthy', 'degraded', 'critical', 'inconclusive', 'error'] as const;
@@ -21,21 +21,56 @@ export class ControlPlaneMetrics {
   constructor(store: ControlStore, registry = new Registry()) {
     this.registry = registry;
     collectDefaultMetrics({ register: registry, prefix: 'canary_cp_' });
-    this.decisions = new Counter({ name: 'canary_cp_decisions_total', help: 'Analyses by what they did: advance, promote, rollback, record_failure or hold', labelNames: ['deployment', 'action'], registers: [registry] });
-    this.analysisSeconds = new Histogram({ name: 'canary_cp_analysis_duration_seconds', help: 'Time one analysis takes (measure, decide, record)', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [registry] });
-    this.analysisFailures = new Counter({ name: 'canary_cp_analysis_failures_total', help: 'Analyses that could not judge (error verdicts: metrics unavailable) or failed to run', labelNames: ['deployment'], registers: [registry] });
-    this.leader = new Gauge({ name: 'canary_cp_leader', help: '1 while this replica holds the analysis lease', registers: [registry] });
-    this.alertDeliveries = new Counter({ name: 'canary_cp_alert_deliveries_total', help: 'Alert delivery attempts by outcome: delivered, retrying, failed', labelNames: ['outcome'], registers: [registry] });
-    this.proxyTrips = new Counter({ name: 'canary_cp_proxy_trips_total', help: 'Canaries a proxy took off live traffic on its own', labelNames: ['deployment'], registers: [registry] });
+    this.decisions = new Counter({
+      name: 'canary_cp_decisions_total',
+      help: 'Analyses by what they did: advance, promote, rollback, record_failure or hold',
+      labelNames: ['deployment', 'action'],
+      registers: [registry],
+    });
+    this.analysisSeconds = new Histogram({
+      name: 'canary_cp_analysis_duration_seconds',
+      help: 'Time one analysis takes (measure, decide, record)',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    });
+    this.analysisFailures = new Counter({
+      name: 'canary_cp_analysis_failures_total',
+      help: 'Analyses that could not judge (error verdicts: metrics unavailable) or failed to run',
+      labelNames: ['deployment'],
+      registers: [registry],
+    });
+    this.leader = new Gauge({
+      name: 'canary_cp_leader',
+      help: '1 while this replica holds the analysis lease',
+      registers: [registry],
+    });
+    this.alertDeliveries = new Counter({
+      name: 'canary_cp_alert_deliveries_total',
+      help: 'Alert delivery attempts by outcome: delivered, retrying, failed',
+      labelNames: ['outcome'],
+      registers: [registry],
+    });
+    this.proxyTrips = new Counter({
+      name: 'canary_cp_proxy_trips_total',
+      help: 'Canaries a proxy took off live traffic on its own',
+      labelNames: ['deployment'],
+      registers: [registry],
+    });
     new Gauge({
-      name: 'canary_cp_canary_weight_percent', help: 'Weight of the running canary per deployment (0 when none)', labelNames: ['deployment'], registers: [registry],
+      name: 'canary_cp_canary_weight_percent',
+      help: 'Weight of the running canary per deployment (0 when none)',
+      labelNames: ['deployment'],
+      registers: [registry],
       async collect() {
         this.reset();
         for (const d of await store.listDeployments().catch(() => [])) this.labels(d.name).set(d.canary?.weight ?? 0);
       },
     });
     new Gauge({
-      name: 'canary_cp_verdict', help: 'The running canary\'s current verdict (1 for the current one)', labelNames: ['deployment', 'verdict'], registers: [registry],
+      name: 'canary_cp_verdict',
+      help: "The running canary's current verdict (1 for the current one)",
+      labelNames: ['deployment', 'verdict'],
+      registers: [registry],
       async collect() {
         this.reset();
         for (const d of await store.listDeployments().catch(() => [])) {

@@ -21,7 +21,8 @@ export class FaultConfigError extends Error {
 
 function rate(v: unknown, name: string): number {
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0 || n > 1) throw new FaultConfigError(`${name}: expected a fraction from 0 to 1, got ${JSON.stringify(v)}`);
+  if (!Number.isFinite(n) || n < 0 || n > 1)
+    throw new FaultConfigError(`${name}: expected a fraction from 0 to 1, got ${JSON.stringify(v)}`);
   return n;
 }
 
@@ -44,7 +45,9 @@ export function parseFaults(input: Partial<Record<keyof Faults, unknown>>): Faul
 /** Reads CANARY_FAULT_* variables (ERROR_RATE, LATENCY, JITTER, HANG_RATE). */
 export function faultsFromEnv(env: Record<string, string | undefined> = process.env): Faults {
   return parseFaults({
-    errorRate: env.CANARY_FAULT_ERROR_RATE, latencyMs: env.CANARY_FAULT_LATENCY,
-    jitterMs: env.CANARY_FAULT_JITTER, hangRate: env.CANARY_FAULT_HANG_RATE,
+    errorRate: env.CANARY_FAULT_ERROR_RATE,
+    latencyMs: env.CANARY_FAULT_LATENCY,
+    jitterMs: env.CANARY_FAULT_JITTER,
+    hangRate: env.CANARY_FAULT_HANG_RATE,
   });
 }

@@ -26,12 +26,16 @@ export function loadIris(): Row[] {
 export const SPECIES = iris.getDistinctClasses();
 
 export { seededRandom } from '../common/random.js';
+
 import { seededRandom } from '../common/random.js';
 
 /** A stratification-free but seeded 70/30 train/test split. */
 export function trainTestSplit(rows: Row[], seed = 42, testFraction = 0.3): { train: Row[]; test: Row[] } {
   const rnd = seededRandom(seed);
-  const shuffled = rows.map((r) => ({ r, k: rnd() })).sort((a, b) => a.k - b.k).map((x) => x.r);
+  const shuffled = rows
+    .map((r) => ({ r, k: rnd() }))
+    .sort((a, b) => a.k - b.k)
+    .map((x) => x.r);
   const nTest = Math.round(rows.length * testFraction);
   return { test: shuffled.slice(0, nTest), train: shuffled.slice(nTest) };
 }

@@ -1,5 +1,5 @@
-import { DATA_VERSION, loadIris, SPECIES, trainTestSplit, type Features, type Row } from './iris.js';
-import { predictProba, train, type SoftmaxModel } from './softmax.js';
+import { DATA_VERSION, type Features, loadIris, type Row, SPECIES, trainTestSplit } from './iris.js';
+import { predictProba, type SoftmaxModel, train } from './softmax.js';
 
 /** Thrown when a model cannot score an input it accepted: the server answers 500. */
 export class ModelFailure extends Error {
@@ -46,7 +46,13 @@ const SPECS = {
   },
   v3: {
     description: 'softmax regression on all four measurements plus petal area',
-    vector: (f: Features) => [f.sepal_length, f.sepal_width, f.petal_length, f.petal_width, f.petal_length * f.petal_width],
+    vector: (f: Features) => [
+      f.sepal_length,
+      f.sepal_width,
+      f.petal_length,
+      f.petal_width,
+      f.petal_length * f.petal_width,
+    ],
     options: { epochs: 600, learningRate: 0.5, l2: 0.0005 },
   },
   v4: {
@@ -65,10 +71,16 @@ export function trainModel(name: ModelName, rows: Row[] = loadIris()): TrainedMo
   const spec = SPECS[name];
   const { train: trainRows, test } = trainTestSplit(rows);
   const xy = trainRows.map((r) => ({ x: spec.vector(r.features), y: r.label })).filter((r) => usable(r.x));
-  const model: SoftmaxModel = train(xy.map((r) => r.x), xy.map((r) => r.y), SPECIES, spec.options);
+  const model: SoftmaxModel = train(
+    xy.map((r) => r.x),
+    xy.map((r) => r.y),
+    SPECIES,
+    spec.options,
+  );
   const predict = (features: Features): Prediction => {
     const x = spec.vector(features);
-    if (!usable(x)) throw new ModelFailure(`model ${name} produced a non-finite feature for ${JSON.stringify(features)}`);
+    if (!usable(x))
+      throw new ModelFailure(`model ${name} produced a non-finite feature for ${JSON.stringify(features)}`);
     const p = predictProba(model, x);
     const best = p.indexOf(Math.max(...p));
     return { prediction: SPECIES[best], probability: p[best] };
@@ -76,7 +88,12 @@ export function trainModel(name: ModelName, rows: Row[] = loadIris()): TrainedMo
   const scored = test.filter((r) => usable(spec.vector(r.features)));
   const correct = scored.filter((r) => predict(r.features).prediction === r.label).length;
   return {
-    name, description: spec.description, trainedAt: new Date().toISOString(), dataVersion: DATA_VERSION,
-    accuracy: correct / scored.length, testRows: scored.length, predict,
+    name,
+    description: spec.description,
+    trainedAt: new Date().toISOString(),
+    dataVersion: DATA_VERSION,
+    accuracy: correct / scored.length,
+    testRows: scored.length,
+    predict,
   };
 }

@@ -1,8 +1,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { type Faults, NO_FAULTS } from './faults.js';
 import { FEATURES, type Features } from './iris.js';
-import { ModelFailure, trainModel, type ModelName, type TrainedModel } from './models.js';
-import { NO_FAULTS, type Faults } from './faults.js';
+import { ModelFailure, type ModelName, type TrainedModel, trainModel } from './models.js';
 
 export interface ModelServerOptions {
   model: ModelName;
@@ -35,9 +35,11 @@ const err = (code: string, message: string) => ({ error: { code, message } });
 
 /** Validates `{features: {...}}`; returns the features or a message saying what is wrong. */
 export function validateInput(body: unknown): Features | string {
-  if (!body || typeof body !== 'object' || Array.isArray(body)) return 'body must be a JSON object like {"features": {...}}';
+  if (!body || typeof body !== 'object' || Array.isArray(body))
+    return 'body must be a JSON object like {"features": {...}}';
   const f = (body as { features?: unknown }).features;
-  if (!f || typeof f !== 'object' || Array.isArray(f)) return `"features" must be an object with ${FEATURES.join(', ')}`;
+  if (!f || typeof f !== 'object' || Array.isArray(f))
+    return `"features" must be an object with ${FEATURES.join(', ')}`;
   const out = {} as Features;
   for (const name of FEATURES) {
     const v = (f as Record<string, unknown>)[name];
@@ -63,9 +65,17 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
     const path = (req.url ?? '/').split('?')[0];
     if (req.method === 'GET' && path === '/healthz') return send(res, 200, { status: 'ok', version });
     if (req.method === 'GET' && path === '/metadata') {
-      return send(res, 200, { version, model: model.name, description: model.description, trainedAt: model.trainedAt, dataVersion: model.dataVersion, metrics: { accuracy: model.accuracy, testRows: model.testRows } });
+      return send(res, 200, {
+        version,
+        model: model.name,
+        description: model.description,
+        trainedAt: model.trainedAt,
+        dataVersion: model.dataVersion,
+        metrics: { accuracy: model.accuracy, testRows: model.testRows },
+      });
     }
-    if (path !== '/predict') return send(res, 404, err('NOT_FOUND', 'endpoints: POST /predict, GET /healthz, GET /metadata'));
+    if (path !== '/predict')
+      return send(res, 404, err('NOT_FOUND', 'endpoints: POST /predict, GET /healthz, GET /metadata'));
     if (req.method !== 'POST') return send(res, 405, err('METHOD_NOT_ALLOWED', 'use POST /predict'));
 
     const chunks: Buffer[] = [];
@@ -85,7 +95,8 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
       const features = validateInput(parsed);
       if (typeof features === 'string') return send(res, 400, err('BAD_INPUT', features));
       const answer = () => {
-        if (faults.errorRate > 0 && Math.random() < faults.errorRate) return send(res, 500, err('INJECTED_FAULT', 'injected error'));
+        if (faults.errorRate > 0 && Math.random() < faults.errorRate)
+          return send(res, 500, err('INJECTED_FAULT', 'injected error'));
         try {
           return send(res, 200, { ...model.predict(features), version });
         } catch (e) {
@@ -111,12 +122,18 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
   const port = (server.address() as AddressInfo).port;
   const host = opts.host && opts.host !== '0.0.0.0' ? opts.host : '127.0.0.1';
   return {
-    url: `http://${host}:${port}`, port, version, model,
-    setFaults(f) { faults = f; },
-    close: () => new Promise<void>((resolve) => {
-      for (const r of hanging) r.destroy();
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    url: `http://${host}:${port}`,
+    port,
+    version,
+    model,
+    setFaults(f) {
+      faults = f;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const r of hanging) r.destroy();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }

@@ -26,7 +26,10 @@ function softmax(z: number[]): number[] {
 export function train(x: number[][], y: string[], classes: readonly string[], opts: TrainOptions): SoftmaxModel {
   const d = x[0].length;
   const mean = Array.from({ length: d }, (_, j) => x.reduce((a, r) => a + r[j], 0) / x.length);
-  const std = Array.from({ length: d }, (_, j) => Math.sqrt(x.reduce((a, r) => a + (r[j] - mean[j]) ** 2, 0) / x.length) || 1);
+  const std = Array.from(
+    { length: d },
+    (_, j) => Math.sqrt(x.reduce((a, r) => a + (r[j] - mean[j]) ** 2, 0) / x.length) || 1,
+  );
   const xs = x.map((r) => r.map((v, j) => (v - mean[j]) / std[j]));
   const yi = y.map((c) => classes.indexOf(c));
   const w = classes.map(() => new Array(d + 1).fill(0));

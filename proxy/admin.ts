@@ -16,16 +16,26 @@ function json(res: http.ServerResponse, status: number, body: unknown): void {
  * serve the last known table, and failing every replica's readiness at once because of a
  * Redis blip would take the whole service down. The body says when the table is stale.
  */
-export function createAdminServer(deps: { recorder: ProxyRecorder; table: () => RouteTable; source: RouteSource; hasTable: () => boolean; appliedAt: () => number | null }) {
+export function createAdminServer(deps: {
+  recorder: ProxyRecorder;
+  table: () => RouteTable;
+  source: RouteSource;
+  hasTable: () => boolean;
+  appliedAt: () => number | null;
+}) {
   return http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
-    if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: { code: 'METHOD_NOT_ALLOWED', message: 'admin endpoints are read-only' } });
+    if (req.method !== 'GET' && req.method !== 'HEAD')
+      return json(res, 405, { error: { code: 'METHOD_NOT_ALLOWED', message: 'admin endpoints are read-only' } });
     switch (path) {
       case '/metrics':
-        void deps.recorder.registry.metrics().then((text) => {
-          res.writeHead(200, { 'content-type': deps.recorder.registry.contentType });
-          res.end(text);
-        }, (err: Error) => json(res, 500, { error: { code: 'INTERNAL', message: err.message } }));
+        void deps.recorder.registry.metrics().then(
+          (text) => {
+            res.writeHead(200, { 'content-type': deps.recorder.registry.contentType });
+            res.end(text);
+          },
+          (err: Error) => json(res, 500, { error: { code: 'INTERNAL', message: err.message } }),
+        );
         return;
       case '/healthz':
         return json(res, 200, { status: 'ok' });
@@ -44,7 +54,9 @@ export function createAdminServer(deps: { recorder: ProxyRecorder; table: () => 
       case '/routes':
         return json(res, 200, deps.table());
       default:
-        return json(res, 404, { error: { code: 'NOT_FOUND', message: 'admin endpoints: /metrics /healthz /readyz /routes' } });
+        return json(res, 404, {
+          error: { code: 'NOT_FOUND', message: 'admin endpoints: /metrics /healthz /readyz /routes' },
+        });
     }
   });
 }

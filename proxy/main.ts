@@ -1,20 +1,25 @@
 import cluster from 'node:cluster';
 import { Redis } from 'ioredis';
-import { loadProxyConfig, ConfigError, type ProxyConfig } from '../common/config.js';
+import pg from 'pg';
+import { ConfigError, loadProxyConfig, type ProxyConfig } from '../common/config.js';
 import { createLogger, type Logger } from '../common/logger.js';
-import { startProxy, type RunningProxy } from './proxy.js';
+import { type RunningProxy, startProxy } from './proxy.js';
 import { RedisRouteSource, redisRetryStrategy } from './split/sources/redis-source.js';
-import { StaticRouteSource } from './split/sources/static-source.js';
 import type { RouteSource } from './split/sources/route-source.js';
+import { StaticRouteSource } from './split/sources/static-source.js';
 import { MemoryStatsStore } from './telemetry/memory-stats-store.js';
+import { PgPredictionSink, type PredictionSink } from './telemetry/prediction-log.js';
 import { RedisStatsStore } from './telemetry/redis-stats-store.js';
 import type { StatsStore } from './telemetry/stats.js';
-import pg from 'pg';
-import { PgPredictionSink, type PredictionSink } from './telemetry/prediction-log.js';
 
 /** A Redis client for stats writes: fails fast while Redis is down (the flusher retries). */
 export function statsRedis(url: string): Redis {
-  const r = new Redis(url, { retryStrategy: redisRetryStrategy, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectionName: 'canary-proxy-stats' });
+  const r = new Redis(url, {
+    retryStrategy: redisRetryStrategy,
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    connectionName: 'canary-proxy-stats',
+  });
   r.on('error', () => {}); // reported through flush failures and the route source status
   return r;
 }
@@ -23,18 +28,33 @@ export function statsRedis(url: string): Redis {
  * Picks the route source and stats store from config (Redis when REDIS_URL is set) and the
  * prediction log's sink (PostgreSQL when DATABASE_URL is set, unless one is given).
  */
-export async function proxyFromConfig(config: Readonly<ProxyConfig>, logger: Logger, extra: { predictionSink?: PredictionSink } = {}): Promise<RunningProxy> {
+export async function proxyFromConfig(
+  config: Readonly<ProxyConfig>,
+  logger: Logger,
+  extra: { predictionSink?: PredictionSink } = {},
+): Promise<RunningProxy> {
   let routeSource: RouteSource;
   let statsStore: StatsStore;
   if (config.redisUrl) {
-    routeSource = new RedisRouteSource({ url: config.redisUrl, prefix: config.redisPrefix, resyncMs: config.routesResyncMs, logger });
+    routeSource = new RedisRouteSource({
+      url: config.redisUrl,
+      prefix: config.redisPrefix,
+      resyncMs: config.routesResyncMs,
+      logger,
+    });
     const redis = statsRedis(config.redisUrl);
-    statsStore = Object.assign(new RedisStatsStore(redis, config.redisPrefix), { close: async () => { redis.disconnect(); } });
+    statsStore = Object.assign(new RedisStatsStore(redis, config.redisPrefix), {
+      close: async () => {
+        redis.disconnect();
+      },
+    });
   } else if (config.routesFile) {
     routeSource = await StaticRouteSource.fromFile(config.routesFile);
     statsStore = new MemoryStatsStore();
   } else {
-    throw new ConfigError('canary proxy needs REDIS_URL (routes from the control plane) or CANARY_ROUTES_FILE (a static route table); `canary up` runs proxy and control plane together without either');
+    throw new ConfigError(
+      'canary proxy needs REDIS_URL (routes from the control plane) or CANARY_ROUTES_FILE (a static route table); `canary up` runs proxy and control plane together without either',
+    );
   }
   let predictionSink = extra.predictionSink;
   let pgPool: pg.Pool | null = null;
@@ -43,9 +63,20 @@ export async function proxyFromConfig(config: Readonly<ProxyConfig>, logger: Log
     pgPool.on('error', (err) => logger.warn({ err: err.message }, 'prediction-log connection failed'));
     predictionSink = new PgPredictionSink(pgPool);
   }
-  const proxy = await startProxy({ config, routeSource, statsStore, logger, predictionSink, predictionLog: { maxQueue: config.predictionQueue } });
+  const proxy = await startProxy({
+    config,
+    routeSource,
+    statsStore,
+    logger,
+    predictionSink,
+    predictionLog: { maxQueue: config.predictionQueue },
+  });
   const close = proxy.close;
-  proxy.close = async () => { await close(); await statsStore.close?.(); await pgPool?.end(); };
+  proxy.close = async () => {
+    await close();
+    await statsStore.close?.();
+    await pgPool?.end();
+  };
   return proxy;
 }
 
@@ -55,21 +86,30 @@ export async function runProxyCommand(opts: { workers?: number } = {}): Promise<
   const config = loadProxyConfig();
   const workers = opts.workers ?? 1;
   if (workers > 1 && cluster.isPrimary) {
-    if (!config.redisUrl) logger.warn('with --workers and no REDIS_URL each worker keeps its own stats; set REDIS_URL so they merge');
+    if (!config.redisUrl)
+      logger.warn('with --workers and no REDIS_URL each worker keeps its own stats; set REDIS_URL so they merge');
     logger.info({ workers }, 'starting proxy workers');
     for (let i = 0; i < workers; i++) cluster.fork();
     cluster.on('exit', (w, code, signal) => {
-      if (!shuttingDown) { logger.error({ worker: w.id, code, signal }, 'proxy worker died; restarting'); cluster.fork(); }
+      if (!shuttingDown) {
+        logger.error({ worker: w.id, code, signal }, 'proxy worker died; restarting');
+        cluster.fork();
+      }
     });
     let shuttingDown = false;
-    const stop = () => { shuttingDown = true; for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM'); };
+    const stop = () => {
+      shuttingDown = true;
+      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
+    };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     return;
   }
   const proxy = await proxyFromConfig(config, logger);
   // Tooling (bench, tests, demo) reads this line to learn the ports when started with port 0.
-  process.stdout.write(`${JSON.stringify({ ready: true, component: 'proxy', port: proxy.port, adminPort: proxy.adminPort })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ ready: true, component: 'proxy', port: proxy.port, adminPort: proxy.adminPort })}\n`,
+  );
   const stop = () => void proxy.close().then(() => process.exit(0));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

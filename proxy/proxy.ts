@@ -1,21 +1,26 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { AddressPolicy, portOf } from '../common/address-policy.js';
 import type { ProxyConfig } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
 import { createAdminServer } from './admin.js';
 import { createRequestHandler, resolveTarget } from './handler.js';
 import { ShadowMirror } from './shadow/mirror.js';
-import { createUpgradeHandler } from './upgrade.js';
 import { EMPTY_TABLE, type RouteTable } from './split/route-table.js';
 import type { RouteSource } from './split/sources/route-source.js';
+import { CanaryTripper, type Trip } from './split/trips.js';
 import { StatsFlusher } from './telemetry/flusher.js';
+import {
+  DEFAULT_PREDICTION_LOG,
+  PredictionLog,
+  type PredictionLogOptions,
+  type PredictionSink,
+} from './telemetry/prediction-log.js';
 import { ProxyRecorder } from './telemetry/recorder.js';
 import { StatsAccumulator, type StatsStore } from './telemetry/stats.js';
-import { UpstreamPools } from './upstream/pools.js';
-import { CanaryTripper, type Trip } from './split/trips.js';
-import { AddressPolicy, portOf } from '../common/address-policy.js';
+import { createUpgradeHandler } from './upgrade.js';
 import { LatencyTracker } from './upstream/hedge.js';
-import { DEFAULT_PREDICTION_LOG, PredictionLog, type PredictionLogOptions, type PredictionSink } from './telemetry/prediction-log.js';
+import { UpstreamPools } from './upstream/pools.js';
 
 export interface ProxyDeps {
   config: Readonly<ProxyConfig>;
@@ -59,12 +64,30 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   const { config, routeSource, statsStore, logger } = deps;
   const recorder = deps.recorder ?? new ProxyRecorder(undefined, { defaultMetrics: true });
   // Model servers are never this proxy's own ports, its Redis or PostgreSQL, or link-local/metadata addresses.
-  const policy = new AddressPolicy({ allow: config.upstreamAllow, ownPorts: [config.port, config.adminPort, portOf(config.redisUrl), portOf(config.databaseUrl)].filter((p): p is number => !!p) });
-  const pools = new UpstreamPools({ connections: config.upstreamConnections, connectTimeoutMs: config.connectTimeoutMs, keepAliveTimeoutMs: 60_000, policy });
+  const policy = new AddressPolicy({
+    allow: config.upstreamAllow,
+    ownPorts: [config.port, config.adminPort, portOf(config.redisUrl), portOf(config.databaseUrl)].filter(
+      (p): p is number => !!p,
+    ),
+  });
+  const pools = new UpstreamPools({
+    connections: config.upstreamConnections,
+    connectTimeoutMs: config.connectTimeoutMs,
+    keepAliveTimeoutMs: 60_000,
+    policy,
+  });
   const stats = new StatsAccumulator();
-  const flusher = new StatsFlusher(stats, statsStore, config.statsFlushMs, logger, () => recorder.statsFlushFailures.inc());
+  const flusher = new StatsFlusher(stats, statsStore, config.statsFlushMs, logger, () =>
+    recorder.statsFlushFailures.inc(),
+  );
   const predictions = deps.predictionSink
-    ? new PredictionLog(deps.predictionSink, { ...DEFAULT_PREDICTION_LOG, ...deps.predictionLog }, logger, (n) => recorder.predictionsDropped.inc(n), (n) => recorder.predictionsWritten.inc(n))
+    ? new PredictionLog(
+        deps.predictionSink,
+        { ...DEFAULT_PREDICTION_LOG, ...deps.predictionLog },
+        logger,
+        (n) => recorder.predictionsDropped.inc(n),
+        (n) => recorder.predictionsWritten.inc(n),
+      )
     : null;
   if (predictions) recorder.predictionQueue = () => predictions.queued;
 
@@ -73,14 +96,27 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   const unreported: Trip[] = [];
   const reportTrips = async () => {
     while (unreported.length) {
-      try { await statsStore.reportTrip(unreported[0]); unreported.shift(); } catch { return; }
+      try {
+        await statsStore.reportTrip(unreported[0]);
+        unreported.shift();
+      } catch {
+        return;
+      }
     }
   };
   const tripRetry = setInterval(() => void reportTrips(), 1000);
   tripRetry.unref();
   const trips = new CanaryTripper((trip) => {
     recorder.canaryTrips.labels(trip.deployment).inc();
-    logger.warn({ deployment: trip.deployment, version: trip.version, consecutiveFailures: trip.consecutiveFailures, outcomes: trip.outcomes }, 'canary tripped: taken off live traffic by this proxy until the control plane publishes a newer route table');
+    logger.warn(
+      {
+        deployment: trip.deployment,
+        version: trip.version,
+        consecutiveFailures: trip.consecutiveFailures,
+        outcomes: trip.outcomes,
+      },
+      'canary tripped: taken off live traffic by this proxy until the control plane publishes a newer route table',
+    );
     unreported.push(trip);
     void reportTrips();
   });
@@ -99,27 +135,49 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       if (d.canary) origins.add(d.canary.url);
     }
     pools.retain(origins);
-    logger.info({ routeTableVersion: next.version, deployments: Object.keys(next.deployments).length }, 'route table applied');
+    logger.info(
+      { routeTableVersion: next.version, deployments: Object.keys(next.deployments).length },
+      'route table applied',
+    );
   };
   routeSource.onConnectivity = (up) => recorder.setRouteSourceConnected(up);
   await routeSource.start(applyTable);
   recorder.setRouteSourceConnected(routeSource.status().connected);
 
   const shadow = new ShadowMirror({ pools, stats, recorder });
-  const handle = createRequestHandler({ config, table: () => table, pools, recorder, stats, logger, predictions: predictions ?? undefined, trips, latency, shadow });
+  const handle = createRequestHandler({
+    config,
+    table: () => table,
+    pools,
+    recorder,
+    stats,
+    logger,
+    predictions: predictions ?? undefined,
+    trips,
+    latency,
+    shadow,
+  });
   // Client-side limits that hold under abuse: a slow-header (slowloris) client is cut at the
   // header timeout, a slow body at the request timeout, an idle keep-alive socket at the
   // keep-alive timeout — checked every second, not node's default 30 s.
-  const server = http.createServer({
-    headersTimeout: config.clientHeaderTimeoutMs, requestTimeout: config.clientRequestTimeoutMs,
-    keepAliveTimeout: config.clientKeepAliveMs, connectionsCheckingInterval: 1000,
-  }, (req, res) => {
-    handle(req, res).catch((err: Error) => {
-      // A bug here must never take the proxy down: log, answer 500 if still possible.
-      logger.error({ err }, 'request handler failed');
-      if (!res.headersSent) { res.writeHead(500, { 'content-type': 'application/json' }); res.end('{"error":{"code":"INTERNAL","message":"proxy error"}}'); } else res.destroy();
-    });
-  });
+  const server = http.createServer(
+    {
+      headersTimeout: config.clientHeaderTimeoutMs,
+      requestTimeout: config.clientRequestTimeoutMs,
+      keepAliveTimeout: config.clientKeepAliveMs,
+      connectionsCheckingInterval: 1000,
+    },
+    (req, res) => {
+      handle(req, res).catch((err: Error) => {
+        // A bug here must never take the proxy down: log, answer 500 if still possible.
+        logger.error({ err }, 'request handler failed');
+        if (!res.headersSent) {
+          res.writeHead(500, { 'content-type': 'application/json' });
+          res.end('{"error":{"code":"INTERNAL","message":"proxy error"}}');
+        } else res.destroy();
+      });
+    },
+  );
   server.on('clientError', (err: Error & { code?: string }, socket) => {
     // Malformed HTTP or a client too slow to send its request: answer and close, as node
     // would, but say why.
@@ -128,25 +186,48 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     const body = timedOut
       ? '{"error":{"code":"REQUEST_TIMEOUT","message":"the request was not received in time"}}'
       : `{"error":{"code":"BAD_REQUEST_TARGET","message":"malformed request: ${err.code ?? 'parse error'}"}}`;
-    if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
+    if (socket.writable)
+      socket.end(
+        `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
+      );
     (socket as import('node:net').Socket).destroySoon();
   });
-  server.on('upgrade', createUpgradeHandler({ table: () => table, resolve: (url) => resolveTarget(url, config.deployment), recorder, stats, headersTimeoutMs: config.upstreamTimeoutMs }));
+  server.on(
+    'upgrade',
+    createUpgradeHandler({
+      table: () => table,
+      resolve: (url) => resolveTarget(url, config.deployment),
+      recorder,
+      stats,
+      headersTimeoutMs: config.upstreamTimeoutMs,
+    }),
+  );
   // A cap on client connections: beyond it a new connection gets a clear 503 and is closed,
   // so a flood of idle sockets cannot use up the proxy's file descriptors.
   let connections = 0;
   server.on('connection', (socket) => {
     if (connections >= config.maxConnections) {
       recorder.connectionsRefused.inc();
-      const body = '{"error":{"code":"TOO_MANY_CONNECTIONS","message":"the proxy is at CANARY_MAX_CONNECTIONS; retry later"}}';
-      socket.end(`HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\nretry-after: 1\r\n\r\n${body}`);
+      const body =
+        '{"error":{"code":"TOO_MANY_CONNECTIONS","message":"the proxy is at CANARY_MAX_CONNECTIONS; retry later"}}';
+      socket.end(
+        `HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\nretry-after: 1\r\n\r\n${body}`,
+      );
       socket.destroySoon?.();
       return;
     }
     connections++;
-    socket.once('close', () => { connections--; });
+    socket.once('close', () => {
+      connections--;
+    });
   });
-  const admin = createAdminServer({ recorder, table: () => table, source: routeSource, hasTable: () => appliedAt !== null, appliedAt: () => appliedAt });
+  const admin = createAdminServer({
+    recorder,
+    table: () => table,
+    source: routeSource,
+    hasTable: () => appliedAt !== null,
+    appliedAt: () => appliedAt,
+  });
 
   flusher.start();
   predictions?.start();
@@ -154,11 +235,15 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   const adminPort = await listen(admin, config.adminPort, config.host);
   policy.protect([port, adminPort]);
   const local = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
-  logger.info({ port, adminPort, mode: config.deployment ? `sidecar:${config.deployment}` : 'gateway' }, 'proxy listening');
+  logger.info(
+    { port, adminPort, mode: config.deployment ? `sidecar:${config.deployment}` : 'gateway' },
+    'proxy listening',
+  );
 
   let closing: Promise<void> | null = null;
   return {
-    port, adminPort,
+    port,
+    adminPort,
     url: `http://${local}:${port}`,
     adminUrl: `http://${local}:${adminPort}`,
     table: () => table,

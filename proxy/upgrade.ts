@@ -1,15 +1,19 @@
 import http from 'node:http';
 import https from 'node:https';
-import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
+import type { Duplex } from 'node:stream';
 import type { DeploymentRoute, RouteTable } from './split/route-table.js';
 import { pickVariant } from './split/splitter.js';
-import { classifyError, classifyStatus } from './upstream/forward.js';
 import type { ProxyRecorder } from './telemetry/recorder.js';
 import type { StatsAccumulator } from './telemetry/stats.js';
+import { classifyError, classifyStatus } from './upstream/forward.js';
 
 function rawResponse(status: string, headers: Record<string, string>, body = ''): string {
-  const lines = Object.entries({ ...headers, 'content-length': String(Buffer.byteLength(body)), connection: 'close' }).map(([k, v]) => `${k}: ${v}`);
+  const lines = Object.entries({
+    ...headers,
+    'content-length': String(Buffer.byteLength(body)),
+    connection: 'close',
+  }).map(([k, v]) => `${k}: ${v}`);
   return `HTTP/1.1 ${status}\r\n${lines.join('\r\n')}\r\n\r\n${body}`;
 }
 
@@ -31,11 +35,28 @@ export function createUpgradeHandler(deps: {
     const target = deps.resolve(req.url);
     const route: DeploymentRoute | undefined = target ? deps.table().deployments[target.deployment] : undefined;
     if (!target || !route) {
-      socket.end(rawResponse('404 Not Found', { 'content-type': 'application/json' }, JSON.stringify({ error: { code: 'UNKNOWN_DEPLOYMENT', message: 'no route for this upgrade request' } })));
+      socket.end(
+        rawResponse(
+          '404 Not Found',
+          { 'content-type': 'application/json' },
+          JSON.stringify({ error: { code: 'UNKNOWN_DEPLOYMENT', message: 'no route for this upgrade request' } }),
+        ),
+      );
       return;
     }
     if (route.settings?.websockets === false) {
-      socket.end(rawResponse('501 Not Implemented', { 'content-type': 'application/json' }, JSON.stringify({ error: { code: 'UPGRADE_NOT_SUPPORTED', message: `deployment ${route.name} does not accept WebSocket or other upgrades (websockets: false)` } })));
+      socket.end(
+        rawResponse(
+          '501 Not Implemented',
+          { 'content-type': 'application/json' },
+          JSON.stringify({
+            error: {
+              code: 'UPGRADE_NOT_SUPPORTED',
+              message: `deployment ${route.name} does not accept WebSocket or other upgrades (websockets: false)`,
+            },
+          }),
+        ),
+      );
       return;
     }
     const key = req.headers['x-canary-key'];
@@ -53,7 +74,11 @@ export function createUpgradeHandler(deps: {
       deps.stats.record(route.name, upstream.version, outcome, ms, Date.now());
     };
     const up = (url.protocol === 'https:' ? https : http).request({
-      host: url.hostname, port: url.port || (url.protocol === 'https:' ? 443 : 80), path: target.path, method: req.method, headers,
+      host: url.hostname,
+      port: url.port || (url.protocol === 'https:' ? 443 : 80),
+      path: target.path,
+      method: req.method,
+      headers,
       timeout: deps.headersTimeoutMs,
     });
     socket.once('close', () => up.destroy());
@@ -71,20 +96,37 @@ export function createUpgradeHandler(deps: {
       // The model declined the upgrade: its answer goes to the client as it is.
       record(classifyStatus(res.statusCode ?? 502));
       const lines = [`HTTP/1.1 ${res.statusCode} ${res.statusMessage}`];
-      for (let i = 0; i < res.rawHeaders.length; i += 2) if (!/^(connection|transfer-encoding)$/i.test(res.rawHeaders[i])) lines.push(`${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}`);
+      for (let i = 0; i < res.rawHeaders.length; i += 2)
+        if (!/^(connection|transfer-encoding)$/i.test(res.rawHeaders[i]))
+          lines.push(`${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}`);
       for (const [k, v] of Object.entries(ours)) lines.push(`${k}: ${v}`);
       const chunks: Buffer[] = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => {
         const body = Buffer.concat(chunks);
-        socket.end(Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`), body]));
+        socket.end(
+          Buffer.concat([
+            Buffer.from(`${lines.join('\r\n')}\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`),
+            body,
+          ]),
+        );
       });
     });
-    up.on('timeout', () => up.destroy(Object.assign(new Error('upgrade not answered in time'), { code: 'UND_ERR_HEADERS_TIMEOUT' })));
+    up.on('timeout', () =>
+      up.destroy(Object.assign(new Error('upgrade not answered in time'), { code: 'UND_ERR_HEADERS_TIMEOUT' })),
+    );
     up.on('error', (err: Error & { code?: string }) => {
       if (socket.destroyed) return; // the client left first
       record(classifyError(err));
-      socket.end(rawResponse('502 Bad Gateway', { 'content-type': 'application/json', ...ours }, JSON.stringify({ error: { code: 'UPSTREAM_UNAVAILABLE', message: `${role} ${upstream.version}: ${err.message}` } })));
+      socket.end(
+        rawResponse(
+          '502 Bad Gateway',
+          { 'content-type': 'application/json', ...ours },
+          JSON.stringify({
+            error: { code: 'UPSTREAM_UNAVAILABLE', message: `${role} ${upstream.version}: ${err.message}` },
+          }),
+        ),
+      );
     });
     if (head.length) up.write(head);
     up.end();

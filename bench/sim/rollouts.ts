@@ -16,15 +16,31 @@
  *
  * Pure and deterministic for a seed: the test runs a reduced set, `npm run sim` the full one.
  */
-import { autoStartWeight, decide, grossFailure, type CanaryProgress, type StatsInput } from '../../control-plane/rollout/decide.js';
-import { resolvePolicy, type Policy } from '../../control-plane/rollout/policy.js';
+
+import { seededRandom } from '../../common/random.js';
+import {
+  autoStartWeight,
+  type CanaryProgress,
+  decide,
+  grossFailure,
+  type StatsInput,
+} from '../../control-plane/rollout/decide.js';
+import { type Policy, resolvePolicy } from '../../control-plane/rollout/policy.js';
 import { bucketIndex } from '../../proxy/telemetry/histogram.js';
 import { summarize, type VersionStats } from '../../proxy/telemetry/stats.js';
-import { seededRandom } from '../../common/random.js';
 
 /** Latency of one variant, in ms: shift + lognormal(median, sigma), and with probability tailP × Pareto(tailAlpha). */
-export interface LatencyModel { medianMs: number; sigma: number; shiftMs?: number; tailP?: number; tailAlpha?: number }
-export interface VariantModel { errorRate: number; latency: LatencyModel }
+export interface LatencyModel {
+  medianMs: number;
+  sigma: number;
+  shiftMs?: number;
+  tailP?: number;
+  tailAlpha?: number;
+}
+export interface VariantModel {
+  errorRate: number;
+  latency: LatencyModel;
+}
 
 export interface SimCase {
   name: string;
@@ -77,15 +93,19 @@ function poisson(lambda: number, u: () => number): number {
     return Math.max(0, Math.round(lambda + Math.sqrt(lambda) * z));
   }
   const l = Math.exp(-lambda);
-  let k = 0, p = 1;
-  do { k++; p *= u(); } while (p > l);
+  let k = 0,
+    p = 1;
+  do {
+    k++;
+    p *= u();
+  } while (p > l);
   return k - 1;
 }
 
 function latency(m: LatencyModel, u: () => number): number {
   const z = Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
   let v = m.medianMs * Math.exp(m.sigma * z);
-  if (m.tailP && u() < m.tailP) v *= Math.pow(1 - u(), -1 / (m.tailAlpha ?? 1.5));
+  if (m.tailP && u() < m.tailP) v *= (1 - u()) ** (-1 / (m.tailAlpha ?? 1.5));
   return v + (m.shiftMs ?? 0);
 }
 
@@ -93,7 +113,8 @@ function latency(m: LatencyModel, u: () => number): number {
 const OFFSET = 800;
 const SIZE = 2400;
 class Cell {
-  n = 0; errors = 0;
+  n = 0;
+  errors = 0;
   readonly hist = new Float64Array(SIZE);
   record(ms: number, failed: boolean): void {
     this.n++;
@@ -108,12 +129,28 @@ class Cell {
   }
   /** Counts only, as the fast path needs them (it never looks at latency). */
   counts(version: string, from: number, to: number): VersionStats {
-    return { deployment: 'sim', version, from, to, requests: this.n, modelErrors: this.errors, clientErrors: 0, errorRate: this.n ? this.errors / this.n : 0, p50: null, p95: null, p99: null };
+    return {
+      deployment: 'sim',
+      version,
+      from,
+      to,
+      requests: this.n,
+      modelErrors: this.errors,
+      clientErrors: 0,
+      errorRate: this.n ? this.errors / this.n : 0,
+      p50: null,
+      p95: null,
+      p99: null,
+    };
   }
 }
 
 /** One rollout, seeded. */
-export function simulateRollout(c: SimCase, seed: number, policy: Policy = resolvePolicy(c.policy ?? {})): RolloutResult {
+export function simulateRollout(
+  c: SimCase,
+  seed: number,
+  policy: Policy = resolvePolicy(c.policy ?? {}),
+): RolloutResult {
   const u = seededRandom(seed);
   const horizon = c.horizonS ?? 3600;
   const t0 = 1_000_000_000_000; // an epoch in ms; all times are whole seconds after it
@@ -132,12 +169,20 @@ export function simulateRollout(c: SimCase, seed: number, policy: Policy = resol
     // As the service does: the first weight from the baseline's traffic over the window.
     progress.weight = autoStart(policy, referenceStats);
   }
-  let stepB = new Cell(), stepC = new Cell();
+  let stepB = new Cell(),
+    stepC = new Cell();
   let stepReadFromS = 1; // the whole second after the step began
   let lastAnalysisS = 0;
-  let canaryRequests = 0, userFailures = 0;
-  const end = (outcome: RolloutResult['outcome'], atS: number, failedRules: string[] = []): RolloutResult =>
-    ({ outcome, atS, weightAtEnd: progress.weight, canaryRequests, userFailures, failedRules });
+  let canaryRequests = 0,
+    userFailures = 0;
+  const end = (outcome: RolloutResult['outcome'], atS: number, failedRules: string[] = []): RolloutResult => ({
+    outcome,
+    atS,
+    weightAtEnd: progress.weight,
+    canaryRequests,
+    userFailures,
+    failedRules,
+  });
 
   for (let s = 0; s < horizon; s++) {
     // Second s: traffic at the current weight. Its cell is readable from second s + 1 on; the
@@ -167,24 +212,46 @@ export function simulateRollout(c: SimCase, seed: number, policy: Policy = resol
     if (nowS - Math.max(lastAnalysisS, stepStartS) >= policy.intervalMs / 1000) {
       lastAnalysisS = nowS;
       const stats: StatsInput = {
-        baseline: stepB.stats('v1', from, now), canary: stepC.stats('v2', from, now),
+        baseline: stepB.stats('v1', from, now),
+        canary: stepC.stats('v2', from, now),
         reference: progress.limits ? null : referenceStats,
       };
       const d = decide(progress, policy, stats, now, { explain: false });
       progress = d.progress;
       const a = d.actions[0]?.type;
-      if (a === 'rollback') return end('rollback', nowS, d.rules.filter((r) => r.status === 'fail').map((r) => r.rule));
+      if (a === 'rollback')
+        return end(
+          'rollback',
+          nowS,
+          d.rules.filter((r) => r.status === 'fail').map((r) => r.rule),
+        );
       if (a === 'promote') return end('promote', nowS);
       if (a === 'advance') {
-        stepB = new Cell(); stepC = new Cell();
+        stepB = new Cell();
+        stepC = new Cell();
         stepReadFromS = nowS + 1;
       }
     } else if (stepC.n > 0) {
       const g = grossFailure(progress, policy, stepC.counts('v2', from, now));
       if (g.status === 'fail') {
         // The executor runs the full analysis at once: the same test fails there.
-        const d = decide(progress, policy, { baseline: stepB.stats('v1', from, now), canary: stepC.stats('v2', from, now), reference: progress.limits ? null : referenceStats }, now, { explain: false });
-        if (d.actions[0]?.type === 'rollback') return end('rollback', nowS, d.rules.filter((r) => r.status === 'fail').map((r) => r.rule));
+        const d = decide(
+          progress,
+          policy,
+          {
+            baseline: stepB.stats('v1', from, now),
+            canary: stepC.stats('v2', from, now),
+            reference: progress.limits ? null : referenceStats,
+          },
+          now,
+          { explain: false },
+        );
+        if (d.actions[0]?.type === 'rollback')
+          return end(
+            'rollback',
+            nowS,
+            d.rules.filter((r) => r.status === 'fail').map((r) => r.rule),
+          );
       }
     }
   }
@@ -201,7 +268,8 @@ const quantileOf = (xs: number[], q: number) => {
 
 export function summarizeCase(c: SimCase, results: RolloutResult[]): CaseSummary {
   const by = (o: RolloutResult['outcome']) => results.filter((r) => r.outcome === o);
-  const rb = by('rollback'), pr = by('promote');
+  const rb = by('rollback'),
+    pr = by('promote');
   const decided = [...rb, ...pr].map((r) => r.atS);
   const rollbackWeights: Record<string, number> = {};
   const failedRules: Record<string, number> = {};
@@ -210,13 +278,35 @@ export function summarizeCase(c: SimCase, results: RolloutResult[]): CaseSummary
     for (const f of r.failedRules) failedRules[f] = (failedRules[f] ?? 0) + 1;
   }
   return {
-    name: c.name, rps: c.rps, runs: results.length,
-    rollback: rb.length / results.length, promote: pr.length / results.length, running: by('running').length / results.length,
-    medianDecisionS: quantileOf(decided, 0.5), p90DecisionS: quantileOf(decided, 0.9),
-    medianRollbackS: quantileOf(rb.map((r) => r.atS), 0.5), p90RollbackS: quantileOf(rb.map((r) => r.atS), 0.9),
-    medianPromoteS: quantileOf(pr.map((r) => r.atS), 0.5), p90PromoteS: quantileOf(pr.map((r) => r.atS), 0.9),
+    name: c.name,
+    rps: c.rps,
+    runs: results.length,
+    rollback: rb.length / results.length,
+    promote: pr.length / results.length,
+    running: by('running').length / results.length,
+    medianDecisionS: quantileOf(decided, 0.5),
+    p90DecisionS: quantileOf(decided, 0.9),
+    medianRollbackS: quantileOf(
+      rb.map((r) => r.atS),
+      0.5,
+    ),
+    p90RollbackS: quantileOf(
+      rb.map((r) => r.atS),
+      0.9,
+    ),
+    medianPromoteS: quantileOf(
+      pr.map((r) => r.atS),
+      0.5,
+    ),
+    p90PromoteS: quantileOf(
+      pr.map((r) => r.atS),
+      0.9,
+    ),
     rollbackWeights,
-    medianCanaryRequestsBeforeRollback: quantileOf(rb.map((r) => r.canaryRequests), 0.5),
+    medianCanaryRequestsBeforeRollback: quantileOf(
+      rb.map((r) => r.canaryRequests),
+      0.5,
+    ),
     failedRules,
   };
 }
@@ -237,16 +327,27 @@ export const HEAVY: LatencyModel = Object.freeze({ medianMs: 20, sigma: 0.557, t
 /** A slow model: p95 ≈ 500 ms, heavy-tailed. */
 export const SLOW: LatencyModel = Object.freeze({ medianMs: 200, sigma: 0.557, tailP: 0.02, tailAlpha: 1.5 });
 /** p99 three times TYPICAL's with the same median (σ from ln(3 × 3.65) / 2.326). */
-export const P99_3X: LatencyModel = Object.freeze({ medianMs: 20, sigma: Math.log(3 * Math.exp(2.326 * 0.557)) / 2.326 });
+export const P99_3X: LatencyModel = Object.freeze({
+  medianMs: 20,
+  sigma: Math.log(3 * Math.exp(2.326 * 0.557)) / 2.326,
+});
 
 const v = (errorRate: number, latency: LatencyModel = TYPICAL): VariantModel => ({ errorRate, latency });
 
 export function standardCases(): SimCase[] {
   const cases: SimCase[] = [];
   for (const rate of [0.001, 0.01, 0.02, 0.045]) {
-    for (const rps of [10, 100, 1000]) cases.push({ name: `A/A ${rate * 100}% errors`, rps, baseline: v(rate), canary: v(rate) });
+    for (const rps of [10, 100, 1000])
+      cases.push({ name: `A/A ${rate * 100}% errors`, rps, baseline: v(rate), canary: v(rate) });
   }
-  for (const rps of [10, 100]) cases.push({ name: 'A/A 1% errors, steps auto', rps, baseline: v(0.01), canary: v(0.01), policy: { steps: 'auto' } });
+  for (const rps of [10, 100])
+    cases.push({
+      name: 'A/A 1% errors, steps auto',
+      rps,
+      baseline: v(0.01),
+      canary: v(0.01),
+      policy: { steps: 'auto' },
+    });
   cases.push({ name: 'A/A heavy tails', rps: 100, baseline: v(0.01, HEAVY), canary: v(0.01, HEAVY) });
   cases.push({ name: 'A/A slow model (p95 500 ms)', rps: 100, baseline: v(0.01, SLOW), canary: v(0.01, SLOW) });
   for (const rps of [10, 100, 1000]) {
@@ -256,7 +357,14 @@ export function standardCases(): SimCase[] {
   for (const rps of [100, 1000]) cases.push({ name: '0.1% → 0.5% (5×)', rps, baseline: v(0.001), canary: v(0.005) });
   cases.push({ name: '1% → 2% (2×)', rps: 100, baseline: v(0.01), canary: v(0.02) });
   for (const rps of [10, 100, 1000]) cases.push({ name: '50% gross failure', rps, baseline: v(0.01), canary: v(0.5) });
-  for (const rps of [10, 100]) cases.push({ name: '50% gross failure, steps auto', rps, baseline: v(0.01), canary: v(0.5), policy: { steps: 'auto' } });
+  for (const rps of [10, 100])
+    cases.push({
+      name: '50% gross failure, steps auto',
+      rps,
+      baseline: v(0.01),
+      canary: v(0.5),
+      policy: { steps: 'auto' },
+    });
   cases.push({ name: 'p95 +150 ms', rps: 100, baseline: v(0.01), canary: v(0.01, { ...TYPICAL, shiftMs: 150 }) });
   cases.push({ name: 'p99 3×', rps: 100, baseline: v(0.01), canary: v(0.01, P99_3X) });
   return cases;

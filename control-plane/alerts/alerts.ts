@@ -1,13 +1,30 @@
 import { createHmac } from 'node:crypto';
 import type pg from 'pg';
 import { Agent, request } from 'undici';
-import { AddressPolicyError, policedConnector, type AddressPolicy } from '../../common/address-policy.js';
+import { type AddressPolicy, AddressPolicyError, policedConnector } from '../../common/address-policy.js';
 import { CanaryError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import { EVENT_TYPES, type EventRow } from '../state/types.js';
 
 /** Events that alert when a sink does not choose its own: the system acting on its own. */
-export const DEFAULT_ALERT_EVENTS = ['auto_rollback_triggered', 'auto_promote_triggered', 'analysis_failed', 'proxy_tripped', 'leader_changed'] as const;
+export const DEFAULT_ALERT_EVENTS = [
+  'auto_rollback_triggered',
+  'auto_promote_triggered',
+  'analysis_failed',
+  'proxy_tripped',
+  'leader_changed',
+] as const;
+
+/** One attempt to deliver an event's alert to a sink, as the API shows it. */
+export interface AlertDelivery {
+  sinkId: number;
+  attempt: number;
+  status: string;
+  httpStatus: number | null;
+  latencyMs: number;
+  error: string | null;
+  at: string;
+}
 
 export interface AlertSink {
   id: number;
@@ -28,7 +45,11 @@ export interface AlertPolicy {
   dashboardUrl: string;
 }
 
-export const DEFAULT_ALERT_POLICY: Omit<AlertPolicy, 'dashboardUrl'> = { attempts: 4, baseBackoffMs: 500, timeoutMs: 5000 };
+export const DEFAULT_ALERT_POLICY: Omit<AlertPolicy, 'dashboardUrl'> = {
+  attempts: 4,
+  baseBackoffMs: 500,
+  timeoutMs: 5000,
+};
 
 /** The generic webhook body. */
 export interface AlertBody {
@@ -52,7 +73,9 @@ export function signature(secret: string, body: string): string {
 
 function slackBody(a: AlertBody) {
   const what = a.event.replace(/_/g, ' ');
-  return { text: `canary-mesh: ${what} for *${a.deployment}* (baseline ${a.versions.baseline ?? '-'}, canary ${a.versions.canary ?? '-'})${a.reason ? `: ${a.reason}` : ''} <${a.dashboard}|dashboard>` };
+  return {
+    text: `canary-mesh: ${what} for *${a.deployment}* (baseline ${a.versions.baseline ?? '-'}, canary ${a.versions.canary ?? '-'})${a.reason ? `: ${a.reason}` : ''} <${a.dashboard}|dashboard>`,
+  };
 }
 
 /**
@@ -68,7 +91,14 @@ export function maskUrl(raw: string): string {
   }
 }
 
-const sinkView = (s: AlertSink) => ({ id: s.id, deployment: s.deployment, kind: s.kind, url: maskUrl(s.url), hasSecret: s.secret !== null, events: s.events });
+const sinkView = (s: AlertSink) => ({
+  id: s.id,
+  deployment: s.deployment,
+  kind: s.kind,
+  url: maskUrl(s.url),
+  hasSecret: s.secret !== null,
+  events: s.events,
+});
 export type SinkView = ReturnType<typeof sinkView>;
 
 /**
@@ -86,7 +116,12 @@ export class AlertDispatcher {
   /** Deliveries connect through the address policy: a sink is never the stack itself nor a metadata service. */
   private readonly dispatcher: Agent | undefined;
 
-  constructor(private readonly pool: pg.Pool, private readonly logger: Logger, private readonly policy: AlertPolicy, private readonly addresses?: AddressPolicy) {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly logger: Logger,
+    private readonly policy: AlertPolicy,
+    private readonly addresses?: AddressPolicy,
+  ) {
     this.dispatcher = addresses ? new Agent({ connect: policedConnector(addresses, policy.timeoutMs) }) : undefined;
   }
 
@@ -94,12 +129,24 @@ export class AlertDispatcher {
     this.policy.dashboardUrl = url;
   }
 
-  async addSink(input: { deployment?: string | null; kind?: string; url?: unknown; secret?: unknown; events?: unknown }): Promise<SinkView> {
+  async addSink(input: {
+    deployment?: string | null;
+    kind?: string;
+    url?: unknown;
+    secret?: unknown;
+    events?: unknown;
+  }): Promise<SinkView> {
     const kind = input.kind ?? 'webhook';
-    if (kind !== 'webhook' && kind !== 'slack') throw new CanaryError('BAD_REQUEST', 'kind: expected "webhook" or "slack"');
+    if (kind !== 'webhook' && kind !== 'slack')
+      throw new CanaryError('BAD_REQUEST', 'kind: expected "webhook" or "slack"');
     let url: URL;
-    try { url = new URL(String(input.url)); } catch { throw new CanaryError('BAD_REQUEST', `url: not a URL: ${JSON.stringify(input.url)}`); }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new CanaryError('BAD_REQUEST', 'url: only http and https');
+    try {
+      url = new URL(String(input.url));
+    } catch {
+      throw new CanaryError('BAD_REQUEST', `url: not a URL: ${JSON.stringify(input.url)}`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new CanaryError('BAD_REQUEST', 'url: only http and https');
     try {
       await this.addresses?.checkUrl(url.toString());
     } catch (err) {
@@ -107,16 +154,25 @@ export class AlertDispatcher {
       throw err;
     }
     const events = input.events ?? [...DEFAULT_ALERT_EVENTS];
-    if (!Array.isArray(events) || events.some((e) => typeof e !== 'string')) throw new CanaryError('BAD_REQUEST', 'events: expected a list of event types');
+    if (!Array.isArray(events) || events.some((e) => typeof e !== 'string'))
+      throw new CanaryError('BAD_REQUEST', 'events: expected a list of event types');
     const unknown = events.filter((e) => !(EVENT_TYPES as readonly string[]).includes(e));
-    if (unknown.length) throw new CanaryError('BAD_REQUEST', `events: unknown event type${unknown.length > 1 ? 's' : ''} ${unknown.map((e) => JSON.stringify(e)).join(', ')} (known: ${EVENT_TYPES.join(', ')})`);
-    if (input.secret !== undefined && (typeof input.secret !== 'string' || input.secret.length < 8)) throw new CanaryError('BAD_REQUEST', 'secret: at least 8 characters');
+    if (unknown.length)
+      throw new CanaryError(
+        'BAD_REQUEST',
+        `events: unknown event type${unknown.length > 1 ? 's' : ''} ${unknown.map((e) => JSON.stringify(e)).join(', ')} (known: ${EVENT_TYPES.join(', ')})`,
+      );
+    if (input.secret !== undefined && (typeof input.secret !== 'string' || input.secret.length < 8))
+      throw new CanaryError('BAD_REQUEST', 'secret: at least 8 characters');
     if (input.deployment) {
       const d = await this.pool.query('SELECT 1 FROM deployments WHERE name = $1', [input.deployment]);
-      if (d.rowCount === 0) throw new CanaryError('DEPLOYMENT_NOT_FOUND', `no deployment named ${JSON.stringify(input.deployment)}`);
+      if (d.rowCount === 0)
+        throw new CanaryError('DEPLOYMENT_NOT_FOUND', `no deployment named ${JSON.stringify(input.deployment)}`);
     }
-    const r = await this.pool.query('INSERT INTO alert_sinks (deployment, kind, url, secret, events) VALUES ($1, $2, $3, $4, $5) RETURNING *',
-      [input.deployment ?? null, kind, url.toString(), input.secret ?? null, events]);
+    const r = await this.pool.query(
+      'INSERT INTO alert_sinks (deployment, kind, url, secret, events) VALUES ($1, $2, $3, $4, $5) RETURNING *',
+      [input.deployment ?? null, kind, url.toString(), input.secret ?? null, events],
+    );
     return sinkView(toSink(r.rows[0]));
   }
 
@@ -129,28 +185,65 @@ export class AlertDispatcher {
    * Delivers one clearly marked test alert to a sink, now, once (no retries), and reports the
    * attempt: whether it was delivered, the HTTP status, the time it took, the error.
    */
-  async testSink(id: number): Promise<{ sink: SinkView; delivered: boolean; httpStatus: number | null; latencyMs: number; error: string | null }> {
+  async testSink(
+    id: number,
+  ): Promise<{
+    sink: SinkView;
+    delivered: boolean;
+    httpStatus: number | null;
+    latencyMs: number;
+    error: string | null;
+  }> {
     const row = (await this.pool.query('SELECT * FROM alert_sinks WHERE id = $1', [id])).rows[0];
     if (!row) throw new CanaryError('SINK_NOT_FOUND', `no alert sink with id ${id}`);
     const sink = toSink(row);
     const alert: AlertBody = {
-      deployment: sink.deployment ?? '*', event: 'test', eventId: 0, actor: 'api', reason: 'canary-mesh test alert: this sink is reachable (nothing happened to any deployment)',
-      at: new Date().toISOString(), versions: { baseline: null, canary: null }, verdict: null, stats: null, dashboard: this.policy.dashboardUrl, test: true,
+      deployment: sink.deployment ?? '*',
+      event: 'test',
+      eventId: 0,
+      actor: 'api',
+      reason: 'canary-mesh test alert: this sink is reachable (nothing happened to any deployment)',
+      at: new Date().toISOString(),
+      versions: { baseline: null, canary: null },
+      verdict: null,
+      stats: null,
+      dashboard: this.policy.dashboardUrl,
+      test: true,
     };
     const r = await this.send(sink, alert);
-    return { sink: sinkView(sink), delivered: r.error === null, httpStatus: r.httpStatus, latencyMs: Math.round(r.latencyMs), error: r.error };
+    return {
+      sink: sinkView(sink),
+      delivered: r.error === null,
+      httpStatus: r.httpStatus,
+      latencyMs: Math.round(r.latencyMs),
+      error: r.error,
+    };
   }
 
   /** One POST of an alert to a sink, signed when the sink has a secret. */
-  private async send(sink: AlertSink, alert: AlertBody): Promise<{ httpStatus: number | null; error: string | null; latencyMs: number }> {
+  private async send(
+    sink: AlertSink,
+    alert: AlertBody,
+  ): Promise<{ httpStatus: number | null; error: string | null; latencyMs: number }> {
     const body = JSON.stringify(sink.kind === 'slack' ? slackBody(alert) : alert);
-    const headers: Record<string, string> = { 'content-type': 'application/json', 'x-canary-event': alert.event, 'x-canary-event-id': String(alert.eventId) };
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      'x-canary-event': alert.event,
+      'x-canary-event-id': String(alert.eventId),
+    };
     if (sink.secret) headers['x-canary-signature'] = signature(sink.secret, body);
     const t0 = performance.now();
     let httpStatus: number | null = null;
     let error: string | null = null;
     try {
-      const res = await request(sink.url, { method: 'POST', headers, body, headersTimeout: this.policy.timeoutMs, bodyTimeout: this.policy.timeoutMs, dispatcher: this.dispatcher });
+      const res = await request(sink.url, {
+        method: 'POST',
+        headers,
+        body,
+        headersTimeout: this.policy.timeoutMs,
+        bodyTimeout: this.policy.timeoutMs,
+        dispatcher: this.dispatcher,
+      });
       await res.body.dump();
       httpStatus = res.statusCode;
       if (httpStatus >= 300) error = `HTTP ${httpStatus}`;
@@ -164,13 +257,23 @@ export class AlertDispatcher {
     return (await this.pool.query('SELECT * FROM alert_sinks ORDER BY id')).rows.map((r) => sinkView(toSink(r)));
   }
 
-  async deliveries(eventIds: number[]): Promise<Map<number, { sinkId: number; attempt: number; status: string; httpStatus: number | null; latencyMs: number; error: string | null; at: string }[]>> {
-    const out = new Map<number, any[]>();
+  async deliveries(eventIds: number[]): Promise<Map<number, AlertDelivery[]>> {
+    const out = new Map<number, AlertDelivery[]>();
     if (eventIds.length === 0) return out;
-    const r = await this.pool.query('SELECT * FROM alert_deliveries WHERE event_id = ANY($1::bigint[]) ORDER BY id', [eventIds]);
+    const r = await this.pool.query('SELECT * FROM alert_deliveries WHERE event_id = ANY($1::bigint[]) ORDER BY id', [
+      eventIds,
+    ]);
     for (const row of r.rows) {
       const list = out.get(Number(row.event_id)) ?? [];
-      list.push({ sinkId: Number(row.sink_id), attempt: row.attempt, status: row.status, httpStatus: row.http_status, latencyMs: row.latency_ms, error: row.error, at: row.at.toISOString() });
+      list.push({
+        sinkId: Number(row.sink_id),
+        attempt: row.attempt,
+        status: row.status,
+        httpStatus: row.http_status,
+        latencyMs: row.latency_ms,
+        error: row.error,
+        at: row.at.toISOString(),
+      });
       out.set(Number(row.event_id), list);
     }
     return out;
@@ -180,7 +283,11 @@ export class AlertDispatcher {
   notify(events: EventRow[]): void {
     for (const e of events) {
       this.pendingCount++;
-      void this.fanOut(e).catch((err) => this.logger.error({ err: (err as Error).message, event: e.id }, 'alert fan-out failed')).finally(() => { this.pendingCount--; });
+      void this.fanOut(e)
+        .catch((err) => this.logger.error({ err: (err as Error).message, event: e.id }, 'alert fan-out failed'))
+        .finally(() => {
+          this.pendingCount--;
+        });
     }
   }
 
@@ -195,24 +302,39 @@ export class AlertDispatcher {
   private async fanOut(e: EventRow): Promise<void> {
     // analysis_failed alerts only when nothing acted: with autoRollback on, the rollback alerts instead.
     if (e.type === 'analysis_failed' && (e.after as { autoRollback?: boolean } | null)?.autoRollback !== false) return;
-    const sinks = (await this.pool.query('SELECT * FROM alert_sinks WHERE (deployment IS NULL OR deployment = $1) AND $2 = ANY(events)', [e.deployment, e.type])).rows.map(toSink);
+    const sinks = (
+      await this.pool.query(
+        'SELECT * FROM alert_sinks WHERE (deployment IS NULL OR deployment = $1) AND $2 = ANY(events)',
+        [e.deployment, e.type],
+      )
+    ).rows.map(toSink);
     if (sinks.length === 0) return;
     const body = await this.body(e);
     for (const sink of sinks) {
       const prev = this.chains.get(sink.id) ?? Promise.resolve();
       const next = prev.then(() => this.deliver(sink, e, body));
       this.chains.set(sink.id, next);
-      void next.finally(() => { if (this.chains.get(sink.id) === next) this.chains.delete(sink.id); });
+      void next.finally(() => {
+        if (this.chains.get(sink.id) === next) this.chains.delete(sink.id);
+      });
     }
   }
 
   private async body(e: EventRow): Promise<AlertBody> {
-    const ctx = await this.pool.query(`SELECT c.version AS canary, c.baseline_version AS baseline, a.verdict, a.baseline_stats, a.canary_stats
+    const ctx = await this.pool.query(
+      `SELECT c.version AS canary, c.baseline_version AS baseline, a.verdict, a.baseline_stats, a.canary_stats
         FROM canaries c LEFT JOIN LATERAL (SELECT * FROM analyses WHERE canary_id = c.id ORDER BY id DESC LIMIT 1) a ON true
-       WHERE c.deployment = $1 AND c.started_at <= $2 ORDER BY c.id DESC LIMIT 1`, [e.deployment, new Date(e.at)]);
+       WHERE c.deployment = $1 AND c.started_at <= $2 ORDER BY c.id DESC LIMIT 1`,
+      [e.deployment, new Date(e.at)],
+    );
     const c = ctx.rows[0];
     return {
-      deployment: e.deployment, event: e.type, eventId: e.id, actor: e.actor, reason: e.reason, at: new Date(e.at).toISOString(),
+      deployment: e.deployment,
+      event: e.type,
+      eventId: e.id,
+      actor: e.actor,
+      reason: e.reason,
+      at: new Date(e.at).toISOString(),
       versions: { baseline: c?.baseline ?? null, canary: c?.canary ?? null },
       verdict: c?.verdict ?? null,
       stats: c?.verdict ? { baseline: c.baseline_stats, canary: c.canary_stats } : null,
@@ -227,17 +349,24 @@ export class AlertDispatcher {
       const last = attempt === this.policy.attempts || !retryable;
       const status = error === null ? 'delivered' : last ? 'failed' : 'retrying';
       this.onDelivery?.(status);
-      await this.pool.query('INSERT INTO alert_deliveries (event_id, sink_id, attempt, status, http_status, latency_ms, error) VALUES ($1, $2, $3, $4, $5, $6, $7)',
-        [e.id, sink.id, attempt, status, httpStatus, latencyMs, error]).catch((err) => this.logger.warn({ err: (err as Error).message }, 'could not record alert delivery'));
+      await this.pool
+        .query(
+          'INSERT INTO alert_deliveries (event_id, sink_id, attempt, status, http_status, latency_ms, error) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+          [e.id, sink.id, attempt, status, httpStatus, latencyMs, error],
+        )
+        .catch((err) => this.logger.warn({ err: (err as Error).message }, 'could not record alert delivery'));
       if (status === 'delivered') return;
       // The sink by its id and masked address: its URL may be a credential.
-      this.logger.warn({ sink: sink.id, url: maskUrl(sink.url), event: e.type, attempt, error }, status === 'failed' ? 'alert delivery failed; giving up' : 'alert delivery failed; retrying');
+      this.logger.warn(
+        { sink: sink.id, url: maskUrl(sink.url), event: e.type, attempt, error },
+        status === 'failed' ? 'alert delivery failed; giving up' : 'alert delivery failed; retrying',
+      );
       if (last) return;
       await new Promise((r) => setTimeout(r, this.policy.baseBackoffMs * 2 ** (attempt - 1)));
     }
   }
 }
 
-function toSink(r: Record<string, any>): AlertSink {
+function toSink(r: pg.QueryResultRow): AlertSink {
   return { id: Number(r.id), deployment: r.deployment, kind: r.kind, url: r.url, secret: r.secret, events: r.events };
 }

@@ -5,5 +5,7 @@ import type { FastifyInstance } from 'fastify';
 const PAGE = readFileSync(new URL('./dashboard.html', import.meta.url), 'utf8');
 
 export function registerDashboard(app: FastifyInstance): void {
-  app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-cache').send(PAGE));
+  app.get('/', async (_req, reply) =>
+    reply.type('text/html; charset=utf-8').header('cache-control', 'no-cache').send(PAGE),
+  );
 }

@@ -51,16 +51,26 @@ export function registerGuard(app: FastifyInstance, opts: GuardOptions): void {
     if (!opts.token) {
       const name = hostName(req.headers.host);
       if (!LOOPBACK.has(name) && !name.startsWith('127.') && !allowedHosts.has(name)) {
-        throw new CanaryError('FORBIDDEN_HOST', `Host ${JSON.stringify(req.headers.host ?? '')} does not name this API; without CANARY_API_TOKEN only loopback names are answered (add others to CANARY_ALLOWED_HOSTS)`);
+        throw new CanaryError(
+          'FORBIDDEN_HOST',
+          `Host ${JSON.stringify(req.headers.host ?? '')} does not name this API; without CANARY_API_TOKEN only loopback names are answered (add others to CANARY_ALLOWED_HOSTS)`,
+        );
       }
     }
     const origin = req.headers.origin;
     if (origin !== undefined && origin !== `${req.protocol}://${req.headers.host}` && !allowedOrigins.has(origin)) {
-      throw new CanaryError('FORBIDDEN_ORIGIN', `requests from web pages at ${origin} are refused (this API's own origin, or CANARY_ALLOWED_ORIGINS, only)`);
+      throw new CanaryError(
+        'FORBIDDEN_ORIGIN',
+        `requests from web pages at ${origin} are refused (this API's own origin, or CANARY_ALLOWED_ORIGINS, only)`,
+      );
     }
     if (MUTATIONS.has(req.method)) {
       const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
-      if (type !== 'application/json') throw new CanaryError('UNSUPPORTED_MEDIA_TYPE', `changes must be sent with content-type: application/json (got ${JSON.stringify(type || 'none')}), even with an empty body`);
+      if (type !== 'application/json')
+        throw new CanaryError(
+          'UNSUPPORTED_MEDIA_TYPE',
+          `changes must be sent with content-type: application/json (got ${JSON.stringify(type || 'none')}), even with an empty body`,
+        );
     }
     if (!opts.token || PUBLIC.has(path) || path.startsWith('/docs')) return;
     const header = req.headers.authorization;

@@ -30,12 +30,19 @@ export interface FeedbackResult {
 export function parseFeedback(body: unknown): FeedbackItem[] {
   const b = body as { items?: unknown; requestId?: unknown; outcome?: unknown } | null;
   const items = Array.isArray(b?.items) ? b!.items : b && 'requestId' in b ? [b] : null;
-  if (!items) throw new CanaryError('BAD_REQUEST', 'expected {requestId, outcome} or {items: [{requestId, outcome}, ...]}');
-  if (items.length === 0 || items.length > MAX_FEEDBACK_BATCH) throw new CanaryError('BAD_REQUEST', `items: 1 to ${MAX_FEEDBACK_BATCH} outcomes per request, got ${items.length}`);
+  if (!items)
+    throw new CanaryError('BAD_REQUEST', 'expected {requestId, outcome} or {items: [{requestId, outcome}, ...]}');
+  if (items.length === 0 || items.length > MAX_FEEDBACK_BATCH)
+    throw new CanaryError('BAD_REQUEST', `items: 1 to ${MAX_FEEDBACK_BATCH} outcomes per request, got ${items.length}`);
   return items.map((it, i) => {
     const { requestId, outcome } = (it ?? {}) as { requestId?: unknown; outcome?: unknown };
-    if (typeof requestId !== 'string' || requestId.length === 0 || requestId.length > 200) throw new CanaryError('BAD_REQUEST', `items[${i}].requestId: expected the x-request-id of a prediction`);
-    if (typeof outcome !== 'number' || !Number.isFinite(outcome)) throw new CanaryError('BAD_REQUEST', `items[${i}].outcome: expected a number (1/0 for a conversion or a correct label, or a value)`);
+    if (typeof requestId !== 'string' || requestId.length === 0 || requestId.length > 200)
+      throw new CanaryError('BAD_REQUEST', `items[${i}].requestId: expected the x-request-id of a prediction`);
+    if (typeof outcome !== 'number' || !Number.isFinite(outcome))
+      throw new CanaryError(
+        'BAD_REQUEST',
+        `items[${i}].outcome: expected a number (1/0 for a conversion or a correct label, or a value)`,
+      );
     return { requestId, outcome };
   });
 }
@@ -50,10 +57,14 @@ export async function recordFeedback(pool: pg.Pool, items: FeedbackItem[]): Prom
   const unique: FeedbackItem[] = [];
   for (const it of items) {
     if (seen.has(it.requestId)) duplicates.push(it.requestId);
-    else { seen.add(it.requestId); unique.push(it); }
+    else {
+      seen.add(it.requestId);
+      unique.push(it);
+    }
   }
   const ids = unique.map((i) => i.requestId);
-  const r = await pool.query(`
+  const r = await pool.query(
+    `
     WITH input AS (SELECT * FROM unnest($1::text[], $2::float8[]) AS t(request_id, outcome)),
     known AS (
       SELECT DISTINCT ON (p.request_id) p.request_id, p.deployment, p.version, p.role, p.at, i.outcome
@@ -63,15 +74,20 @@ export async function recordFeedback(pool: pg.Pool, items: FeedbackItem[]): Prom
       ON CONFLICT (request_id) DO NOTHING
       RETURNING request_id, late)
     SELECT (SELECT array_agg(request_id) FROM known) AS known, (SELECT array_agg(request_id) FROM inserted) AS inserted,
-           (SELECT count(*) FROM inserted WHERE late) AS late`, [ids, unique.map((i) => i.outcome)]);
+           (SELECT count(*) FROM inserted WHERE late) AS late`,
+    [ids, unique.map((i) => i.outcome)],
+  );
   const known = new Set<string>(r.rows[0].known ?? []);
   const inserted = new Set<string>(r.rows[0].inserted ?? []);
   for (const id of ids) if (known.has(id) && !inserted.has(id)) duplicates.push(id);
   const waiting = unique.filter((i) => !known.has(i.requestId));
   const pending: string[] = [];
   if (waiting.length) {
-    const p = await pool.query(`INSERT INTO pending_feedback (request_id, outcome) SELECT * FROM unnest($1::text[], $2::float8[])
-        ON CONFLICT (request_id) DO NOTHING RETURNING request_id`, [waiting.map((i) => i.requestId), waiting.map((i) => i.outcome)]);
+    const p = await pool.query(
+      `INSERT INTO pending_feedback (request_id, outcome) SELECT * FROM unnest($1::text[], $2::float8[])
+        ON CONFLICT (request_id) DO NOTHING RETURNING request_id`,
+      [waiting.map((i) => i.requestId), waiting.map((i) => i.outcome)],
+    );
     const kept = new Set<string>(p.rows.map((row) => row.request_id));
     for (const i of waiting) (kept.has(i.requestId) ? pending : duplicates).push(i.requestId);
   }
@@ -93,8 +109,12 @@ function insertFeedbackFrom(cte: 'known' | 'ready'): string {
  * Joins pending outcomes whose predictions have reached the log since (run every analysis
  * tick), and marks those older than the expiry as expired. Returns how many of each.
  */
-export async function joinPendingFeedback(pool: pg.Pool, expiryMs = PENDING_FEEDBACK_EXPIRY_MS): Promise<{ joined: number; expired: number }> {
-  const r = await pool.query(`
+export async function joinPendingFeedback(
+  pool: pg.Pool,
+  expiryMs = PENDING_FEEDBACK_EXPIRY_MS,
+): Promise<{ joined: number; expired: number }> {
+  const r = await pool.query(
+    `
     WITH ready AS (
       SELECT DISTINCT ON (p.request_id) p.request_id, p.deployment, p.version, p.role, p.at, q.outcome
         FROM pending_feedback q JOIN predictions p ON p.request_id = q.request_id
@@ -109,23 +129,45 @@ export async function joinPendingFeedback(pool: pg.Pool, expiryMs = PENDING_FEED
        WHERE expired_at IS NULL AND received_at < now() - $1 * interval '1 millisecond'
          AND request_id NOT IN (SELECT request_id FROM ready)
       RETURNING 1)
-    SELECT (SELECT count(*) FROM joined)::int AS joined, (SELECT count(*) FROM expired)::int AS expired`, [expiryMs]);
+    SELECT (SELECT count(*) FROM joined)::int AS joined, (SELECT count(*) FROM expired)::int AS expired`,
+    [expiryMs],
+  );
   return { joined: r.rows[0].joined, expired: r.rows[0].expired };
 }
 
 /** Outcomes still waiting for their prediction, and those that expired (most recent first). */
 export async function pendingFeedback(pool: pg.Pool, limit = 100) {
-  const counts = await pool.query(`SELECT count(*) FILTER (WHERE expired_at IS NULL)::int AS pending, count(*) FILTER (WHERE expired_at IS NOT NULL)::int AS expired FROM pending_feedback`);
-  const expired = await pool.query(`SELECT request_id, received_at, expired_at FROM pending_feedback WHERE expired_at IS NOT NULL ORDER BY expired_at DESC LIMIT $1`, [limit]);
+  const counts = await pool.query(
+    `SELECT count(*) FILTER (WHERE expired_at IS NULL)::int AS pending, count(*) FILTER (WHERE expired_at IS NOT NULL)::int AS expired FROM pending_feedback`,
+  );
+  const expired = await pool.query(
+    `SELECT request_id, received_at, expired_at FROM pending_feedback WHERE expired_at IS NOT NULL ORDER BY expired_at DESC LIMIT $1`,
+    [limit],
+  );
   return {
-    pending: counts.rows[0].pending, expired: counts.rows[0].expired, expiryMs: PENDING_FEEDBACK_EXPIRY_MS,
-    expiredIds: expired.rows.map((r) => ({ requestId: r.request_id, receivedAt: r.received_at.toISOString(), expiredAt: r.expired_at.toISOString() })),
+    pending: counts.rows[0].pending,
+    expired: counts.rows[0].expired,
+    expiryMs: PENDING_FEEDBACK_EXPIRY_MS,
+    expiredIds: expired.rows.map((r) => ({
+      requestId: r.request_id,
+      receivedAt: r.received_at.toISOString(),
+      expiredAt: r.expired_at.toISOString(),
+    })),
   };
 }
 
 /** Outcomes per version for predictions made in [from, to]. */
-export async function outcomeStats(pool: pg.Pool, deployment: string, version: string, fromMs: number, toMs: number): Promise<OutcomeStats> {
-  const r = await pool.query(`SELECT count(*)::int AS n, coalesce(avg(outcome), 0) AS mean, coalesce(var_samp(outcome), 0) AS variance
-      FROM feedback WHERE deployment = $1 AND version = $2 AND predicted_at BETWEEN $3 AND $4`, [deployment, version, new Date(fromMs), new Date(toMs)]);
+export async function outcomeStats(
+  pool: pg.Pool,
+  deployment: string,
+  version: string,
+  fromMs: number,
+  toMs: number,
+): Promise<OutcomeStats> {
+  const r = await pool.query(
+    `SELECT count(*)::int AS n, coalesce(avg(outcome), 0) AS mean, coalesce(var_samp(outcome), 0) AS variance
+      FROM feedback WHERE deployment = $1 AND version = $2 AND predicted_at BETWEEN $3 AND $4`,
+    [deployment, version, new Date(fromMs), new Date(toMs)],
+  );
   return { n: r.rows[0].n, mean: Number(r.rows[0].mean), variance: Number(r.rows[0].variance) };
 }

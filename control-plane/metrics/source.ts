@@ -13,11 +13,16 @@ export interface MetricsSource {
 /** The proxies' own windowed stats, merged across replicas by the stats store. */
 export class ProxyStatsSource implements MetricsSource {
   readonly name = 'proxy';
-  constructor(private readonly store: StatsStore, private readonly timeoutMs = 5000) {}
+  constructor(
+    private readonly store: StatsStore,
+    private readonly timeoutMs = 5000,
+  ) {}
 
   async versionStats(deployment: string, version: string, fromMs: number, toMs: number): Promise<VersionStats> {
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`stats read timed out after ${this.timeoutMs}ms`)), this.timeoutMs); });
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`stats read timed out after ${this.timeoutMs}ms`)), this.timeoutMs);
+    });
     try {
       return await Promise.race([this.store.read(deployment, version, fromMs, toMs), timeout]);
     } finally {

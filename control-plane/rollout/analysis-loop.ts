@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../common/logger.js';
+import { joinPendingFeedback } from '../metrics/business.js';
 import type { ControlStore } from '../state/store.js';
 import { ANALYSIS_LEASE, type RolloutService } from './service.js';
-import { joinPendingFeedback } from '../metrics/business.js';
 
 export interface LoopOptions {
   /** How often the loop wakes to look for canaries that are due (each has its own interval). */
@@ -31,13 +31,22 @@ export class AnalysisLoop {
   /** Analyses run by this replica (tests count them to prove one decision per tick). */
   analysesRun = 0;
 
-  constructor(private readonly service: RolloutService, private readonly store: ControlStore, private readonly opts: LoopOptions, private readonly logger: Logger, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly service: RolloutService,
+    private readonly store: ControlStore,
+    private readonly opts: LoopOptions,
+    private readonly logger: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   start(): void {
     const schedule = () => {
       if (this.stopped) return;
       this.timer = setTimeout(() => {
-        this.running = this.tick().finally(() => { this.running = null; schedule(); });
+        this.running = this.tick().finally(() => {
+          this.running = null;
+          schedule();
+        });
       }, this.opts.tickMs);
     };
     schedule();
@@ -52,13 +61,19 @@ export class AnalysisLoop {
       leader = await this.store.acquireLease(ANALYSIS_LEASE, this.holder, this.opts.leaseMs);
     } catch (err) {
       leader = false;
-      this.logger.warn({ err: (err as Error).message }, 'leader lease unavailable (PostgreSQL down?); analysis paused on this replica');
+      this.logger.warn(
+        { err: (err as Error).message },
+        'leader lease unavailable (PostgreSQL down?); analysis paused on this replica',
+      );
     }
     if (leader !== this.leader) {
       this.leader = leader;
       this.onLeadership?.(leader);
       this.logger.info({ holder: this.holder, leader }, leader ? 'became analysis leader' : 'lost analysis leadership');
-      if (leader) await this.service.recordLeaderChange(this.holder).catch((err) => this.logger.warn({ err: (err as Error).message }, 'could not record the leader change'));
+      if (leader)
+        await this.service
+          .recordLeaderChange(this.holder)
+          .catch((err) => this.logger.warn({ err: (err as Error).message }, 'could not record the leader change'));
     }
     if (!leader) return;
     try {
@@ -72,7 +87,7 @@ export class AnalysisLoop {
     } catch (err) {
       this.logger.warn({ err: (err as Error).message }, 'could not join pending feedback');
     }
-    let canaries;
+    let canaries: Awaited<ReturnType<ControlStore['runningCanaries']>>;
     try {
       canaries = await this.store.runningCanaries();
     } catch (err) {

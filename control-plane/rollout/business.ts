@@ -38,22 +38,36 @@ function inverseErf(x: number): number {
   return Math.sign(x) * Math.sqrt(Math.sqrt(t * t - ln / a) - t);
 }
 
-export function businessTest(baseline: OutcomeStats, canary: OutcomeStats, drop: number, confidence: number): BusinessTest {
+export function businessTest(
+  baseline: OutcomeStats,
+  canary: OutcomeStats,
+  drop: number,
+  confidence: number,
+): BusinessTest {
   const k = 1 - drop;
   const estimate = canary.mean - k * baseline.mean;
   // Variance of the estimate; a floor keeps all-0 or all-1 outcomes from dividing by zero.
   const floor = 1e-12;
-  const v = Math.max(floor, canary.variance / Math.max(1, canary.n) + (k * k * baseline.variance) / Math.max(1, baseline.n));
+  const v = Math.max(
+    floor,
+    canary.variance / Math.max(1, canary.n) + (k * k * baseline.variance) / Math.max(1, baseline.n),
+  );
   // Mixing variance: the size of effect the test is tuned to find, drop × baseline mean.
   const tau2 = Math.max(floor, (drop * Math.max(baseline.mean, Math.sqrt(baseline.variance))) ** 2);
   // One-sided: only evidence of a drop counts.
-  const lambda = estimate >= 0 ? 0 : Math.sqrt(v / (v + tau2)) * Math.exp((tau2 * estimate * estimate) / (2 * v * (v + tau2)));
+  const lambda =
+    estimate >= 0 ? 0 : Math.sqrt(v / (v + tau2)) * Math.exp((tau2 * estimate * estimate) / (2 * v * (v + tau2)));
   const pValue = Math.min(1, lambda > 0 ? 1 / lambda : 1);
   let relativeChange: BusinessTest['relativeChange'] = null;
   if (baseline.mean !== 0 && baseline.n > 1 && canary.n > 1) {
     const ratio = canary.mean / baseline.mean;
     // Delta method for the ratio of two independent means.
-    const se = Math.abs(ratio) * Math.sqrt(canary.variance / (canary.n * canary.mean ** 2 || floor) + baseline.variance / (baseline.n * baseline.mean ** 2));
+    const se =
+      Math.abs(ratio) *
+      Math.sqrt(
+        canary.variance / (canary.n * canary.mean ** 2 || floor) +
+          baseline.variance / (baseline.n * baseline.mean ** 2),
+      );
     const z = zFor(confidence);
     relativeChange = { value: ratio - 1, low: ratio - 1 - z * se, high: ratio - 1 + z * se };
   }

@@ -1,6 +1,6 @@
 import { parseDuration } from '../../common/duration.js';
 import { CanaryError } from '../../common/errors.js';
-import { parsePointer, type CompareSpec } from '../../proxy/shadow/compare.js';
+import { type CompareSpec, parsePointer } from '../../proxy/shadow/compare.js';
 import { DEFAULT_MAX_PROXY_LAG_MS } from '../../proxy/split/route-table.js';
 
 /**
@@ -41,8 +41,16 @@ export interface ShadowPolicy {
 }
 
 export const DEFAULT_SHADOW: Readonly<ShadowPolicy> = Object.freeze({
-  percent: 100, durationMs: 5 * 60_000, compare: Object.freeze({ fields: [], tolerance: 0, relativeTolerance: 0 }) as CompareSpec,
-  agreementMin: 0.95, minRequests: 200, noisePercent: 5, relativeToNoise: false, timeoutMs: 10_000, maxConcurrency: 32, maxProxyLagMs: DEFAULT_MAX_PROXY_LAG_MS,
+  percent: 100,
+  durationMs: 5 * 60_000,
+  compare: Object.freeze({ fields: [], tolerance: 0, relativeTolerance: 0 }) as CompareSpec,
+  agreementMin: 0.95,
+  minRequests: 200,
+  noisePercent: 5,
+  relativeToNoise: false,
+  timeoutMs: 10_000,
+  maxConcurrency: 32,
+  maxProxyLagMs: DEFAULT_MAX_PROXY_LAG_MS,
 });
 
 export interface Policy {
@@ -105,7 +113,14 @@ export const DEFAULT_POLICY: Readonly<Policy> = Object.freeze({
   confidence: 0.95,
   businessMinOutcomes: 200,
   shadow: null,
-  thresholds: Object.freeze({ errorRateDelta: 0.05, latencyP95DeltaMs: 100, errorRateMax: 0.05, latencyP99Ratio: 2.0, latencyP99ForMs: 5 * 60_000, latencyP95Ratio: null }),
+  thresholds: Object.freeze({
+    errorRateDelta: 0.05,
+    latencyP95DeltaMs: 100,
+    errorRateMax: 0.05,
+    latencyP99Ratio: 2.0,
+    latencyP99ForMs: 5 * 60_000,
+    latencyP95Ratio: null,
+  }),
 });
 
 /** The weights steps: "auto" may start at, and the ramp it continues with. */
@@ -124,7 +139,8 @@ function dur(v: unknown, name: string, dflt: number): number {
 
 function num(v: unknown, name: string, dflt: number, min: number, max: number): number {
   if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) throw bad(`${name}: expected a number from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max)
+    throw bad(`${name}: expected a number from ${min} to ${max}, got ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -140,13 +156,27 @@ function resolveShadow(v: unknown, base: ShadowPolicy | null): ShadowPolicy | nu
   if (v === true) return structuredClone(base ?? DEFAULT_SHADOW) as ShadowPolicy;
   if (typeof v !== 'object' || Array.isArray(v)) throw bad('shadow: expected an object, true, or null');
   const s = v as Record<string, unknown>;
-  const known = new Set(['percent', 'duration', 'compare', 'agreementMin', 'minRequests', 'noisePercent', 'relativeToNoise', 'timeout', 'maxConcurrency', 'maxProxyLag']);
-  for (const k of Object.keys(s)) if (!known.has(k)) throw bad(`shadow.${k}: unknown field (known: ${[...known].join(', ')})`);
+  const known = new Set([
+    'percent',
+    'duration',
+    'compare',
+    'agreementMin',
+    'minRequests',
+    'noisePercent',
+    'relativeToNoise',
+    'timeout',
+    'maxConcurrency',
+    'maxProxyLag',
+  ]);
+  for (const k of Object.keys(s))
+    if (!known.has(k)) throw bad(`shadow.${k}: unknown field (known: ${[...known].join(', ')})`);
   const b = base ?? DEFAULT_SHADOW;
   const c = s.compare ?? {};
   if (typeof c !== 'object' || c === null || Array.isArray(c)) throw bad('shadow.compare: expected an object');
   const cmp = c as Record<string, unknown>;
-  for (const k of Object.keys(cmp)) if (!['field', 'fields', 'tolerance', 'relativeTolerance'].includes(k)) throw bad(`shadow.compare.${k}: unknown field (known: field, fields, tolerance, relativeTolerance)`);
+  for (const k of Object.keys(cmp))
+    if (!['field', 'fields', 'tolerance', 'relativeTolerance'].includes(k))
+      throw bad(`shadow.compare.${k}: unknown field (known: field, fields, tolerance, relativeTolerance)`);
   if (cmp.field !== undefined && cmp.fields !== undefined) throw bad('shadow.compare: give field or fields, not both');
   let fields = s.compare === undefined ? b.compare.fields : [];
   if (cmp.field !== undefined) fields = [cmp.field as string];
@@ -156,7 +186,11 @@ function resolveShadow(v: unknown, base: ShadowPolicy | null): ShadowPolicy | nu
   }
   for (const f of fields) {
     if (typeof f !== 'string') throw bad('shadow.compare.field: expected a JSON Pointer string such as "/prediction"');
-    try { parsePointer(f); } catch (e) { throw bad(`shadow.compare.field: ${(e as Error).message}`); }
+    try {
+      parsePointer(f);
+    } catch (e) {
+      throw bad(`shadow.compare.field: ${(e as Error).message}`);
+    }
   }
   const timeoutMs = dur(s.timeout, 'shadow.timeout', b.timeoutMs);
   if (timeoutMs < 10) throw bad('shadow.timeout: must be at least 10ms');
@@ -167,8 +201,20 @@ function resolveShadow(v: unknown, base: ShadowPolicy | null): ShadowPolicy | nu
     durationMs: dur(s.duration, 'shadow.duration', b.durationMs),
     compare: {
       fields,
-      tolerance: num(cmp.tolerance, 'shadow.compare.tolerance', s.compare === undefined ? b.compare.tolerance : 0, 0, 1e12),
-      relativeTolerance: num(cmp.relativeTolerance, 'shadow.compare.relativeTolerance', s.compare === undefined ? b.compare.relativeTolerance : 0, 0, 1),
+      tolerance: num(
+        cmp.tolerance,
+        'shadow.compare.tolerance',
+        s.compare === undefined ? b.compare.tolerance : 0,
+        0,
+        1e12,
+      ),
+      relativeTolerance: num(
+        cmp.relativeTolerance,
+        'shadow.compare.relativeTolerance',
+        s.compare === undefined ? b.compare.relativeTolerance : 0,
+        0,
+        1,
+      ),
     },
     agreementMin: num(s.agreementMin, 'shadow.agreementMin', b.agreementMin, 0.5, 0.9999),
     minRequests: num(s.minRequests, 'shadow.minRequests', b.minRequests, 1, 1e9),
@@ -185,7 +231,24 @@ export function resolvePolicy(input: unknown, base: Policy = DEFAULT_POLICY): Po
   if (input === undefined || input === null) return structuredClone(base) as Policy;
   if (typeof input !== 'object' || Array.isArray(input)) throw bad('expected an object');
   const p = input as Record<string, unknown>;
-  const known = new Set(['metrics', 'interval', 'window', 'steps', 'minRequests', 'stepDuration', 'maxStepDuration', 'autoPromote', 'autoRollback', 'falseRollbackRate', 'thresholds', 'businessDropMax', 'businessFor', 'confidence', 'businessMinOutcomes', 'shadow']);
+  const known = new Set([
+    'metrics',
+    'interval',
+    'window',
+    'steps',
+    'minRequests',
+    'stepDuration',
+    'maxStepDuration',
+    'autoPromote',
+    'autoRollback',
+    'falseRollbackRate',
+    'thresholds',
+    'businessDropMax',
+    'businessFor',
+    'confidence',
+    'businessMinOutcomes',
+    'shadow',
+  ]);
   for (const k of Object.keys(p)) if (!known.has(k)) throw bad(`${k}: unknown field (known: ${[...known].join(', ')})`);
   const intervalMs = dur(p.interval, 'interval', base.intervalMs);
   if (intervalMs < 100) throw bad('interval: must be at least 100ms');
@@ -196,15 +259,28 @@ export function resolvePolicy(input: unknown, base: Policy = DEFAULT_POLICY): Po
     autoSteps = true;
   } else if (p.steps !== undefined) {
     autoSteps = false;
-    if (!Array.isArray(p.steps) || p.steps.length === 0 || p.steps.some((s) => typeof s !== 'number' || !(s > 0 && s <= 100))) throw bad('steps: expected "auto" or a non-empty list of percentages in (0, 100]');
+    if (
+      !Array.isArray(p.steps) ||
+      p.steps.length === 0 ||
+      p.steps.some((s) => typeof s !== 'number' || !(s > 0 && s <= 100))
+    )
+      throw bad('steps: expected "auto" or a non-empty list of percentages in (0, 100]');
     for (let i = 1; i < p.steps.length; i++) if (p.steps[i] <= p.steps[i - 1]) throw bad('steps: must increase');
     steps = p.steps as number[];
   }
   const t = (p.thresholds ?? {}) as Record<string, unknown>;
   if (typeof t !== 'object' || Array.isArray(t)) throw bad('thresholds: expected an object');
-  const knownT = new Set(['errorRateDelta', 'latencyP95DeltaMs', 'latencyP95Ratio', 'errorRateMax', 'latencyP99Ratio', 'latencyP99For']);
+  const knownT = new Set([
+    'errorRateDelta',
+    'latencyP95DeltaMs',
+    'latencyP95Ratio',
+    'errorRateMax',
+    'latencyP99Ratio',
+    'latencyP99For',
+  ]);
   for (const k of Object.keys(t)) if (!knownT.has(k)) throw bad(`thresholds.${k}: unknown field`);
-  if (p.metrics !== undefined && p.metrics !== 'proxy' && p.metrics !== 'prometheus') throw bad('metrics: expected "proxy" or "prometheus"');
+  if (p.metrics !== undefined && p.metrics !== 'proxy' && p.metrics !== 'prometheus')
+    throw bad('metrics: expected "proxy" or "prometheus"');
   return {
     metrics: (p.metrics as MetricsSourceName | undefined) ?? base.metrics,
     intervalMs,
@@ -213,44 +289,110 @@ export function resolvePolicy(input: unknown, base: Policy = DEFAULT_POLICY): Po
     autoSteps,
     minRequests: num(p.minRequests, 'minRequests', base.minRequests, 1, 1e9),
     // A step lasts at least one interval unless set: the default follows the interval.
-    stepDurationMs: dur(p.stepDuration, 'stepDuration', p.interval !== undefined && p.stepDuration === undefined ? intervalMs : base.stepDurationMs),
-    maxStepDurationMs: dur(p.maxStepDuration, 'maxStepDuration', base.maxStepDurationMs ?? DEFAULT_POLICY.maxStepDurationMs),
-    falseRollbackRate: num(p.falseRollbackRate, 'falseRollbackRate', base.falseRollbackRate ?? DEFAULT_POLICY.falseRollbackRate, 1e-6, 0.2),
+    stepDurationMs: dur(
+      p.stepDuration,
+      'stepDuration',
+      p.interval !== undefined && p.stepDuration === undefined ? intervalMs : base.stepDurationMs,
+    ),
+    maxStepDurationMs: dur(
+      p.maxStepDuration,
+      'maxStepDuration',
+      base.maxStepDurationMs ?? DEFAULT_POLICY.maxStepDurationMs,
+    ),
+    falseRollbackRate: num(
+      p.falseRollbackRate,
+      'falseRollbackRate',
+      base.falseRollbackRate ?? DEFAULT_POLICY.falseRollbackRate,
+      1e-6,
+      0.2,
+    ),
     autoPromote: bool(p.autoPromote, 'autoPromote', base.autoPromote),
     autoRollback: bool(p.autoRollback, 'autoRollback', base.autoRollback),
-    businessDropMax: num(p.businessDropMax, 'businessDropMax', base.businessDropMax ?? DEFAULT_POLICY.businessDropMax, 0, 1),
+    businessDropMax: num(
+      p.businessDropMax,
+      'businessDropMax',
+      base.businessDropMax ?? DEFAULT_POLICY.businessDropMax,
+      0,
+      1,
+    ),
     businessForMs: dur(p.businessFor, 'businessFor', base.businessForMs ?? DEFAULT_POLICY.businessForMs),
     confidence: num(p.confidence, 'confidence', base.confidence ?? DEFAULT_POLICY.confidence, 0.5, 0.9999),
-    businessMinOutcomes: num(p.businessMinOutcomes, 'businessMinOutcomes', base.businessMinOutcomes ?? DEFAULT_POLICY.businessMinOutcomes, 2, 1e9),
+    businessMinOutcomes: num(
+      p.businessMinOutcomes,
+      'businessMinOutcomes',
+      base.businessMinOutcomes ?? DEFAULT_POLICY.businessMinOutcomes,
+      2,
+      1e9,
+    ),
     shadow: resolveShadow(p.shadow, base.shadow ?? null),
     thresholds: {
       errorRateDelta: num(t.errorRateDelta, 'thresholds.errorRateDelta', base.thresholds.errorRateDelta, 0, 1),
-      latencyP95DeltaMs: num(t.latencyP95DeltaMs, 'thresholds.latencyP95DeltaMs', base.thresholds.latencyP95DeltaMs, 0, 3_600_000),
+      latencyP95DeltaMs: num(
+        t.latencyP95DeltaMs,
+        'thresholds.latencyP95DeltaMs',
+        base.thresholds.latencyP95DeltaMs,
+        0,
+        3_600_000,
+      ),
       errorRateMax: num(t.errorRateMax, 'thresholds.errorRateMax', base.thresholds.errorRateMax, 0, 1),
       latencyP99Ratio: num(t.latencyP99Ratio, 'thresholds.latencyP99Ratio', base.thresholds.latencyP99Ratio, 1, 1000),
       latencyP99ForMs: dur(t.latencyP99For, 'thresholds.latencyP99For', base.thresholds.latencyP99ForMs),
-      latencyP95Ratio: t.latencyP95Ratio === null ? null : t.latencyP95Ratio === undefined ? base.thresholds.latencyP95Ratio ?? null : num(t.latencyP95Ratio, 'thresholds.latencyP95Ratio', 1, 1, 1000),
+      latencyP95Ratio:
+        t.latencyP95Ratio === null
+          ? null
+          : t.latencyP95Ratio === undefined
+            ? (base.thresholds.latencyP95Ratio ?? null)
+            : num(t.latencyP95Ratio, 'thresholds.latencyP95Ratio', 1, 1, 1000),
     },
   };
 }
 
 /** The API shape of a policy (durations as strings), the inverse of resolvePolicy. */
 export function policyToApi(p: Policy) {
-  const ms = (v: number) => (v % 3_600_000 === 0 ? `${v / 3_600_000}h` : v % 60_000 === 0 ? `${v / 60_000}m` : v % 1000 === 0 ? `${v / 1000}s` : `${v}ms`);
+  const ms = (v: number) =>
+    v % 3_600_000 === 0
+      ? `${v / 3_600_000}h`
+      : v % 60_000 === 0
+        ? `${v / 60_000}m`
+        : v % 1000 === 0
+          ? `${v / 1000}s`
+          : `${v}ms`;
   return {
-    metrics: p.metrics, interval: ms(p.intervalMs), window: ms(p.windowMs), steps: p.autoSteps ? 'auto' : p.steps, minRequests: p.minRequests,
-    stepDuration: ms(p.stepDurationMs), maxStepDuration: ms(p.maxStepDurationMs ?? DEFAULT_POLICY.maxStepDurationMs),
-    falseRollbackRate: p.falseRollbackRate ?? DEFAULT_POLICY.falseRollbackRate, autoPromote: p.autoPromote, autoRollback: p.autoRollback,
-    businessDropMax: p.businessDropMax, businessFor: ms(p.businessForMs), confidence: p.confidence, businessMinOutcomes: p.businessMinOutcomes,
-    shadow: p.shadow ? {
-      percent: p.shadow.percent, duration: ms(p.shadow.durationMs), compare: p.shadow.compare, agreementMin: p.shadow.agreementMin,
-      minRequests: p.shadow.minRequests, noisePercent: p.shadow.noisePercent, relativeToNoise: p.shadow.relativeToNoise,
-      timeout: ms(p.shadow.timeoutMs), maxConcurrency: p.shadow.maxConcurrency, maxProxyLag: ms(p.shadow.maxProxyLagMs ?? DEFAULT_MAX_PROXY_LAG_MS),
-    } : null,
+    metrics: p.metrics,
+    interval: ms(p.intervalMs),
+    window: ms(p.windowMs),
+    steps: p.autoSteps ? 'auto' : p.steps,
+    minRequests: p.minRequests,
+    stepDuration: ms(p.stepDurationMs),
+    maxStepDuration: ms(p.maxStepDurationMs ?? DEFAULT_POLICY.maxStepDurationMs),
+    falseRollbackRate: p.falseRollbackRate ?? DEFAULT_POLICY.falseRollbackRate,
+    autoPromote: p.autoPromote,
+    autoRollback: p.autoRollback,
+    businessDropMax: p.businessDropMax,
+    businessFor: ms(p.businessForMs),
+    confidence: p.confidence,
+    businessMinOutcomes: p.businessMinOutcomes,
+    shadow: p.shadow
+      ? {
+          percent: p.shadow.percent,
+          duration: ms(p.shadow.durationMs),
+          compare: p.shadow.compare,
+          agreementMin: p.shadow.agreementMin,
+          minRequests: p.shadow.minRequests,
+          noisePercent: p.shadow.noisePercent,
+          relativeToNoise: p.shadow.relativeToNoise,
+          timeout: ms(p.shadow.timeoutMs),
+          maxConcurrency: p.shadow.maxConcurrency,
+          maxProxyLag: ms(p.shadow.maxProxyLagMs ?? DEFAULT_MAX_PROXY_LAG_MS),
+        }
+      : null,
     thresholds: {
-      errorRateDelta: p.thresholds.errorRateDelta, latencyP95DeltaMs: p.thresholds.latencyP95DeltaMs,
-      errorRateMax: p.thresholds.errorRateMax, latencyP99Ratio: p.thresholds.latencyP99Ratio,
-      latencyP99For: ms(p.thresholds.latencyP99ForMs), latencyP95Ratio: p.thresholds.latencyP95Ratio ?? null,
+      errorRateDelta: p.thresholds.errorRateDelta,
+      latencyP95DeltaMs: p.thresholds.latencyP95DeltaMs,
+      errorRateMax: p.thresholds.errorRateMax,
+      latencyP99Ratio: p.thresholds.latencyP99Ratio,
+      latencyP99For: ms(p.thresholds.latencyP99ForMs),
+      latencyP95Ratio: p.thresholds.latencyP95Ratio ?? null,
     },
   };
 }

@@ -22,8 +22,8 @@
 
 const LN_2PI_HALF = 0.5 * Math.log(2 * Math.PI);
 const LANCZOS = [
-  0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313,
-  -176.61502916214059, 12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7,
+  0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059,
+  12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7,
 ];
 
 /** ln Γ(x) for x > 0 (Lanczos, g = 7; about 15 significant digits). */
@@ -42,13 +42,19 @@ export const lbeta = (a: number, b: number) => lgamma(a) + lgamma(b) - lgamma(a 
 const xlny = (x: number, y: number) => (x === 0 ? 0 : x * Math.log(y));
 
 /** Beta(a, b) mixing distribution over the alternative rates. */
-export interface BetaPrior { a: number; b: number }
+export interface BetaPrior {
+  a: number;
+  b: number;
+}
 
 /** The uniform prior: good power against gross departures (it is what catches a 50% failure in 3 requests). */
 export const UNIFORM: BetaPrior = Object.freeze({ a: 1, b: 1 });
 
 /** A prior with mean `mean` and the shape of Beta(1, b): mass near small rates, where latency shares live. */
-export const priorWithMean = (mean: number): BetaPrior => ({ a: 1, b: Math.max(1e-3, 1 / Math.min(0.999, Math.max(1e-6, mean)) - 1) });
+export const priorWithMean = (mean: number): BetaPrior => ({
+  a: 1,
+  b: Math.max(1e-3, 1 / Math.min(0.999, Math.max(1e-6, mean)) - 1),
+});
 
 /**
  * ln E of the beta-binomial mixture against the point null θ0, after `x` hits in `n` trials.
@@ -56,7 +62,12 @@ export const priorWithMean = (mean: number): BetaPrior => ({ a: 1, b: Math.max(1
  * x/n, rejecting θ0 only when x/n lies on the tested side is a valid one-sided test of
  * "rate ≤ θ0" (when x/n > θ0) or "rate ≥ θ0" (when x/n < θ0).
  */
-export function lnMixtureE(x: number, n: number, theta0: number, prior: BetaPrior | readonly BetaPrior[] = UNIFORM): number {
+export function lnMixtureE(
+  x: number,
+  n: number,
+  theta0: number,
+  prior: BetaPrior | readonly BetaPrior[] = UNIFORM,
+): number {
   if (n <= 0) return 0;
   const lnNull = xlny(x, theta0) + xlny(n - x, 1 - theta0);
   // Several priors: their equally weighted average is itself a prior (and the e-value a mixture).
@@ -70,7 +81,13 @@ export function lnMixtureE(x: number, n: number, theta0: number, prior: BetaPrio
 export type Side = 'above' | 'below';
 
 /** ln E for the one-sided null on `side`'s opposite: 'above' tests "rate ≤ θ0", 'below' tests "rate ≥ θ0". */
-export function lnOneSidedE(x: number, n: number, theta0: number, side: Side, prior: BetaPrior | readonly BetaPrior[] = UNIFORM): number {
+export function lnOneSidedE(
+  x: number,
+  n: number,
+  theta0: number,
+  side: Side,
+  prior: BetaPrior | readonly BetaPrior[] = UNIFORM,
+): number {
   if (n <= 0) return 0;
   const rate = x / n;
   if (side === 'above' ? rate <= theta0 : rate >= theta0) return 0;
@@ -81,7 +98,13 @@ export function lnOneSidedE(x: number, n: number, theta0: number, side: Side, pr
  * The one-sided confidence bound at level 1 − α (valid at every look): the largest rate
  * (side 'upper') or smallest (side 'lower') that the one-sided test has not rejected.
  */
-export function rateBound(x: number, n: number, alpha: number, side: 'upper' | 'lower', prior: BetaPrior = UNIFORM): number {
+export function rateBound(
+  x: number,
+  n: number,
+  alpha: number,
+  side: 'upper' | 'lower',
+  prior: BetaPrior = UNIFORM,
+): number {
   if (n <= 0) return side === 'upper' ? 1 : 0;
   const lnLimit = Math.log(1 / alpha);
   const rate = x / n;
@@ -117,9 +140,11 @@ export const RATIO_GRID = Object.freeze([1.5, 2, 3, 5, 10, 30, 100]);
 export function lnRatioE(strata: StratumCounts[], grid: readonly number[] = RATIO_GRID): number {
   const ln = new Array<number>(grid.length).fill(0);
   for (const st of strata) {
-    const nc = st.canary.n, nb = st.baseline.n;
+    const nc = st.canary.n,
+      nb = st.baseline.n;
     if (nc <= 0 || nb <= 0) continue;
-    const xc = st.canary.events, xb = st.baseline.events;
+    const xc = st.canary.events,
+      xb = st.baseline.events;
     if (xc + xb === 0) continue;
     const s = nc / (nc + nb);
     for (let j = 0; j < grid.length; j++) {
@@ -144,7 +169,8 @@ export const pFromLnE = (lnE: number) => Math.min(1, Math.exp(-lnE));
  */
 export function scaleToPass(passes: (f: number) => boolean, maxFactor = 2 ** 24): number {
   if (passes(1)) return 1;
-  let lo = 1, hi = 2;
+  let lo = 1,
+    hi = 2;
   while (!passes(hi)) {
     lo = hi;
     hi *= 2;

@@ -30,12 +30,17 @@ function duration(v: unknown, field: string): number {
 }
 
 /** Applies `input` over `current`; throws BAD_REQUEST naming the field. */
-export function resolveSettings(input: SettingsInput, current: { settings: RouteSettings; retryCanaryOnBaseline: boolean }) {
+export function resolveSettings(
+  input: SettingsInput,
+  current: { settings: RouteSettings; retryCanaryOnBaseline: boolean },
+) {
   const settings: RouteSettings = { ...current.settings };
   let retry = current.retryCanaryOnBaseline;
   if (input.timeouts !== undefined) {
-    if (typeof input.timeouts !== 'object' || input.timeouts === null) throw bad('timeouts', 'expected {headers?, idle?}');
-    if (input.timeouts.headers !== undefined) settings.headersTimeoutMs = duration(input.timeouts.headers, 'timeouts.headers');
+    if (typeof input.timeouts !== 'object' || input.timeouts === null)
+      throw bad('timeouts', 'expected {headers?, idle?}');
+    if (input.timeouts.headers !== undefined)
+      settings.headersTimeoutMs = duration(input.timeouts.headers, 'timeouts.headers');
     if (input.timeouts.idle !== undefined) settings.idleTimeoutMs = duration(input.timeouts.idle, 'timeouts.idle');
   }
   if (input.hedgeCanaryAfter !== undefined) {
@@ -44,7 +49,8 @@ export function resolveSettings(input: SettingsInput, current: { settings: Route
   }
   if (input.retryMethods !== undefined) {
     const m = input.retryMethods;
-    if (!Array.isArray(m) || m.some((x) => typeof x !== 'string' || !METHODS.has(x.toUpperCase()))) throw bad('retryMethods', `expected a list of HTTP methods (${[...METHODS].join(', ')})`);
+    if (!Array.isArray(m) || m.some((x) => typeof x !== 'string' || !METHODS.has(x.toUpperCase())))
+      throw bad('retryMethods', `expected a list of HTTP methods (${[...METHODS].join(', ')})`);
     settings.retryMethods = [...new Set(m.map((x: string) => x.toUpperCase()))];
   }
   for (const k of ['websockets', 'allowForcedVariant'] as const) {
@@ -59,14 +65,22 @@ export function resolveSettings(input: SettingsInput, current: { settings: Route
   return { settings, retryCanaryOnBaseline: retry };
 }
 
-const asDuration = (ms: number) => (ms % 60_000 === 0 ? `${ms / 60_000}m` : ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`);
+const asDuration = (ms: number) =>
+  ms % 60_000 === 0 ? `${ms / 60_000}m` : ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 
 /** The API view of the settings, with the defaults the proxy applies when one is absent. */
-export function settingsToApi(s: RouteSettings, retryCanaryOnBaseline: boolean, defaults: { headersTimeoutMs: number; idleTimeoutMs: number }) {
+export function settingsToApi(
+  s: RouteSettings,
+  retryCanaryOnBaseline: boolean,
+  defaults: { headersTimeoutMs: number; idleTimeoutMs: number },
+) {
   const h = s.hedgeCanaryAfter ?? 'auto';
   return {
     retryCanaryOnBaseline,
-    timeouts: { headers: asDuration(s.headersTimeoutMs ?? defaults.headersTimeoutMs), idle: asDuration(s.idleTimeoutMs ?? defaults.idleTimeoutMs) },
+    timeouts: {
+      headers: asDuration(s.headersTimeoutMs ?? defaults.headersTimeoutMs),
+      idle: asDuration(s.idleTimeoutMs ?? defaults.idleTimeoutMs),
+    },
     hedgeCanaryAfter: typeof h === 'number' ? asDuration(h) : h,
     retryMethods: s.retryMethods ?? 'all',
     websockets: s.websockets ?? true,

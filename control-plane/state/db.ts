@@ -1,4 +1,4 @@
-import { readdir, readFile, mkdir, writeFile, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,8 +23,12 @@ export async function migrate(pool: pg.Pool, logger?: Logger): Promise<number[]>
   const client = await pool.connect();
   try {
     await client.query('SELECT pg_advisory_lock(727274)');
-    await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())');
-    const done = new Set((await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version));
+    await client.query(
+      'CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
+    );
+    const done = new Set(
+      (await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version),
+    );
     const files = (await readdir(MIGRATIONS_DIR)).filter((f) => /^\d{3}_.+\.sql$/.test(f)).sort();
     const applied: number[] = [];
     for (const file of files) {
@@ -69,7 +73,7 @@ export async function startEmbeddedDatabase(dataDir: string, logger?: Logger): P
   const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
   await mkdir(dataDir, { recursive: true });
   const unlock = await lockDataDir(dataDir);
-  let db;
+  let db: Awaited<ReturnType<typeof PGlite.create>>;
   try {
     db = await PGlite.create(path.resolve(dataDir));
   } catch (err) {
@@ -85,7 +89,9 @@ export async function startEmbeddedDatabase(dataDir: string, logger?: Logger): P
   pool.on('error', (err) => logger?.warn({ err: err.message }, 'embedded PostgreSQL connection failed'));
   await migrate(pool, logger);
   return {
-    pool, url, embedded: true,
+    pool,
+    url,
+    embedded: true,
     close: async () => {
       await pool.end();
       await server.stop();
@@ -110,14 +116,22 @@ async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       await writeFile(file, me, { flag: 'wx' });
-      return async () => { await rm(file, { force: true }); };
+      return async () => {
+        await rm(file, { force: true });
+      };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       let holder: { pid?: number; host?: string; startedAt?: string } = {};
-      try { holder = JSON.parse(await readFile(file, 'utf8')); } catch { /* unreadable: treat as stale */ }
+      try {
+        holder = JSON.parse(await readFile(file, 'utf8'));
+      } catch {
+        /* unreadable: treat as stale */
+      }
       const alive = holder.pid !== undefined && holder.host === hostname() && pidAlive(holder.pid);
       if (alive || (holder.host !== undefined && holder.host !== hostname())) {
-        throw new DataDirLockedError(`${path.resolve(dataDir)} is in use by another canary-mesh process (pid ${holder.pid} on ${holder.host}, since ${holder.startedAt}); stop it, or give this one its own CANARY_DATA_DIR`);
+        throw new DataDirLockedError(
+          `${path.resolve(dataDir)} is in use by another canary-mesh process (pid ${holder.pid} on ${holder.host}, since ${holder.startedAt}); stop it, or give this one its own CANARY_DATA_DIR`,
+        );
       }
       await rm(file, { force: true }); // the holder is gone: a stale lock
     }

@@ -15,7 +15,10 @@ export interface RoutePublisher {
 export class RedisRoutePublisher implements RoutePublisher {
   private readonly keys;
   private lastPublished: string | null = null;
-  constructor(private readonly redis: Redis, prefix?: string) {
+  constructor(
+    private readonly redis: Redis,
+    prefix?: string,
+  ) {
     this.keys = redisKeys(prefix);
   }
 
@@ -24,7 +27,11 @@ export class RedisRoutePublisher implements RoutePublisher {
     // A reconcile that finds Redis already right sends nothing (but Redis may have been
     // restarted empty, so compare with what Redis holds, not with what we sent last).
     if (json === this.lastPublished && (await this.redis.get(this.keys.routes)) === json) return;
-    const res = await this.redis.multi().set(this.keys.routes, json).publish(this.keys.routesChannel, String(table.version)).exec();
+    const res = await this.redis
+      .multi()
+      .set(this.keys.routes, json)
+      .publish(this.keys.routesChannel, String(table.version))
+      .exec();
     const failed = res?.find(([err]) => err);
     if (failed) throw failed[0];
     this.lastPublished = json;

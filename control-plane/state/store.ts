@@ -1,50 +1,120 @@
 import type pg from 'pg';
 import { CanaryError } from '../../common/errors.js';
-import { DEFAULT_MAX_PROXY_LAG_MS, type RouteSettings, type RouteTable, type ShadowRoute } from '../../proxy/split/route-table.js';
+import {
+  DEFAULT_MAX_PROXY_LAG_MS,
+  type RouteSettings,
+  type RouteTable,
+  type ShadowRoute,
+} from '../../proxy/split/route-table.js';
 import { DEFAULT_POLICY, type Policy } from '../rollout/policy.js';
-import type { AnalysisRow, AnalysisState, CanaryRow, DeploymentRow, EventRow, EventType, VersionRow, VersionState } from './types.js';
+import type {
+  AnalysisRow,
+  AnalysisState,
+  CanaryRow,
+  DeploymentRow,
+  EventRow,
+  EventType,
+  VersionRow,
+  VersionState,
+} from './types.js';
 
 type Q = pg.PoolClient | pg.Pool;
 const ms = (d: Date | null) => (d ? d.getTime() : null);
 
 /** A stored policy with fields added since it was stored filled in from today's defaults. */
-const withPolicyDefaults = (p: Policy): Policy => ({ ...DEFAULT_POLICY, ...p, thresholds: { ...DEFAULT_POLICY.thresholds, ...p.thresholds } });
+const withPolicyDefaults = (p: Policy): Policy => ({
+  ...DEFAULT_POLICY,
+  ...p,
+  thresholds: { ...DEFAULT_POLICY.thresholds, ...p.thresholds },
+});
 
-function toState(s: Record<string, any> | null | undefined): AnalysisState {
+function toState(s: pg.QueryResultRow | null | undefined): AnalysisState {
   const num = (v: unknown) => (v == null ? null : Number(v));
-  return { strata: s?.strata ?? [], limits: s?.limits ?? null, lastStep: s?.lastStep ?? null, p99BreachSince: num(s?.p99BreachSince), businessBreachSince: num(s?.businessBreachSince), ...(s?.phase === 'shadow' ? { phase: 'shadow' as const } : {}) };
+  return {
+    strata: s?.strata ?? [],
+    limits: s?.limits ?? null,
+    lastStep: s?.lastStep ?? null,
+    p99BreachSince: num(s?.p99BreachSince),
+    businessBreachSince: num(s?.businessBreachSince),
+    ...(s?.phase === 'shadow' ? { phase: 'shadow' as const } : {}),
+  };
 }
 
 /** The route's shadow while the canary is in its shadow phase. */
 function shadowRoute(c: CanaryRow): { shadow: ShadowRoute } | Record<string, never> {
   const s = c.policy.shadow;
   if (c.state.phase !== 'shadow' || !s) return {};
-  return { shadow: { percent: s.percent, noisePercent: s.noisePercent, timeoutMs: s.timeoutMs, maxConcurrency: s.maxConcurrency, maxProxyLagMs: s.maxProxyLagMs ?? DEFAULT_MAX_PROXY_LAG_MS, compare: s.compare } };
+  return {
+    shadow: {
+      percent: s.percent,
+      noisePercent: s.noisePercent,
+      timeoutMs: s.timeoutMs,
+      maxConcurrency: s.maxConcurrency,
+      maxProxyLagMs: s.maxProxyLagMs ?? DEFAULT_MAX_PROXY_LAG_MS,
+      compare: s.compare,
+    },
+  };
 }
 
-function toCanary(r: Record<string, any>): CanaryRow {
+function toCanary(r: pg.QueryResultRow): CanaryRow {
   return {
-    id: Number(r.id), deployment: r.deployment, version: r.version, url: r.url, baselineVersion: r.baseline_version,
-    policy: withPolicyDefaults(r.policy), weight: r.weight, stepStartedAt: r.step_started_at.getTime(), startedAt: r.started_at.getTime(),
-    endedAt: ms(r.ended_at), outcome: r.outcome,
+    id: Number(r.id),
+    deployment: r.deployment,
+    version: r.version,
+    url: r.url,
+    baselineVersion: r.baseline_version,
+    policy: withPolicyDefaults(r.policy),
+    weight: r.weight,
+    stepStartedAt: r.step_started_at.getTime(),
+    startedAt: r.started_at.getTime(),
+    endedAt: ms(r.ended_at),
+    outcome: r.outcome,
     state: toState(r.analysis_state),
-    lastVerdict: r.last_verdict, lastAnalysisAt: ms(r.last_analysis_at),
+    lastVerdict: r.last_verdict,
+    lastAnalysisAt: ms(r.last_analysis_at),
   };
 }
 
-function toVersion(r: Record<string, any>): VersionRow {
+function toVersion(r: pg.QueryResultRow): VersionRow {
   return {
-    deployment: r.deployment, version: r.version, url: r.url, metadata: r.metadata, state: r.state,
-    registeredAt: r.registered_at.getTime(), servedFrom: ms(r.served_from), servedUntil: ms(r.served_until),
-    healthy: r.healthy, lastProbeAt: ms(r.last_probe_at), lastProbeError: r.last_probe_error,
+    deployment: r.deployment,
+    version: r.version,
+    url: r.url,
+    metadata: r.metadata,
+    state: r.state,
+    registeredAt: r.registered_at.getTime(),
+    servedFrom: ms(r.served_from),
+    servedUntil: ms(r.served_until),
+    healthy: r.healthy,
+    lastProbeAt: ms(r.last_probe_at),
+    lastProbeError: r.last_probe_error,
   };
 }
 
-const toEvent = (r: Record<string, any>): EventRow => ({ id: Number(r.id), deployment: r.deployment, type: r.type, actor: r.actor, reason: r.reason, before: r.before, after: r.after, at: r.at.getTime() });
-const toAnalysis = (r: Record<string, any>): AnalysisRow => ({
-  id: Number(r.id), canaryId: Number(r.canary_id), deployment: r.deployment, at: r.at.getTime(), verdict: r.verdict, reasons: r.reasons,
-  baselineStats: r.baseline_stats, canaryStats: r.canary_stats, weight: r.weight, action: r.action, actor: r.actor,
-  rules: r.evidence?.rules ?? [], needs: r.evidence?.needs ?? null,
+const toEvent = (r: pg.QueryResultRow): EventRow => ({
+  id: Number(r.id),
+  deployment: r.deployment,
+  type: r.type,
+  actor: r.actor,
+  reason: r.reason,
+  before: r.before,
+  after: r.after,
+  at: r.at.getTime(),
+});
+const toAnalysis = (r: pg.QueryResultRow): AnalysisRow => ({
+  id: Number(r.id),
+  canaryId: Number(r.canary_id),
+  deployment: r.deployment,
+  at: r.at.getTime(),
+  verdict: r.verdict,
+  reasons: r.reasons,
+  baselineStats: r.baseline_stats,
+  canaryStats: r.canary_stats,
+  weight: r.weight,
+  action: r.action,
+  actor: r.actor,
+  rules: r.evidence?.rules ?? [],
+  needs: r.evidence?.needs ?? null,
 });
 
 const DEPLOYMENT_SELECT = `
@@ -53,13 +123,28 @@ const DEPLOYMENT_SELECT = `
     JOIN versions v ON v.deployment = d.name AND v.version = d.baseline_version
     LEFT JOIN canaries c ON c.deployment = d.name AND c.outcome = 'running'`;
 
-function toDeployment(r: Record<string, any>): DeploymentRow {
+function toDeployment(r: pg.QueryResultRow): DeploymentRow {
   const c = r.canary_json;
   return {
-    name: r.name, status: r.status, baselineVersion: r.baseline_version, baselineUrl: r.baseline_url,
-    defaultPolicy: r.default_policy, retryCanaryOnBaseline: r.retry_canary_on_baseline, settings: r.settings ?? {}, revision: Number(r.revision),
-    createdAt: r.created_at.getTime(), updatedAt: r.updated_at.getTime(),
-    canary: c ? toCanary({ ...c, step_started_at: new Date(c.step_started_at), started_at: new Date(c.started_at), ended_at: c.ended_at && new Date(c.ended_at), last_analysis_at: c.last_analysis_at && new Date(c.last_analysis_at) }) : null,
+    name: r.name,
+    status: r.status,
+    baselineVersion: r.baseline_version,
+    baselineUrl: r.baseline_url,
+    defaultPolicy: r.default_policy,
+    retryCanaryOnBaseline: r.retry_canary_on_baseline,
+    settings: r.settings ?? {},
+    revision: Number(r.revision),
+    createdAt: r.created_at.getTime(),
+    updatedAt: r.updated_at.getTime(),
+    canary: c
+      ? toCanary({
+          ...c,
+          step_started_at: new Date(c.step_started_at),
+          started_at: new Date(c.started_at),
+          ended_at: c.ended_at && new Date(c.ended_at),
+          last_analysis_at: c.last_analysis_at && new Date(c.last_analysis_at),
+        })
+      : null,
   };
 }
 
@@ -83,18 +168,31 @@ export class ControlStore {
    * a state its caller never saw; with `bump`, this change moves the revision on.
    * Throws DEPLOYMENT_NOT_FOUND when the deployment does not exist.
    */
-  async withDeployment<T>(name: string, fn: (q: pg.PoolClient, d: DeploymentRow) => Promise<T>, opts: { expectedRevision?: number | null; bump?: boolean; ifMatch?: boolean } = {}): Promise<T> {
+  async withDeployment<T>(
+    name: string,
+    fn: (q: pg.PoolClient, d: DeploymentRow) => Promise<T>,
+    opts: { expectedRevision?: number | null; bump?: boolean; ifMatch?: boolean } = {},
+  ): Promise<T> {
     return this.transaction(async (q) => {
       const locked = await q.query('SELECT revision FROM deployments WHERE name = $1 FOR UPDATE', [name]);
-      if (locked.rowCount === 0) throw new CanaryError('DEPLOYMENT_NOT_FOUND', `no deployment named ${JSON.stringify(name)}`);
+      if (locked.rowCount === 0)
+        throw new CanaryError('DEPLOYMENT_NOT_FOUND', `no deployment named ${JSON.stringify(name)}`);
       const revision = Number(locked.rows[0].revision);
       if (opts.expectedRevision != null && revision !== opts.expectedRevision) {
-        if (opts.ifMatch) throw new CanaryError('PRECONDITION_FAILED', `deployment ${name} is at revision ${revision}, not ${opts.expectedRevision} (If-Match): it changed since it was read; reload and retry`);
-        throw new CanaryError('CONFLICT', `deployment ${name} was changed by another request while this one waited; reload and retry`);
+        if (opts.ifMatch)
+          throw new CanaryError(
+            'PRECONDITION_FAILED',
+            `deployment ${name} is at revision ${revision}, not ${opts.expectedRevision} (If-Match): it changed since it was read; reload and retry`,
+          );
+        throw new CanaryError(
+          'CONFLICT',
+          `deployment ${name} was changed by another request while this one waited; reload and retry`,
+        );
       }
       const d = await this.getDeployment(name, q);
       const out = await fn(q, d!);
-      if (opts.bump !== false) await q.query('UPDATE deployments SET revision = revision + 1, updated_at = now() WHERE name = $1', [name]);
+      if (opts.bump !== false)
+        await q.query('UPDATE deployments SET revision = revision + 1, updated_at = now() WHERE name = $1', [name]);
       return out;
     });
   }
@@ -126,7 +224,9 @@ export class ControlStore {
   }
 
   async listVersions(deployment: string, q: Q = this.pool): Promise<VersionRow[]> {
-    const r = await q.query('SELECT * FROM versions WHERE deployment = $1 ORDER BY registered_at DESC, version DESC', [deployment]);
+    const r = await q.query('SELECT * FROM versions WHERE deployment = $1 ORDER BY registered_at DESC, version DESC', [
+      deployment,
+    ]);
     return r.rows.map(toVersion);
   }
 
@@ -136,24 +236,38 @@ export class ControlStore {
   }
 
   async events(deployment: string, limit: number): Promise<EventRow[]> {
-    return (await this.pool.query('SELECT * FROM events WHERE deployment = $1 ORDER BY id DESC LIMIT $2', [deployment, limit])).rows.map(toEvent);
+    return (
+      await this.pool.query('SELECT * FROM events WHERE deployment = $1 ORDER BY id DESC LIMIT $2', [deployment, limit])
+    ).rows.map(toEvent);
   }
 
   async analyses(deployment: string, limit: number, canaryId?: number): Promise<AnalysisRow[]> {
-    const r = canaryId === undefined
-      ? await this.pool.query('SELECT * FROM analyses WHERE deployment = $1 ORDER BY id DESC LIMIT $2', [deployment, limit])
-      : await this.pool.query('SELECT * FROM analyses WHERE deployment = $1 AND canary_id = $3 ORDER BY id DESC LIMIT $2', [deployment, limit, canaryId]);
+    const r =
+      canaryId === undefined
+        ? await this.pool.query('SELECT * FROM analyses WHERE deployment = $1 ORDER BY id DESC LIMIT $2', [
+            deployment,
+            limit,
+          ])
+        : await this.pool.query(
+            'SELECT * FROM analyses WHERE deployment = $1 AND canary_id = $3 ORDER BY id DESC LIMIT $2',
+            [deployment, limit, canaryId],
+          );
     return r.rows.map(toAnalysis);
   }
 
   /** The most recent canary of one version (to know how it ended and what it was last judged). */
   async lastCanaryOf(deployment: string, version: string, q: Q = this.pool): Promise<CanaryRow | null> {
-    const r = await q.query('SELECT * FROM canaries WHERE deployment = $1 AND version = $2 ORDER BY id DESC LIMIT 1', [deployment, version]);
+    const r = await q.query('SELECT * FROM canaries WHERE deployment = $1 AND version = $2 ORDER BY id DESC LIMIT 1', [
+      deployment,
+      version,
+    ]);
     return r.rows[0] ? toCanary(r.rows[0]) : null;
   }
 
   async lastCanary(deployment: string): Promise<CanaryRow | null> {
-    const r = await this.pool.query('SELECT * FROM canaries WHERE deployment = $1 ORDER BY id DESC LIMIT 1', [deployment]);
+    const r = await this.pool.query('SELECT * FROM canaries WHERE deployment = $1 ORDER BY id DESC LIMIT 1', [
+      deployment,
+    ]);
     return r.rows[0] ? toCanary(r.rows[0]) : null;
   }
 
@@ -163,11 +277,14 @@ export class ControlStore {
 
   /** Versions whose upstream the prober checks: serving, canary, and the newest retired ones. */
   async versionsToProbe(retiredPerDeployment: number): Promise<VersionRow[]> {
-    const r = await this.pool.query(`
+    const r = await this.pool.query(
+      `
       SELECT * FROM (
         SELECT v.*, row_number() OVER (PARTITION BY deployment ORDER BY served_until DESC NULLS LAST) AS rn
           FROM versions v WHERE state = 'retired') x WHERE rn <= $1
-      UNION ALL SELECT v.*, 0 FROM versions v WHERE state IN ('serving', 'canary')`, [retiredPerDeployment]);
+      UNION ALL SELECT v.*, 0 FROM versions v WHERE state IN ('serving', 'canary')`,
+      [retiredPerDeployment],
+    );
     return r.rows.map(toVersion);
   }
 
@@ -191,28 +308,69 @@ export class ControlStore {
 
   // ── writes (inside a transaction) ────────────────────────────────────────────────
 
-  async insertEvent(q: Q, e: { deployment: string; type: EventType; actor: string; reason?: string | null; before?: unknown; after?: unknown }): Promise<EventRow> {
-    const r = await q.query('INSERT INTO events (deployment, type, actor, reason, before, after) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *',
-      [e.deployment, e.type, e.actor, e.reason ?? null, JSON.stringify(e.before ?? null), JSON.stringify(e.after ?? null)]);
+  async insertEvent(
+    q: Q,
+    e: {
+      deployment: string;
+      type: EventType;
+      actor: string;
+      reason?: string | null;
+      before?: unknown;
+      after?: unknown;
+    },
+  ): Promise<EventRow> {
+    const r = await q.query(
+      'INSERT INTO events (deployment, type, actor, reason, before, after) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *',
+      [
+        e.deployment,
+        e.type,
+        e.actor,
+        e.reason ?? null,
+        JSON.stringify(e.before ?? null),
+        JSON.stringify(e.after ?? null),
+      ],
+    );
     return toEvent(r.rows[0]);
   }
 
-  async insertDeployment(q: Q, name: string, baselineVersion: string, defaultPolicy: unknown, retry: boolean, settings: RouteSettings = {}): Promise<void> {
-    const r = await q.query('INSERT INTO deployments (name, baseline_version, default_policy, retry_canary_on_baseline, settings) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING',
-      [name, baselineVersion, JSON.stringify(defaultPolicy ?? {}), retry, JSON.stringify(settings)]);
-    if (r.rowCount === 0) throw new CanaryError('DEPLOYMENT_EXISTS', `deployment ${JSON.stringify(name)} already exists`);
+  async insertDeployment(
+    q: Q,
+    name: string,
+    baselineVersion: string,
+    defaultPolicy: unknown,
+    retry: boolean,
+    settings: RouteSettings = {},
+  ): Promise<void> {
+    const r = await q.query(
+      'INSERT INTO deployments (name, baseline_version, default_policy, retry_canary_on_baseline, settings) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING',
+      [name, baselineVersion, JSON.stringify(defaultPolicy ?? {}), retry, JSON.stringify(settings)],
+    );
+    if (r.rowCount === 0)
+      throw new CanaryError('DEPLOYMENT_EXISTS', `deployment ${JSON.stringify(name)} already exists`);
   }
 
-  async insertVersion(q: Q, deployment: string, version: string, url: string, metadata: unknown, state: VersionState): Promise<void> {
-    await q.query(`INSERT INTO versions (deployment, version, url, metadata, state, served_from) VALUES ($1, $2, $3, $4, $5, CASE WHEN $5 = 'serving' THEN now() END)`,
-      [deployment, version, url, JSON.stringify(metadata ?? {}), state]);
+  async insertVersion(
+    q: Q,
+    deployment: string,
+    version: string,
+    url: string,
+    metadata: unknown,
+    state: VersionState,
+  ): Promise<void> {
+    await q.query(
+      `INSERT INTO versions (deployment, version, url, metadata, state, served_from) VALUES ($1, $2, $3, $4, $5, CASE WHEN $5 = 'serving' THEN now() END)`,
+      [deployment, version, url, JSON.stringify(metadata ?? {}), state],
+    );
   }
 
   async setVersionState(q: Q, deployment: string, version: string, state: VersionState): Promise<void> {
-    await q.query(`UPDATE versions SET state = $3,
+    await q.query(
+      `UPDATE versions SET state = $3,
         served_from = CASE WHEN $3 = 'serving' THEN now() ELSE served_from END,
         served_until = CASE WHEN state = 'serving' AND $3 <> 'serving' THEN now() ELSE served_until END
-      WHERE deployment = $1 AND version = $2`, [deployment, version, state]);
+      WHERE deployment = $1 AND version = $2`,
+      [deployment, version, state],
+    );
   }
 
   /** Removes a deployment and its versions, canaries and analyses; its events stay (the audit trail). */
@@ -226,23 +384,57 @@ export class ControlStore {
   }
 
   async setSettings(q: Q, name: string, settings: RouteSettings, retryCanaryOnBaseline: boolean): Promise<void> {
-    await q.query('UPDATE deployments SET settings = $2, retry_canary_on_baseline = $3, updated_at = now() WHERE name = $1', [name, JSON.stringify(settings), retryCanaryOnBaseline]);
+    await q.query(
+      'UPDATE deployments SET settings = $2, retry_canary_on_baseline = $3, updated_at = now() WHERE name = $1',
+      [name, JSON.stringify(settings), retryCanaryOnBaseline],
+    );
   }
 
   async setDeployment(q: Q, name: string, fields: { status?: string; baselineVersion?: string }): Promise<void> {
-    await q.query('UPDATE deployments SET status = coalesce($2, status), baseline_version = coalesce($3, baseline_version), updated_at = now() WHERE name = $1',
-      [name, fields.status ?? null, fields.baselineVersion ?? null]);
+    await q.query(
+      'UPDATE deployments SET status = coalesce($2, status), baseline_version = coalesce($3, baseline_version), updated_at = now() WHERE name = $1',
+      [name, fields.status ?? null, fields.baselineVersion ?? null],
+    );
   }
 
-  async insertCanary(q: Q, c: { deployment: string; version: string; url: string; baselineVersion: string; policy: Policy; weight: number; at: number; state?: Partial<AnalysisState> }): Promise<CanaryRow> {
-    const r = await q.query(`INSERT INTO canaries (deployment, version, url, baseline_version, policy, weight, step_started_at, started_at, analysis_state)
-      VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) RETURNING *`, [c.deployment, c.version, c.url, c.baselineVersion, JSON.stringify(c.policy), c.weight, new Date(c.at), JSON.stringify(c.state ?? {})]);
+  async insertCanary(
+    q: Q,
+    c: {
+      deployment: string;
+      version: string;
+      url: string;
+      baselineVersion: string;
+      policy: Policy;
+      weight: number;
+      at: number;
+      state?: Partial<AnalysisState>;
+    },
+  ): Promise<CanaryRow> {
+    const r = await q.query(
+      `INSERT INTO canaries (deployment, version, url, baseline_version, policy, weight, step_started_at, started_at, analysis_state)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) RETURNING *`,
+      [
+        c.deployment,
+        c.version,
+        c.url,
+        c.baselineVersion,
+        JSON.stringify(c.policy),
+        c.weight,
+        new Date(c.at),
+        JSON.stringify(c.state ?? {}),
+      ],
+    );
     return toCanary(r.rows[0]);
   }
 
   /** Changes the weight and starts a new step at `at`, with decide()'s memory carried as `state`. */
   async setCanaryWeight(q: Q, id: number, weight: number, at: number, state: AnalysisState): Promise<void> {
-    await q.query(`UPDATE canaries SET weight = $2, step_started_at = $3, analysis_state = $4 WHERE id = $1`, [id, weight, new Date(at), JSON.stringify(state)]);
+    await q.query(`UPDATE canaries SET weight = $2, step_started_at = $3, analysis_state = $4 WHERE id = $1`, [
+      id,
+      weight,
+      new Date(at),
+      JSON.stringify(state),
+    ]);
   }
 
   async endCanary(q: Q, id: number, outcome: 'promoted' | 'rolled_back'): Promise<void> {
@@ -250,34 +442,57 @@ export class ControlStore {
   }
 
   async recordAnalysis(q: Q, a: Omit<AnalysisRow, 'id' | 'at'>, state: AnalysisState): Promise<void> {
-    await q.query(`INSERT INTO analyses (canary_id, deployment, verdict, reasons, baseline_stats, canary_stats, weight, action, actor, evidence)
+    await q.query(
+      `INSERT INTO analyses (canary_id, deployment, verdict, reasons, baseline_stats, canary_stats, weight, action, actor, evidence)
       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-      [a.canaryId, a.deployment, a.verdict, JSON.stringify(a.reasons), JSON.stringify(a.baselineStats), JSON.stringify(a.canaryStats), a.weight, a.action, a.actor,
-        JSON.stringify({ rules: a.rules, needs: a.needs })]);
-    await q.query(`UPDATE canaries SET last_verdict = $2, last_analysis_at = now(), analysis_state = $3 WHERE id = $1`,
-      [a.canaryId, a.verdict, JSON.stringify(state)]);
+      [
+        a.canaryId,
+        a.deployment,
+        a.verdict,
+        JSON.stringify(a.reasons),
+        JSON.stringify(a.baselineStats),
+        JSON.stringify(a.canaryStats),
+        a.weight,
+        a.action,
+        a.actor,
+        JSON.stringify({ rules: a.rules, needs: a.needs }),
+      ],
+    );
+    await q.query(
+      `UPDATE canaries SET last_verdict = $2, last_analysis_at = now(), analysis_state = $3 WHERE id = $1`,
+      [a.canaryId, a.verdict, JSON.stringify(state)],
+    );
   }
 
   async recordProbe(deployment: string, version: string, healthy: boolean, error: string | null): Promise<void> {
-    await this.pool.query('UPDATE versions SET healthy = $3, last_probe_at = now(), last_probe_error = $4 WHERE deployment = $1 AND version = $2', [deployment, version, healthy, error]);
+    await this.pool.query(
+      'UPDATE versions SET healthy = $3, last_probe_at = now(), last_probe_error = $4 WHERE deployment = $1 AND version = $2',
+      [deployment, version, healthy, error],
+    );
   }
 
   // ── leader lease ─────────────────────────────────────────────────────────────────
 
   /** Takes or renews the named lease; true when `holder` has it for the next `ttlMs`. */
   async acquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
-    const r = await this.pool.query(`
+    const r = await this.pool.query(
+      `
       INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, now() + $3 * interval '1 millisecond')
       ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at,
         acquired_at = CASE WHEN leases.holder = EXCLUDED.holder THEN leases.acquired_at ELSE now() END
       WHERE leases.holder = EXCLUDED.holder OR leases.expires_at < now()
-      RETURNING holder`, [name, holder, ttlMs]);
+      RETURNING holder`,
+      [name, holder, ttlMs],
+    );
     return r.rowCount === 1;
   }
 
   /** Inside a transaction: does `holder` still hold the lease? (fencing for leader-only writes) */
   async holdsLease(q: Q, name: string, holder: string): Promise<boolean> {
-    const r = await q.query('SELECT 1 FROM leases WHERE name = $1 AND holder = $2 AND expires_at > now()', [name, holder]);
+    const r = await q.query('SELECT 1 FROM leases WHERE name = $1 AND holder = $2 AND expires_at > now()', [
+      name,
+      holder,
+    ]);
     return r.rowCount === 1;
   }
 

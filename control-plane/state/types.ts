@@ -1,21 +1,38 @@
-import type { Policy } from '../rollout/policy.js';
 import type { RouteSettings } from '../../proxy/split/route-table.js';
 import type { CanaryProgress, Decision, RuleEvidence, Verdict } from '../rollout/decide.js';
+import type { Policy } from '../rollout/policy.js';
 
 /** decide()'s memory of a canary between analyses, kept in canaries.analysis_state. */
-export type AnalysisState = Pick<CanaryProgress, 'strata' | 'limits' | 'lastStep' | 'p99BreachSince' | 'businessBreachSince' | 'phase'>;
+export type AnalysisState = Pick<
+  CanaryProgress,
+  'strata' | 'limits' | 'lastStep' | 'p99BreachSince' | 'businessBreachSince' | 'phase'
+>;
 
 export type DeploymentStatus = 'stable' | 'progressing' | 'paused';
 export type VersionState = 'registered' | 'canary' | 'serving' | 'retired' | 'rolled_back';
 
 export const EVENT_TYPES = [
-  'deployment_created', 'version_registered', 'canary_started', 'traffic_adjusted', 'step_advanced',
-  'analysis_failed', 'promoted', 'auto_promote_triggered', 'rolled_back', 'auto_rollback_triggered',
-  'paused', 'resumed', 'settings_changed', 'deployment_deleted', 'version_deleted',
+  'deployment_created',
+  'version_registered',
+  'canary_started',
+  'traffic_adjusted',
+  'step_advanced',
+  'analysis_failed',
+  'promoted',
+  'auto_promote_triggered',
+  'rolled_back',
+  'auto_rollback_triggered',
+  'paused',
+  'resumed',
+  'settings_changed',
+  'deployment_deleted',
+  'version_deleted',
   /** A proxy took a grossly failing canary off live traffic on its own (proxy/split/trips.ts). */
   'proxy_tripped',
   /** The shadow phase (policy.shadow): begun; its gate passed (the canary goes live); failed (rolled back before any user got an answer from it). */
-  'shadow_started', 'shadow_passed', 'shadow_failed',
+  'shadow_started',
+  'shadow_passed',
+  'shadow_failed',
   /** Global (deployment "*"): a control-plane replica became the analysis leader. */
   'leader_changed',
 ] as const;

@@ -11,7 +11,12 @@ export const READY_PREVIOUS_VERSIONS = 3;
  */
 export class VersionProber {
   private timer: NodeJS.Timeout | null = null;
-  constructor(private readonly store: ControlStore, private readonly intervalMs: number, private readonly logger: Logger, private readonly timeoutMs = 2000) {}
+  constructor(
+    private readonly store: ControlStore,
+    private readonly intervalMs: number,
+    private readonly logger: Logger,
+    private readonly timeoutMs = 2000,
+  ) {}
 
   start(): void {
     void this.probeAll();
@@ -22,20 +27,29 @@ export class VersionProber {
   async probeAll(): Promise<void> {
     try {
       const versions = await this.store.versionsToProbe(READY_PREVIOUS_VERSIONS);
-      await Promise.all(versions.map(async (v) => {
-        let healthy = false;
-        let error: string | null = null;
-        try {
-          const res = await request(new URL('/healthz', v.url), { headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
-          await res.body.dump();
-          healthy = res.statusCode === 200;
-          if (!healthy) error = `GET /healthz answered ${res.statusCode}`;
-        } catch (err) {
-          error = (err as Error).message;
-        }
-        if (v.healthy !== healthy) this.logger[healthy ? 'info' : 'warn']({ deployment: v.deployment, version: v.version, error }, healthy ? 'version healthy' : 'version unhealthy');
-        await this.store.recordProbe(v.deployment, v.version, healthy, error);
-      }));
+      await Promise.all(
+        versions.map(async (v) => {
+          let healthy = false;
+          let error: string | null = null;
+          try {
+            const res = await request(new URL('/healthz', v.url), {
+              headersTimeout: this.timeoutMs,
+              bodyTimeout: this.timeoutMs,
+            });
+            await res.body.dump();
+            healthy = res.statusCode === 200;
+            if (!healthy) error = `GET /healthz answered ${res.statusCode}`;
+          } catch (err) {
+            error = (err as Error).message;
+          }
+          if (v.healthy !== healthy)
+            this.logger[healthy ? 'info' : 'warn'](
+              { deployment: v.deployment, version: v.version, error },
+              healthy ? 'version healthy' : 'version unhealthy',
+            );
+          await this.store.recordProbe(v.deployment, v.version, healthy, error);
+        }),
+      );
     } catch (err) {
       this.logger.warn({ err: (err as Error).message }, 'version probes failed');
     }

@@ -31,12 +31,20 @@ export class SnapshotCache {
 
   watch(node: string, w: Watcher): () => void {
     let set = this.watchers.get(node);
-    if (!set) this.watchers.set(node, (set = new Set()));
+    if (!set) {
+      set = new Set();
+      this.watchers.set(node, set);
+    }
     set.add(w);
-    return () => { set!.delete(w); if (set!.size === 0) this.watchers.delete(node); };
+    return () => {
+      set!.delete(w);
+      if (set!.size === 0) this.watchers.delete(node);
+    };
   }
 }
 
 function sameVersions(a: Snapshot, b: Snapshot): boolean {
-  return Object.keys(a.versions).every((t) => a.versions[t as keyof Snapshot['versions']] === b.versions[t as keyof Snapshot['versions']]);
+  return Object.keys(a.versions).every(
+    (t) => a.versions[t as keyof Snapshot['versions']] === b.versions[t as keyof Snapshot['versions']],
+  );
 }

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { createRequire } from 'node:module';
+import path from 'node:path';
 import protobuf from 'protobufjs';
 import { PROTO_FILES, PROTO_INCLUDE_DIRS } from './protos.js';
 

@@ -8,7 +8,9 @@ import path from 'node:path';
 const require = createRequire(import.meta.url);
 const XDS_PKG = path.dirname(require.resolve('@grpc/grpc-js-xds/package.json'));
 
-export const PROTO_INCLUDE_DIRS = ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(XDS_PKG, 'deps', d));
+export const PROTO_INCLUDE_DIRS = ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) =>
+  path.join(XDS_PKG, 'deps', d),
+);
 
 /** The files whose messages canary-mesh builds or reads. */
 export const PROTO_FILES = [

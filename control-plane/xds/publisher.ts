@@ -6,7 +6,11 @@ import { buildSnapshot, checkConsistency, type XdsOptions } from './snapshot.js'
 
 /** Programs Envoy and proxyless gRPC clients: route table → snapshot → cache (→ streams). */
 export class XdsRoutePublisher implements RoutePublisher {
-  constructor(private readonly cache: SnapshotCache, private readonly opts: XdsOptions, private readonly logger: Logger) {}
+  constructor(
+    private readonly cache: SnapshotCache,
+    private readonly opts: XdsOptions,
+    private readonly logger: Logger,
+  ) {}
 
   async publish(table: RouteTable): Promise<void> {
     const snapshot = buildSnapshot(table, this.opts);

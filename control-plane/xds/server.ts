@@ -1,9 +1,9 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { Logger } from '../../common/logger.js';
-import { ALL_NODES, SnapshotCache } from './cache.js';
+import { ALL_NODES, type SnapshotCache } from './cache.js';
 import { encode } from './codec.js';
-import { PROTO_INCLUDE_DIRS, TYPE, type ResourceType } from './protos.js';
+import { PROTO_INCLUDE_DIRS, type ResourceType, TYPE } from './protos.js';
 import type { Snapshot } from './snapshot.js';
 import type { AdsProto, DiscoveryRequest, DiscoveryResponse } from './types.js';
 
@@ -38,19 +38,37 @@ export class XdsServer {
   private server: grpc.Server | null = null;
   private nonce = 0;
 
-  constructor(readonly cache: SnapshotCache, private readonly logger: Logger) {}
+  constructor(
+    readonly cache: SnapshotCache,
+    private readonly logger: Logger,
+  ) {}
 
   async listen(port: number, host = '0.0.0.0'): Promise<number> {
-    const def = protoLoader.loadSync('envoy/service/discovery/v3/ads.proto', { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true, includeDirs: PROTO_INCLUDE_DIRS });
+    const def = protoLoader.loadSync('envoy/service/discovery/v3/ads.proto', {
+      keepCase: true,
+      longs: String,
+      enums: String,
+      defaults: true,
+      oneofs: true,
+      includeDirs: PROTO_INCLUDE_DIRS,
+    });
     const proto = grpc.loadPackageDefinition(def) as unknown as AdsProto;
     const server = new grpc.Server();
     server.addService(proto.envoy.service.discovery.v3.AggregatedDiscoveryService.service, {
-      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) => this.stream(call),
+      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) =>
+        this.stream(call),
       DeltaAggregatedResources: (call: grpc.ServerDuplexStream<unknown, unknown>) => {
-        call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'canary-mesh serves state-of-the-world ADS only' });
+        call.emit('error', {
+          code: grpc.status.UNIMPLEMENTED,
+          details: 'canary-mesh serves state-of-the-world ADS only',
+        });
       },
     });
-    const bound = await new Promise<number>((resolve, reject) => server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+    const bound = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      ),
+    );
     this.server = server;
     return bound;
   }
@@ -67,7 +85,9 @@ export class XdsServer {
       if (!sub || !snapshot) return;
       const all = snapshot.resources[typeUrl as ResourceType];
       const wanted = sub.names.length === 0 && WILDCARD_TYPES.has(typeUrl) ? [...all.keys()] : sub.names;
-      const resources = wanted.filter((n) => all.has(n)).map((n) => ({ type_url: typeUrl, value: encode(typeUrl, all.get(n)!) }));
+      const resources = wanted
+        .filter((n) => all.has(n))
+        .map((n) => ({ type_url: typeUrl, value: encode(typeUrl, all.get(n)!) }));
       const version = snapshot.versions[typeUrl as ResourceType];
       const nonce = String(++this.nonce);
       sub.sentVersion = version;
@@ -78,7 +98,8 @@ export class XdsServer {
     };
 
     const onSnapshot = (snapshot: Snapshot) => {
-      for (const [typeUrl, sub] of subs) if (sub.sentVersion !== snapshot.versions[typeUrl as ResourceType]) send(typeUrl, snapshot);
+      for (const [typeUrl, sub] of subs)
+        if (sub.sentVersion !== snapshot.versions[typeUrl as ResourceType]) send(typeUrl, snapshot);
     };
 
     call.on('data', (req: DiscoveryRequest) => {
@@ -103,7 +124,10 @@ export class XdsServer {
         const message = req.error_detail.message;
         this.lastNack.unshift({ node, typeUrl, version: sub.sentVersion ?? '', message });
         this.lastNack.splice(20);
-        this.logger.error({ node, typeUrl, rejectedVersion: sub.sentVersion, keptVersion: req.version_info, message }, 'xds update NACKed: the client keeps its last good config');
+        this.logger.error(
+          { node, typeUrl, rejectedVersion: sub.sentVersion, keptVersion: req.version_info, message },
+          'xds update NACKed: the client keeps its last good config',
+        );
       } else {
         this.counters.acks++;
         sub.ackedVersion = req.version_info;
@@ -112,8 +136,14 @@ export class XdsServer {
       sub.names = names;
       if (namesChanged) send(typeUrl, this.cache.get(node));
     });
-    const end = () => { unwatch?.(); unwatch = null; };
-    call.on('end', () => { end(); call.end(); });
+    const end = () => {
+      unwatch?.();
+      unwatch = null;
+    };
+    call.on('end', () => {
+      end();
+      call.end();
+    });
     call.on('error', end);
     call.on('cancelled', end);
   }
@@ -123,7 +153,10 @@ export class XdsServer {
     if (!s) return;
     this.server = null;
     // ADS streams never end on their own: give them a moment, then cut them.
-    await Promise.race([new Promise<void>((resolve) => s.tryShutdown(() => resolve())), new Promise((r) => setTimeout(r, 500).unref())]);
+    await Promise.race([
+      new Promise<void>((resolve) => s.tryShutdown(() => resolve())),
+      new Promise((r) => setTimeout(r, 500).unref()),
+    ]);
     s.forceShutdown();
   }
 }

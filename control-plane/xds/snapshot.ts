@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { DeploymentRoute, RouteTable } from '../../proxy/split/route-table.js';
-import { TYPE, type ResourceType } from './protos.js';
+import { type ResourceType, TYPE } from './protos.js';
 
 /**
  * The pure half of the xDS server (go-control-plane's snapshot builder): a route table in,
@@ -34,7 +34,12 @@ const ads = { ads: {}, resource_api_version: 'V3' };
 const routerFilter = { name: 'envoy.filters.http.router', typed_config: { '@type': TYPE.router } };
 
 function hcm(statPrefix: string, routeConfigName: string) {
-  return { '@type': TYPE.hcm, stat_prefix: statPrefix, rds: { route_config_name: routeConfigName, config_source: ads }, http_filters: [routerFilter] };
+  return {
+    '@type': TYPE.hcm,
+    stat_prefix: statPrefix,
+    rds: { route_config_name: routeConfigName, config_source: ads },
+    http_filters: [routerFilter],
+  };
 }
 
 /**
@@ -44,10 +49,14 @@ function hcm(statPrefix: string, routeConfigName: string) {
 function mirrorPolicies(d: DeploymentRoute) {
   if (!d.shadow || !d.canary) return {};
   return {
-    request_mirror_policies: [{
-      cluster: clusterName(d.name, d.canary.version),
-      runtime_fraction: { default_value: { numerator: Math.round(d.shadow.percent * 10_000), denominator: 'MILLION' } },
-    }],
+    request_mirror_policies: [
+      {
+        cluster: clusterName(d.name, d.canary.version),
+        runtime_fraction: {
+          default_value: { numerator: Math.round(d.shadow.percent * 10_000), denominator: 'MILLION' },
+        },
+      },
+    ],
   };
 }
 
@@ -63,23 +72,38 @@ function weightedClusters(d: DeploymentRoute) {
     ],
   });
   const clusters = [];
-  if (canaryWeight < 100 * WEIGHT_SCALE) clusters.push(entry('baseline', d.baseline.version, 100 * WEIGHT_SCALE - canaryWeight));
+  if (canaryWeight < 100 * WEIGHT_SCALE)
+    clusters.push(entry('baseline', d.baseline.version, 100 * WEIGHT_SCALE - canaryWeight));
   if (d.canary && canaryWeight > 0) clusters.push(entry('canary', d.canary.version, canaryWeight));
   return { clusters };
 }
 
-function upstreamResources(d: DeploymentRoute, version: string, url: string): { cluster: Resource; endpoint: Resource | null } {
+function upstreamResources(
+  d: DeploymentRoute,
+  version: string,
+  url: string,
+): { cluster: Resource; endpoint: Resource | null } {
   const u = new URL(url);
   const port = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
   const name = clusterName(d.name, version);
   const assignment = {
     cluster_name: name,
-    endpoints: [{ locality: { region: '', zone: '', sub_zone: '' }, load_balancing_weight: { value: 1 }, lb_endpoints: [{ endpoint: { address: { socket_address: { address: u.hostname, port_value: port } } } }] }],
+    endpoints: [
+      {
+        locality: { region: '', zone: '', sub_zone: '' },
+        load_balancing_weight: { value: 1 },
+        lb_endpoints: [{ endpoint: { address: { socket_address: { address: u.hostname, port_value: port } } } }],
+      },
+    ],
   };
   const base = { name, connect_timeout: { seconds: '5', nanos: 0 }, lb_policy: 'ROUND_ROBIN' };
   // IP addresses go through EDS; host names (compose service names) are resolved by the client.
-  if (isIP(u.hostname)) return { cluster: { ...base, type: 'EDS', eds_cluster_config: { eds_config: ads } }, endpoint: assignment };
-  return { cluster: { ...base, type: 'LOGICAL_DNS', dns_lookup_family: 'V4_ONLY', load_assignment: assignment }, endpoint: null };
+  if (isIP(u.hostname))
+    return { cluster: { ...base, type: 'EDS', eds_cluster_config: { eds_config: ads } }, endpoint: assignment };
+  return {
+    cluster: { ...base, type: 'LOGICAL_DNS', dns_lookup_family: 'V4_ONLY', load_assignment: assignment },
+    endpoint: null,
+  };
 }
 
 function versionOf(resources: Map<string, Resource>): string {
@@ -99,14 +123,26 @@ export function buildSnapshot(table: RouteTable, opts: XdsOptions = DEFAULT_XDS_
   listeners.set(ENVOY_LISTENER, {
     name: ENVOY_LISTENER,
     address: { socket_address: { address: '0.0.0.0', port_value: opts.listenerPort } },
-    filter_chains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: hcm(ENVOY_LISTENER, ENVOY_LISTENER) }] }],
+    filter_chains: [
+      {
+        filters: [
+          { name: 'envoy.filters.network.http_connection_manager', typed_config: hcm(ENVOY_LISTENER, ENVOY_LISTENER) },
+        ],
+      },
+    ],
   });
   routes.set(ENVOY_LISTENER, {
     name: ENVOY_LISTENER,
-    virtual_hosts: [{
-      name: 'deployments', domains: ['*'],
-      routes: deployments.map((d) => ({ match: { prefix: `/${d.name}/` }, route: { prefix_rewrite: '/', weighted_clusters: weightedClusters(d), ...mirrorPolicies(d) } })),
-    }],
+    virtual_hosts: [
+      {
+        name: 'deployments',
+        domains: ['*'],
+        routes: deployments.map((d) => ({
+          match: { prefix: `/${d.name}/` },
+          route: { prefix_rewrite: '/', weighted_clusters: weightedClusters(d), ...mirrorPolicies(d) },
+        })),
+      },
+    ],
   });
 
   for (const d of deployments) {
@@ -114,7 +150,13 @@ export function buildSnapshot(table: RouteTable, opts: XdsOptions = DEFAULT_XDS_
     listeners.set(d.name, { name: d.name, api_listener: { api_listener: hcm(d.name, grpcRouteName(d.name)) } });
     routes.set(grpcRouteName(d.name), {
       name: grpcRouteName(d.name),
-      virtual_hosts: [{ name: d.name, domains: ['*'], routes: [{ match: { prefix: '' }, route: { weighted_clusters: weightedClusters(d) } }] }],
+      virtual_hosts: [
+        {
+          name: d.name,
+          domains: ['*'],
+          routes: [{ match: { prefix: '' }, route: { weighted_clusters: weightedClusters(d) } }],
+        },
+      ],
     });
     const ups: [string, string][] = [[d.baseline.version, d.baseline.url]];
     if (d.canary) ups.push([d.canary.version, d.canary.url]);
@@ -124,8 +166,15 @@ export function buildSnapshot(table: RouteTable, opts: XdsOptions = DEFAULT_XDS_
       if (endpoint) endpoints.set(endpoint.cluster_name!, endpoint);
     }
   }
-  const resources = { [TYPE.listener]: listeners, [TYPE.route]: routes, [TYPE.cluster]: clusters, [TYPE.endpoint]: endpoints } as Snapshot['resources'];
-  const versions = Object.fromEntries(Object.entries(resources).map(([t, r]) => [t, versionOf(r)])) as Snapshot['versions'];
+  const resources = {
+    [TYPE.listener]: listeners,
+    [TYPE.route]: routes,
+    [TYPE.cluster]: clusters,
+    [TYPE.endpoint]: endpoints,
+  } as Snapshot['resources'];
+  const versions = Object.fromEntries(
+    Object.entries(resources).map(([t, r]) => [t, versionOf(r)]),
+  ) as Snapshot['versions'];
   return { versions, resources };
 }
 
@@ -136,22 +185,30 @@ export function buildSnapshot(table: RouteTable, opts: XdsOptions = DEFAULT_XDS_
 export function checkConsistency(s: Snapshot): string[] {
   const problems: string[] = [];
   for (const l of s.resources[TYPE.listener].values()) {
-    const hcmCfg = (l.api_listener as { api_listener?: { rds?: { route_config_name: string } } } | undefined)?.api_listener
-      ?? (l.filter_chains as { filters: { typed_config: { rds?: { route_config_name: string } } }[] }[] | undefined)?.[0]?.filters[0]?.typed_config;
+    const hcmCfg =
+      (l.api_listener as { api_listener?: { rds?: { route_config_name: string } } } | undefined)?.api_listener ??
+      (l.filter_chains as { filters: { typed_config: { rds?: { route_config_name: string } } }[] }[] | undefined)?.[0]
+        ?.filters[0]?.typed_config;
     const rds = hcmCfg?.rds?.route_config_name;
     if (rds && !s.resources[TYPE.route].has(rds)) problems.push(`listener ${l.name} uses missing route config ${rds}`);
   }
   for (const r of s.resources[TYPE.route].values()) {
-    for (const vh of r.virtual_hosts as { routes: { route: { weighted_clusters: { clusters: { name: string; weight: { value: number } }[] } } }[] }[]) {
+    for (const vh of r.virtual_hosts as {
+      routes: { route: { weighted_clusters: { clusters: { name: string; weight: { value: number } }[] } } }[];
+    }[]) {
       for (const route of vh.routes) {
         const wc = route.route.weighted_clusters.clusters;
-        if (wc.reduce((a, c) => a + c.weight.value, 0) <= 0) problems.push(`route config ${r.name}: weights add up to 0`);
-        for (const c of wc) if (!s.resources[TYPE.cluster].has(c.name)) problems.push(`route config ${r.name} uses missing cluster ${c.name}`);
+        if (wc.reduce((a, c) => a + c.weight.value, 0) <= 0)
+          problems.push(`route config ${r.name}: weights add up to 0`);
+        for (const c of wc)
+          if (!s.resources[TYPE.cluster].has(c.name))
+            problems.push(`route config ${r.name} uses missing cluster ${c.name}`);
       }
     }
   }
   for (const c of s.resources[TYPE.cluster].values()) {
-    if (c.type === 'EDS' && !s.resources[TYPE.endpoint].has(c.name!)) problems.push(`cluster ${c.name} has no endpoints`);
+    if (c.type === 'EDS' && !s.resources[TYPE.endpoint].has(c.name!))
+      problems.push(`cluster ${c.name} has no endpoints`);
   }
   return problems;
 }

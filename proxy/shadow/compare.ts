@@ -39,10 +39,14 @@ export class PointerError extends Error {
 export function parsePointer(pointer: string): string[] {
   if (pointer === '') return [];
   if (pointer[0] !== '/') throw new PointerError(`JSON Pointer ${JSON.stringify(pointer)} must start with "/"`);
-  return pointer.slice(1).split('/').map((t) => {
-    if (/~(?![01])/.test(t)) throw new PointerError(`JSON Pointer ${JSON.stringify(pointer)}: "~" must be followed by 0 or 1`);
-    return t.replace(/~1/g, '/').replace(/~0/g, '~');
-  });
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((t) => {
+      if (/~(?![01])/.test(t))
+        throw new PointerError(`JSON Pointer ${JSON.stringify(pointer)}: "~" must be followed by 0 or 1`);
+      return t.replace(/~1/g, '/').replace(/~0/g, '~');
+    });
 }
 
 const MISSING = Symbol('missing');
@@ -51,7 +55,8 @@ function resolve(doc: unknown, tokens: string[]): unknown {
   let cur: unknown = doc;
   for (const t of tokens) {
     if (Array.isArray(cur) && /^(0|[1-9]\d*)$/.test(t) && Number(t) < cur.length) cur = cur[Number(t)];
-    else if (cur !== null && typeof cur === 'object' && !Array.isArray(cur) && Object.prototype.hasOwnProperty.call(cur, t)) cur = (cur as Record<string, unknown>)[t];
+    else if (cur !== null && typeof cur === 'object' && !Array.isArray(cur) && Object.hasOwn(cur, t))
+      cur = (cur as Record<string, unknown>)[t];
     else return MISSING;
   }
   return cur;
@@ -67,8 +72,14 @@ function equal(a: unknown, b: unknown, spec: CompareSpec): boolean {
     return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => equal(x, b[i], spec));
   }
   if (a !== null && b !== null && typeof a === 'object' && typeof b === 'object') {
-    const ka = Object.keys(a), kb = Object.keys(b);
-    return ka.length === kb.length && ka.every((k) => Object.prototype.hasOwnProperty.call(b, k) && equal((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], spec));
+    const ka = Object.keys(a),
+      kb = Object.keys(b);
+    return (
+      ka.length === kb.length &&
+      ka.every(
+        (k) => Object.hasOwn(b, k) && equal((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], spec),
+      )
+    );
   }
   return a === b;
 }
@@ -89,8 +100,10 @@ function parseJson(body: Buffer): { ok: true; value: unknown } | { ok: false } {
  * that refuses inputs the baseline accepts disagrees with it); otherwise the bodies compare.
  */
 export function compareAnswers(baseline: Answer, canary: Answer, spec: CompareSpec): Comparison {
-  if (baseline.status !== canary.status) return { agreed: false, baseline: `HTTP ${baseline.status}`, canary: `HTTP ${canary.status}` };
-  const b = parseJson(baseline.body), c = parseJson(canary.body);
+  if (baseline.status !== canary.status)
+    return { agreed: false, baseline: `HTTP ${baseline.status}`, canary: `HTTP ${canary.status}` };
+  const b = parseJson(baseline.body),
+    c = parseJson(canary.body);
   if (!b.ok || !c.ok) {
     const agreed = baseline.body.equals(canary.body);
     const text = (x: Buffer) => clip(x.toString('utf8').replace(/[^\x20-\x7e]/g, '.'));

@@ -1,10 +1,10 @@
 import { performance } from 'node:perf_hooks';
 import type { DeploymentRoute, ShadowRoute, Upstream } from '../split/route-table.js';
-import type { UpstreamPools } from '../upstream/pools.js';
-import { classifyError, classifyStatus } from '../upstream/forward.js';
 import type { ProxyRecorder } from '../telemetry/recorder.js';
 import { isModelError, type Outcome, type StatsAccumulator } from '../telemetry/stats.js';
-import { compareAnswers, type Answer } from './compare.js';
+import { classifyError, classifyStatus } from '../upstream/forward.js';
+import type { UpstreamPools } from '../upstream/pools.js';
+import { type Answer, compareAnswers } from './compare.js';
 
 /** How often the proxy's event-loop delay is sampled. */
 const LAG_SAMPLE_MS = 50;
@@ -22,7 +22,9 @@ export interface MirroredRequest {
 }
 
 /** What one off-path request got: an answer (any status), or a failure outcome. */
-type Sent = { answer: Answer; outcome: Outcome; latencyMs: number } | { answer: null; outcome: Outcome; latencyMs: number };
+type Sent =
+  | { answer: Answer; outcome: Outcome; latencyMs: number }
+  | { answer: null; outcome: Outcome; latencyMs: number };
 
 /**
  * Shadow traffic (DESIGN.md §3, policy.shadow). A sampled request is also sent to the canary
@@ -74,7 +76,11 @@ export class ShadowMirror {
    * a function to call with the baseline's answer to the user (null when it has none to
    * compare: an error, an abort, a body too large); it compares and counts in the background.
    */
-  start(route: DeploymentRoute, req: MirroredRequest, random: () => number = Math.random): ((baseline: Answer | null) => void) | null {
+  start(
+    route: DeploymentRoute,
+    req: MirroredRequest,
+    random: () => number = Math.random,
+  ): ((baseline: Answer | null) => void) | null {
     const shadow = route.shadow!;
     const canary = route.canary!;
     const noise = random() * 100 < shadow.noisePercent;
@@ -92,12 +98,20 @@ export class ShadowMirror {
     const toCanary = this.send(canary, req, shadow).finally(release);
     const again = noise ? this.send(route.baseline, req, shadow).finally(release) : null;
     let baselineAnswer!: (a: Answer | null) => void;
-    const fromBaseline = new Promise<Answer | null>((r) => { baselineAnswer = r; });
+    const fromBaseline = new Promise<Answer | null>((r) => {
+      baselineAnswer = r;
+    });
     void this.settle(route, req, toCanary, again, fromBaseline);
     return baselineAnswer;
   }
 
-  private async settle(route: DeploymentRoute, req: MirroredRequest, toCanary: Promise<Sent>, again: Promise<Sent> | null, fromBaseline: Promise<Answer | null>): Promise<void> {
+  private async settle(
+    route: DeploymentRoute,
+    req: MirroredRequest,
+    toCanary: Promise<Sent>,
+    again: Promise<Sent> | null,
+    fromBaseline: Promise<Answer | null>,
+  ): Promise<void> {
     const { stats, recorder } = this.deps;
     const canary = route.canary!;
     const name = route.name;
@@ -115,7 +129,14 @@ export class ShadowMirror {
       result = cmp.agreed ? 'agreed' : 'disagreed';
       stats.count(name, canary.version, 'compared', now);
       if (cmp.agreed) stats.count(name, canary.version, 'agreed', now);
-      else stats.example(name, canary.version, { at: now, requestId: req.requestId, inputSha256: req.inputSha256, baseline: cmp.baseline, canary: cmp.canary });
+      else
+        stats.example(name, canary.version, {
+          at: now,
+          requestId: req.requestId,
+          inputSha256: req.inputSha256,
+          baseline: cmp.baseline,
+          canary: cmp.canary,
+        });
     }
     if (result === 'timeout') stats.count(name, canary.version, 'timeouts', now);
     if (result === 'error') stats.count(name, canary.version, 'errors', now);
@@ -135,26 +156,42 @@ export class ShadowMirror {
     const t0 = performance.now();
     const ctl = new AbortController();
     let timedOut = false;
-    const timer = setTimeout(() => { timedOut = true; ctl.abort(); }, shadow.timeoutMs);
+    const timer = setTimeout(() => {
+      timedOut = true;
+      ctl.abort();
+    }, shadow.timeoutMs);
     try {
       const r = await this.deps.pools.get(to.url).request({
-        method: req.method as 'POST', path: req.path, body: req.body ?? undefined, signal: ctl.signal,
+        method: req.method as 'POST',
+        path: req.path,
+        body: req.body ?? undefined,
+        signal: ctl.signal,
         headers: { ...req.headers, 'x-canary-shadow': 'true' },
-        headersTimeout: shadow.timeoutMs, bodyTimeout: shadow.timeoutMs,
+        headersTimeout: shadow.timeoutMs,
+        bodyTimeout: shadow.timeoutMs,
       });
       const chunks: Buffer[] = [];
       let size = 0;
       for await (const chunk of r.body) {
         size += (chunk as Buffer).length;
-        if (size > MAX_SHADOW_ANSWER_BYTES) { ctl.abort(); break; }
+        if (size > MAX_SHADOW_ANSWER_BYTES) {
+          ctl.abort();
+          break;
+        }
         chunks.push(chunk as Buffer);
       }
       const latencyMs = performance.now() - t0;
       const outcome = classifyStatus(r.statusCode);
-      return size > MAX_SHADOW_ANSWER_BYTES ? { answer: null, outcome, latencyMs } : { answer: { status: r.statusCode, body: Buffer.concat(chunks) }, outcome, latencyMs };
+      return size > MAX_SHADOW_ANSWER_BYTES
+        ? { answer: null, outcome, latencyMs }
+        : { answer: { status: r.statusCode, body: Buffer.concat(chunks) }, outcome, latencyMs };
     } catch (err) {
       const latencyMs = performance.now() - t0;
-      return { answer: null, outcome: timedOut ? 'timeout' : classifyError(err as Error & { code?: string }), latencyMs };
+      return {
+        answer: null,
+        outcome: timedOut ? 'timeout' : classifyError(err as Error & { code?: string }),
+        latencyMs,
+      };
     } finally {
       clearTimeout(timer);
     }

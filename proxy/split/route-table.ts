@@ -3,7 +3,7 @@
  * plane imports these types and writes tables in exactly this shape (see proxy/keys.ts for
  * where they live in Redis). Nothing here knows about the control plane.
  */
-import { parsePointer, type CompareSpec } from '../shadow/compare.js';
+import { type CompareSpec, parsePointer } from '../shadow/compare.js';
 
 export type Role = 'baseline' | 'canary';
 
@@ -88,7 +88,8 @@ export class RouteTableError extends Error {
 function checkUpstream(u: unknown, where: string): Upstream {
   if (!u || typeof u !== 'object') throw new RouteTableError(`${where}: expected an object`);
   const { version, url } = u as Record<string, unknown>;
-  if (typeof version !== 'string' || version === '') throw new RouteTableError(`${where}.version: expected a non-empty string`);
+  if (typeof version !== 'string' || version === '')
+    throw new RouteTableError(`${where}.version: expected a non-empty string`);
   if (typeof url !== 'string') throw new RouteTableError(`${where}.url: expected a string`);
   let parsed: URL;
   try {
@@ -115,11 +116,13 @@ function checkSettings(input: unknown, where: string): RouteSettings {
     out[k] = s[k] as number;
   }
   if (s.hedgeCanaryAfter !== undefined) {
-    if (s.hedgeCanaryAfter !== 'auto' && s.hedgeCanaryAfter !== 'off' && !ms(s.hedgeCanaryAfter)) throw new RouteTableError(`${where}.hedgeCanaryAfter: expected milliseconds, "auto" or "off"`);
+    if (s.hedgeCanaryAfter !== 'auto' && s.hedgeCanaryAfter !== 'off' && !ms(s.hedgeCanaryAfter))
+      throw new RouteTableError(`${where}.hedgeCanaryAfter: expected milliseconds, "auto" or "off"`);
     out.hedgeCanaryAfter = s.hedgeCanaryAfter as RouteSettings['hedgeCanaryAfter'];
   }
   if (s.retryMethods !== undefined) {
-    if (!Array.isArray(s.retryMethods) || s.retryMethods.some((m) => typeof m !== 'string' || !/^[A-Z]+$/.test(m))) throw new RouteTableError(`${where}.retryMethods: expected a list of upper-case methods`);
+    if (!Array.isArray(s.retryMethods) || s.retryMethods.some((m) => typeof m !== 'string' || !/^[A-Z]+$/.test(m)))
+      throw new RouteTableError(`${where}.retryMethods: expected a list of upper-case methods`);
     out.retryMethods = s.retryMethods as string[];
   }
   for (const k of ['websockets', 'allowForcedVariant'] as const) {
@@ -138,24 +141,35 @@ function checkShadow(input: unknown, where: string): ShadowRoute | null {
   if (typeof input !== 'object' || Array.isArray(input)) throw new RouteTableError(`${where}: expected an object`);
   const s = input as Record<string, unknown>;
   const pct = (k: string) => {
-    if (typeof s[k] !== 'number' || !((s[k] as number) >= 0 && (s[k] as number) <= 100)) throw new RouteTableError(`${where}.${k}: expected a number from 0 to 100`);
+    if (typeof s[k] !== 'number' || !((s[k] as number) >= 0 && (s[k] as number) <= 100))
+      throw new RouteTableError(`${where}.${k}: expected a number from 0 to 100`);
     return s[k] as number;
   };
   if (!ms(s.timeoutMs)) throw new RouteTableError(`${where}.timeoutMs: expected milliseconds above 0`);
-  if (!Number.isInteger(s.maxConcurrency) || (s.maxConcurrency as number) < 1) throw new RouteTableError(`${where}.maxConcurrency: expected a positive integer`);
+  if (!Number.isInteger(s.maxConcurrency) || (s.maxConcurrency as number) < 1)
+    throw new RouteTableError(`${where}.maxConcurrency: expected a positive integer`);
   const maxProxyLagMs = s.maxProxyLagMs ?? DEFAULT_MAX_PROXY_LAG_MS;
   if (!ms(maxProxyLagMs)) throw new RouteTableError(`${where}.maxProxyLagMs: expected milliseconds above 0`);
   const c = (s.compare ?? {}) as Record<string, unknown>;
   const fields = c.fields ?? [];
-  if (!Array.isArray(fields) || fields.some((f) => typeof f !== 'string')) throw new RouteTableError(`${where}.compare.fields: expected a list of JSON Pointers`);
-  try { fields.forEach((f) => parsePointer(f as string)); } catch (e) { throw new RouteTableError(`${where}.compare.fields: ${(e as Error).message}`); }
+  if (!Array.isArray(fields) || fields.some((f) => typeof f !== 'string'))
+    throw new RouteTableError(`${where}.compare.fields: expected a list of JSON Pointers`);
+  try {
+    for (const f of fields) parsePointer(f as string);
+  } catch (e) {
+    throw new RouteTableError(`${where}.compare.fields: ${(e as Error).message}`);
+  }
   const tol = (k: string) => {
     const v = c[k] ?? 0;
     if (typeof v !== 'number' || !(v >= 0)) throw new RouteTableError(`${where}.compare.${k}: expected a number ≥ 0`);
     return v;
   };
   return {
-    percent: pct('percent'), noisePercent: pct('noisePercent'), timeoutMs: s.timeoutMs as number, maxConcurrency: s.maxConcurrency as number, maxProxyLagMs: maxProxyLagMs as number,
+    percent: pct('percent'),
+    noisePercent: pct('noisePercent'),
+    timeoutMs: s.timeoutMs as number,
+    maxConcurrency: s.maxConcurrency as number,
+    maxProxyLagMs: maxProxyLagMs as number,
     compare: { fields: fields as string[], tolerance: tol('tolerance'), relativeTolerance: tol('relativeTolerance') },
   };
 }
@@ -172,7 +186,8 @@ export function parseRouteTable(input: unknown): RouteTable {
     throw new RouteTableError('route table.version: expected a non-negative integer');
   }
   const deps = raw.deployments ?? {};
-  if (typeof deps !== 'object' || Array.isArray(deps)) throw new RouteTableError('route table.deployments: expected an object keyed by deployment name');
+  if (typeof deps !== 'object' || Array.isArray(deps))
+    throw new RouteTableError('route table.deployments: expected an object keyed by deployment name');
   const deployments: Record<string, DeploymentRoute> = {};
   for (const [name, d] of Object.entries(deps as Record<string, unknown>)) {
     const where = `deployments.${name}`;
@@ -190,10 +205,18 @@ export function parseRouteTable(input: unknown): RouteTable {
       canary = { ...c, weight };
     }
     const retry = dr.retryCanaryOnBaseline;
-    if (retry !== undefined && typeof retry !== 'boolean') throw new RouteTableError(`${where}.retryCanaryOnBaseline: expected a boolean`);
+    if (retry !== undefined && typeof retry !== 'boolean')
+      throw new RouteTableError(`${where}.retryCanaryOnBaseline: expected a boolean`);
     const shadow = checkShadow(dr.shadow, `${where}.shadow`);
     if (shadow && !canary) throw new RouteTableError(`${where}.shadow: needs a canary to shadow`);
-    deployments[name] = { name, baseline, canary, retryCanaryOnBaseline: retry ?? true, settings: checkSettings(dr.settings, `${where}.settings`), ...(shadow ? { shadow } : {}) };
+    deployments[name] = {
+      name,
+      baseline,
+      canary,
+      retryCanaryOnBaseline: retry ?? true,
+      settings: checkSettings(dr.settings, `${where}.settings`),
+      ...(shadow ? { shadow } : {}),
+    };
   }
   return { version, deployments };
 }

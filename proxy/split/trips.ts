@@ -26,7 +26,10 @@ export class CanaryTripper {
   private readonly runs = new Map<string, string[]>();
   private readonly tripped = new Map<string, Trip>();
 
-  constructor(private readonly onTrip: (trip: Trip) => void, private readonly run = TRIP_RUN) {}
+  constructor(
+    private readonly onTrip: (trip: Trip) => void,
+    private readonly run = TRIP_RUN,
+  ) {}
 
   private key(deployment: string, version: string) {
     return `${deployment}\u0000${version}`;
@@ -44,10 +47,20 @@ export class CanaryTripper {
       return;
     }
     let run = this.runs.get(k);
-    if (!run) this.runs.set(k, (run = []));
+    if (!run) {
+      run = [];
+      this.runs.set(k, run);
+    }
     run.push(outcome);
     if (run.length >= this.run && !this.tripped.has(k)) {
-      const trip: Trip = { deployment, version, at: Date.now(), tableVersion, consecutiveFailures: run.length, outcomes: [...run] };
+      const trip: Trip = {
+        deployment,
+        version,
+        at: Date.now(),
+        tableVersion,
+        consecutiveFailures: run.length,
+        outcomes: [...run],
+      };
       this.tripped.set(k, trip);
       this.onTrip(trip);
     }

@@ -39,7 +39,10 @@ export class StatsFlusher {
       } catch (err) {
         this.acc.restore(cells);
         this.onFailure();
-        this.logger.warn({ err: (err as Error).message, pendingCells: this.acc.pending }, 'stats flush failed; will retry');
+        this.logger.warn(
+          { err: (err as Error).message, pendingCells: this.acc.pending },
+          'stats flush failed; will retry',
+        );
       }
     });
     return this.inFlight;

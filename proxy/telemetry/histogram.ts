@@ -18,7 +18,7 @@ export function bucketIndex(valueMs: number): number {
 
 /** The value a bucket stands for: within α of everything in it. */
 export function bucketValue(index: number): number {
-  return (2 * Math.pow(GAMMA, index)) / (GAMMA + 1);
+  return (2 * GAMMA ** index) / (GAMMA + 1);
 }
 
 export function addValue(buckets: Buckets, valueMs: number, count = 1): void {

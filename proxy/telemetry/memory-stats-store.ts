@@ -1,6 +1,16 @@
-import { mergeInto, type Buckets } from './histogram.js';
 import type { Trip } from '../split/trips.js';
-import { addAgreement, MAX_EXAMPLES, mergeCells, noAgreement, summarize, type DisagreementExample, type StatsCell, type StatsStore, type VersionStats } from './stats.js';
+import { type Buckets, mergeInto } from './histogram.js';
+import {
+  addAgreement,
+  type DisagreementExample,
+  MAX_EXAMPLES,
+  mergeCells,
+  noAgreement,
+  type StatsCell,
+  type StatsStore,
+  summarize,
+  type VersionStats,
+} from './stats.js';
 
 /** In-process stats store for the embedded single-process mode and unit tests. */
 export class MemoryStatsStore implements StatsStore {
@@ -17,7 +27,9 @@ export class MemoryStatsStore implements StatsStore {
   async read(deployment: string, version: string, fromMs: number, toMs: number): Promise<VersionStats> {
     const from = Math.floor(fromMs / 1000);
     const to = Math.floor(toMs / 1000);
-    let requests = 0, modelErrors = 0, clientErrors = 0;
+    let requests = 0,
+      modelErrors = 0,
+      clientErrors = 0;
     const latency: Buckets = new Map();
     const agreement = noAgreement();
     for (const c of this.cells.values()) {

@@ -43,8 +43,13 @@ export class PredictionLog {
   dropped = 0;
   written = 0;
 
-  constructor(private readonly sink: PredictionSink, private readonly opts: PredictionLogOptions, private readonly logger: Logger,
-    private readonly onDrop: (n: number) => void = () => {}, private readonly onWritten: (n: number) => void = () => {}) {}
+  constructor(
+    private readonly sink: PredictionSink,
+    private readonly opts: PredictionLogOptions,
+    private readonly logger: Logger,
+    private readonly onDrop: (n: number) => void = () => {},
+    private readonly onWritten: (n: number) => void = () => {},
+  ) {}
 
   record(r: PredictionRecord): void {
     if (this.queue.length >= this.opts.maxQueue) {
@@ -72,7 +77,10 @@ export class PredictionLog {
         try {
           await this.sink.write(batch);
         } catch (err) {
-          this.logger.warn({ err: (err as Error).message, queued: this.queue.length }, 'prediction log write failed; will retry');
+          this.logger.warn(
+            { err: (err as Error).message, queued: this.queue.length },
+            'prediction log write failed; will retry',
+          );
           return;
         }
         this.queue.splice(0, batch.length);
@@ -99,7 +107,16 @@ export class PgPredictionSink implements PredictionSink {
     await this.pool.query(
       `INSERT INTO predictions (request_id, deployment, version, role, input_sha256, outcome, latency_ms, at)
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::float8[], $8::timestamptz[])`,
-      [col('requestId'), col('deployment'), col('version'), col('role'), col('inputSha256'), col('outcome'), col('latencyMs'), records.map((r) => new Date(r.at))],
+      [
+        col('requestId'),
+        col('deployment'),
+        col('version'),
+        col('role'),
+        col('inputSha256'),
+        col('outcome'),
+        col('latencyMs'),
+        records.map((r) => new Date(r.at)),
+      ],
     );
   }
 }

@@ -1,5 +1,5 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { RouteTable, Role } from '../split/route-table.js';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Role, RouteTable } from '../split/route-table.js';
 import type { Outcome } from './stats.js';
 
 const OUTCOMES: Outcome[] = ['success', 'client_error', 'server_error', 'timeout', 'connection_error', 'aborted'];
@@ -43,33 +43,110 @@ export class ProxyRecorder {
     this.registry = registry;
     if (opts.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'canary_proxy_' });
     this.requests = new Counter({
-      name: 'canary_proxy_requests_total', help: 'Requests forwarded, by model version, role and outcome',
-      labelNames: ['deployment', 'version', 'role', 'outcome'], registers: [registry],
+      name: 'canary_proxy_requests_total',
+      help: 'Requests forwarded, by model version, role and outcome',
+      labelNames: ['deployment', 'version', 'role', 'outcome'],
+      registers: [registry],
     });
     this.duration = new Histogram({
-      name: 'canary_proxy_request_duration_seconds', help: 'Upstream latency seen at the proxy',
-      labelNames: ['deployment', 'version', 'role'], buckets: LATENCY_BUCKETS_S, registers: [registry],
+      name: 'canary_proxy_request_duration_seconds',
+      help: 'Upstream latency seen at the proxy',
+      labelNames: ['deployment', 'version', 'role'],
+      buckets: LATENCY_BUCKETS_S,
+      registers: [registry],
     });
-    this.weight = new Gauge({ name: 'canary_proxy_canary_weight_percent', help: 'Current canary weight (0-100)', labelNames: ['deployment'], registers: [registry] });
-    this.tableVersion = new Gauge({ name: 'canary_proxy_route_table_version', help: 'Version of the route table in use', registers: [registry] });
-    this.routeSourceUp = new Gauge({ name: 'canary_proxy_route_source_connected', help: '1 when the route source (Redis) is reachable, 0 while serving the last known table', registers: [registry] });
-    this.statsFlushFailures = new Counter({ name: 'canary_proxy_stats_flush_failures_total', help: 'Windowed-stats flushes that failed (retried on the next flush)', registers: [registry] });
-    this.predictionsDropped = new Counter({ name: 'canary_proxy_prediction_log_dropped_total', help: 'Prediction-log records dropped because the queue was full', registers: [registry] });
-    this.predictionsWritten = new Counter({ name: 'canary_proxy_prediction_log_written_total', help: 'Prediction-log records written to PostgreSQL', registers: [registry] });
+    this.weight = new Gauge({
+      name: 'canary_proxy_canary_weight_percent',
+      help: 'Current canary weight (0-100)',
+      labelNames: ['deployment'],
+      registers: [registry],
+    });
+    this.tableVersion = new Gauge({
+      name: 'canary_proxy_route_table_version',
+      help: 'Version of the route table in use',
+      registers: [registry],
+    });
+    this.routeSourceUp = new Gauge({
+      name: 'canary_proxy_route_source_connected',
+      help: '1 when the route source (Redis) is reachable, 0 while serving the last known table',
+      registers: [registry],
+    });
+    this.statsFlushFailures = new Counter({
+      name: 'canary_proxy_stats_flush_failures_total',
+      help: 'Windowed-stats flushes that failed (retried on the next flush)',
+      registers: [registry],
+    });
+    this.predictionsDropped = new Counter({
+      name: 'canary_proxy_prediction_log_dropped_total',
+      help: 'Prediction-log records dropped because the queue was full',
+      registers: [registry],
+    });
+    this.predictionsWritten = new Counter({
+      name: 'canary_proxy_prediction_log_written_total',
+      help: 'Prediction-log records written to PostgreSQL',
+      registers: [registry],
+    });
     const self = this;
-    new Gauge({ name: 'canary_proxy_prediction_log_queue', help: 'Prediction-log records waiting to be written', registers: [registry], collect() { this.set(self.predictionQueue()); } });
-    this.connectionsRefused = new Counter({ name: 'canary_proxy_connections_refused_total', help: 'Client connections answered 503 because CANARY_MAX_CONNECTIONS was reached', registers: [registry] });
-    this.canaryRetries = new Counter({ name: 'canary_proxy_canary_retries_total', help: 'Failed canary requests retried on the baseline', labelNames: ['deployment'], registers: [registry] });
-    this.canaryHedges = new Counter({ name: 'canary_proxy_canary_hedges_total', help: 'Slow canary requests also sent to the baseline (hedged)', labelNames: ['deployment'], registers: [registry] });
-    this.canaryDiverted = new Counter({ name: 'canary_proxy_canary_diverted_total', help: 'Requests the split gave the canary but the proxy sent to the baseline (reason: tripped, in_flight_cap)', labelNames: ['deployment', 'reason'], registers: [registry] });
-    this.forced = new Counter({ name: 'canary_proxy_forced_requests_total', help: 'Requests a tester sent to a chosen variant with x-canary-force (never analysed)', labelNames: ['deployment', 'version', 'role', 'outcome'], registers: [registry] });
-    this.shadowRequests = new Counter({
-      name: 'canary_proxy_shadow_requests_total', help: 'Shadow requests to a canary in its shadow phase, by result: agreed, disagreed (with the baseline\'s answer), error, timeout, dropped (not sent: over the concurrency cap or body budget), uncompared (no baseline answer to compare)',
-      labelNames: ['deployment', 'version', 'result'], registers: [registry],
+    new Gauge({
+      name: 'canary_proxy_prediction_log_queue',
+      help: 'Prediction-log records waiting to be written',
+      registers: [registry],
+      collect() {
+        this.set(self.predictionQueue());
+      },
     });
-    this.shadowNoise = new Counter({ name: 'canary_proxy_shadow_noise_total', help: 'Noise floor: requests answered twice by the baseline and compared, by result (agreed, disagreed)', labelNames: ['deployment', 'version', 'result'], registers: [registry] });
-    this.bufferBudgetExceeded = new Counter({ name: 'canary_proxy_buffer_budget_exceeded_total', help: 'Canary requests not held for retry or hedge because CANARY_BUFFER_BUDGET_BYTES was reached', registers: [registry] });
-    this.canaryTrips = new Counter({ name: 'canary_proxy_canary_trips_total', help: 'Canaries this proxy took off live traffic on its own (fast trip)', labelNames: ['deployment'], registers: [registry] });
+    this.connectionsRefused = new Counter({
+      name: 'canary_proxy_connections_refused_total',
+      help: 'Client connections answered 503 because CANARY_MAX_CONNECTIONS was reached',
+      registers: [registry],
+    });
+    this.canaryRetries = new Counter({
+      name: 'canary_proxy_canary_retries_total',
+      help: 'Failed canary requests retried on the baseline',
+      labelNames: ['deployment'],
+      registers: [registry],
+    });
+    this.canaryHedges = new Counter({
+      name: 'canary_proxy_canary_hedges_total',
+      help: 'Slow canary requests also sent to the baseline (hedged)',
+      labelNames: ['deployment'],
+      registers: [registry],
+    });
+    this.canaryDiverted = new Counter({
+      name: 'canary_proxy_canary_diverted_total',
+      help: 'Requests the split gave the canary but the proxy sent to the baseline (reason: tripped, in_flight_cap)',
+      labelNames: ['deployment', 'reason'],
+      registers: [registry],
+    });
+    this.forced = new Counter({
+      name: 'canary_proxy_forced_requests_total',
+      help: 'Requests a tester sent to a chosen variant with x-canary-force (never analysed)',
+      labelNames: ['deployment', 'version', 'role', 'outcome'],
+      registers: [registry],
+    });
+    this.shadowRequests = new Counter({
+      name: 'canary_proxy_shadow_requests_total',
+      help: "Shadow requests to a canary in its shadow phase, by result: agreed, disagreed (with the baseline's answer), error, timeout, dropped (not sent: over the concurrency cap or body budget), uncompared (no baseline answer to compare)",
+      labelNames: ['deployment', 'version', 'result'],
+      registers: [registry],
+    });
+    this.shadowNoise = new Counter({
+      name: 'canary_proxy_shadow_noise_total',
+      help: 'Noise floor: requests answered twice by the baseline and compared, by result (agreed, disagreed)',
+      labelNames: ['deployment', 'version', 'result'],
+      registers: [registry],
+    });
+    this.bufferBudgetExceeded = new Counter({
+      name: 'canary_proxy_buffer_budget_exceeded_total',
+      help: 'Canary requests not held for retry or hedge because CANARY_BUFFER_BUDGET_BYTES was reached',
+      registers: [registry],
+    });
+    this.canaryTrips = new Counter({
+      name: 'canary_proxy_canary_trips_total',
+      help: 'Canaries this proxy took off live traffic on its own (fast trip)',
+      labelNames: ['deployment'],
+      registers: [registry],
+    });
   }
 
   private series(deployment: string, version: string, role: Role): SeriesChildren {

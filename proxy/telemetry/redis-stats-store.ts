@@ -1,10 +1,23 @@
 import type { Redis } from 'ioredis';
 import { redisKeys } from '../keys.js';
-import type { Buckets } from './histogram.js';
 import type { Trip } from '../split/trips.js';
-import { AGREEMENT_FIELDS, AGREEMENT_REDIS_FIELDS, MAX_EXAMPLES, noAgreement, summarize, type AgreementField, type DisagreementExample, type StatsCell, type StatsStore, type VersionStats } from './stats.js';
+import type { Buckets } from './histogram.js';
+import {
+  AGREEMENT_FIELDS,
+  AGREEMENT_REDIS_FIELDS,
+  type AgreementField,
+  type DisagreementExample,
+  MAX_EXAMPLES,
+  noAgreement,
+  type StatsCell,
+  type StatsStore,
+  summarize,
+  type VersionStats,
+} from './stats.js';
 
-const AGREEMENT_BY_REDIS_FIELD = new Map(AGREEMENT_FIELDS.map((f) => [AGREEMENT_REDIS_FIELDS[f], f] as [string, AgreementField]));
+const AGREEMENT_BY_REDIS_FIELD = new Map(
+  AGREEMENT_FIELDS.map((f) => [AGREEMENT_REDIS_FIELDS[f], f] as [string, AgreementField]),
+);
 
 /** Cells outlive the longest window an analysis or chart reads. */
 export const DEFAULT_STATS_TTL_S = 2 * 3600;
@@ -17,7 +30,11 @@ const MAX_READ_SECONDS = 6 * 3600;
  */
 export class RedisStatsStore implements StatsStore {
   private readonly keys;
-  constructor(private readonly redis: Redis, prefix?: string, private readonly ttlSeconds = DEFAULT_STATS_TTL_S) {
+  constructor(
+    private readonly redis: Redis,
+    prefix?: string,
+    private readonly ttlSeconds = DEFAULT_STATS_TTL_S,
+  ) {
     this.keys = redisKeys(prefix);
   }
 
@@ -30,7 +47,8 @@ export class RedisStatsStore implements StatsStore {
       if (c.modelErrors) p.hincrby(key, 'me', c.modelErrors);
       if (c.clientErrors) p.hincrby(key, 'ce', c.clientErrors);
       for (const [i, count] of c.latency) p.hincrby(key, `h${i}`, count);
-      if (c.agreement) for (const f of AGREEMENT_FIELDS) if (c.agreement[f]) p.hincrby(key, AGREEMENT_REDIS_FIELDS[f], c.agreement[f]);
+      if (c.agreement)
+        for (const f of AGREEMENT_FIELDS) if (c.agreement[f]) p.hincrby(key, AGREEMENT_REDIS_FIELDS[f], c.agreement[f]);
       p.expire(key, this.ttlSeconds);
     }
     const results = await p.exec();
@@ -44,11 +62,17 @@ export class RedisStatsStore implements StatsStore {
   }
 
   async takeTrips(): Promise<Trip[]> {
-    const [[err, items]] = (await this.redis.multi().lrange(this.keys.trips, 0, -1).del(this.keys.trips).exec()) ?? [[null, []]];
+    const [[err, items]] = (await this.redis.multi().lrange(this.keys.trips, 0, -1).del(this.keys.trips).exec()) ?? [
+      [null, []],
+    ];
     if (err) throw err;
     const out: Trip[] = [];
     for (const raw of (items as string[]).reverse()) {
-      try { out.push(JSON.parse(raw) as Trip); } catch { /* a malformed entry is dropped */ }
+      try {
+        out.push(JSON.parse(raw) as Trip);
+      } catch {
+        /* a malformed entry is dropped */
+      }
     }
     return out;
   }
@@ -57,7 +81,12 @@ export class RedisStatsStore implements StatsStore {
   async addExamples(deployment: string, version: string, examples: DisagreementExample[]): Promise<void> {
     if (examples.length === 0) return;
     const key = this.keys.examples(deployment, version);
-    const results = await this.redis.multi().lpush(key, ...examples.map((e) => JSON.stringify(e))).ltrim(key, 0, MAX_EXAMPLES - 1).expire(key, this.ttlSeconds * 12).exec();
+    const results = await this.redis
+      .multi()
+      .lpush(key, ...examples.map((e) => JSON.stringify(e)))
+      .ltrim(key, 0, MAX_EXAMPLES - 1)
+      .expire(key, this.ttlSeconds * 12)
+      .exec();
     const failed = results?.find(([err]) => err);
     if (failed) throw failed[0];
   }
@@ -66,7 +95,11 @@ export class RedisStatsStore implements StatsStore {
     const items = await this.redis.lrange(this.keys.examples(deployment, version), 0, MAX_EXAMPLES - 1);
     const out: DisagreementExample[] = [];
     for (const raw of items) {
-      try { out.push(JSON.parse(raw) as DisagreementExample); } catch { /* a malformed entry is skipped */ }
+      try {
+        out.push(JSON.parse(raw) as DisagreementExample);
+      } catch {
+        /* a malformed entry is skipped */
+      }
     }
     return out;
   }
@@ -74,11 +107,14 @@ export class RedisStatsStore implements StatsStore {
   async read(deployment: string, version: string, fromMs: number, toMs: number): Promise<VersionStats> {
     const from = Math.floor(fromMs / 1000);
     const to = Math.floor(toMs / 1000);
-    if (to - from > MAX_READ_SECONDS) throw new RangeError(`stats range too long: ${to - from}s (max ${MAX_READ_SECONDS}s)`);
+    if (to - from > MAX_READ_SECONDS)
+      throw new RangeError(`stats range too long: ${to - from}s (max ${MAX_READ_SECONDS}s)`);
     const p = this.redis.pipeline();
     for (let s = from; s <= to; s++) p.hgetall(this.keys.stats(deployment, version, s));
     const results = (await p.exec()) ?? [];
-    let requests = 0, modelErrors = 0, clientErrors = 0;
+    let requests = 0,
+      modelErrors = 0,
+      clientErrors = 0;
     const latency: Buckets = new Map();
     const agreement = noAgreement();
     for (const [err, value] of results) {

@@ -1,5 +1,5 @@
-import { addValue, mergeInto, quantile, type Buckets } from './histogram.js';
 import type { Trip } from '../split/trips.js';
+import { addValue, type Buckets, mergeInto, quantile } from './histogram.js';
 
 /**
  * The windowed-stats contract between proxies and the control plane. Proxies add
@@ -31,12 +31,34 @@ export interface AgreementCounts {
   noiseAgreed: number;
 }
 export type AgreementField = keyof AgreementCounts;
-export const AGREEMENT_FIELDS: readonly AgreementField[] = ['compared', 'agreed', 'errors', 'timeouts', 'dropped', 'noiseCompared', 'noiseAgreed'];
+export const AGREEMENT_FIELDS: readonly AgreementField[] = [
+  'compared',
+  'agreed',
+  'errors',
+  'timeouts',
+  'dropped',
+  'noiseCompared',
+  'noiseAgreed',
+];
 /** The short hash-field names of AgreementCounts in Redis. */
 export const AGREEMENT_REDIS_FIELDS: Readonly<Record<AgreementField, string>> = Object.freeze({
-  compared: 'sc', agreed: 'sa', errors: 'se', timeouts: 'st', dropped: 'sd', noiseCompared: 'nc', noiseAgreed: 'na',
+  compared: 'sc',
+  agreed: 'sa',
+  errors: 'se',
+  timeouts: 'st',
+  dropped: 'sd',
+  noiseCompared: 'nc',
+  noiseAgreed: 'na',
 });
-export const noAgreement = (): AgreementCounts => ({ compared: 0, agreed: 0, errors: 0, timeouts: 0, dropped: 0, noiseCompared: 0, noiseAgreed: 0 });
+export const noAgreement = (): AgreementCounts => ({
+  compared: 0,
+  agreed: 0,
+  errors: 0,
+  timeouts: 0,
+  dropped: 0,
+  noiseCompared: 0,
+  noiseAgreed: 0,
+});
 
 /** One second of one version's traffic, as accumulated by one proxy. */
 export interface StatsCell {
@@ -119,10 +141,26 @@ export function addAgreement(into: AgreementCounts, c: AgreementCounts): void {
   for (const f of AGREEMENT_FIELDS) into[f] += c[f];
 }
 
-export function summarize(deployment: string, version: string, from: number, to: number,
-  requests: number, modelErrors: number, clientErrors: number, latency: Buckets, agreement: AgreementCounts = noAgreement()): VersionStats {
+export function summarize(
+  deployment: string,
+  version: string,
+  from: number,
+  to: number,
+  requests: number,
+  modelErrors: number,
+  clientErrors: number,
+  latency: Buckets,
+  agreement: AgreementCounts = noAgreement(),
+): VersionStats {
   return {
-    deployment, version, from, to, requests, modelErrors, clientErrors, agreement,
+    deployment,
+    version,
+    from,
+    to,
+    requests,
+    modelErrors,
+    clientErrors,
+    agreement,
     errorRate: requests > 0 ? modelErrors / requests : 0,
     p50: quantile(latency, 0.5),
     p95: quantile(latency, 0.95),
@@ -146,7 +184,10 @@ export function mergeCells(into: Map<string, StatsCell>, cells: StatsCell[]): vo
     cur.modelErrors += c.modelErrors;
     cur.clientErrors += c.clientErrors;
     mergeInto(cur.latency, c.latency);
-    if (c.agreement) addAgreement((cur.agreement ??= noAgreement()), c.agreement);
+    if (c.agreement) {
+      cur.agreement ??= noAgreement();
+      addAgreement(cur.agreement, c.agreement);
+    }
   }
 }
 
@@ -180,14 +221,18 @@ export class StatsAccumulator {
   /** Counts one shadow event (proxy/shadow/mirror.ts) for a version. */
   count(deployment: string, version: string, field: AgreementField, nowMs: number): void {
     const cell = this.cell(deployment, version, Math.floor(nowMs / 1000));
-    (cell.agreement ??= noAgreement())[field]++;
+    cell.agreement ??= noAgreement();
+    cell.agreement[field]++;
   }
 
   /** Keeps a disagreement example until the next flush (at most MAX_EXAMPLES per version: older ones would be trimmed anyway). */
   example(deployment: string, version: string, ex: DisagreementExample): void {
     const key = `${deployment}\u0000${version}`;
     let e = this.pendingExamples.get(key);
-    if (!e) this.pendingExamples.set(key, (e = { deployment, version, examples: [] }));
+    if (!e) {
+      e = { deployment, version, examples: [] };
+      this.pendingExamples.set(key, e);
+    }
     e.examples.push(ex);
     if (e.examples.length > MAX_EXAMPLES) e.examples.shift();
   }

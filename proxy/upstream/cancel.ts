@@ -15,7 +15,12 @@ export class Cancel extends EventEmitter {
   /** What undici rejects the request with; built only when asked (an Error's stack is not free). */
   get reason(): (Error & { code: string }) | null {
     if (!this.aborted) return null;
-    this.error ??= Object.assign(new Error(`upstream request cancelled (${this.why === 'client' ? 'the client went away' : 'another attempt answered first'})`), { name: 'AbortError', code: 'UND_ERR_ABORTED' });
+    this.error ??= Object.assign(
+      new Error(
+        `upstream request cancelled (${this.why === 'client' ? 'the client went away' : 'another attempt answered first'})`,
+      ),
+      { name: 'AbortError', code: 'UND_ERR_ABORTED' },
+    );
     return this.error;
   }
 

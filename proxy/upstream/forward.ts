@@ -1,8 +1,8 @@
 import type { ServerResponse } from 'node:http';
 import type { Pool } from 'undici';
 import type { Outcome } from '../telemetry/stats.js';
-import type { Cancel } from './cancel.js';
 import { BodyTooLargeError, type RequestBody } from './body.js';
+import type { Cancel } from './cancel.js';
 import { rawResponseHeadersForClient } from './headers.js';
 
 export interface UpstreamRequest {
@@ -29,7 +29,11 @@ export class AnswerCapture {
   add(chunk: Buffer): void {
     if (this.over) return;
     this.size += chunk.length;
-    if (this.size > this.maxBytes) { this.over = true; this.chunks = []; return; }
+    if (this.size > this.maxBytes) {
+      this.over = true;
+      this.chunks = [];
+      return;
+    }
     this.chunks.push(chunk);
   }
 
@@ -60,11 +64,21 @@ export function classifyError(err: Error & { code?: string }): Outcome {
     case 'UND_ERR_BODY_TIMEOUT':
     case 'UND_ERR_CONNECT_TIMEOUT':
       return 'timeout';
-    case 'ECONNREFUSED': case 'ECONNRESET': case 'EPIPE': case 'ENOTFOUND': case 'EHOSTUNREACH':
-    case 'ENETUNREACH': case 'EAI_AGAIN': case 'UND_ERR_SOCKET': case 'UND_ERR_CLOSED': case 'UND_ERR_DESTROYED':
+    case 'ECONNREFUSED':
+    case 'ECONNRESET':
+    case 'EPIPE':
+    case 'ENOTFOUND':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'EAI_AGAIN':
+    case 'UND_ERR_SOCKET':
+    case 'UND_ERR_CLOSED':
+    case 'UND_ERR_DESTROYED':
       return 'connection_error';
     // The request itself could not be sent as the client framed it: the client's problem.
-    case 'UND_ERR_INVALID_ARG': case 'UND_ERR_NOT_SUPPORTED': case 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH':
+    case 'UND_ERR_INVALID_ARG':
+    case 'UND_ERR_NOT_SUPPORTED':
+    case 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH':
       return 'client_error';
     default:
       return 'server_error';
@@ -81,8 +95,11 @@ export function classifyError(err: Error & { code?: string }): Outcome {
  * Never throws: failures come back as an outcome.
  */
 export function forward(
-  pool: Pool, up: UpstreamRequest, res: ServerResponse,
-  extraHeaders: Record<string, string>, discardServerErrors: boolean,
+  pool: Pool,
+  up: UpstreamRequest,
+  res: ServerResponse,
+  extraHeaders: Record<string, string>,
+  discardServerErrors: boolean,
   /** When racing another attempt: called at response headers; false means the other won, so this answer is dropped. */
   claim?: () => boolean,
 ): Promise<ForwardResult> {
@@ -101,51 +118,60 @@ export function forward(
       resolve(r);
     };
     const failed = (err: Error & { code?: string }) => {
-      if (err instanceof BodyTooLargeError) return settle({ outcome: 'client_error', statusCode: 413, responded, error: err });
+      if (err instanceof BodyTooLargeError)
+        return settle({ outcome: 'client_error', statusCode: 413, responded, error: err });
       // Our own cancel: the client went away, or the other attempt of a race won.
-      if (signal?.aborted && err.code === 'UND_ERR_ABORTED') return settle({ outcome: 'aborted', statusCode, responded, error: err });
+      if (signal?.aborted && err.code === 'UND_ERR_ABORTED')
+        return settle({ outcome: 'aborted', statusCode, responded, error: err });
       // A model that stalls or drops the connection mid-stream is the model's failure, even though the client's answer is cut.
       settle({ outcome: classifyError(err), statusCode, responded, error: err });
     };
     if (signal?.aborted) return failed(signal.reason!);
     signal?.once('abort', onCancel);
 
-    pool.dispatch({
-      method: up.method as 'GET', path: up.path, headers: up.headers, body: up.body,
-      headersTimeout: up.headersTimeoutMs, bodyTimeout: up.bodyTimeoutMs,
-    }, {
-      onConnect(abortRequest: (err: Error) => void) {
-        if (signal?.aborted) return abortRequest(signal.reason!);
-        abort = abortRequest;
+    pool.dispatch(
+      {
+        method: up.method as 'GET',
+        path: up.path,
+        headers: up.headers,
+        body: up.body,
+        headersTimeout: up.headersTimeoutMs,
+        bodyTimeout: up.bodyTimeoutMs,
       },
-      onHeaders(status: number, rawHeaders: Buffer[], resume: () => void, statusText: string) {
-        if (status < 200) return true; // 1xx (Expect was answered by the proxy itself)
-        statusCode = status;
-        if ((discardServerErrors && status >= 500) || (claim && !claim())) {
-          dropped = true;
-          return true;
-        }
-        responded = true;
-        if (up.capture) up.capture.status = status;
-        // Node's server would add "Keep-Alive: timeout=N" to every answer; the client gets the
-        // model's headers and ours (x-canary-*), nothing else. (The connection stays keep-alive.)
-        (res as unknown as { _defaultKeepAlive: boolean })._defaultKeepAlive = false;
-        res.writeHead(status, statusText, rawResponseHeadersForClient(rawHeaders, extraHeaders));
-        res.on('drain', resume);
-        return !res.writableNeedDrain;
-      },
-      onData(chunk: Buffer) {
-        if (!dropped) up.capture?.add(chunk);
-        return dropped || res.destroyed ? true : res.write(chunk);
-      },
-      onComplete() {
-        if (!dropped) res.end();
-        settle({ outcome: classifyStatus(statusCode!), statusCode, responded });
-      },
-      onError(err: Error & { code?: string }) {
-        if (responded && !res.destroyed) res.destroy();
-        failed(err);
-      },
-    } as never);
+      {
+        onConnect(abortRequest: (err: Error) => void) {
+          if (signal?.aborted) return abortRequest(signal.reason!);
+          abort = abortRequest;
+        },
+        onHeaders(status: number, rawHeaders: Buffer[], resume: () => void, statusText: string) {
+          if (status < 200) return true; // 1xx (Expect was answered by the proxy itself)
+          statusCode = status;
+          if ((discardServerErrors && status >= 500) || (claim && !claim())) {
+            dropped = true;
+            return true;
+          }
+          responded = true;
+          if (up.capture) up.capture.status = status;
+          // Node's server would add "Keep-Alive: timeout=N" to every answer; the client gets the
+          // model's headers and ours (x-canary-*), nothing else. (The connection stays keep-alive.)
+          (res as unknown as { _defaultKeepAlive: boolean })._defaultKeepAlive = false;
+          res.writeHead(status, statusText, rawResponseHeadersForClient(rawHeaders, extraHeaders));
+          res.on('drain', resume);
+          return !res.writableNeedDrain;
+        },
+        onData(chunk: Buffer) {
+          if (!dropped) up.capture?.add(chunk);
+          return dropped || res.destroyed ? true : res.write(chunk);
+        },
+        onComplete() {
+          if (!dropped) res.end();
+          settle({ outcome: classifyStatus(statusCode!), statusCode, responded });
+        },
+        onError(err: Error & { code?: string }) {
+          if (responded && !res.destroyed) res.destroy();
+          failed(err);
+        },
+      } as never,
+    );
   });
 }

@@ -6,8 +6,17 @@ import type { IncomingHttpHeaders } from 'node:http';
  * the upstream's (the original goes in x-forwarded-host).
  */
 const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
-  'proxy-authorization', 'proxy-authenticate', 'http2-settings', 'host',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'http2-settings',
+  'host',
 ]);
 /**
  * Also never sent upstream: `expect`. The proxy's own server already answered the client's
@@ -19,7 +28,10 @@ const NOT_FORWARDED = new Set([...HOP_BY_HOP, 'expect']);
 function connectionListed(value: string | string[] | undefined): Set<string> | null {
   if (!value) return null;
   const list = Array.isArray(value) ? value.join(',') : value;
-  const names = list.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  const names = list
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean);
   return names.length ? new Set(names) : null;
 }
 
@@ -30,7 +42,10 @@ function connectionListed(value: string | string[] | undefined): Set<string> | n
  * proxy sits behind another trusted proxy; otherwise it is replaced by the peer's address.
  */
 export function requestHeadersForUpstream(
-  incoming: IncomingHttpHeaders | Record<string, string | string[] | undefined>, requestId: string, remoteAddress: string | undefined, trustProxy = false,
+  incoming: IncomingHttpHeaders | Record<string, string | string[] | undefined>,
+  requestId: string,
+  remoteAddress: string | undefined,
+  trustProxy = false,
 ): Record<string, string | string[]> {
   const listed = connectionListed(incoming.connection);
   const out: Record<string, string | string[]> = {};
@@ -42,7 +57,7 @@ export function requestHeadersForUpstream(
   out['x-request-id'] = requestId;
   const prior = trustProxy ? incoming['x-forwarded-for'] : undefined;
   const chain = Array.isArray(prior) ? prior.join(', ') : prior;
-  out['x-forwarded-for'] = chain ? `${chain}, ${remoteAddress ?? ''}` : remoteAddress ?? '';
+  out['x-forwarded-for'] = chain ? `${chain}, ${remoteAddress ?? ''}` : (remoteAddress ?? '');
   const host = Array.isArray(incoming.host) ? incoming.host[0] : incoming.host;
   if (host) out['x-forwarded-host'] = host;
   return out;
@@ -56,7 +71,8 @@ export function requestHeadersForUpstream(
 export function rawResponseHeadersForClient(raw: Buffer[], extra: Record<string, string>): string[] {
   let listed: Set<string> | null = null;
   for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i].length === 10 && raw[i].toString('latin1').toLowerCase() === 'connection') listed = connectionListed(raw[i + 1].toString('latin1'));
+    if (raw[i].length === 10 && raw[i].toString('latin1').toLowerCase() === 'connection')
+      listed = connectionListed(raw[i + 1].toString('latin1'));
   }
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {

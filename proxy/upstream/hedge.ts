@@ -18,7 +18,10 @@ export class LatencyTracker {
 
   observe(deployment: string, ms: number): void {
     let r = this.rings.get(deployment);
-    if (!r) this.rings.set(deployment, (r = { values: new Float64Array(WINDOW), n: 0, p99: null, at: 0 }));
+    if (!r) {
+      r = { values: new Float64Array(WINDOW), n: 0, p99: null, at: 0 };
+      this.rings.set(deployment, r);
+    }
     r.values[r.n++ % WINDOW] = ms;
   }
 
@@ -35,7 +38,11 @@ export class LatencyTracker {
 }
 
 /** How long a canary request runs before it is also sent to the baseline; null: no hedging. */
-export function hedgeDelay(settings: RouteSettings | undefined, tracker: LatencyTracker, deployment: string): number | null {
+export function hedgeDelay(
+  settings: RouteSettings | undefined,
+  tracker: LatencyTracker,
+  deployment: string,
+): number | null {
   const h = settings?.hedgeCanaryAfter ?? 'auto';
   if (h === 'off') return null;
   if (typeof h === 'number') return h;

@@ -1,5 +1,5 @@
 import { Pool } from 'undici';
-import { policedConnector, type AddressPolicy } from '../../common/address-policy.js';
+import { type AddressPolicy, policedConnector } from '../../common/address-policy.js';
 
 export interface PoolOptions {
   /** Sockets per upstream; keep-alive reuses them. */

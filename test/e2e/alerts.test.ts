@@ -1,24 +1,38 @@
-import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
+import { after, before, test } from 'node:test';
 import { pino } from 'pino';
 import { loadControlPlaneConfig, loadProxyConfig } from '../../common/config.js';
-import { startStack, type RunningStack } from '../../control-plane/main.js';
 import { signature } from '../../control-plane/alerts/alerts.js';
+import { type RunningStack, startStack } from '../../control-plane/main.js';
 import { freshSchema, startUpstream, statsCell, writeStatsNextSecond } from '../helpers/servers.js';
 
 const SECRET = 'receiver-shared-secret';
-let stack: RunningStack, drop: () => Promise<void>, logs = '';
+let stack: RunningStack,
+  drop: () => Promise<void>,
+  logs = '';
 const cleanups: (() => Promise<unknown>)[] = [];
 
 before(async () => {
   const schema = await freshSchema();
   drop = schema.drop;
   // Capture every log line to prove secrets never appear in them.
-  const sink = new Writable({ write(chunk, _e, cb) { logs += chunk.toString(); cb(); } });
+  const sink = new Writable({
+    write(chunk, _e, cb) {
+      logs += chunk.toString();
+      cb();
+    },
+  });
   stack = await startStack(
     // The analysis loop is left idle (a tick of an hour): the tests call evaluate themselves.
-    loadControlPlaneConfig({ DATABASE_URL: schema.url, CANARY_API_PORT: '0', CANARY_XDS_PORT: 'off', CANARY_PUBLIC_URL: 'https://canary.example.test', CANARY_ANALYSIS_TICK: '1h', CANARY_LEADER_LEASE: '3h' }),
+    loadControlPlaneConfig({
+      DATABASE_URL: schema.url,
+      CANARY_API_PORT: '0',
+      CANARY_XDS_PORT: 'off',
+      CANARY_PUBLIC_URL: 'https://canary.example.test',
+      CANARY_ANALYSIS_TICK: '1h',
+      CANARY_LEADER_LEASE: '3h',
+    }),
     loadProxyConfig({ CANARY_PROXY_PORT: '0', CANARY_ADMIN_PORT: '0', CANARY_PROXY_HOST: '127.0.0.1' }),
     { logger: pino({ level: 'debug' }, sink) },
   );
@@ -29,7 +43,10 @@ after(async () => {
   await drop();
 });
 
-const api = (method: string, url: string, payload?: unknown) => stack.controlPlane.app.inject({ method: method as 'GET', url, payload: (payload ?? (method === 'GET' ? undefined : {})) as object }).then((r) => ({ status: r.statusCode, json: r.json() }));
+const api = (method: string, url: string, payload?: unknown) =>
+  stack.controlPlane.app
+    .inject({ method: method as 'GET', url, payload: (payload ?? (method === 'GET' ? undefined : {})) as object })
+    .then((r) => ({ status: r.statusCode, json: r.json() }));
 
 /** A real HTTP receiver on port 0 that answers with `statuses` in turn (then 200), or hangs. */
 async function receiver(statuses: number[] = [], hang = false) {
@@ -37,7 +54,9 @@ async function receiver(statuses: number[] = [], hang = false) {
   let i = 0;
   const up = await startUpstream((req, res) => {
     let body = '';
-    req.on('data', (c) => { body += c; });
+    req.on('data', (c) => {
+      body += c;
+    });
     req.on('end', () => {
       got.push({ body, headers: req.headers, at: Date.now() });
       if (hang) return; // never answers
@@ -50,9 +69,15 @@ async function receiver(statuses: number[] = [], hang = false) {
 
 /** A deployment with a canary whose stats (as the proxies record them) are failing. */
 async function failingCanary(name: string) {
-  const v1 = await receiver(), v2 = await receiver(); // any reachable URL will do as upstreams
+  const v1 = await receiver(),
+    v2 = await receiver(); // any reachable URL will do as upstreams
   await api('POST', '/v1/deployments', { name, baseline: { version: 'v1', url: v1.url } });
-  await api('POST', `/v1/deployments/${name}/canary`, { version: 'v2', url: v2.url, weight: 20, policy: { interval: '1h', minRequests: 50 } });
+  await api('POST', `/v1/deployments/${name}/canary`, {
+    version: 'v2',
+    url: v2.url,
+    weight: 20,
+    policy: { interval: '1h', minRequests: 50 },
+  });
   await writeStatsNextSecond(stack.statsStore!, [statsCell(name, 'v1', 800, 0), statsCell(name, 'v2', 200, 80)]);
 }
 
@@ -98,7 +123,14 @@ test('a receiver that fails twice and then succeeds gets three attempts, each re
   assert.ok(hook.got[2].at - hook.got[1].at >= hook.got[1].at - hook.got[0].at, 'backoff grows');
   const events = (await api('GET', '/v1/deployments/beta/events')).json.events;
   const d = events.find((e: { type: string }) => e.type === 'auto_rollback_triggered').deliveries;
-  assert.deepEqual(d.map((x: { attempt: number; status: string; httpStatus: number }) => [x.attempt, x.status, x.httpStatus]), [[1, 'retrying', 503], [2, 'retrying', 502], [3, 'delivered', 200]]);
+  assert.deepEqual(
+    d.map((x: { attempt: number; status: string; httpStatus: number }) => [x.attempt, x.status, x.httpStatus]),
+    [
+      [1, 'retrying', 503],
+      [2, 'retrying', 502],
+      [3, 'delivered', 200],
+    ],
+  );
 });
 
 test('a receiver that hangs delays neither the rollback nor another sink', async () => {
@@ -124,7 +156,12 @@ test('analysis_failed alerts when autoRollback is off; secrets never reach the l
   const v = await receiver();
   await api('POST', '/v1/deployments', { name: 'delta', baseline: { version: 'v1', url: v.url } });
   await api('POST', '/v1/alerts/sinks', { url: hook.url, secret: SECRET }); // a global sink
-  await api('POST', '/v1/deployments/delta/canary', { version: 'v2', url: v.url.replace('/hook', '/x'), weight: 20, policy: { interval: '1h', minRequests: 50, autoRollback: false } });
+  await api('POST', '/v1/deployments/delta/canary', {
+    version: 'v2',
+    url: v.url.replace('/hook', '/x'),
+    weight: 20,
+    policy: { interval: '1h', minRequests: 50, autoRollback: false },
+  });
   await writeStatsNextSecond(stack.statsStore!, [statsCell('delta', 'v1', 800, 0), statsCell('delta', 'v2', 200, 80)]);
   const r = await api('POST', '/v1/deployments/delta/evaluate');
   assert.deepEqual(r.json.actions, [{ type: 'record_failure' }]);

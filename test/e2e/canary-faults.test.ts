@@ -1,13 +1,13 @@
-import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { after, test } from 'node:test';
 import { request } from 'undici';
 import { loadControlPlaneConfig, loadProxyConfig } from '../../common/config.js';
-import { startStack, type RunningStack } from '../../control-plane/main.js';
+import { type RunningStack, startStack } from '../../control-plane/main.js';
 import { parseFaults } from '../../model-servers/faults.js';
-import { startModelServer, type RunningModelServer } from '../../model-servers/server.js';
+import { type RunningModelServer, startModelServer } from '../../model-servers/server.js';
 import { eventually, silent, startUpstream } from '../helpers/servers.js';
 
 /**
@@ -16,7 +16,9 @@ import { eventually, silent, startUpstream } from '../helpers/servers.js';
  * and do not wait on it, and the control plane records the trip and rolls back.
  */
 const cleanups: (() => Promise<unknown>)[] = [];
-after(async () => { for (const c of cleanups.reverse()) await c(); });
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
 
 const flower = { features: { sepal_length: 6, sepal_width: 3, petal_length: 4.5, petal_width: 1.4 } };
 
@@ -28,37 +30,69 @@ function traffic(url: string, concurrency = 8) {
     while (running) {
       const t0 = performance.now();
       try {
-        const r = await request(url, { method: 'POST', body: JSON.stringify(flower), headers: { 'content-type': 'application/json' }, headersTimeout: 60_000 });
+        const r = await request(url, {
+          method: 'POST',
+          body: JSON.stringify(flower),
+          headers: { 'content-type': 'application/json' },
+          headersTimeout: 60_000,
+        });
         await r.body.dump();
-        seen.push({ status: r.statusCode, ms: performance.now() - t0, variant: String(r.headers['x-canary-variant']), at: Date.now() });
+        seen.push({
+          status: r.statusCode,
+          ms: performance.now() - t0,
+          variant: String(r.headers['x-canary-variant']),
+          at: Date.now(),
+        });
       } catch {
         seen.push({ status: -1, ms: performance.now() - t0, variant: '-', at: Date.now() });
       }
     }
   });
-  return { seen, stop: async () => { running = false; await Promise.all(loops); } };
+  return {
+    seen,
+    stop: async () => {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
 }
 
-async function stack(models: RunningModelServer[]): Promise<{ stack: RunningStack; api: (m: string, p: string, b?: unknown) => Promise<any> }> {
+async function stack(
+  models: RunningModelServer[],
+): Promise<{ stack: RunningStack; api: (m: string, p: string, b?: unknown) => Promise<any> }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'canary-faults-'));
   const s = await startStack(
     loadControlPlaneConfig({ CANARY_DATA_DIR: dir, CANARY_API_PORT: '0', CANARY_XDS_PORT: 'off' }),
     loadProxyConfig({ CANARY_PROXY_PORT: '0', CANARY_ADMIN_PORT: '0', CANARY_PROXY_HOST: '127.0.0.1' }),
     { logger: silent },
   );
-  cleanups.push(() => rm(dir, { recursive: true, force: true }), ...models.map((m) => () => m.close()), () => s.close());
-  const api = (method: string, p: string, body?: unknown) => s.controlPlane.app.inject({ method: method as 'GET', url: p, payload: (body ?? (method === 'GET' ? undefined : {})) as object }).then((r) => r.json());
+  cleanups.push(
+    () => rm(dir, { recursive: true, force: true }),
+    ...models.map((m) => () => m.close()),
+    () => s.close(),
+  );
+  const api = (method: string, p: string, body?: unknown) =>
+    s.controlPlane.app
+      .inject({ method: method as 'GET', url: p, payload: (body ?? (method === 'GET' ? undefined : {})) as object })
+      .then((r) => r.json());
   return { stack: s, api };
 }
 
-for (const [what, mode] of [['hangs', 'hang'], ['fails every request', 'fail']] as const) {
+for (const [what, mode] of [
+  ['hangs', 'hang'],
+  ['fails every request', 'fail'],
+] as const) {
   test(`a canary that ${what} is off live traffic within 2 s (default 30 s interval), users see no failures, and it is rolled back as proxy_tripped`, async () => {
     const v1 = await startModelServer({ model: 'v1' });
     // The canary: a model server that never answers, or answers 503 to everything; every request it gets is noted.
     let canaryHits: number[] = [];
     const v2 = await startUpstream((req, res) => {
       canaryHits.push(Date.now());
-      if (mode === 'fail') { req.resume(); res.writeHead(503, { 'content-type': 'application/json' }); res.end('{"error":"model crashed"}'); }
+      if (mode === 'fail') {
+        req.resume();
+        res.writeHead(503, { 'content-type': 'application/json' });
+        res.end('{"error":"model crashed"}');
+      }
     });
     cleanups.push(() => v2.close());
     const { stack: s, api } = await stack([v1]);
@@ -69,18 +103,41 @@ for (const [what, mode] of [['hangs', 'hang'], ['fails every request', 'fail']] 
     const started = Date.now();
     const d = await api('POST', '/v1/deployments/iris/canary', { version: 'v2', url: v2.url, weight: 20 });
     assert.equal(d.policy.interval, '30s');
-    await eventually(async () => assert.equal((await api('GET', '/v1/deployments/iris')).canary, null, `canary still running; ${canaryHits.length} canary hits`), 15_000, 100);
+    await eventually(
+      async () =>
+        assert.equal(
+          (await api('GET', '/v1/deployments/iris')).canary,
+          null,
+          `canary still running; ${canaryHits.length} canary hits`,
+        ),
+      15_000,
+      100,
+    );
     await load.stop();
     const lastHit = Math.max(...canaryHits);
     assert.ok(canaryHits.length > 0, 'the canary did get traffic');
-    assert.ok(lastHit - started <= 2000, `the last request reached the canary ${lastHit - started} ms after it started`);
+    assert.ok(
+      lastHit - started <= 2000,
+      `the last request reached the canary ${lastHit - started} ms after it started`,
+    );
     const during = load.seen.filter((r) => r.at >= started);
-    assert.deepEqual(during.filter((r) => r.status !== 200).map((r) => r.status), [], 'users saw no failures');
+    assert.deepEqual(
+      during.filter((r) => r.status !== 200).map((r) => r.status),
+      [],
+      'users saw no failures',
+    );
     const slowest = Math.max(...during.map((r) => r.ms));
-    assert.ok(slowest < 5000, `no user waited on the canary (slowest ${Math.round(slowest)} ms; the header timeout is 30 s)`);
-    const events = (await api('GET', '/v1/deployments/iris/events')).events.map((e: { type: string; actor: string }) => `${e.type}:${e.actor}`);
+    assert.ok(
+      slowest < 5000,
+      `no user waited on the canary (slowest ${Math.round(slowest)} ms; the header timeout is 30 s)`,
+    );
+    const events = (await api('GET', '/v1/deployments/iris/events')).events.map(
+      (e: { type: string; actor: string }) => `${e.type}:${e.actor}`,
+    );
     assert.deepEqual(events.slice(0, 3), ['rolled_back:proxy', 'auto_rollback_triggered:proxy', 'proxy_tripped:proxy']);
-    const trip = (await api('GET', '/v1/deployments/iris/events')).events.find((e: { type: string }) => e.type === 'proxy_tripped');
+    const trip = (await api('GET', '/v1/deployments/iris/events')).events.find(
+      (e: { type: string }) => e.type === 'proxy_tripped',
+    );
     assert.ok(trip.after.consecutiveFailures >= 8 && trip.after.version === 'v2');
   });
 }
@@ -89,9 +146,18 @@ test('hedging: with a canary that answers in 2 s, users get the baseline after t
   const v1 = await startModelServer({ model: 'v1' });
   const v2 = await startModelServer({ model: 'v3', version: 'v2', faults: parseFaults({ latencyMs: 2000 }) });
   const { stack: s, api } = await stack([v1, v2]);
-  const created = await api('POST', '/v1/deployments', { name: 'slow', baseline: { version: 'v1', url: v1.url }, hedgeCanaryAfter: '200ms' });
+  const created = await api('POST', '/v1/deployments', {
+    name: 'slow',
+    baseline: { version: 'v1', url: v1.url },
+    hedgeCanaryAfter: '200ms',
+  });
   assert.equal(created.hedgeCanaryAfter, '200ms', JSON.stringify(created));
-  const started = await api('POST', '/v1/deployments/slow/canary', { version: 'v2', url: v2.url, weight: 100, policy: { autoRollback: false } });
+  const started = await api('POST', '/v1/deployments/slow/canary', {
+    version: 'v2',
+    url: v2.url,
+    weight: 100,
+    policy: { autoRollback: false },
+  });
   assert.equal(started.canary?.weight, 100, JSON.stringify(started));
   await eventually(() => assert.equal(s.proxy.table().deployments.slow.canary?.weight, 100));
   const times: number[] = [];
@@ -104,9 +170,15 @@ test('hedging: with a canary that answers in 2 s, users get the baseline after t
     assert.equal(r.headers['x-canary-hedged-from'], 'v2');
     assert.equal(r.headers['x-canary-variant'], 'baseline');
   }
-  assert.ok(Math.max(...times) < 1500, `answers took ${times.map(Math.round).join(', ')} ms (hedge at 200 ms; the canary takes 2000 ms)`);
-  const metrics = (await request(`${s.proxy.adminUrl}/metrics`).then((r) => r.body.text()));
-  assert.match(metrics, /canary_proxy_requests_total\{deployment="slow",version="v2",role="canary",outcome="timeout"\} 4/);
+  assert.ok(
+    Math.max(...times) < 1500,
+    `answers took ${times.map(Math.round).join(', ')} ms (hedge at 200 ms; the canary takes 2000 ms)`,
+  );
+  const metrics = await request(`${s.proxy.adminUrl}/metrics`).then((r) => r.body.text());
+  assert.match(
+    metrics,
+    /canary_proxy_requests_total\{deployment="slow",version="v2",role="canary",outcome="timeout"\} 4/,
+  );
   assert.match(metrics, /canary_proxy_canary_hedges_total\{deployment="slow"\} 4/);
 });
 
@@ -114,16 +186,32 @@ test('per-deployment settings are set at creation and changed later with PATCH; 
   // (undici checks request timeouts on a coarse clock, about every half second: margins are wide.)
   const v1 = await startModelServer({ model: 'v1', faults: parseFaults({ latencyMs: 2000 }) });
   const { stack: s, api } = await stack([v1]);
-  const created = await api('POST', '/v1/deployments', { name: 'gen', baseline: { version: 'v1', url: v1.url }, timeouts: { headers: '300ms' } });
+  const created = await api('POST', '/v1/deployments', {
+    name: 'gen',
+    baseline: { version: 'v1', url: v1.url },
+    timeouts: { headers: '300ms' },
+  });
   assert.equal(created.timeouts.headers, '300ms');
-  const ask = async () => { const r = await request(`${s.proxy.url}/gen/predict`, { method: 'POST', body: JSON.stringify(flower) }); await r.body.dump(); return r.statusCode; };
+  const ask = async () => {
+    const r = await request(`${s.proxy.url}/gen/predict`, { method: 'POST', body: JSON.stringify(flower) });
+    await r.body.dump();
+    return r.statusCode;
+  };
   await eventually(() => assert.equal(s.proxy.table().deployments.gen?.settings?.headersTimeoutMs, 300));
   assert.equal(await ask(), 504, 'a 2 s model times out at 300 ms');
-  const changed = await api('PATCH', '/v1/deployments/gen', { timeouts: { headers: '5s' }, hedgeCanaryAfter: 'off', retryMethods: ['post'] });
+  const changed = await api('PATCH', '/v1/deployments/gen', {
+    timeouts: { headers: '5s' },
+    hedgeCanaryAfter: 'off',
+    retryMethods: ['post'],
+  });
   assert.deepEqual([changed.timeouts.headers, changed.hedgeCanaryAfter, changed.retryMethods], ['5s', 'off', ['POST']]);
   await eventually(() => assert.equal(s.proxy.table().deployments.gen?.settings?.headersTimeoutMs, 5000));
   assert.equal(await ask(), 200);
-  const bad = await s.controlPlane.app.inject({ method: 'PATCH', url: '/v1/deployments/gen', payload: { timeouts: { headers: 'soon' } } });
+  const bad = await s.controlPlane.app.inject({
+    method: 'PATCH',
+    url: '/v1/deployments/gen',
+    payload: { timeouts: { headers: 'soon' } },
+  });
   assert.equal(bad.statusCode, 400);
   assert.match(bad.json().error.message, /^timeouts\.headers: expected a duration/);
   const events = (await api('GET', '/v1/deployments/gen/events')).events.map((e: { type: string }) => e.type);

@@ -1,12 +1,12 @@
-import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { after, before, test } from 'node:test';
+import { type Browser, chromium, type Page } from 'playwright-core';
 import { loadControlPlaneConfig, loadProxyConfig } from '../../common/config.js';
-import { startStack, type RunningStack } from '../../control-plane/main.js';
-import { startModelServer, type RunningModelServer } from '../../model-servers/server.js';
-import { freshSchema, silent } from '../helpers/servers.js';
+import { type RunningStack, startStack } from '../../control-plane/main.js';
 import { loadIris } from '../../model-servers/iris.js';
+import { type RunningModelServer, startModelServer } from '../../model-servers/server.js';
+import { freshSchema, silent } from '../helpers/servers.js';
 
 // Screenshots land here for a person to look at; the folder is ignored by git.
 const SHOTS = 'test-results/dashboard';
@@ -18,15 +18,31 @@ before(async () => {
   drop = schema.drop;
   models = await Promise.all([startModelServer({ model: 'v1' }), startModelServer({ model: 'v3', version: 'v2' })]);
   stack = await startStack(
-    loadControlPlaneConfig({ DATABASE_URL: schema.url, CANARY_API_PORT: '0', CANARY_XDS_PORT: '0', CANARY_API_TOKEN: TOKEN }),
+    loadControlPlaneConfig({
+      DATABASE_URL: schema.url,
+      CANARY_API_PORT: '0',
+      CANARY_XDS_PORT: '0',
+      CANARY_API_TOKEN: TOKEN,
+    }),
     loadProxyConfig({ CANARY_PROXY_PORT: '0', CANARY_ADMIN_PORT: '0', CANARY_PROXY_HOST: '127.0.0.1' }),
     { logger: silent },
   );
   const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
-  await fetch(`${stack.controlPlane.url}/v1/deployments`, { method: 'POST', headers: auth, body: JSON.stringify({ name: 'iris', baseline: { version: 'v1', url: models[0].url } }) });
-  await fetch(`${stack.controlPlane.url}/v1/deployments/iris/versions`, { method: 'POST', headers: auth, body: JSON.stringify({ version: 'v2', url: models[1].url }) });
+  await fetch(`${stack.controlPlane.url}/v1/deployments`, {
+    method: 'POST',
+    headers: auth,
+    body: JSON.stringify({ name: 'iris', baseline: { version: 'v1', url: models[0].url } }),
+  });
+  await fetch(`${stack.controlPlane.url}/v1/deployments/iris/versions`, {
+    method: 'POST',
+    headers: auth,
+    body: JSON.stringify({ version: 'v2', url: models[1].url }),
+  });
   await mkdir(SHOTS, { recursive: true });
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-gpu'] });
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-gpu'],
+  });
   page = await browser.newPage();
   // The dashboard asks for the token with prompt(): answer it like a person would.
   page.on('dialog', (d) => void (d.type() === 'prompt' ? d.accept(TOKEN) : d.accept()));
@@ -55,7 +71,9 @@ test('a canary started from the form shows up with its split; the token is asked
   await page.click('#start-form button[type=submit]');
   await page.locator('#canary-version', { hasText: 'v2' }).waitFor();
   assert.equal(await page.locator('#canary-weight').innerText(), '20%');
-  const d = await (await fetch(`${stack.controlPlane.url}/v1/deployments/iris`, { headers: { authorization: `Bearer ${TOKEN}` } })).json();
+  const d = await (
+    await fetch(`${stack.controlPlane.url}/v1/deployments/iris`, { headers: { authorization: `Bearer ${TOKEN}` } })
+  ).json();
   assert.equal(d.canary.version, 'v2');
   assert.equal(d.canary.weight, 20);
   assert.equal(d.policy.interval, '1h');
@@ -74,16 +92,26 @@ test('a stale page acts on nothing: when the deployment changed meanwhile, a but
   const shown = await (await fetch(`${stack.controlPlane.url}/v1/deployments/iris`, { headers: auth })).json();
   // The page keeps showing that state (as if its refresh had not run yet)…
   const thisDeployment = (url: URL) => url.pathname === '/v1/deployments/iris';
-  await page.route(thisDeployment, (route) => (route.request().method() === 'GET' ? route.fulfill({ json: shown }) : route.continue()));
+  await page.route(thisDeployment, (route) =>
+    route.request().method() === 'GET' ? route.fulfill({ json: shown }) : route.continue(),
+  );
   // …while someone else changes the weight.
-  const other = await fetch(`${stack.controlPlane.url}/v1/deployments/iris/traffic`, { method: 'PUT', headers: auth, body: JSON.stringify({ weight: 35 }) });
+  const other = await fetch(`${stack.controlPlane.url}/v1/deployments/iris/traffic`, {
+    method: 'PUT',
+    headers: auth,
+    body: JSON.stringify({ weight: 35 }),
+  });
   assert.equal(other.status, 200);
   await page.click('#plus10');
   await page.locator('#error', { hasText: /changed meanwhile/ }).waitFor();
   const now = await (await fetch(`${stack.controlPlane.url}/v1/deployments/iris`, { headers: auth })).json();
   assert.equal(now.canary.weight, 35, 'the stale click changed nothing');
   await page.unroute(thisDeployment);
-  await fetch(`${stack.controlPlane.url}/v1/deployments/iris/traffic`, { method: 'PUT', headers: auth, body: JSON.stringify({ weight: 30 }) });
+  await fetch(`${stack.controlPlane.url}/v1/deployments/iris/traffic`, {
+    method: 'PUT',
+    headers: auth,
+    body: JSON.stringify({ weight: 30 }),
+  });
   await page.locator('#canary-weight', { hasText: '30%' }).waitFor();
 });
 
@@ -91,18 +119,30 @@ test('evaluate shows the verdict and why; charts draw from the analyses', async 
   // Traffic for a little over a second: a step's stats start at the whole second after it began.
   const until = Date.now() + 1300;
   for (let i = 0; i < 60 || Date.now() < until; i++) {
-    const r = await fetch(`${stack.proxy.url}/iris/predict`, { method: 'POST', body: JSON.stringify({ features: { sepal_length: 6, sepal_width: 3, petal_length: 4.5, petal_width: 1.4 } }) });
+    const r = await fetch(`${stack.proxy.url}/iris/predict`, {
+      method: 'POST',
+      body: JSON.stringify({ features: { sepal_length: 6, sepal_width: 3, petal_length: 4.5, petal_width: 1.4 } }),
+    });
     await r.arrayBuffer();
   }
   await stack.proxy.flushStats();
   await page.click('#evaluate');
   await page.locator('#reasons li').first().waitFor();
   assert.match(await page.locator('#reasons').innerText(), /canary requests|within thresholds|baseline/);
-  assert.ok(await page.locator('svg.chart').count() >= 2);
+  assert.ok((await page.locator('svg.chart').count()) >= 2);
   // Charts scaled to the data, with the policy's limits, readable ticks, and p99 told apart from p95.
-  assert.ok(await page.locator('svg.chart line.limit, .legend .muted:has-text("above the chart")').count() >= 1, 'limits drawn or named');
-  assert.ok(await page.locator('svg.chart').first().locator('text').count() >= 6, 'at least five value ticks and a time');
-  assert.ok(await page.locator('.legend svg line[stroke-dasharray]').count() >= 2, 'the p99 series have a dashed key');
+  assert.ok(
+    (await page.locator('svg.chart line.limit, .legend .muted:has-text("above the chart")').count()) >= 1,
+    'limits drawn or named',
+  );
+  assert.ok(
+    (await page.locator('svg.chart').first().locator('text').count()) >= 6,
+    'at least five value ticks and a time',
+  );
+  assert.ok(
+    (await page.locator('.legend svg line[stroke-dasharray]').count()) >= 2,
+    'the p99 series have a dashed key',
+  );
   await page.screenshot({ path: `${SHOTS}/deployment.png`, fullPage: true });
 });
 
@@ -116,7 +156,11 @@ test('rollback is confirmed, then the event appears in the history with its reas
   // The verdict card does not keep the old "holding at …": it says how the canary ended.
   assert.match(await page.locator('#last-canary').innerText(), /Last canary v2: rolled back/);
   assert.equal(await page.locator('#reasons').count(), 0);
-  assert.equal(await page.locator('#rollback-baseline').count(), 0, 'no earlier baseline to roll back to, so no button');
+  assert.equal(
+    await page.locator('#rollback-baseline').count(),
+    0,
+    'no earlier baseline to roll back to, so no button',
+  );
 });
 
 test('the start form keeps what was typed through refreshes and a refused start, and shows the error next to it', async () => {
@@ -140,10 +184,25 @@ test('the start form keeps what was typed through refreshes and a refused start,
 });
 
 test('an error from the API is shown, not swallowed', async () => {
-  await page.evaluate(() => fetch('/v1/deployments/iris/promote', { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${localStorage.getItem('canaryToken')}` }, body: '{}' }));
+  await page.evaluate(() =>
+    fetch('/v1/deployments/iris/promote', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${localStorage.getItem('canaryToken')}` },
+      body: '{}',
+    }),
+  );
   // Promote with no canary through the page's own client:
   const message = await page.evaluate(async () => {
-    try { await (window as unknown as { api: (m: string, p: string, b?: unknown) => Promise<unknown> }).api('POST', '/v1/deployments/iris/promote', {}); return 'no error'; } catch (e) { return (e as Error).message; }
+    try {
+      await (window as unknown as { api: (m: string, p: string, b?: unknown) => Promise<unknown> }).api(
+        'POST',
+        '/v1/deployments/iris/promote',
+        {},
+      );
+      return 'no error';
+    } catch (e) {
+      return (e as Error).message;
+    }
   });
   assert.match(message, /NO_CANARY/);
 });
@@ -154,9 +213,15 @@ test('at 390 px nothing sticks out: every element of the list and of a deploymen
   for (const hash of ['#/', '#/d/iris']) {
     await narrow.goto(`${stack.controlPlane.url}/${hash}`);
     await narrow.locator(hash === '#/' ? 'tr[data-name="iris"]' : '#baseline-version').waitFor();
-    const outside = await narrow.evaluate(() => [...document.querySelectorAll('body *')]
-      .filter((el) => { const r = el.getBoundingClientRect(); return r.width > 0 && r.right > window.innerWidth + 1; })
-      .map((el) => `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}.${el.className}`).slice(0, 10));
+    const outside = await narrow.evaluate(() =>
+      [...document.querySelectorAll('body *')]
+        .filter((el) => {
+          const r = el.getBoundingClientRect();
+          return r.width > 0 && r.right > window.innerWidth + 1;
+        })
+        .map((el) => `${el.tagName.toLowerCase()}${el.id ? `#${el.id}` : ''}.${el.className}`)
+        .slice(0, 10),
+    );
     assert.deepEqual(outside, [], `${hash}: elements beyond the right edge`);
   }
   await narrow.screenshot({ path: `${SHOTS}/phone-390.png`, fullPage: true });
@@ -169,7 +234,9 @@ test('works on a narrow phone screen', async () => {
   phone.on('dialog', (d) => void (d.type() === 'prompt' ? d.accept(TOKEN) : d.accept()));
   await phone.goto(`${stack.controlPlane.url}/#/d/iris`);
   await phone.locator('#baseline-version').waitFor();
-  const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  const overflow = await phone.evaluate(
+    () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+  );
   assert.ok(overflow <= 0, `page scrolls sideways by ${overflow}px`);
   await phone.screenshot({ path: `${SHOTS}/phone.png`, fullPage: true });
   await phone.close();
@@ -179,12 +246,24 @@ test('the shadow panel shows agreement over time beside the noise floor, the gat
   const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
   const v4 = await startModelServer({ model: 'v4' });
   models.push(v4);
-  await fetch(`${stack.controlPlane.url}/v1/deployments`, { method: 'POST', headers: auth, body: JSON.stringify({ name: 'shadowed', baseline: { version: 'v1', url: models[0].url } }) });
-  await fetch(`${stack.controlPlane.url}/v1/deployments/shadowed/versions`, { method: 'POST', headers: auth, body: JSON.stringify({ version: 'v4', url: v4.url }) });
+  await fetch(`${stack.controlPlane.url}/v1/deployments`, {
+    method: 'POST',
+    headers: auth,
+    body: JSON.stringify({ name: 'shadowed', baseline: { version: 'v1', url: models[0].url } }),
+  });
+  await fetch(`${stack.controlPlane.url}/v1/deployments/shadowed/versions`, {
+    method: 'POST',
+    headers: auth,
+    body: JSON.stringify({ version: 'v4', url: v4.url }),
+  });
   // Started from the form, as a person would: shadow first, comparing the predicted label.
   await page.goto(`${stack.controlPlane.url}/#/d/shadowed`);
   await page.locator('h1', { hasText: 'shadowed' }).waitFor();
-  assert.equal(await page.locator('#start-error').isVisible(), false, 'another deployment\'s form error does not follow to this one');
+  assert.equal(
+    await page.locator('#start-error').isVisible(),
+    false,
+    "another deployment's form error does not follow to this one",
+  );
   await page.selectOption('#start-form select[name=version]', 'v4');
   await page.fill('#start-form input[name=interval]', '1s');
   await page.selectOption('#start-form select[name=shadow]', 'yes');
@@ -197,20 +276,36 @@ test('the shadow panel shows agreement over time beside the noise floor, the gat
   const flowers = loadIris();
   // Real flowers through the proxy until the gate has judged v4.
   for (let i = 0; ; i++) {
-    await Promise.all(Array.from({ length: 20 }, (_, j) => fetch(`${stack.proxy.url}/shadowed/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ features: flowers[(i * 20 + j) % 150].features }) }).then((r) => r.text())));
+    await Promise.all(
+      Array.from({ length: 20 }, (_, j) =>
+        fetch(`${stack.proxy.url}/shadowed/predict`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ features: flowers[(i * 20 + j) % 150].features }),
+        }).then((r) => r.text()),
+      ),
+    );
     const d = await (await fetch(`${stack.controlPlane.url}/v1/deployments/shadowed`, { headers: auth })).json();
     if (d.canary === null) break;
     assert.ok(i < 500, 'the gate judged v4 within 500 rounds');
   }
-  for (const [p, width] of [[page, 1280], [await browser.newPage({ viewport: { width: 390, height: 800 } }), 390]] as const) {
+  for (const [p, width] of [
+    [page, 1280],
+    [await browser.newPage({ viewport: { width: 390, height: 800 } }), 390],
+  ] as const) {
     p.on('dialog', (d) => void (d.type() === 'prompt' ? d.accept(TOKEN) : d.accept()));
     await p.goto(`${stack.controlPlane.url}/#/d/shadowed`);
     // The page refreshes on its own every 2 s: wait for the panel as it is after the verdict.
     await p.locator('#agreement-summary', { hasText: /Agreement \d/ }).waitFor({ timeout: 10_000 });
-    assert.match(await p.locator('#agreement-summary').innerText(), /Agreement \d+\.\d+% \(\d+\/\d+\).*gate ≥ 95\.00%.*noise floor/s);
-    assert.ok(await p.locator('#agreement svg.chart').count() === 1, 'agreement chart drawn');
-    assert.ok(await p.locator('#disagreements tbody tr').count() > 0);
-    const overflow = await p.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.match(
+      await p.locator('#agreement-summary').innerText(),
+      /Agreement \d+\.\d+% \(\d+\/\d+\).*gate ≥ 95\.00%.*noise floor/s,
+    );
+    assert.ok((await p.locator('#agreement svg.chart').count()) === 1, 'agreement chart drawn');
+    assert.ok((await p.locator('#disagreements tbody tr').count()) > 0);
+    const overflow = await p.evaluate(
+      () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+    );
     assert.ok(overflow <= 0, `${width}px: page scrolls sideways by ${overflow}px`);
     await p.screenshot({ path: `${SHOTS}/shadow-${width}.png`, fullPage: true });
   }

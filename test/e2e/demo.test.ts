@@ -1,16 +1,20 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import net from 'node:net';
+import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { CANARY_BIN } from '../../common/processes.js';
 
 const run = promisify(execFile);
 
-const portOpen = (port: number) => new Promise<boolean>((resolve) => {
-  const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
-  s.on('error', () => resolve(false));
-});
+const portOpen = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on('error', () => resolve(false));
+  });
 
 test('the demo tells the whole story in under a minute, exits 0 and leaves no server running', async () => {
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };

@@ -1,28 +1,42 @@
-import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { request } from 'undici';
 import { loadControlPlaneConfig, loadProxyConfig } from '../../common/config.js';
 import { spawnCanary } from '../../common/processes.js';
-import { startStack, type RunningStack } from '../../control-plane/main.js';
+import { startStack } from '../../control-plane/main.js';
 import { parseFaults } from '../../model-servers/faults.js';
-import { startModelServer, type RunningModelServer } from '../../model-servers/server.js';
+import { type RunningModelServer, startModelServer } from '../../model-servers/server.js';
 import { eventually, freshSchema, REDIS_URL, silent, testPrefix } from '../helpers/servers.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
-after(async () => { for (const c of cleanups.reverse()) await c(); });
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
 
-const flower = (i: number) => ({ features: { sepal_length: 5 + (i % 10) / 10, sepal_width: 3.0 + (i % 5) / 10, petal_length: 1.5 + (i % 30) / 10, petal_width: 0.2 + (i % 20) / 10 } });
+const flower = (i: number) => ({
+  features: {
+    sepal_length: 5 + (i % 10) / 10,
+    sepal_width: 3.0 + (i % 5) / 10,
+    petal_length: 1.5 + (i % 30) / 10,
+    petal_width: 0.2 + (i % 20) / 10,
+  },
+});
 
 /** Prediction traffic through the proxy until stopped; every status is kept. */
 function traffic(url: string, concurrency = 6) {
   const statuses: number[] = [];
-  let running = true, i = 0;
+  let running = true,
+    i = 0;
   const loops = Array.from({ length: concurrency }, async () => {
     while (running) {
       try {
-        const r = await request(url, { method: 'POST', body: JSON.stringify(flower(i++)), headers: { 'content-type': 'application/json' } });
+        const r = await request(url, {
+          method: 'POST',
+          body: JSON.stringify(flower(i++)),
+          headers: { 'content-type': 'application/json' },
+        });
         await r.body.dump();
         statuses.push(r.statusCode);
       } catch {
@@ -30,18 +44,44 @@ function traffic(url: string, concurrency = 6) {
       }
     }
   });
-  return { statuses, stop: async () => { running = false; await Promise.all(loops); } };
+  return {
+    statuses,
+    stop: async () => {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
 }
 
 async function stackWith(models: RunningModelServer[]) {
   const schema = await freshSchema();
   const stack = await startStack(
-    loadControlPlaneConfig({ DATABASE_URL: schema.url, REDIS_URL, CANARY_REDIS_PREFIX: testPrefix(), CANARY_API_PORT: '0', CANARY_XDS_PORT: '0', CANARY_ANALYSIS_TICK: '100ms', CANARY_LEADER_LEASE: '1s' }),
-    loadProxyConfig({ CANARY_PROXY_PORT: '0', CANARY_ADMIN_PORT: '0', CANARY_PROXY_HOST: '127.0.0.1', CANARY_STATS_FLUSH: '200ms' }),
+    loadControlPlaneConfig({
+      DATABASE_URL: schema.url,
+      REDIS_URL,
+      CANARY_REDIS_PREFIX: testPrefix(),
+      CANARY_API_PORT: '0',
+      CANARY_XDS_PORT: '0',
+      CANARY_ANALYSIS_TICK: '100ms',
+      CANARY_LEADER_LEASE: '1s',
+    }),
+    loadProxyConfig({
+      CANARY_PROXY_PORT: '0',
+      CANARY_ADMIN_PORT: '0',
+      CANARY_PROXY_HOST: '127.0.0.1',
+      CANARY_STATS_FLUSH: '200ms',
+    }),
     { logger: silent },
   );
-  cleanups.push(() => schema.drop(), ...models.map((m) => () => m.close()), () => stack.close());
-  const api = (method: string, path: string, body?: unknown) => stack.controlPlane.app.inject({ method: method as 'GET', url: path, payload: (body ?? (method === 'GET' ? undefined : {})) as object }).then((r) => r.json());
+  cleanups.push(
+    () => schema.drop(),
+    ...models.map((m) => () => m.close()),
+    () => stack.close(),
+  );
+  const api = (method: string, path: string, body?: unknown) =>
+    stack.controlPlane.app
+      .inject({ method: method as 'GET', url: path, payload: (body ?? (method === 'GET' ? undefined : {})) as object })
+      .then((r) => r.json());
   return { stack, api };
 }
 
@@ -53,19 +93,35 @@ test('a canary failing 30% of requests is rolled back within two intervals; the 
   const load = traffic(`${stack.proxy.url}/iris/predict`);
   await sleep(300);
   const t0 = Date.now();
-  await api('POST', '/v1/deployments/iris/canary', { version: 'v2', url: v2.url, weight: 20, policy: { interval: '1s', minRequests: 20 } });
+  await api('POST', '/v1/deployments/iris/canary', {
+    version: 'v2',
+    url: v2.url,
+    weight: 20,
+    policy: { interval: '1s', minRequests: 20 },
+  });
   await eventually(async () => assert.equal((await api('GET', '/v1/deployments/iris')).canary, null), 10_000, 20);
   const elapsed = Date.now() - t0;
   await sleep(300);
   await load.stop();
-  assert.ok(elapsed <= 2 * 1000 + 500, `rolled back after ${elapsed} ms (two intervals are 2000 ms; 500 ms for stats flush and loop tick)`);
-  assert.deepEqual(load.statuses.filter((s) => s !== 200), [], 'every client got an answer (canary failures were retried on the baseline)');
+  assert.ok(
+    elapsed <= 2 * 1000 + 500,
+    `rolled back after ${elapsed} ms (two intervals are 2000 ms; 500 ms for stats flush and loop tick)`,
+  );
+  assert.deepEqual(
+    load.statuses.filter((s) => s !== 200),
+    [],
+    'every client got an answer (canary failures were retried on the baseline)',
+  );
   const types = (await api('GET', '/v1/deployments/iris/events')).events.map((e: { type: string }) => e.type);
   assert.deepEqual(types.slice(0, 3), ['rolled_back', 'auto_rollback_triggered', 'analysis_failed']);
   const analysis = await api('GET', '/v1/deployments/iris/analysis');
   assert.equal(analysis.latest.verdict, 'critical');
   assert.ok(analysis.latest.canary.errorRate > 0.15, `measured canary error rate ${analysis.latest.canary.errorRate}`);
-  assert.equal((await api('GET', '/v1/deployments/iris/versions')).versions.find((v: { version: string }) => v.version === 'v2').state, 'rolled_back');
+  assert.equal(
+    (await api('GET', '/v1/deployments/iris/versions')).versions.find((v: { version: string }) => v.version === 'v2')
+      .state,
+    'rolled_back',
+  );
 });
 
 test('a healthy canary walks its steps and is promoted', async () => {
@@ -79,43 +135,91 @@ test('a healthy canary walks its steps and is promoted', async () => {
   const warm = traffic(`${v3.url}/predict`, 2);
   await sleep(1500);
   await warm.stop();
-  await api('POST', '/v1/deployments/iris/canary', { version: 'v3', url: v3.url, policy: { interval: '1s', steps: [10, 50, 100], minRequests: 20 } });
-  await eventually(async () => {
-    const d = await api('GET', '/v1/deployments/iris');
-    if (d.baseline.version === 'v3') return;
-    const a = await api('GET', '/v1/deployments/iris/analysis?limit=1');
-    assert.fail(`not promoted yet (weight ${d.canary?.weight}%): ${a.latest?.reasons.join('; ') ?? 'no analysis'}`);
-  }, 45_000, 100);
+  await api('POST', '/v1/deployments/iris/canary', {
+    version: 'v3',
+    url: v3.url,
+    policy: { interval: '1s', steps: [10, 50, 100], minRequests: 20 },
+  });
+  await eventually(
+    async () => {
+      const d = await api('GET', '/v1/deployments/iris');
+      if (d.baseline.version === 'v3') return;
+      const a = await api('GET', '/v1/deployments/iris/analysis?limit=1');
+      assert.fail(`not promoted yet (weight ${d.canary?.weight}%): ${a.latest?.reasons.join('; ') ?? 'no analysis'}`);
+    },
+    45_000,
+    100,
+  );
   await load.stop();
-  assert.deepEqual(load.statuses.filter((s) => s !== 200), []);
-  const events = (await api('GET', '/v1/deployments/iris/events')).events.map((e: { type: string; after: { weight?: number } }) => e.type === 'step_advanced' ? `step_advanced:${e.after.weight}` : e.type);
+  assert.deepEqual(
+    load.statuses.filter((s) => s !== 200),
+    [],
+  );
+  const events = (await api('GET', '/v1/deployments/iris/events')).events.map(
+    (e: { type: string; after: { weight?: number } }) =>
+      e.type === 'step_advanced' ? `step_advanced:${e.after.weight}` : e.type,
+  );
   assert.deepEqual(events.slice(0, 4), ['promoted', 'auto_promote_triggered', 'step_advanced:100', 'step_advanced:50']);
 });
 
 test('two control-plane processes on one database: one decision per tick, the other takes over when the leader dies, and a restart resumes', async () => {
   const schema = await freshSchema();
   cleanups.push(() => schema.drop());
-  const env = { DATABASE_URL: schema.url, REDIS_URL, CANARY_REDIS_PREFIX: testPrefix(), CANARY_API_PORT: '0', CANARY_XDS_PORT: '0', CANARY_ANALYSIS_TICK: '100ms', CANARY_LEADER_LEASE: '1s', LOG_LEVEL: 'warn' };
+  const env = {
+    DATABASE_URL: schema.url,
+    REDIS_URL,
+    CANARY_REDIS_PREFIX: testPrefix(),
+    CANARY_API_PORT: '0',
+    CANARY_XDS_PORT: '0',
+    CANARY_ANALYSIS_TICK: '100ms',
+    CANARY_LEADER_LEASE: '1s',
+    LOG_LEVEL: 'warn',
+  };
   const start = () => spawnCanary<{ url: string }>(['control-plane'], { env, isReady: (m) => m.ready === true });
   const a = await start();
   const b = await start();
-  cleanups.push(() => a.stop(), () => b.stop());
-  const call = async (url: string, method: string, path: string, body?: unknown) => (await fetch(url + path, { method, headers: { 'content-type': 'application/json' }, body: body ? JSON.stringify(body) : undefined })).json();
-  await call(a.ready.url, 'POST', '/v1/deployments', { name: 'ha', baseline: { version: 'v1', url: 'http://127.0.0.1:9' } });
+  cleanups.push(
+    () => a.stop(),
+    () => b.stop(),
+  );
+  const call = async (url: string, method: string, path: string, body?: unknown) =>
+    (
+      await fetch(url + path, {
+        method,
+        headers: { 'content-type': 'application/json' },
+        body: body ? JSON.stringify(body) : undefined,
+      })
+    ).json();
+  await call(a.ready.url, 'POST', '/v1/deployments', {
+    name: 'ha',
+    baseline: { version: 'v1', url: 'http://127.0.0.1:9' },
+  });
   // No traffic: every analysis is inconclusive, so the canary stays and we can count decisions.
-  await call(b.ready.url, 'POST', '/v1/deployments/ha/canary', { version: 'v2', url: 'http://127.0.0.1:10', weight: 37, policy: { interval: '1s' } });
+  await call(b.ready.url, 'POST', '/v1/deployments/ha/canary', {
+    version: 'v2',
+    url: 'http://127.0.0.1:10',
+    weight: 37,
+    policy: { interval: '1s' },
+  });
 
   const db = new pg.Client({ connectionString: schema.url });
   await db.connect();
   cleanups.push(() => db.end());
-  const analyses = async () => (await db.query<{ at: Date; actor: string }>('SELECT at FROM analyses ORDER BY id')).rows.map((r) => r.at.getTime());
-  const leader = async () => (await db.query<{ holder: string }>("SELECT holder FROM leases WHERE name = 'analysis'")).rows[0]?.holder;
+  const analyses = async () =>
+    (await db.query<{ at: Date; actor: string }>('SELECT at FROM analyses ORDER BY id')).rows.map((r) =>
+      r.at.getTime(),
+    );
+  const leader = async () =>
+    (await db.query<{ holder: string }>("SELECT holder FROM leases WHERE name = 'analysis'")).rows[0]?.holder;
 
   await sleep(4500);
   const before = await analyses();
   assert.ok(before.length >= 3 && before.length <= 5, `${before.length} analyses in 4.5 s at a 1 s interval`);
   const gaps = before.slice(1).map((t, i) => t - before[i]);
-  assert.ok(gaps.every((g) => g >= 900), `no two decisions in one tick: gaps ${gaps.join(', ')} ms`);
+  assert.ok(
+    gaps.every((g) => g >= 900),
+    `no two decisions in one tick: gaps ${gaps.join(', ')} ms`,
+  );
 
   const holder = await leader();
   const [dead, survivor] = holder?.startsWith(`${a.child.pid}-`) ? [a, b] : [b, a];
@@ -126,7 +230,10 @@ test('two control-plane processes on one database: one decision per tick, the ot
   const after = await analyses();
   const firstAfter = after.find((t) => t > killedAt)!;
   const lastBefore = Math.max(...after.filter((t) => t <= killedAt));
-  assert.ok(firstAfter - lastBefore <= 2 * 1000 + 300, `analysis resumed ${firstAfter - lastBefore} ms after the last one (two intervals: 2000 ms)`);
+  assert.ok(
+    firstAfter - lastBefore <= 2 * 1000 + 300,
+    `analysis resumed ${firstAfter - lastBefore} ms after the last one (two intervals: 2000 ms)`,
+  );
 
   // Restart: stop the survivor, start a new process on the same database.
   await survivor.stop();

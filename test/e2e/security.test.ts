@@ -1,19 +1,21 @@
-import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { after, test } from 'node:test';
 import { chromium } from 'playwright-core';
 import { loadControlPlaneConfig } from '../../common/config.js';
-import { startControlPlane, type RunningControlPlane } from '../../control-plane/main.js';
-import { startEmbeddedDatabase, DataDirLockedError } from '../../control-plane/state/db.js';
+import { type RunningControlPlane, startControlPlane } from '../../control-plane/main.js';
+import { DataDirLockedError, startEmbeddedDatabase } from '../../control-plane/state/db.js';
 import { eventually, freshSchema, REDIS_URL, silent, startUpstream, testPrefix } from '../helpers/servers.js';
 
 /** The API as an attacker's web page, a careless script and a broken network would meet it. */
 const cleanups: (() => Promise<unknown>)[] = [];
-after(async () => { for (const c of cleanups.reverse()) await c(); });
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
 
 async function controlPlane(env: Record<string, string> = {}, databaseUrl?: string): Promise<RunningControlPlane> {
   let url = databaseUrl;
@@ -22,7 +24,19 @@ async function controlPlane(env: Record<string, string> = {}, databaseUrl?: stri
     cleanups.push(() => schema.drop());
     url = schema.url;
   }
-  const cp = await startControlPlane(loadControlPlaneConfig({ DATABASE_URL: url, REDIS_URL, CANARY_REDIS_PREFIX: testPrefix(), CANARY_API_PORT: '0', CANARY_XDS_PORT: 'off', CANARY_ANALYSIS_TICK: '100ms', CANARY_LEADER_LEASE: '1s', ...env }), { logger: silent });
+  const cp = await startControlPlane(
+    loadControlPlaneConfig({
+      DATABASE_URL: url,
+      REDIS_URL,
+      CANARY_REDIS_PREFIX: testPrefix(),
+      CANARY_API_PORT: '0',
+      CANARY_XDS_PORT: 'off',
+      CANARY_ANALYSIS_TICK: '100ms',
+      CANARY_LEADER_LEASE: '1s',
+      ...env,
+    }),
+    { logger: silent },
+  );
   cleanups.push(() => cp.close());
   return cp;
 }
@@ -30,9 +44,22 @@ async function controlPlane(env: Record<string, string> = {}, databaseUrl?: stri
 /** A raw HTTP request, so Host, Origin and content-type are exactly what a test says. */
 function raw(cp: RunningControlPlane, method: string, p: string, headers: Record<string, string>, body?: string) {
   return new Promise<{ status: number; json: any }>((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: cp.port, method, path: p, headers: { ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}), ...headers } }, (res) => {
-      let t = ''; res.on('data', (d) => { t += d; }); res.on('end', () => resolve({ status: res.statusCode!, json: t ? JSON.parse(t) : null }));
-    });
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port: cp.port,
+        method,
+        path: p,
+        headers: { ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}), ...headers },
+      },
+      (res) => {
+        let t = '';
+        res.on('data', (d) => {
+          t += d;
+        });
+        res.on('end', () => resolve({ status: res.statusCode!, json: t ? JSON.parse(t) : null }));
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -41,15 +68,43 @@ const JSON_TYPE = { 'content-type': 'application/json' };
 
 async function withCanary(cp: RunningControlPlane, name: string, token?: string) {
   const auth: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
-  assert.equal((await raw(cp, 'POST', '/v1/deployments', { ...JSON_TYPE, ...auth }, JSON.stringify({ name, baseline: { version: 'v1', url: 'http://127.0.0.1:9101' } }))).status, 201);
-  assert.equal((await raw(cp, 'POST', `/v1/deployments/${name}/canary`, { ...JSON_TYPE, ...auth }, JSON.stringify({ version: 'v2', url: 'http://127.0.0.1:9102', weight: 10, policy: { interval: '1h' } }))).status, 201);
+  assert.equal(
+    (
+      await raw(
+        cp,
+        'POST',
+        '/v1/deployments',
+        { ...JSON_TYPE, ...auth },
+        JSON.stringify({ name, baseline: { version: 'v1', url: 'http://127.0.0.1:9101' } }),
+      )
+    ).status,
+    201,
+  );
+  assert.equal(
+    (
+      await raw(
+        cp,
+        'POST',
+        `/v1/deployments/${name}/canary`,
+        { ...JSON_TYPE, ...auth },
+        JSON.stringify({ version: 'v2', url: 'http://127.0.0.1:9102', weight: 10, policy: { interval: '1h' } }),
+      )
+    ).status,
+    201,
+  );
 }
 
 test('CSRF and DNS rebinding: another origin, a foreign Host, or a non-JSON change are refused and change nothing', async () => {
   const cp = await controlPlane();
   await withCanary(cp, 'iris');
   const status = async () => (await raw(cp, 'GET', '/v1/deployments/iris', {})).json.status;
-  const evil = await raw(cp, 'POST', '/v1/deployments/iris/pause', { ...JSON_TYPE, origin: 'https://evil.example' }, '{}');
+  const evil = await raw(
+    cp,
+    'POST',
+    '/v1/deployments/iris/pause',
+    { ...JSON_TYPE, origin: 'https://evil.example' },
+    '{}',
+  );
   assert.deepEqual([evil.status, evil.json.error.code], [403, 'FORBIDDEN_ORIGIN']);
   const rebound = await raw(cp, 'POST', '/v1/deployments/iris/pause', { ...JSON_TYPE, host: 'evil.example' }, '{}');
   assert.deepEqual([rebound.status, rebound.json.error.code], [403, 'FORBIDDEN_HOST']);
@@ -61,7 +116,11 @@ test('CSRF and DNS rebinding: another origin, a foreign Host, or a non-JSON chan
   assert.equal(bare.status, 415, 'no body and no content-type is a "simple" request too');
   assert.equal(await status(), 'progressing');
   // The API's own origin works (that is the dashboard).
-  const own = await raw(cp, 'POST', '/v1/deployments/iris/pause', { ...JSON_TYPE, origin: `http://127.0.0.1:${cp.port}`, host: `127.0.0.1:${cp.port}` });
+  const own = await raw(cp, 'POST', '/v1/deployments/iris/pause', {
+    ...JSON_TYPE,
+    origin: `http://127.0.0.1:${cp.port}`,
+    host: `127.0.0.1:${cp.port}`,
+  });
   assert.equal(own.status, 200);
   assert.equal(await status(), 'paused');
 });
@@ -69,7 +128,7 @@ test('CSRF and DNS rebinding: another origin, a foreign Host, or a non-JSON chan
 test('a web page on another origin, in a real browser, cannot change anything (fetch no-cors, a form post)', async () => {
   const cp = await controlPlane();
   await withCanary(cp, 'victim');
-  const page = await startUpstream((req, res) => {
+  const page = await startUpstream((_req, res) => {
     res.writeHead(200, { 'content-type': 'text/html' });
     res.end(`<form id="f" method="POST" action="http://127.0.0.1:${cp.port}/v1/deployments/victim/pause" enctype="text/plain"><input name='{"a":"' value='"}'></form>
       <script>
@@ -77,7 +136,10 @@ test('a web page on another origin, in a real browser, cannot change anything (f
       </script>`);
   });
   cleanups.push(() => page.close());
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-gpu'] });
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-gpu'],
+  });
   cleanups.push(() => browser.close());
   const tab = await browser.newPage();
   await tab.goto(page.url.replace('127.0.0.1', 'localhost'));
@@ -94,15 +156,32 @@ test('with a token every /v1 route needs it, reads included; health and the dash
   assert.equal((await raw(cp, 'GET', '/v1/alerts/sinks', {})).status, 401);
   assert.equal((await raw(cp, 'GET', '/v1/deployments', auth)).status, 200);
   for (const p of ['/healthz', '/livez', '/readyz']) assert.equal((await raw(cp, 'GET', p, {})).status, 200, p);
-  const page = await new Promise<number>((resolve) => http.get(`${cp.url}/`, (r) => { r.resume(); resolve(r.statusCode!); }));
+  const page = await new Promise<number>((resolve) =>
+    http.get(`${cp.url}/`, (r) => {
+      r.resume();
+      resolve(r.statusCode!);
+    }),
+  );
   assert.equal(page, 200);
   const slack = 'https://hooks.slack.com/services/T000/B000/XXXXSECRETXXXX';
-  const sink = await raw(cp, 'POST', '/v1/alerts/sinks', { ...JSON_TYPE, ...auth }, JSON.stringify({ kind: 'slack', url: slack }));
+  const sink = await raw(
+    cp,
+    'POST',
+    '/v1/alerts/sinks',
+    { ...JSON_TYPE, ...auth },
+    JSON.stringify({ kind: 'slack', url: slack }),
+  );
   assert.equal(sink.status, 201);
   assert.equal(sink.json.url, 'https://hooks.slack.com/…');
   const list = await raw(cp, 'GET', '/v1/alerts/sinks', auth);
   assert.ok(!JSON.stringify(list.json).includes('SECRET'));
-  const unknown = await raw(cp, 'POST', '/v1/alerts/sinks', { ...JSON_TYPE, ...auth }, JSON.stringify({ url: 'http://127.0.0.1:1/x', events: ['nonsense'] }));
+  const unknown = await raw(
+    cp,
+    'POST',
+    '/v1/alerts/sinks',
+    { ...JSON_TYPE, ...auth },
+    JSON.stringify({ url: 'http://127.0.0.1:1/x', events: ['nonsense'] }),
+  );
   assert.deepEqual([unknown.status, unknown.json.error.code], [400, 'BAD_REQUEST']);
   assert.match(unknown.json.error.message, /events: unknown event type "nonsense"/);
 });
@@ -114,11 +193,29 @@ test('a strict API: no type coercion, optional bodies optional, every 400 names 
     ['weight null', 'PUT', '/v1/deployments/strict/traffic', { weight: null }, /^weight: expected number$/],
     ['weight "10"', 'PUT', '/v1/deployments/strict/traffic', { weight: '10' }, /^weight: expected number$/],
     ['weight 150', 'PUT', '/v1/deployments/strict/traffic', { weight: 150 }, /^weight: must be at most 100$/],
-    ['name 123', 'POST', '/v1/deployments', { name: 123, baseline: { version: 'v1', url: 'http://127.0.0.1:1' } }, /^name: expected string$/],
+    [
+      'name 123',
+      'POST',
+      '/v1/deployments',
+      { name: 123, baseline: { version: 'v1', url: 'http://127.0.0.1:1' } },
+      /^name: expected string$/,
+    ],
     ['reason 5', 'POST', '/v1/deployments/strict/pause', { canary: 5 }, /^canary: expected string$/],
-    ['unknown field', 'POST', '/v1/deployments', { name: 'x', baseline: { version: 'v1', url: 'http://127.0.0.1:1' }, colour: 'red' }, /^colour: unknown field$/],
+    [
+      'unknown field',
+      'POST',
+      '/v1/deployments',
+      { name: 'x', baseline: { version: 'v1', url: 'http://127.0.0.1:1' }, colour: 'red' },
+      /^colour: unknown field$/,
+    ],
     ['missing field', 'POST', '/v1/deployments', { name: 'x' }, /^baseline: required$/],
-    ['bad target', 'POST', '/v1/deployments/strict/rollback', { target: 'everything' }, /^target: expected one of "canary", "baseline"$/],
+    [
+      'bad target',
+      'POST',
+      '/v1/deployments/strict/rollback',
+      { target: 'everything' },
+      /^target: expected one of "canary", "baseline"$/,
+    ],
   ];
   for (const [what, method, p, body, message] of cases) {
     const r = await raw(cp, method, p, JSON_TYPE, JSON.stringify(body));
@@ -132,7 +229,13 @@ test('a strict API: no type coercion, optional bodies optional, every 400 names 
   assert.equal((await raw(cp, 'POST', '/v1/deployments/strict/pause', JSON_TYPE)).status, 200);
   assert.equal((await raw(cp, 'POST', '/v1/deployments/strict/resume', JSON_TYPE, '{}')).status, 200);
   assert.equal((await raw(cp, 'POST', '/v1/deployments/strict/promote', JSON_TYPE)).status, 200);
-  const big = await raw(cp, 'POST', '/v1/deployments', JSON_TYPE, JSON.stringify({ name: 'x'.repeat(20 * 1024 * 1024) }));
+  const big = await raw(
+    cp,
+    'POST',
+    '/v1/deployments',
+    JSON_TYPE,
+    JSON.stringify({ name: 'x'.repeat(20 * 1024 * 1024) }),
+  );
   assert.deepEqual([big.status, big.json.error.code], [413, 'BODY_TOO_LARGE']);
 });
 
@@ -143,7 +246,11 @@ test('a version that was rolled back is used again only with force: true, and th
   const refused = await raw(cp, 'POST', '/v1/deployments/again/canary', JSON_TYPE, JSON.stringify({ version: 'v2' }));
   assert.deepEqual([refused.status, refused.json.error.code], [409, 'VERSION_FAILED']);
   assert.match(refused.json.error.message, /v2 was rolled back.*force: true/);
-  assert.equal((await raw(cp, 'POST', '/v1/deployments/again/canary', JSON_TYPE, JSON.stringify({ version: 'v2', force: true }))).status, 201);
+  assert.equal(
+    (await raw(cp, 'POST', '/v1/deployments/again/canary', JSON_TYPE, JSON.stringify({ version: 'v2', force: true })))
+      .status,
+    201,
+  );
   const [e] = (await raw(cp, 'GET', '/v1/deployments/again/events?limit=1', {})).json.events;
   assert.deepEqual([e.type, e.after.forced], ['canary_started', true]);
 });
@@ -152,10 +259,16 @@ test('the embedded database has one writer: a second process on the same data di
   const dir = await mkdtemp(path.join(os.tmpdir(), 'canary-lock-'));
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
   const first = await startEmbeddedDatabase(dir, silent);
-  await assert.rejects(startEmbeddedDatabase(dir, silent), (e: Error) => e instanceof DataDirLockedError && new RegExp(`pid ${process.pid}`).test(e.message));
+  await assert.rejects(
+    startEmbeddedDatabase(dir, silent),
+    (e: Error) => e instanceof DataDirLockedError && new RegExp(`pid ${process.pid}`).test(e.message),
+  );
   await first.close();
   // A lock left by a process that no longer exists.
-  await writeFile(path.join(dir, 'canary.lock'), JSON.stringify({ pid: 999_999_999, host: os.hostname(), startedAt: '2026-01-01T00:00:00Z' }));
+  await writeFile(
+    path.join(dir, 'canary.lock'),
+    JSON.stringify({ pid: 999_999_999, host: os.hostname(), startedAt: '2026-01-01T00:00:00Z' }),
+  );
   const second = await startEmbeddedDatabase(dir, silent);
   await second.close();
 });
@@ -170,7 +283,11 @@ test('health tells the truth: /readyz is 503 naming the database while it is unr
   const relay = net.createServer((client) => {
     if (!open) return client.destroy();
     const upstream = net.connect(Number(target.port || 5432), target.hostname);
-    for (const s of [client, upstream]) { sockets.add(s); s.on('close', () => sockets.delete(s)); s.on('error', () => {}); }
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => {});
+    }
     client.pipe(upstream).pipe(client);
   });
   await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
@@ -182,18 +299,24 @@ test('health tells the truth: /readyz is 503 naming the database while it is unr
   assert.equal((await raw(cp, 'GET', '/readyz', {})).status, 200);
   open = false;
   for (const s of sockets) s.destroy();
-  await eventually(async () => {
-    const r = await raw(cp, 'GET', '/readyz', {});
-    assert.equal(r.status, 503);
-    assert.deepEqual(r.json.failing, ['database']);
-  }, 10_000, 200);
+  await eventually(
+    async () => {
+      const r = await raw(cp, 'GET', '/readyz', {});
+      assert.equal(r.status, 503);
+      assert.deepEqual(r.json.failing, ['database']);
+    },
+    10_000,
+    200,
+  );
   assert.equal((await raw(cp, 'GET', '/healthz', {})).status, 503);
   assert.equal((await raw(cp, 'GET', '/livez', {})).status, 200);
   await eventually(() => assert.equal(cp.loop.leader, false), 10_000, 100);
   open = true;
   await eventually(async () => assert.equal((await raw(cp, 'GET', '/readyz', {})).status, 200), 15_000, 200);
   await eventually(() => assert.ok(cp.loop.leader), 15_000, 100);
-  const leaders = await cp.db.pool.query(`SELECT count(*)::int AS n FROM events WHERE deployment = '*' AND type = 'leader_changed'`);
+  const leaders = await cp.db.pool.query(
+    `SELECT count(*)::int AS n FROM events WHERE deployment = '*' AND type = 'leader_changed'`,
+  );
   assert.equal(leaders.rows[0].n, 1, 'the same replica regaining the lease is not a leader change');
 });
 
@@ -201,19 +324,43 @@ test('DELETE what can be created: a deployment with no canary (its audit trail s
   const cp = await controlPlane();
   await withCanary(cp, 'gone');
   assert.equal((await raw(cp, 'DELETE', '/v1/deployments/gone', JSON_TYPE)).json.error.code, 'CANARY_RUNNING');
-  assert.equal((await raw(cp, 'DELETE', '/v1/deployments/gone/versions/v2', JSON_TYPE)).json.error.code, 'VERSION_IN_USE');
+  assert.equal(
+    (await raw(cp, 'DELETE', '/v1/deployments/gone/versions/v2', JSON_TYPE)).json.error.code,
+    'VERSION_IN_USE',
+  );
   assert.equal((await raw(cp, 'POST', '/v1/deployments/gone/rollback', JSON_TYPE, '{}')).status, 200);
-  assert.equal((await raw(cp, 'DELETE', '/v1/deployments/gone/versions/v1', JSON_TYPE)).json.error.code, 'VERSION_IN_USE');
+  assert.equal(
+    (await raw(cp, 'DELETE', '/v1/deployments/gone/versions/v1', JSON_TYPE)).json.error.code,
+    'VERSION_IN_USE',
+  );
   assert.equal((await raw(cp, 'DELETE', '/v1/deployments/gone/versions/v2', JSON_TYPE)).status, 204);
   assert.equal((await raw(cp, 'DELETE', '/v1/deployments/gone', JSON_TYPE)).status, 204);
   assert.equal((await raw(cp, 'GET', '/v1/deployments/gone', {})).status, 404);
   const trail = await cp.db.pool.query(`SELECT type FROM events WHERE deployment = 'gone' ORDER BY id DESC`);
-  assert.deepEqual(trail.rows.slice(0, 2).map((r) => r.type), ['deployment_deleted', 'version_deleted']);
+  assert.deepEqual(
+    trail.rows.slice(0, 2).map((r) => r.type),
+    ['deployment_deleted', 'version_deleted'],
+  );
 
   const got: { headers: http.IncomingHttpHeaders; body: string }[] = [];
-  const hook = await startUpstream((req, res) => { let b = ''; req.on('data', (d) => { b += d; }); req.on('end', () => { got.push({ headers: req.headers, body: b }); res.end('ok'); }); });
+  const hook = await startUpstream((req, res) => {
+    let b = '';
+    req.on('data', (d) => {
+      b += d;
+    });
+    req.on('end', () => {
+      got.push({ headers: req.headers, body: b });
+      res.end('ok');
+    });
+  });
   cleanups.push(() => hook.close());
-  const sink = await raw(cp, 'POST', '/v1/alerts/sinks', JSON_TYPE, JSON.stringify({ url: `${hook.url}/hook`, secret: 'a-secret-of-length' }));
+  const sink = await raw(
+    cp,
+    'POST',
+    '/v1/alerts/sinks',
+    JSON_TYPE,
+    JSON.stringify({ url: `${hook.url}/hook`, secret: 'a-secret-of-length' }),
+  );
   const tested = await raw(cp, 'POST', `/v1/alerts/sinks/${sink.json.id}/test`, JSON_TYPE);
   assert.equal(tested.status, 200);
   assert.equal(tested.json.delivered, true);
@@ -223,23 +370,62 @@ test('DELETE what can be created: a deployment with no canary (its audit trail s
   assert.equal(got[0].headers['x-canary-event'], 'test');
   assert.ok(got[0].headers['x-canary-signature']);
   assert.equal((await raw(cp, 'DELETE', `/v1/alerts/sinks/${sink.json.id}`, JSON_TYPE)).status, 204);
-  assert.equal((await raw(cp, 'DELETE', `/v1/alerts/sinks/${sink.json.id}`, JSON_TYPE)).json.error.code, 'SINK_NOT_FOUND');
+  assert.equal(
+    (await raw(cp, 'DELETE', `/v1/alerts/sinks/${sink.json.id}`, JSON_TYPE)).json.error.code,
+    'SINK_NOT_FOUND',
+  );
 });
 
-test('server-side request forgery: version and sink URLs never point at link-local/metadata addresses or the stack\'s own services; CANARY_UPSTREAM_ALLOW narrows the rest', async () => {
+test("server-side request forgery: version and sink URLs never point at link-local/metadata addresses or the stack's own services; CANARY_UPSTREAM_ALLOW narrows the rest", async () => {
   const cp = await controlPlane();
-  const create = (url: string) => raw(cp, 'POST', '/v1/deployments', JSON_TYPE, JSON.stringify({ name: `d${Math.random().toString(36).slice(2, 8)}`, baseline: { version: 'v1', url } }));
-  for (const url of ['http://127.0.0.1:6379', `http://127.0.0.1:${new URL(process.env.DATABASE_URL ?? 'postgres://x@127.0.0.1:5432/test').port || 5432}`, `http://localhost:${cp.port}`, 'http://169.254.169.254/latest/meta-data', 'http://metadata.google.internal/']) {
+  const create = (url: string) =>
+    raw(
+      cp,
+      'POST',
+      '/v1/deployments',
+      JSON_TYPE,
+      JSON.stringify({ name: `d${Math.random().toString(36).slice(2, 8)}`, baseline: { version: 'v1', url } }),
+    );
+  for (const url of [
+    'http://127.0.0.1:6379',
+    `http://127.0.0.1:${new URL(process.env.DATABASE_URL ?? 'postgres://x@127.0.0.1:5432/test').port || 5432}`,
+    `http://localhost:${cp.port}`,
+    'http://169.254.169.254/latest/meta-data',
+    'http://metadata.google.internal/',
+  ]) {
     const r = await create(url);
     assert.deepEqual([r.status, r.json.error.code], [400, 'UPSTREAM_NOT_ALLOWED'], url);
   }
   assert.equal((await create('http://127.0.0.1:9101')).status, 201, 'an ordinary local model server is fine');
-  const sink = await raw(cp, 'POST', '/v1/alerts/sinks', JSON_TYPE, JSON.stringify({ url: 'http://169.254.169.254/hook' }));
+  const sink = await raw(
+    cp,
+    'POST',
+    '/v1/alerts/sinks',
+    JSON_TYPE,
+    JSON.stringify({ url: 'http://169.254.169.254/hook' }),
+  );
   assert.deepEqual([sink.status, sink.json.error.code], [400, 'UPSTREAM_NOT_ALLOWED']);
 
   const narrow = await controlPlane({ CANARY_UPSTREAM_ALLOW: '10.0.0.0/8,models.internal' });
-  const r = await raw(narrow, 'POST', '/v1/deployments', JSON_TYPE, JSON.stringify({ name: 'narrow', baseline: { version: 'v1', url: 'http://127.0.0.1:9101' } }));
+  const r = await raw(
+    narrow,
+    'POST',
+    '/v1/deployments',
+    JSON_TYPE,
+    JSON.stringify({ name: 'narrow', baseline: { version: 'v1', url: 'http://127.0.0.1:9101' } }),
+  );
   assert.deepEqual([r.status, r.json.error.code], [400, 'UPSTREAM_NOT_ALLOWED']);
   assert.match(r.json.error.message, /not in CANARY_UPSTREAM_ALLOW/);
-  assert.equal((await raw(narrow, 'POST', '/v1/deployments', JSON_TYPE, JSON.stringify({ name: 'inside', baseline: { version: 'v1', url: 'http://10.1.2.3:8000' } }))).status, 201);
+  assert.equal(
+    (
+      await raw(
+        narrow,
+        'POST',
+        '/v1/deployments',
+        JSON_TYPE,
+        JSON.stringify({ name: 'inside', baseline: { version: 'v1', url: 'http://10.1.2.3:8000' } }),
+      )
+    ).status,
+    201,
+  );
 });

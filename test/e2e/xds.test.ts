@@ -1,13 +1,13 @@
-import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import * as xdsClient from '@grpc/grpc-js-xds';
+import * as protoLoader from '@grpc/proto-loader';
 import { loadControlPlaneConfig, loadProxyConfig } from '../../common/config.js';
-import { startStack, type RunningStack } from '../../control-plane/main.js';
+import { type RunningStack, startStack } from '../../control-plane/main.js';
 import { ALL_NODES } from '../../control-plane/xds/cache.js';
 import { TYPE } from '../../control-plane/xds/protos.js';
 import { freshSchema, silent, statsCell, writeStatsNextSecond } from '../helpers/servers.js';
@@ -26,17 +26,29 @@ const servers: grpc.Server[] = [];
 
 async function whoServer(name: string): Promise<number> {
   const s = new grpc.Server();
-  s.addService(Who.service, { Ask: (_call: unknown, cb: grpc.sendUnaryData<{ server: string }>) => cb(null, { server: name }) });
+  s.addService(Who.service, {
+    Ask: (_call: unknown, cb: grpc.sendUnaryData<{ server: string }>) => cb(null, { server: name }),
+  });
   servers.push(s);
-  return new Promise((resolve, reject) => s.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
+  return new Promise((resolve, reject) =>
+    s.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) =>
+      err ? reject(err) : resolve(port),
+    ),
+  );
 }
 
-const api = (method: string, url: string, payload?: unknown) => stack.controlPlane.app.inject({ method: method as 'GET', url, payload: (payload ?? (method === 'GET' ? undefined : {})) as object }).then((r) => r.json());
+const api = (method: string, url: string, payload?: unknown) =>
+  stack.controlPlane.app
+    .inject({ method: method as 'GET', url, payload: (payload ?? (method === 'GET' ? undefined : {})) as object })
+    .then((r) => r.json());
 
 function ask(): Promise<string> {
   return new Promise((resolve, reject) => {
-    (client as unknown as { Ask: (req: object, opts: object, cb: (err: Error | null, res: { server: string }) => void) => void })
-      .Ask({}, { deadline: Date.now() + 5000 }, (err, res) => (err ? reject(err) : resolve(res.server)));
+    (
+      client as unknown as {
+        Ask: (req: object, opts: object, cb: (err: Error | null, res: { server: string }) => void) => void;
+      }
+    ).Ask({}, { deadline: Date.now() + 5000 }, (err, res) => (err ? reject(err) : resolve(res.server)));
   });
 }
 
@@ -52,14 +64,37 @@ before(async () => {
   const [p1, p2] = await Promise.all([whoServer('v1'), whoServer('v2')]);
   stack = await startStack(
     // The analysis loop is left idle (a tick of an hour): the tests call evaluate themselves.
-    loadControlPlaneConfig({ DATABASE_URL: schema.url, CANARY_API_PORT: '0', CANARY_XDS_PORT: '0', CANARY_XDS_HOST: '127.0.0.1', CANARY_ANALYSIS_TICK: '1h', CANARY_LEADER_LEASE: '3h' }),
+    loadControlPlaneConfig({
+      DATABASE_URL: schema.url,
+      CANARY_API_PORT: '0',
+      CANARY_XDS_PORT: '0',
+      CANARY_XDS_HOST: '127.0.0.1',
+      CANARY_ANALYSIS_TICK: '1h',
+      CANARY_LEADER_LEASE: '3h',
+    }),
     loadProxyConfig({ CANARY_PROXY_PORT: '0', CANARY_ADMIN_PORT: '0', CANARY_PROXY_HOST: '127.0.0.1' }),
     { logger: silent },
   );
   await api('POST', '/v1/deployments', { name: 'who', baseline: { version: 'v1', url: `http://127.0.0.1:${p1}` } });
-  await api('POST', '/v1/deployments/who/canary', { version: 'v2', url: `http://127.0.0.1:${p2}`, weight: 20, policy: { interval: '1h', minRequests: 50 } });
-  const bootstrap = { xds_servers: [{ server_uri: `127.0.0.1:${stack.controlPlane.xds!.port}`, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }], node: { id: 'xds-test-client', locality: {} } };
-  client = new Who('xds:///who', grpc.credentials.createInsecure(), { 'grpc.TEST_ONLY_DO_NOT_USE_IN_PROD.xds_bootstrap_config': JSON.stringify(bootstrap) });
+  await api('POST', '/v1/deployments/who/canary', {
+    version: 'v2',
+    url: `http://127.0.0.1:${p2}`,
+    weight: 20,
+    policy: { interval: '1h', minRequests: 50 },
+  });
+  const bootstrap = {
+    xds_servers: [
+      {
+        server_uri: `127.0.0.1:${stack.controlPlane.xds!.port}`,
+        channel_creds: [{ type: 'insecure' }],
+        server_features: ['xds_v3'],
+      },
+    ],
+    node: { id: 'xds-test-client', locality: {} },
+  };
+  client = new Who('xds:///who', grpc.credentials.createInsecure(), {
+    'grpc.TEST_ONLY_DO_NOT_USE_IN_PROD.xds_bootstrap_config': JSON.stringify(bootstrap),
+  });
 });
 
 after(async () => {
@@ -79,11 +114,16 @@ test('a gRPC client dialing xds:///{deployment} splits 20% to the canary', async
 
 test('a weight change through the REST API shifts traffic within a second, on the same ADS stream, with no failed call', async () => {
   const streams = (await api('GET', '/v1/xds')).counters.streams;
-  let failures = 0, running = true;
+  let failures = 0,
+    running = true;
   const seen: { at: number; server: string }[] = [];
   const loop = (async () => {
     while (running) {
-      try { seen.push({ at: Date.now(), server: await ask() }); } catch { failures++; }
+      try {
+        seen.push({ at: Date.now(), server: await ask() });
+      } catch {
+        failures++;
+      }
     }
   })();
   await sleep(200);
@@ -95,7 +135,10 @@ test('a weight change through the REST API shifts traffic within a second, on th
   assert.equal(failures, 0);
   const after1s = seen.filter((s) => s.at > changedAt + 1000);
   assert.ok(after1s.length > 50);
-  assert.ok(after1s.every((s) => s.server === 'v2'), 'all traffic on the canary one second after the change');
+  assert.ok(
+    after1s.every((s) => s.server === 'v2'),
+    'all traffic on the canary one second after the change',
+  );
   assert.equal((await api('GET', '/v1/xds')).counters.streams, streams, 'no new ADS stream');
 });
 
@@ -103,11 +146,16 @@ test('a NACKed update is counted and the client keeps its last good config', asy
   const xds = stack.controlPlane.xds!.server;
   const good = xds.cache.get(ALL_NODES)!;
   const badRoutes = new Map(good.resources[TYPE.route]);
-  const route = structuredClone(badRoutes.get('grpc_who')!) as { virtual_hosts: { routes: { route: { weighted_clusters: { clusters: { weight: { value: number } }[] } } }[] }[] };
+  const route = structuredClone(badRoutes.get('grpc_who')!) as {
+    virtual_hosts: { routes: { route: { weighted_clusters: { clusters: { weight: { value: number } }[] } } }[] }[];
+  };
   for (const c of route.virtual_hosts[0].routes[0].route.weighted_clusters.clusters) c.weight.value = 0; // invalid: weights add up to 0
   badRoutes.set('grpc_who', route as never);
   const nacks = xds.counters.nacks;
-  xds.cache.set(ALL_NODES, { versions: { ...good.versions, [TYPE.route]: 'bad-1' }, resources: { ...good.resources, [TYPE.route]: badRoutes } });
+  xds.cache.set(ALL_NODES, {
+    versions: { ...good.versions, [TYPE.route]: 'bad-1' },
+    resources: { ...good.resources, [TYPE.route]: badRoutes },
+  });
   await sleep(500);
   assert.ok(xds.counters.nacks > nacks, 'the client NACKed the bad route configuration');
   assert.equal(xds.lastNack[0].typeUrl, TYPE.route);

@@ -1,17 +1,17 @@
-import http from 'node:http';
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { loadProxyConfig, type ProxyConfig } from '../../common/config.js';
 import { createLogger } from '../../common/logger.js';
-import { startProxy, type RunningProxy } from '../../proxy/proxy.js';
-import { StaticRouteSource } from '../../proxy/split/sources/static-source.js';
+import { type RunningProxy, startProxy } from '../../proxy/proxy.js';
 import type { RouteSource } from '../../proxy/split/sources/route-source.js';
-import { MemoryStatsStore } from '../../proxy/telemetry/memory-stats-store.js';
+import { StaticRouteSource } from '../../proxy/split/sources/static-source.js';
 import { addValue } from '../../proxy/telemetry/histogram.js';
+import { MemoryStatsStore } from '../../proxy/telemetry/memory-stats-store.js';
 import type { StatsStore } from '../../proxy/telemetry/stats.js';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -24,11 +24,21 @@ export function testPrefix(): string {
 }
 
 /** A plain HTTP upstream on port 0 that answers with `handler`. */
-export async function startUpstream(handler: http.RequestListener): Promise<{ url: string; server: http.Server; close(): Promise<void> }> {
+export async function startUpstream(
+  handler: http.RequestListener,
+): Promise<{ url: string; server: http.Server; close(): Promise<void> }> {
   const server = http.createServer(handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return { url, server, close: () => new Promise<void>((r) => { server.close(() => r()); server.closeAllConnections(); }) };
+  return {
+    url,
+    server,
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
+  };
 }
 
 /** An upstream that answers JSON `{who}` with the given status. */
@@ -37,8 +47,18 @@ export function echoUpstream(who: string, status = 200) {
     const chunks: Buffer[] = [];
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
-      const body = JSON.stringify({ who, path: req.url, method: req.method, headers: req.headers, bodyBytes: Buffer.concat(chunks).length });
-      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-upstream': who });
+      const body = JSON.stringify({
+        who,
+        path: req.url,
+        method: req.method,
+        headers: req.headers,
+        bodyBytes: Buffer.concat(chunks).length,
+      });
+      res.writeHead(status, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+        'x-upstream': who,
+      });
       res.end(body);
     });
   });
@@ -53,15 +73,27 @@ export async function closedPort(): Promise<number> {
   return port;
 }
 
-export async function startTestProxy(table: unknown, opts: { config?: Partial<ProxyConfig>; source?: RouteSource; stats?: StatsStore } = {}): Promise<RunningProxy & { source: RouteSource; stats: StatsStore }> {
+export async function startTestProxy(
+  table: unknown,
+  opts: { config?: Partial<ProxyConfig>; source?: RouteSource; stats?: StatsStore } = {},
+): Promise<RunningProxy & { source: RouteSource; stats: StatsStore }> {
   const source = opts.source ?? new StaticRouteSource(table);
   const stats = opts.stats ?? new MemoryStatsStore();
-  const config = loadProxyConfig({}, { host: '127.0.0.1', port: 0, adminPort: 0, statsFlushMs: 200, shutdownGraceMs: 2000, ...opts.config });
+  const config = loadProxyConfig(
+    {},
+    { host: '127.0.0.1', port: 0, adminPort: 0, statsFlushMs: 200, shutdownGraceMs: 2000, ...opts.config },
+  );
   const proxy = await startProxy({ config, routeSource: source, statsStore: stats, logger: silent });
   return Object.assign(proxy, { source, stats });
 }
 
-export function route(name: string, baselineUrl: string, canaryUrl: string | null, weight = 0, extra: Record<string, unknown> = {}) {
+export function route(
+  name: string,
+  baselineUrl: string,
+  canaryUrl: string | null,
+  weight = 0,
+  extra: Record<string, unknown> = {},
+) {
   return {
     name,
     baseline: { version: 'v1', url: baselineUrl },
@@ -71,15 +103,21 @@ export function route(name: string, baselineUrl: string, canaryUrl: string | nul
 }
 
 /** Sends `n` requests with bounded concurrency; returns each response's status and headers. */
-export async function blast(n: number, concurrency: number, make: (i: number) => Promise<{ status: number; variant?: string }>) {
+export async function blast(
+  n: number,
+  concurrency: number,
+  make: (i: number) => Promise<{ status: number; variant?: string }>,
+) {
   const results: { status: number; variant?: string }[] = new Array(n);
   let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < n) {
-      const i = next++;
-      results[i] = await make(i);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < n) {
+        const i = next++;
+        results[i] = await make(i);
+      }
+    }),
+  );
   return results;
 }
 
@@ -90,7 +128,11 @@ export async function get(url: string, headers: Record<string, string> = {}) {
 }
 
 export async function post(url: string, body: unknown, headers: Record<string, string> = {}) {
-  const res = await request(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body) });
+  const res = await request(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body),
+  });
   const text = await res.body.text();
   return { status: res.statusCode, headers: res.headers, text, json: () => JSON.parse(text) };
 }
@@ -109,19 +151,43 @@ export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 500
 }
 
 /** A throwaway redis-server on its own port, for tests that stop and restart Redis. */
-export async function startThrowawayRedis(port?: number): Promise<{ url: string; port: number; stop(): Promise<void> }> {
+export async function startThrowawayRedis(
+  port?: number,
+): Promise<{ url: string; port: number; stop(): Promise<void> }> {
   const p = port ?? (await closedPort());
-  const child: ChildProcess = spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const child: ChildProcess = spawn(
+    'redis-server',
+    ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    { stdio: 'ignore' },
+  );
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  await eventually(() => new Promise<void>((resolve, reject) => {
-    const s = net.connect(p, '127.0.0.1', () => { s.destroy(); resolve(); });
-    s.on('error', reject);
-  }), 5000);
-  return { url: `redis://127.0.0.1:${p}`, port: p, stop: async () => { child.kill('SIGKILL'); await exited; } };
+  await eventually(
+    () =>
+      new Promise<void>((resolve, reject) => {
+        const s = net.connect(p, '127.0.0.1', () => {
+          s.destroy();
+          resolve();
+        });
+        s.on('error', reject);
+      }),
+    5000,
+  );
+  return {
+    url: `redis://127.0.0.1:${p}`,
+    port: p,
+    stop: async () => {
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
 }
 
 /** Writes a route table the way the control plane does: SET + PUBLISH in one MULTI. */
-export async function publishTable(redis: import('ioredis').Redis, prefix: string, table: { version: number; deployments: Record<string, unknown> }): Promise<void> {
+export async function publishTable(
+  redis: import('ioredis').Redis,
+  prefix: string,
+  table: { version: number; deployments: Record<string, unknown> },
+): Promise<void> {
   const { redisKeys } = await import('../../proxy/keys.js');
   const keys = redisKeys(prefix);
   await redis.multi().set(keys.routes, JSON.stringify(table)).publish(keys.routesChannel, String(table.version)).exec();
@@ -156,7 +222,9 @@ export function rawHttp(port: number, text: string): Promise<string> {
   return new Promise((resolve) => {
     const s = net.connect(port, '127.0.0.1', () => s.write(text));
     let data = '';
-    s.on('data', (d) => { data += d; });
+    s.on('data', (d) => {
+      data += d;
+    });
     s.on('close', () => resolve(data));
   });
 }
@@ -178,5 +246,13 @@ export async function writeStatsNextSecond(store: StatsStore, cells: ReturnType<
 export function statsCell(deployment: string, version: string, requests: number, modelErrors: number) {
   const latency = new Map<number, number>();
   addValue(latency, 5, requests);
-  return { deployment, version, epochSecond: Math.floor(Date.now() / 1000), requests, modelErrors, clientErrors: 0, latency };
+  return {
+    deployment,
+    version,
+    epochSecond: Math.floor(Date.now() / 1000),
+    requests,
+    modelErrors,
+    clientErrors: 0,
+    latency,
+  };
 }

@@ -2,9 +2,9 @@
 // Redis store, one pipeline per flush), so the merge test has several real writers.
 // Usage: stats-writer.ts <redisUrl> <prefix> <seed> <count>; prints its raw latencies.
 import { Redis } from 'ioredis';
-import { StatsAccumulator } from '../../proxy/telemetry/stats.js';
-import { RedisStatsStore } from '../../proxy/telemetry/redis-stats-store.js';
 import { seededRandom } from '../../model-servers/iris.js';
+import { RedisStatsStore } from '../../proxy/telemetry/redis-stats-store.js';
+import { StatsAccumulator } from '../../proxy/telemetry/stats.js';
 
 const [url, prefix, seed, count] = process.argv.slice(2);
 const rnd = seededRandom(Number(seed));
@@ -14,7 +14,8 @@ const acc = new StatsAccumulator();
 const latencies: number[] = [];
 const start = Date.now();
 for (let i = 0; i < Number(count); i++) {
-  const u = 1 - rnd(), v = rnd();
+  const u = 1 - rnd(),
+    v = rnd();
   const ms = Math.exp(2 + 0.8 * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v));
   latencies.push(ms);
   const outcome = i % 10 === 0 ? 'server_error' : i % 7 === 0 ? 'client_error' : 'success';

@@ -1,11 +1,11 @@
-import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
-import { loadControlPlaneConfig, loadProxyConfig, ConfigError } from '../../common/config.js';
-import { startStack, type RunningStack } from '../../control-plane/main.js';
+import { ConfigError, loadControlPlaneConfig, loadProxyConfig } from '../../common/config.js';
 import { CANARY_BIN } from '../../common/processes.js';
-import { startModelServer, type RunningModelServer } from '../../model-servers/server.js';
+import { type RunningStack, startStack } from '../../control-plane/main.js';
+import { type RunningModelServer, startModelServer } from '../../model-servers/server.js';
 import { freshSchema, REDIS_URL, silent, testPrefix } from '../helpers/servers.js';
 
 const run = promisify(execFile);
@@ -17,15 +17,32 @@ before(async () => {
   dropSchema = schema.drop;
   [v1, v2] = await Promise.all([startModelServer({ model: 'v1' }), startModelServer({ model: 'v3', version: 'v2' })]);
   stack = await startStack(
-    loadControlPlaneConfig({ DATABASE_URL: schema.url, REDIS_URL, CANARY_REDIS_PREFIX: testPrefix(), CANARY_API_PORT: '0', CANARY_XDS_PORT: '0', CANARY_API_TOKEN: TOKEN }),
+    loadControlPlaneConfig({
+      DATABASE_URL: schema.url,
+      REDIS_URL,
+      CANARY_REDIS_PREFIX: testPrefix(),
+      CANARY_API_PORT: '0',
+      CANARY_XDS_PORT: '0',
+      CANARY_API_TOKEN: TOKEN,
+    }),
     loadProxyConfig({ CANARY_PROXY_PORT: '0', CANARY_ADMIN_PORT: '0', CANARY_PROXY_HOST: '127.0.0.1' }),
     { logger: silent },
   );
 });
-after(async () => { await stack.close(); await v1.close(); await v2.close(); await dropSchema(); });
+after(async () => {
+  await stack.close();
+  await v1.close();
+  await v2.close();
+  await dropSchema();
+});
 
 const inject = (method: 'GET' | 'POST' | 'PUT', url: string, payload?: unknown, auth: string | null = TOKEN) =>
-  stack.controlPlane.app.inject({ method, url, payload: (payload ?? (method === 'GET' ? undefined : {})) as object, headers: auth ? { authorization: `Bearer ${auth}` } : {} });
+  stack.controlPlane.app.inject({
+    method,
+    url,
+    payload: (payload ?? (method === 'GET' ? undefined : {})) as object,
+    headers: auth ? { authorization: `Bearer ${auth}` } : {},
+  });
 
 test('every /v1 route needs the bearer token, reads included: 401 without, 403 when wrong', async () => {
   const body = { name: 'auth', baseline: { version: 'v1', url: v1.url } };
@@ -42,9 +59,30 @@ test('every /v1 route needs the bearer token, reads included: 401 without, 403 w
 test('bad input gets 400 with a stable code, unknown names 404, conflicts 409', async () => {
   const cases: [string, 'GET' | 'POST' | 'PUT', string, unknown, number, string][] = [
     ['missing baseline', 'POST', '/v1/deployments', { name: 'x' }, 400, 'BAD_REQUEST'],
-    ['bad url', 'POST', '/v1/deployments', { name: 'x', baseline: { version: 'v1', url: 'not a url' } }, 400, 'BAD_REQUEST'],
-    ['extra field', 'POST', '/v1/deployments', { name: 'x', baseline: { version: 'v1', url: v1.url }, colour: 'red' }, 400, 'BAD_REQUEST'],
-    ['bad policy', 'POST', '/v1/deployments', { name: 'x', baseline: { version: 'v1', url: v1.url }, policy: { steps: [50, 10] } }, 400, 'BAD_REQUEST'],
+    [
+      'bad url',
+      'POST',
+      '/v1/deployments',
+      { name: 'x', baseline: { version: 'v1', url: 'not a url' } },
+      400,
+      'BAD_REQUEST',
+    ],
+    [
+      'extra field',
+      'POST',
+      '/v1/deployments',
+      { name: 'x', baseline: { version: 'v1', url: v1.url }, colour: 'red' },
+      400,
+      'BAD_REQUEST',
+    ],
+    [
+      'bad policy',
+      'POST',
+      '/v1/deployments',
+      { name: 'x', baseline: { version: 'v1', url: v1.url }, policy: { steps: [50, 10] } },
+      400,
+      'BAD_REQUEST',
+    ],
     ['unknown deployment', 'GET', '/v1/deployments/ghost', undefined, 404, 'DEPLOYMENT_NOT_FOUND'],
     ['unknown route', 'GET', '/v2/nothing', undefined, 404, 'NOT_FOUND'],
   ];
@@ -54,20 +92,38 @@ test('bad input gets 400 with a stable code, unknown names 404, conflicts 409', 
     assert.equal(r.json().error.code, code, what);
     assert.ok(r.json().error.message.length > 0);
   }
-  assert.equal((await inject('POST', '/v1/deployments', { name: 'iris', baseline: { version: 'v1', url: v1.url } })).statusCode, 201);
-  assert.equal((await inject('POST', '/v1/deployments', { name: 'iris', baseline: { version: 'v1', url: v1.url } })).json().error.code, 'DEPLOYMENT_EXISTS');
+  assert.equal(
+    (await inject('POST', '/v1/deployments', { name: 'iris', baseline: { version: 'v1', url: v1.url } })).statusCode,
+    201,
+  );
+  assert.equal(
+    (await inject('POST', '/v1/deployments', { name: 'iris', baseline: { version: 'v1', url: v1.url } })).json().error
+      .code,
+    'DEPLOYMENT_EXISTS',
+  );
   assert.equal((await inject('PUT', '/v1/deployments/iris/traffic', { weight: 10 })).json().error.code, 'NO_CANARY');
   assert.equal((await inject('PUT', '/v1/deployments/iris/traffic', { weight: 150 })).statusCode, 400);
-  assert.equal((await inject('POST', '/v1/deployments/iris/canary', { version: 'v9' })).json().error.code, 'VERSION_NOT_FOUND');
+  assert.equal(
+    (await inject('POST', '/v1/deployments/iris/canary', { version: 'v9' })).json().error.code,
+    'VERSION_NOT_FOUND',
+  );
 });
 
 test('the API drives the real proxy: a canary at 20% gets traffic, traffic changes apply', async () => {
-  const started = await inject('POST', '/v1/deployments/iris/canary', { version: 'v2', url: v2.url, weight: 20, policy: { interval: '1h' } });
+  const started = await inject('POST', '/v1/deployments/iris/canary', {
+    version: 'v2',
+    url: v2.url,
+    weight: 20,
+    policy: { interval: '1h' },
+  });
   assert.equal(started.statusCode, 201);
   assert.equal(started.json().canary.weight, 20);
   assert.equal((await inject('POST', '/v1/deployments/iris/canary', { version: 'v2' })).statusCode, 409);
   const seen = async () => {
-    const r = await fetch(`${stack.proxy.url}/iris/predict`, { method: 'POST', body: JSON.stringify({ features: { sepal_length: 5, sepal_width: 3, petal_length: 1.4, petal_width: 0.2 } }) });
+    const r = await fetch(`${stack.proxy.url}/iris/predict`, {
+      method: 'POST',
+      body: JSON.stringify({ features: { sepal_length: 5, sepal_width: 3, petal_length: 1.4, petal_width: 0.2 } }),
+    });
     await r.arrayBuffer();
     return r.headers.get('x-canary-version');
   };
@@ -82,8 +138,16 @@ test('the API drives the real proxy: a canary at 20% gets traffic, traffic chang
     await new Promise((r) => setTimeout(r, 100));
     last = await Promise.all(Array.from({ length: 20 }, seen));
   }
-  const why = async () => JSON.stringify((await inject('GET', '/v1/deployments/iris/events?limit=10')).json().events.map((e: { type: string; reason: string | null }) => [e.type, e.reason]));
-  assert.ok(last.every((v) => v === 'v2'), `all traffic to v2 at 100%: saw ${last.join(',')}; events ${await why()}`);
+  const why = async () =>
+    JSON.stringify(
+      (await inject('GET', '/v1/deployments/iris/events?limit=10'))
+        .json()
+        .events.map((e: { type: string; reason: string | null }) => [e.type, e.reason]),
+    );
+  assert.ok(
+    last.every((v) => v === 'v2'),
+    `all traffic to v2 at 100%: saw ${last.join(',')}; events ${await why()}`,
+  );
 });
 
 test('the CLI: human tables by default, --json for scripts, a clear message and non-zero exit on errors', async () => {
@@ -105,7 +169,13 @@ test('the CLI: human tables by default, --json for scripts, a clear message and 
   const hist = await run(process.execPath, [CANARY_BIN, 'history', 'iris'], { env });
   assert.match(hist.stdout, /rolled_back\s+cli\s+cli test/);
   const versions = await run(process.execPath, [CANARY_BIN, 'versions', 'iris', '--json'], { env });
-  assert.deepEqual(JSON.parse(versions.stdout).versions.map((v: { version: string; state: string }) => [v.version, v.state]), [['v2', 'rolled_back'], ['v1', 'serving']]);
+  assert.deepEqual(
+    JSON.parse(versions.stdout).versions.map((v: { version: string; state: string }) => [v.version, v.state]),
+    [
+      ['v2', 'rolled_back'],
+      ['v1', 'serving'],
+    ],
+  );
 
   const failures: [string[], RegExp, number][] = [
     [['promote', 'iris'], /NO_CANARY/, 1],
@@ -115,30 +185,52 @@ test('the CLI: human tables by default, --json for scripts, a clear message and 
     [['status'], /missing <name>/, 2],
   ];
   for (const [args, message, exitCode] of failures) {
-    await assert.rejects(run(process.execPath, [CANARY_BIN, ...args], { env }), (e: { code: number; stderr: string }) => {
-      assert.equal(e.code, exitCode, args.join(' '));
-      assert.match(e.stderr, message);
-      return true;
-    });
+    await assert.rejects(
+      run(process.execPath, [CANARY_BIN, ...args], { env }),
+      (e: { code: number; stderr: string }) => {
+        assert.equal(e.code, exitCode, args.join(' '));
+        assert.match(e.stderr, message);
+        return true;
+      },
+    );
   }
-  await assert.rejects(run(process.execPath, [CANARY_BIN, 'deployments'], { env: { ...env, CANARY_API_URL: 'http://127.0.0.1:1' } }), (e: { stderr: string }) => /cannot reach the control plane/.test(e.stderr));
+  await assert.rejects(
+    run(process.execPath, [CANARY_BIN, 'deployments'], { env: { ...env, CANARY_API_URL: 'http://127.0.0.1:1' } }),
+    (e: { stderr: string }) => /cannot reach the control plane/.test(e.stderr),
+  );
 });
 
 test('with no token the API refuses to listen beyond loopback', () => {
-  assert.throws(() => loadControlPlaneConfig({ CANARY_API_HOST: '0.0.0.0' }), (e: Error) => e instanceof ConfigError && /CANARY_API_TOKEN/.test(e.message));
+  assert.throws(
+    () => loadControlPlaneConfig({ CANARY_API_HOST: '0.0.0.0' }),
+    (e: Error) => e instanceof ConfigError && /CANARY_API_TOKEN/.test(e.message),
+  );
   assert.equal(loadControlPlaneConfig({ CANARY_API_HOST: '0.0.0.0', CANARY_API_TOKEN: 'x' }).apiHost, '0.0.0.0');
 });
 
 test('`canary wait` follows a rollout for CI: exit 0 when promoted, 1 when rolled back, 2 on timeout', async () => {
   const env = { ...process.env, CANARY_API_URL: stack.controlPlane.url, CANARY_API_TOKEN: TOKEN, NO_COLOR: '1' };
   const start = async (version: string) => {
-    const r = await inject('POST', '/v1/deployments/waiting/canary', { version, url: v2.url, weight: 10, policy: { interval: '1h' }, force: true });
+    const r = await inject('POST', '/v1/deployments/waiting/canary', {
+      version,
+      url: v2.url,
+      weight: 10,
+      policy: { interval: '1h' },
+      force: true,
+    });
     assert.equal(r.statusCode, 201, r.body);
   };
-  assert.equal((await inject('POST', '/v1/deployments', { name: 'waiting', baseline: { version: 'v1', url: v1.url } })).statusCode, 201);
+  assert.equal(
+    (await inject('POST', '/v1/deployments', { name: 'waiting', baseline: { version: 'v1', url: v1.url } })).statusCode,
+    201,
+  );
   await start('v2');
   const timeout = run(process.execPath, [CANARY_BIN, 'wait', 'waiting', '--timeout', '1s', '--every', '0.2'], { env });
-  await assert.rejects(timeout, (e: { code: number; stdout: string; stderr: string }) => e.code === 2 && /v2 at 10%/.test(e.stdout) && /still rolling out/.test(e.stderr));
+  await assert.rejects(
+    timeout,
+    (e: { code: number; stdout: string; stderr: string }) =>
+      e.code === 2 && /v2 at 10%/.test(e.stdout) && /still rolling out/.test(e.stderr),
+  );
 
   const promoted = run(process.execPath, [CANARY_BIN, 'wait', 'waiting', '--every', '0.2'], { env });
   await new Promise((r) => setTimeout(r, 800));
@@ -150,16 +242,37 @@ test('`canary wait` follows a rollout for CI: exit 0 when promoted, 1 when rolle
   const rolledBack = run(process.execPath, [CANARY_BIN, 'wait', 'waiting', '--every', '0.2'], { env });
   await new Promise((r) => setTimeout(r, 800));
   await inject('POST', '/v1/deployments/waiting/rollback', { reason: 'not good enough' });
-  await assert.rejects(rolledBack, (e: { code: number; stdout: string }) => e.code === 1 && /rolled back: v3/.test(e.stdout));
+  await assert.rejects(
+    rolledBack,
+    (e: { code: number; stdout: string }) => e.code === 1 && /rolled back: v3/.test(e.stdout),
+  );
 });
 
 test('the control plane serves its own /metrics for Prometheus: weights, verdicts, decisions, analysis time, leadership', async () => {
-  assert.equal((await inject('POST', '/v1/deployments', { name: 'observed', baseline: { version: 'v1', url: v1.url } })).statusCode, 201);
-  assert.equal((await inject('POST', '/v1/deployments/observed/canary', { version: 'v2', url: v2.url, weight: 15, policy: { interval: '1h' }, force: true })).statusCode, 201);
+  assert.equal(
+    (await inject('POST', '/v1/deployments', { name: 'observed', baseline: { version: 'v1', url: v1.url } }))
+      .statusCode,
+    201,
+  );
+  assert.equal(
+    (
+      await inject('POST', '/v1/deployments/observed/canary', {
+        version: 'v2',
+        url: v2.url,
+        weight: 15,
+        policy: { interval: '1h' },
+        force: true,
+      })
+    ).statusCode,
+    201,
+  );
   assert.equal((await inject('POST', '/v1/deployments/observed/evaluate', {})).statusCode, 200);
   const text = (await inject('GET', '/metrics', undefined, null)).body; // no token: Prometheus scrapes it like the proxy's admin port
   assert.match(text, /canary_cp_canary_weight_percent\{deployment="observed"\} 15/);
-  assert.match(text, /canary_cp_verdict\{deployment="observed",verdict="(inconclusive|healthy|degraded|critical|error)"\} 1/);
+  assert.match(
+    text,
+    /canary_cp_verdict\{deployment="observed",verdict="(inconclusive|healthy|degraded|critical|error)"\} 1/,
+  );
   assert.match(text, /canary_cp_decisions_total\{deployment="observed",action="hold"\} 1/);
   assert.match(text, /canary_cp_analysis_duration_seconds_count [1-9]/);
   assert.match(text, /canary_cp_leader [01]/);
@@ -168,15 +281,62 @@ test('the control plane serves its own /metrics for Prometheus: weights, verdict
 
 test('`canary load` sends real flowers at a set rate and reports both variants (live line, then a summary)', async () => {
   const env = { ...process.env, CANARY_API_URL: stack.controlPlane.url, CANARY_API_TOKEN: TOKEN, NO_COLOR: '1' };
-  assert.equal((await inject('POST', '/v1/deployments', { name: 'loaded', baseline: { version: 'v1', url: v1.url } })).statusCode, 201);
-  assert.equal((await inject('POST', '/v1/deployments/loaded/canary', { version: 'v2', url: v2.url, weight: 50, policy: { interval: '1h' }, force: true })).statusCode, 201);
+  assert.equal(
+    (await inject('POST', '/v1/deployments', { name: 'loaded', baseline: { version: 'v1', url: v1.url } })).statusCode,
+    201,
+  );
+  assert.equal(
+    (
+      await inject('POST', '/v1/deployments/loaded/canary', {
+        version: 'v2',
+        url: v2.url,
+        weight: 50,
+        policy: { interval: '1h' },
+        force: true,
+      })
+    ).statusCode,
+    201,
+  );
   await new Promise((r) => setTimeout(r, 300)); // the route table reaches the proxy
-  const { stdout, stderr } = await run(process.execPath, [CANARY_BIN, 'load', `${stack.proxy.url}/loaded/predict`, '--iris', '--rps', '40', '--duration', '2s', '--connections', '4'], { env });
+  const { stdout, stderr } = await run(
+    process.execPath,
+    [
+      CANARY_BIN,
+      'load',
+      `${stack.proxy.url}/loaded/predict`,
+      '--iris',
+      '--rps',
+      '40',
+      '--duration',
+      '2s',
+      '--connections',
+      '4',
+    ],
+    { env },
+  );
   assert.match(stdout, /VARIANT\s+REQUESTS\s+ERRORS\s+P50\s+P99/);
   assert.match(stdout, /baseline\s+\d+\s+0/);
   assert.match(stdout, /canary\s+\d+\s+0/);
   assert.match(stderr, /rps\s+errors 0/, 'a live progress line');
-  const json = JSON.parse((await run(process.execPath, [CANARY_BIN, 'load', `${stack.proxy.url}/loaded/predict`, '--iris', '--rps', '40', '--duration', '1s', '--json'], { env })).stdout);
+  const json = JSON.parse(
+    (
+      await run(
+        process.execPath,
+        [
+          CANARY_BIN,
+          'load',
+          `${stack.proxy.url}/loaded/predict`,
+          '--iris',
+          '--rps',
+          '40',
+          '--duration',
+          '1s',
+          '--json',
+        ],
+        { env },
+      )
+    ).stdout,
+  );
   assert.equal(json.errors, 0);
   // Rate-limited (unthrottled it would be thousands); the bounds are loose because autocannon's
   // clock runs on a shared, noisy machine (66 were seen once under CI load).

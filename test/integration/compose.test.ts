@@ -1,8 +1,8 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
 import { DEFAULTS, ENV_VARS } from '../../common/config.js';
@@ -11,9 +11,11 @@ const run = promisify(execFile);
 const compose = parse(readFileSync('compose.yaml', 'utf8'));
 const known = new Set<string>(ENV_VARS);
 
-test('compose.yaml passes docker-compose\'s own validation (no engine needed)', async () => {
+test("compose.yaml passes docker-compose's own validation (no engine needed)", async () => {
   // Debian's docker-compose (Compose v1), installed by .ci/run.
-  const r = await run('docker-compose', ['-f', 'compose.yaml', 'config', '-q'], { env: { ...process.env, CANARY_API_TOKEN: 'validation-only' } });
+  const r = await run('docker-compose', ['-f', 'compose.yaml', 'config', '-q'], {
+    env: { ...process.env, CANARY_API_TOKEN: 'validation-only' },
+  });
   assert.equal(r.stderr.trim(), '');
   // Without a token it refuses, rather than start an open API.
   const env = { ...process.env };
@@ -35,21 +37,30 @@ test('canary-mesh services use only real config names and their documented ports
   const ours = Object.entries<any>(compose.services).filter(([, s]) => s.image === 'canary-mesh:latest');
   assert.deepEqual(ours.map(([n]) => n).sort(), ['control-plane', 'model-v1', 'model-v2', 'proxy']);
   for (const [name, svc] of ours) {
-    for (const key of Object.keys(svc.environment ?? {})) assert.ok(known.has(key), `${name}: ${key} is not a canary-mesh setting`);
+    for (const key of Object.keys(svc.environment ?? {}))
+      assert.ok(known.has(key), `${name}: ${key} is not a canary-mesh setting`);
     const env = svc.environment ?? {};
     const containerPorts = (svc.ports ?? []).map((p: string) => Number(String(p).split(':').pop()));
     const expected: Record<string, number[]> = {
-      'control-plane': [Number(env.CANARY_API_PORT ?? DEFAULTS.apiPort), Number(env.CANARY_XDS_PORT ?? DEFAULTS.xdsPort)],
+      'control-plane': [
+        Number(env.CANARY_API_PORT ?? DEFAULTS.apiPort),
+        Number(env.CANARY_XDS_PORT ?? DEFAULTS.xdsPort),
+      ],
       proxy: [Number(env.CANARY_PROXY_PORT ?? DEFAULTS.proxyPort), Number(env.CANARY_ADMIN_PORT ?? DEFAULTS.adminPort)],
     };
     if (expected[name]) assert.deepEqual(containerPorts.sort(), expected[name].sort(), `${name} ports`);
   }
-  assert.equal(compose.services['control-plane'].environment.CANARY_API_TOKEN, '${CANARY_API_TOKEN:?set CANARY_API_TOKEN to protect the API}', 'no secret in the file');
+  assert.equal(
+    compose.services['control-plane'].environment.CANARY_API_TOKEN,
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: Compose's own ${VAR:?message} syntax, not a template
+    '${CANARY_API_TOKEN:?set CANARY_API_TOKEN to protect the API}',
+    'no secret in the file',
+  );
   assert.ok(compose.volumes.pgdata !== undefined, 'named volume for PostgreSQL');
   assert.equal(compose.name, undefined, 'Compose v1 validation: no top-level name');
 });
 
-test('Prometheus scrapes the control plane, the proxy admin port and Envoy\'s stats listener, and loads the alert rules', () => {
+test("Prometheus scrapes the control plane, the proxy admin port and Envoy's stats listener, and loads the alert rules", () => {
   const prom = parse(readFileSync('prometheus/prometheus.yml', 'utf8'));
   const targets = prom.scrape_configs.flatMap((c: any) => c.static_configs.flatMap((s: any) => s.targets));
   assert.ok(targets.includes(`proxy:${DEFAULTS.adminPort}`));
@@ -60,11 +71,13 @@ test('Prometheus scrapes the control plane, the proxy admin port and Envoy\'s st
   assert.ok(compose.services.prometheus.volumes.includes('./prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro'));
 });
 
-test('the alert rules pass `promtool check rules` (Debian\'s prometheus package) and name only metrics the code exports', async () => {
+test("the alert rules pass `promtool check rules` (Debian's prometheus package) and name only metrics the code exports", async () => {
   const { stdout } = await run('promtool', ['check', 'rules', 'prometheus/alerts.yml']);
   assert.match(stdout, /SUCCESS: 7 rules found/);
   const rules = readFileSync('prometheus/alerts.yml', 'utf8');
-  const code = ['proxy/telemetry/recorder.ts', 'control-plane/telemetry.ts'].map((f) => readFileSync(f, 'utf8')).join('\n');
+  const code = ['proxy/telemetry/recorder.ts', 'control-plane/telemetry.ts']
+    .map((f) => readFileSync(f, 'utf8'))
+    .join('\n');
   for (const [, metric] of rules.matchAll(/\b(canary_(?:cp|proxy)_[a-z_]+?)(?:_total)?\b/g)) {
     assert.ok(code.includes(`'${metric}`), `${metric} is not exported by the code`);
   }

@@ -1,17 +1,25 @@
-import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startModelServer, type RunningModelServer } from '../../model-servers/server.js';
-import { parseFaults, FaultConfigError } from '../../model-servers/faults.js';
+import { after, test } from 'node:test';
+import { FaultConfigError, parseFaults } from '../../model-servers/faults.js';
 import { loadIris } from '../../model-servers/iris.js';
+import { type RunningModelServer, startModelServer } from '../../model-servers/server.js';
 import { get, post } from '../helpers/servers.js';
 
 const servers: RunningModelServer[] = [];
-after(async () => { for (const s of servers) await s.close(); });
-const start = async (o: Parameters<typeof startModelServer>[0]) => { const s = await startModelServer(o); servers.push(s); return s; };
+after(async () => {
+  for (const s of servers) await s.close();
+});
+const start = async (o: Parameters<typeof startModelServer>[0]) => {
+  const s = await startModelServer(o);
+  servers.push(s);
+  return s;
+};
 
 test('predicts a species with its probability and version; health and metadata', async () => {
   const s = await start({ model: 'v1' });
-  const r = await post(`${s.url}/predict`, { features: { sepal_length: 5.1, sepal_width: 3.5, petal_length: 1.4, petal_width: 0.2 } });
+  const r = await post(`${s.url}/predict`, {
+    features: { sepal_length: 5.1, sepal_width: 3.5, petal_length: 1.4, petal_width: 0.2 },
+  });
   assert.equal(r.status, 200);
   assert.equal(r.json().prediction, 'setosa');
   assert.equal(r.json().version, 'v1');
@@ -67,7 +75,10 @@ test('fault injection: error rate, latency and hangs', async () => {
   const hang = await start({ model: 'v1', faults: parseFaults({ hangRate: 1 }) });
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(), 300);
-  await assert.rejects(fetch(`${hang.url}/predict`, { method: 'POST', body: JSON.stringify(f), signal: ac.signal }), /abort/i);
+  await assert.rejects(
+    fetch(`${hang.url}/predict`, { method: 'POST', body: JSON.stringify(f), signal: ac.signal }),
+    /abort/i,
+  );
   clearTimeout(timer);
   hang.setFaults(parseFaults({}));
   assert.equal((await post(`${hang.url}/predict`, f)).status, 200, 'faults change at run time');

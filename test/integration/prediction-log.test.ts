@@ -1,13 +1,18 @@
-import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { after, before, test } from 'node:test';
+import { loadProxyConfig } from '../../common/config.js';
 import { connectDatabase, type Database } from '../../control-plane/state/db.js';
-import { PgPredictionSink, PredictionLog, type PredictionRecord, type PredictionSink } from '../../proxy/telemetry/prediction-log.js';
-import { echoUpstream, freshSchema, get, post, route, silent, startTestProxy } from '../helpers/servers.js';
 import { startProxy } from '../../proxy/proxy.js';
 import { StaticRouteSource } from '../../proxy/split/sources/static-source.js';
 import { MemoryStatsStore } from '../../proxy/telemetry/memory-stats-store.js';
-import { loadProxyConfig } from '../../common/config.js';
+import {
+  PgPredictionSink,
+  PredictionLog,
+  type PredictionRecord,
+  type PredictionSink,
+} from '../../proxy/telemetry/prediction-log.js';
+import { echoUpstream, freshSchema, get, post, route, silent, startTestProxy } from '../helpers/servers.js';
 
 let db: Database, drop: () => Promise<void>;
 before(async () => {
@@ -15,7 +20,10 @@ before(async () => {
   drop = schema.drop;
   db = await connectDatabase(schema.url);
 });
-after(async () => { await db.close(); await drop(); });
+after(async () => {
+  await db.close();
+  await drop();
+});
 
 test('the proxy logs every answered request in batches: request id, version, role, input SHA-256, outcome', async () => {
   const base = await echoUpstream('baseline');
@@ -23,7 +31,10 @@ test('the proxy logs every answered request in batches: request id, version, rol
   const proxy = await startProxy({
     config: loadProxyConfig({}, { host: '127.0.0.1', port: 0, adminPort: 0 }),
     routeSource: new StaticRouteSource({ deployments: { iris: route('iris', base.url, can.url, 50) } }),
-    statsStore: new MemoryStatsStore(), logger: silent, predictionSink: new PgPredictionSink(db.pool), predictionLog: { flushMs: 60_000 },
+    statsStore: new MemoryStatsStore(),
+    logger: silent,
+    predictionSink: new PgPredictionSink(db.pool),
+    predictionLog: { flushMs: 60_000 },
   });
   const sent = new Map<string, { body: string; version: string }>();
   for (let i = 0; i < 300; i++) {
@@ -33,7 +44,10 @@ test('the proxy logs every answered request in batches: request id, version, rol
   }
   const queries: number[] = [];
   const spy = db.pool.query.bind(db.pool);
-  (db.pool as unknown as { query: unknown }).query = (...args: Parameters<typeof spy>) => { queries.push(1); return spy(...args); };
+  (db.pool as unknown as { query: unknown }).query = (...args: Parameters<typeof spy>) => {
+    queries.push(1);
+    return spy(...args);
+  };
   await proxy.predictions!.flush();
   (db.pool as unknown as { query: unknown }).query = spy;
   assert.ok(queries.length <= 1, `${queries.length} inserts for 300 requests`);
@@ -56,10 +70,26 @@ test('the proxy logs every answered request in batches: request id, version, rol
 test('a full queue drops and counts; an outage delays records without losing them', async () => {
   let down = true;
   const written: PredictionRecord[] = [];
-  const sink: PredictionSink = { write: async (r) => { if (down) throw new Error('database down'); written.push(...r); } };
+  const sink: PredictionSink = {
+    write: async (r) => {
+      if (down) throw new Error('database down');
+      written.push(...r);
+    },
+  };
   let droppedSeen = 0;
-  const log = new PredictionLog(sink, { maxQueue: 100, batchSize: 30, flushMs: 60_000 }, silent, (n) => { droppedSeen += n; });
-  const rec = (i: number): PredictionRecord => ({ requestId: `r${i}`, deployment: 'd', version: 'v1', role: 'baseline', inputSha256: null, outcome: 'success', latencyMs: 1, at: Date.now() });
+  const log = new PredictionLog(sink, { maxQueue: 100, batchSize: 30, flushMs: 60_000 }, silent, (n) => {
+    droppedSeen += n;
+  });
+  const rec = (i: number): PredictionRecord => ({
+    requestId: `r${i}`,
+    deployment: 'd',
+    version: 'v1',
+    role: 'baseline',
+    inputSha256: null,
+    outcome: 'success',
+    latencyMs: 1,
+    at: Date.now(),
+  });
   for (let i = 0; i < 150; i++) log.record(rec(i));
   await log.flush();
   assert.equal(log.queued, 100);
@@ -68,7 +98,10 @@ test('a full queue drops and counts; an outage delays records without losing the
   down = false;
   await log.flush();
   assert.equal(written.length, 100);
-  assert.deepEqual(written.map((r) => r.requestId), Array.from({ length: 100 }, (_, i) => `r${i}`));
+  assert.deepEqual(
+    written.map((r) => r.requestId),
+    Array.from({ length: 100 }, (_, i) => `r${i}`),
+  );
   assert.equal(log.queued, 0);
 });
 
@@ -77,8 +110,15 @@ test('drops show up in the proxy metrics', async () => {
   const proxy = await startTestProxy({ deployments: { m: route('m', base.url, null) } });
   const failing = await startProxy({
     config: loadProxyConfig({}, { host: '127.0.0.1', port: 0, adminPort: 0 }),
-    routeSource: new StaticRouteSource({ deployments: { m: route('m', base.url, null) } }), statsStore: new MemoryStatsStore(), logger: silent,
-    predictionSink: { write: async () => { throw new Error('down'); } }, predictionLog: { maxQueue: 5, flushMs: 60_000 },
+    routeSource: new StaticRouteSource({ deployments: { m: route('m', base.url, null) } }),
+    statsStore: new MemoryStatsStore(),
+    logger: silent,
+    predictionSink: {
+      write: async () => {
+        throw new Error('down');
+      },
+    },
+    predictionLog: { maxQueue: 5, flushMs: 60_000 },
   });
   for (let i = 0; i < 8; i++) await get(`${failing.url}/m/x`);
   const metrics = (await get(`${failing.adminUrl}/metrics`)).text;

@@ -1,21 +1,37 @@
-import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Redis } from 'ioredis';
+import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
 import { request } from 'undici';
-import { echoUpstream, eventually, get, publishTable, REDIS_URL, route, silent, startTestProxy, startThrowawayRedis, testPrefix } from '../helpers/servers.js';
+import { statsRedis } from '../../proxy/main.js';
 import { RedisRouteSource } from '../../proxy/split/sources/redis-source.js';
 import { RedisStatsStore } from '../../proxy/telemetry/redis-stats-store.js';
-import { statsRedis } from '../../proxy/main.js';
+import {
+  echoUpstream,
+  eventually,
+  get,
+  publishTable,
+  REDIS_URL,
+  route,
+  silent,
+  startTestProxy,
+  startThrowawayRedis,
+  testPrefix,
+} from '../helpers/servers.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
-after(async () => { for (const c of cleanups.reverse()) await c(); });
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
 
 async function redisProxy(url: string, prefix: string) {
   const source = new RedisRouteSource({ url, prefix, resyncMs: 500, logger: silent });
   const statsClient = statsRedis(url);
   const proxy = await startTestProxy(null, { source, stats: new RedisStatsStore(statsClient, prefix) });
-  cleanups.push(async () => { await proxy.close(); statsClient.disconnect(); });
+  cleanups.push(async () => {
+    await proxy.close();
+    statsClient.disconnect();
+  });
   return proxy;
 }
 
@@ -37,7 +53,14 @@ function steadyTraffic(url: string, concurrency = 4) {
       }
     }
   });
-  return { statuses, variants, stop: async () => { running = false; await Promise.all(loops); } };
+  return {
+    statuses,
+    variants,
+    stop: async () => {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
 }
 
 test('a weight change written through Redis reaches a running proxy within 100 ms, with no failed request', async () => {
@@ -46,7 +69,10 @@ test('a weight change written through Redis reaches a running proxy within 100 m
   cleanups.push(() => redis.quit());
   const base = await echoUpstream('baseline');
   const can = await echoUpstream('canary');
-  cleanups.push(() => base.close(), () => can.close());
+  cleanups.push(
+    () => base.close(),
+    () => can.close(),
+  );
   await publishTable(redis, prefix, { version: 1, deployments: { iris: route('iris', base.url, can.url, 0) } });
   const proxy = await redisProxy(REDIS_URL, prefix);
   assert.equal(proxy.table().version, 1);
@@ -58,7 +84,12 @@ test('a weight change written through Redis reaches a running proxy within 100 m
     await eventually(() => assert.ok(traffic.statuses.length >= seen + 5), 10_000, 5);
   };
   const delays: number[] = [];
-  for (const [v, w] of [[2, 100], [3, 0], [4, 50], [5, 100]] as const) {
+  for (const [v, w] of [
+    [2, 100],
+    [3, 0],
+    [4, 50],
+    [5, 100],
+  ] as const) {
     await flowing();
     const t0 = Date.now();
     await publishTable(redis, prefix, { version: v, deployments: { iris: route('iris', base.url, can.url, w) } });
@@ -69,7 +100,10 @@ test('a weight change written through Redis reaches a running proxy within 100 m
   await flowing();
   await traffic.stop();
   assert.ok(Math.max(...delays) <= 100, `propagation delays ${delays.join(', ')} ms`);
-  assert.deepEqual(traffic.statuses.filter((s) => s !== 200), []);
+  assert.deepEqual(
+    traffic.statuses.filter((s) => s !== 200),
+    [],
+  );
   assert.equal(traffic.variants.at(-1), 'canary');
 });
 
@@ -81,7 +115,10 @@ test('an invalid table in Redis is refused and the last good one keeps serving',
   cleanups.push(() => base.close());
   await publishTable(redis, prefix, { version: 1, deployments: { m: route('m', base.url, null) } });
   const proxy = await redisProxy(REDIS_URL, prefix);
-  await publishTable(redis, prefix, { version: 2, deployments: { m: { baseline: { version: 'v1', url: 'not a url' } } } });
+  await publishTable(redis, prefix, {
+    version: 2,
+    deployments: { m: { baseline: { version: 'v1', url: 'not a url' } } },
+  });
   await sleep(100);
   assert.equal(proxy.table().version, 1);
   assert.equal((await get(`${proxy.url}/m/x`)).status, 200);
@@ -94,7 +131,10 @@ test('Redis stopped and restarted mid-traffic: no failed request, /readyz and me
   const port = r1.port;
   const base = await echoUpstream('baseline');
   const can = await echoUpstream('canary');
-  cleanups.push(() => base.close(), () => can.close());
+  cleanups.push(
+    () => base.close(),
+    () => can.close(),
+  );
   const writer = new Redis(r1.url, { retryStrategy: () => 100, maxRetriesPerRequest: null });
   writer.on('error', () => {});
   cleanups.push(async () => writer.disconnect());
@@ -118,12 +158,19 @@ test('Redis stopped and restarted mid-traffic: no failed request, /readyz and me
   await eventually(() => assert.equal(proxy.table().version, 7), 5000);
   await sleep(200);
   await traffic.stop();
-  assert.deepEqual(traffic.statuses.filter((s) => s !== 200), [], 'no request failed');
+  assert.deepEqual(
+    traffic.statuses.filter((s) => s !== 200),
+    [],
+    'no request failed',
+  );
   assert.equal(traffic.variants.at(-1), 'canary');
   assert.match((await get(`${proxy.adminUrl}/metrics`)).text, /canary_proxy_route_source_connected 1/);
 
   await proxy.flushStats();
   const reader = new RedisStatsStore(writer, prefix);
   const s = await reader.read('iris', 'v1', Date.now() - 60_000, Date.now());
-  assert.ok(s.requests >= outageRequests && outageRequests > 0, `stats kept through the outage: ${s.requests} >= ${outageRequests}`);
+  assert.ok(
+    s.requests >= outageRequests && outageRequests > 0,
+    `stats kept through the outage: ${s.requests} >= ${outageRequests}`,
+  );
 });

@@ -1,10 +1,10 @@
-import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { after, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { request } from 'undici';
-import { RedisStatsStore } from '../../proxy/telemetry/redis-stats-store.js';
 import { MemoryStatsStore } from '../../proxy/telemetry/memory-stats-store.js';
+import { RedisStatsStore } from '../../proxy/telemetry/redis-stats-store.js';
 import { eventually, REDIS_URL, route, startTestProxy, startUpstream, testPrefix } from '../helpers/servers.js';
 
 /**
@@ -12,18 +12,24 @@ import { eventually, REDIS_URL, route, startTestProxy, startUpstream, testPrefix
  * the canary gets a copy off their path, and the answers are compared and counted.
  */
 const cleanups: (() => Promise<unknown>)[] = [];
-after(async () => { for (const c of cleanups.reverse()) await c(); });
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
 
 /** A model server answering {"prediction": label(i)} for a body {"i": i}. */
 async function labeller(label: (i: number) => string, delayMs = 0) {
   const u = await startUpstream((req, res) => {
     let body = '';
-    req.on('data', (c) => { body += c; });
-    req.on('end', () => setTimeout(() => {
-      const i = Number(JSON.parse(body || '{}').i ?? 0);
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ prediction: label(i), probability: 0.5 + (i % 7) / 100, version: 'x' }));
-    }, delayMs));
+    req.on('data', (c) => {
+      body += c;
+    });
+    req.on('end', () =>
+      setTimeout(() => {
+        const i = Number(JSON.parse(body || '{}').i ?? 0);
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ prediction: label(i), probability: 0.5 + (i % 7) / 100, version: 'x' }));
+      }, delayMs),
+    );
   });
   cleanups.push(() => u.close());
   return u;
@@ -31,9 +37,21 @@ async function labeller(label: (i: number) => string, delayMs = 0) {
 
 // These tests count exactly, so the proxy never sheds shadows for being busy here (a test of
 // its own below does): the test process hosts proxies, upstreams and the load at once.
-const shadow = (extra: Record<string, unknown> = {}) => ({ percent: 100, noisePercent: 0, timeoutMs: 2000, maxConcurrency: 1000, maxProxyLagMs: 60_000, compare: { fields: ['/prediction'], tolerance: 0, relativeTolerance: 0 }, ...extra });
+const shadow = (extra: Record<string, unknown> = {}) => ({
+  percent: 100,
+  noisePercent: 0,
+  timeoutMs: 2000,
+  maxConcurrency: 1000,
+  maxProxyLagMs: 60_000,
+  compare: { fields: ['/prediction'], tolerance: 0, relativeTolerance: 0 },
+  ...extra,
+});
 const predict = async (url: string, i: number) => {
-  const r = await request(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ i }) });
+  const r = await request(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ i }),
+  });
   return { status: r.statusCode, variant: String(r.headers['x-canary-variant']), body: await r.body.text() };
 };
 
@@ -45,17 +63,25 @@ test('agreement counts are exact against a known disagreement rate, merged acros
   const table = { version: 1, deployments: { m: route('m', baseline.url, canary.url, 0, { shadow: shadow() }) } };
   const redis = new Redis(REDIS_URL);
   cleanups.push(() => redis.quit());
-  const proxies = [await startTestProxy(table, { stats: new RedisStatsStore(redis, prefix) }), await startTestProxy(table, { stats: new RedisStatsStore(redis, prefix) })];
+  const proxies = [
+    await startTestProxy(table, { stats: new RedisStatsStore(redis, prefix) }),
+    await startTestProxy(table, { stats: new RedisStatsStore(redis, prefix) }),
+  ];
   for (const p of proxies) cleanups.push(() => p.close());
   const t0 = Date.now();
-  const answers = await Promise.all(Array.from({ length: 400 }, (_, i) => predict(`${proxies[i % 2].url}/m/predict`, i)));
+  const answers = await Promise.all(
+    Array.from({ length: 400 }, (_, i) => predict(`${proxies[i % 2].url}/m/predict`, i)),
+  );
   // Users only ever got the baseline's answer.
   assert.ok(answers.every((a) => a.status === 200 && a.variant === 'baseline' && a.body.includes('"setosa"')));
   const store = new RedisStatsStore(redis, prefix);
   // The proxies flush their stats every 200 ms on their own: wait for them, as the control plane would.
   const merged = () => store.read('m', 'v2', t0 - 1000, Date.now() + 1000);
   let s = await merged();
-  for (let i = 0; i < 50 && s.agreement!.compared < 400; i++) { await new Promise((r) => setTimeout(r, 100)); s = await merged(); }
+  for (let i = 0; i < 50 && s.agreement!.compared < 400; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    s = await merged();
+  }
   assert.equal(s.agreement!.compared, 400);
   assert.equal(s.agreement!.agreed, 300);
   assert.equal(s.agreement!.errors + s.agreement!.timeouts + s.agreement!.dropped, 0);
@@ -67,8 +93,13 @@ test('agreement counts are exact against a known disagreement rate, merged acros
   assert.equal(ex.baseline, '"setosa"');
   assert.equal(ex.canary, '"virginica"');
   assert.match(ex.requestId, /^[0-9a-f-]{36}$/);
-  const inputs = Array.from({ length: 400 }, (_, i) => createHash('sha256').update(JSON.stringify({ i })).digest('hex'));
-  assert.ok(examples.every((e) => inputs.includes(e.inputSha256) && inputs.indexOf(e.inputSha256) % 4 === 0), 'each example is a real disagreeing input, by hash');
+  const inputs = Array.from({ length: 400 }, (_, i) =>
+    createHash('sha256').update(JSON.stringify({ i })).digest('hex'),
+  );
+  assert.ok(
+    examples.every((e) => inputs.includes(e.inputSha256) && inputs.indexOf(e.inputSha256) % 4 === 0),
+    'each example is a real disagreeing input, by hash',
+  );
   const metrics = await (await request(`${proxies[0].adminUrl}/metrics`)).body.text();
   assert.match(metrics, /canary_proxy_shadow_requests_total\{deployment="m",version="v2",result="disagreed"\} \d+/);
 });
@@ -78,10 +109,17 @@ test('the noise floor is measured on a deliberately nondeterministic baseline', 
   const baseline = await labeller(() => (Math.random() < 0.9 ? 'a' : 'b'));
   const canary = await labeller(() => 'a');
   const stats = new MemoryStatsStore();
-  const proxy = await startTestProxy({ version: 1, deployments: { m: route('m', baseline.url, canary.url, 0, { shadow: shadow({ noisePercent: 100 }) }) } }, { stats });
+  const proxy = await startTestProxy(
+    {
+      version: 1,
+      deployments: { m: route('m', baseline.url, canary.url, 0, { shadow: shadow({ noisePercent: 100 }) }) },
+    },
+    { stats },
+  );
   cleanups.push(() => proxy.close());
   const t0 = Date.now();
-  for (let i = 0; i < 600; i += 20) await Promise.all(Array.from({ length: 20 }, (_, j) => predict(`${proxy.url}/m/predict`, i + j)));
+  for (let i = 0; i < 600; i += 20)
+    await Promise.all(Array.from({ length: 20 }, (_, j) => predict(`${proxy.url}/m/predict`, i + j)));
   let noise = 0;
   for (let i = 0; i < 50 && noise < 600; i++) {
     noise = (await stats.read('m', 'v1', t0 - 1000, Date.now() + 1000)).agreement!.noiseCompared;
@@ -95,24 +133,53 @@ test('the noise floor is measured on a deliberately nondeterministic baseline', 
   assert.equal((await stats.read('m', 'v1', t0 - 1000, Date.now() + 1000)).requests, 600);
 });
 
-const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
+const quantile = (xs: number[], q: number) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
 
 for (const [what, handler] of [
-  ['hangs', () => { /* never answers */ }],
-  ['fails every request', (_req: unknown, res: { writeHead(s: number): void; end(b: string): void }) => { res.writeHead(500); res.end('boom'); }],
+  [
+    'hangs',
+    () => {
+      /* never answers */
+    },
+  ],
+  [
+    'fails every request',
+    (_req: unknown, res: { writeHead(s: number): void; end(b: string): void }) => {
+      res.writeHead(500);
+      res.end('boom');
+    },
+  ],
 ] as const) {
   test(`a shadowing canary that ${what} changes neither users' answers nor their latency (side by side with shadow off)`, async () => {
     const baseline = await labeller(() => 'setosa', 2);
     const bad = await startUpstream(handler as never);
     cleanups.push(() => bad.close());
     const stats = new MemoryStatsStore();
-    const on = await startTestProxy({ version: 1, deployments: { m: route('m', baseline.url, bad.url, 0, { shadow: shadow({ timeoutMs: 300, maxConcurrency: 16 }) }) } }, { stats });
+    const on = await startTestProxy(
+      {
+        version: 1,
+        deployments: {
+          m: route('m', baseline.url, bad.url, 0, { shadow: shadow({ timeoutMs: 300, maxConcurrency: 16 }) }),
+        },
+      },
+      { stats },
+    );
     const off = await startTestProxy({ version: 1, deployments: { m: route('m', baseline.url, bad.url, 0) } });
-    cleanups.push(() => on.close(), () => off.close());
-    const runs: Record<'on' | 'off', { ms: number[]; bodies: Set<string>; failed: number }> = { on: { ms: [], bodies: new Set(), failed: 0 }, off: { ms: [], bodies: new Set(), failed: 0 } };
+    cleanups.push(
+      () => on.close(),
+      () => off.close(),
+    );
+    const runs: Record<'on' | 'off', { ms: number[]; bodies: Set<string>; failed: number }> = {
+      on: { ms: [], bodies: new Set(), failed: 0 },
+      off: { ms: [], bodies: new Set(), failed: 0 },
+    };
     // Interleaved, so both see the same machine at the same time.
     for (let i = 0; i < 300; i++) {
-      for (const [k, p] of [['on', on], ['off', off]] as const) {
+      for (const [k, p] of [
+        ['on', on],
+        ['off', off],
+      ] as const) {
         const t = performance.now();
         const a = await predict(`${p.url}/m/predict`, 1);
         runs[k].ms.push(performance.now() - t);
@@ -124,7 +191,10 @@ for (const [what, handler] of [
     assert.deepEqual([...runs.on.bodies], [...runs.off.bodies], 'the same answers');
     const p50 = { on: quantile(runs.on.ms, 0.5), off: quantile(runs.off.ms, 0.5) };
     const p95 = { on: quantile(runs.on.ms, 0.95), off: quantile(runs.off.ms, 0.95) };
-    assert.ok(p50.on < p50.off * 1.5 + 2, `p50 ${p50.on.toFixed(1)} ms with shadow vs ${p50.off.toFixed(1)} ms without`);
+    assert.ok(
+      p50.on < p50.off * 1.5 + 2,
+      `p50 ${p50.on.toFixed(1)} ms with shadow vs ${p50.off.toFixed(1)} ms without`,
+    );
     assert.ok(p95.on < p95.off * 2 + 5, `p95 ${p95.on.toFixed(1)} ms with shadow vs ${p95.off.toFixed(1)} ms without`);
     await new Promise((r) => setTimeout(r, 800)); // the last shadows time out, and are flushed
     const a = (await stats.read('m', 'v2', Date.now() - 60_000, Date.now() + 1000)).agreement!;
@@ -142,8 +212,19 @@ for (const [what, handler] of [
 test('only methods the deployment says are safe to send twice are shadowed (retryMethods)', async () => {
   const baseline = await labeller(() => 'a');
   let canaryHits = 0;
-  const canary = await labeller(() => { canaryHits++; return 'a'; });
-  const proxy = await startTestProxy({ version: 1, deployments: { m: { ...route('m', baseline.url, canary.url, 0, { shadow: shadow({ noisePercent: 100 }) }), settings: { retryMethods: ['GET'] } } } });
+  const canary = await labeller(() => {
+    canaryHits++;
+    return 'a';
+  });
+  const proxy = await startTestProxy({
+    version: 1,
+    deployments: {
+      m: {
+        ...route('m', baseline.url, canary.url, 0, { shadow: shadow({ noisePercent: 100 }) }),
+        settings: { retryMethods: ['GET'] },
+      },
+    },
+  });
   cleanups.push(() => proxy.close());
   for (let i = 0; i < 20; i++) assert.equal((await predict(`${proxy.url}/m/predict`, i)).status, 200);
   await new Promise((r) => setTimeout(r, 200));
@@ -156,13 +237,25 @@ test('only methods the deployment says are safe to send twice are shadowed (retr
 test('a proxy whose own event loop falls behind drops shadows (counted) instead of making its users pay for them, and mirrors again once it catches up', async () => {
   const baseline = await labeller(() => 'a');
   let canaryHits = 0;
-  const canary = await labeller(() => { canaryHits++; return 'a'; });
+  const canary = await labeller(() => {
+    canaryHits++;
+    return 'a';
+  });
   const stats = new MemoryStatsStore();
-  const proxy = await startTestProxy({ version: 1, deployments: { m: route('m', baseline.url, canary.url, 0, { shadow: shadow({ maxProxyLagMs: 40 }) }) } }, { stats });
+  const proxy = await startTestProxy(
+    {
+      version: 1,
+      deployments: { m: route('m', baseline.url, canary.url, 0, { shadow: shadow({ maxProxyLagMs: 40 }) }) },
+    },
+    { stats },
+  );
   cleanups.push(() => proxy.close());
   const t0 = Date.now();
   // Saturate this process (it hosts the proxy): 100 ms of CPU every 110 ms.
-  const burner = setInterval(() => { const end = performance.now() + 100; while (performance.now() < end); }, 110);
+  const burner = setInterval(() => {
+    const end = performance.now() + 100;
+    while (performance.now() < end);
+  }, 110);
   await new Promise((r) => setTimeout(r, 500)); // the lag is measured
   const busyHits = canaryHits;
   for (let i = 0; i < 20; i++) assert.equal((await predict(`${proxy.url}/m/predict`, i)).status, 200);
@@ -170,11 +263,15 @@ test('a proxy whose own event loop falls behind drops shadows (counted) instead 
   assert.ok(canaryHits - busyHits <= 2, `${canaryHits - busyHits} of 20 shadows sent while the proxy was saturated`);
   await new Promise((r) => setTimeout(r, 1500)); // caught up (the lag is the worst of the last second)
   for (let i = 0; i < 20; i++) assert.equal((await predict(`${proxy.url}/m/predict`, i)).status, 200);
-  const a = await eventually(async () => {
-    const a = (await stats.read('m', 'v2', t0 - 1000, Date.now() + 1000)).agreement!;
-    assert.equal(a.compared + a.dropped, 40);
-    return a;
-  }, 5000, 100);
+  const a = await eventually(
+    async () => {
+      const a = (await stats.read('m', 'v2', t0 - 1000, Date.now() + 1000)).agreement!;
+      assert.equal(a.compared + a.dropped, 40);
+      return a;
+    },
+    5000,
+    100,
+  );
   assert.ok(a.dropped >= 18, `dropped ${a.dropped}`);
   assert.ok(a.compared >= 10, `compared ${a.compared} once idle`); // loose: a shared machine stalls too
 });

@@ -1,22 +1,26 @@
-import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { connectDatabase, startEmbeddedDatabase, type Database } from '../../control-plane/state/db.js';
-import { ControlStore } from '../../control-plane/state/store.js';
+import { after, before, describe, test } from 'node:test';
+import { CanaryError } from '../../common/errors.js';
+import { ProxyStatsSource } from '../../control-plane/metrics/source.js';
 import { RolloutService } from '../../control-plane/rollout/service.js';
+import { connectDatabase, type Database, startEmbeddedDatabase } from '../../control-plane/state/db.js';
 import type { RoutePublisher } from '../../control-plane/state/route-publisher.js';
+import { ControlStore } from '../../control-plane/state/store.js';
 import type { RouteTable } from '../../proxy/split/route-table.js';
 import { MemoryStatsStore } from '../../proxy/telemetry/memory-stats-store.js';
-import { ProxyStatsSource } from '../../control-plane/metrics/source.js';
-import { CanaryError } from '../../common/errors.js';
 import { freshSchema, silent } from '../helpers/servers.js';
 
 class RecordingPublisher implements RoutePublisher {
   tables: RouteTable[] = [];
-  async publish(t: RouteTable) { this.tables.push(t); }
-  get last() { return this.tables.at(-1)!; }
+  async publish(t: RouteTable) {
+    this.tables.push(t);
+  }
+  get last() {
+    return this.tables.at(-1)!;
+  }
 }
 
 const code = (c: string) => (e: unknown) => e instanceof CanaryError && e.code === c;
@@ -31,32 +35,74 @@ type Gate = (deployment: string, run: () => Promise<unknown>) => Promise<void>;
 
 function storeSuite(name: string, open: () => Promise<{ db: Database; cleanup(): Promise<void>; gate?: Gate }>) {
   describe(`control-plane store on ${name}`, () => {
-    let db: Database, cleanup: () => Promise<void>, store: ControlStore, service: RolloutService, pub: RecordingPublisher, gate: Gate | undefined;
+    let db: Database,
+      cleanup: () => Promise<void>,
+      store: ControlStore,
+      service: RolloutService,
+      pub: RecordingPublisher,
+      gate: Gate | undefined;
     before(async () => {
       ({ db, cleanup, gate } = await open());
       store = new ControlStore(db.pool);
       pub = new RecordingPublisher();
-      service = new RolloutService({ store, publisher: pub, metrics: new ProxyStatsSource(new MemoryStatsStore()), logger: silent });
+      service = new RolloutService({
+        store,
+        publisher: pub,
+        metrics: new ProxyStatsSource(new MemoryStatsStore()),
+        logger: silent,
+      });
     });
-    after(async () => { await db.close(); await cleanup(); });
+    after(async () => {
+      await db.close();
+      await cleanup();
+    });
 
     test('creates a deployment with its event and publishes a route table', async () => {
-      const d = await service.createDeployment({ name: 'iris', baseline: { version: 'v1', url: 'http://127.0.0.1:9001/ignored' } }, 'tester');
+      const d = await service.createDeployment(
+        { name: 'iris', baseline: { version: 'v1', url: 'http://127.0.0.1:9001/ignored' } },
+        'tester',
+      );
       assert.equal(d.status, 'stable');
       assert.equal(d.baselineUrl, 'http://127.0.0.1:9001');
       assert.deepEqual(pub.last.deployments.iris.baseline, { version: 'v1', url: 'http://127.0.0.1:9001' });
-      await assert.rejects(service.createDeployment({ name: 'iris', baseline: { version: 'v1', url: 'http://x' } }, 't'), code('DEPLOYMENT_EXISTS'));
-      await assert.rejects(service.createDeployment({ name: 'bad name', baseline: { version: 'v1', url: 'http://x' } }, 't'), code('BAD_REQUEST'));
+      await assert.rejects(
+        service.createDeployment({ name: 'iris', baseline: { version: 'v1', url: 'http://x' } }, 't'),
+        code('DEPLOYMENT_EXISTS'),
+      );
+      await assert.rejects(
+        service.createDeployment({ name: 'bad name', baseline: { version: 'v1', url: 'http://x' } }, 't'),
+        code('BAD_REQUEST'),
+      );
       await assert.rejects(service.getDeployment('nope'), code('DEPLOYMENT_NOT_FOUND'));
     });
 
     test('registers versions with metadata; the same url again is idempotent, another url conflicts', async () => {
-      const r = await service.registerVersion('iris', { version: 'v2', url: 'http://127.0.0.1:9002', metadata: { trainedAt: '2026-11-01', dataVersion: 'iris@1', metrics: { accuracy: 0.87 } } }, 't');
+      const r = await service.registerVersion(
+        'iris',
+        {
+          version: 'v2',
+          url: 'http://127.0.0.1:9002',
+          metadata: { trainedAt: '2026-11-01', dataVersion: 'iris@1', metrics: { accuracy: 0.87 } },
+        },
+        't',
+      );
       assert.equal(r.created, true);
-      assert.equal((await service.registerVersion('iris', { version: 'v2', url: 'http://127.0.0.1:9002' }, 't')).created, false);
-      await assert.rejects(service.registerVersion('iris', { version: 'v2', url: 'http://127.0.0.1:9999' }, 't'), code('VERSION_EXISTS'));
+      assert.equal(
+        (await service.registerVersion('iris', { version: 'v2', url: 'http://127.0.0.1:9002' }, 't')).created,
+        false,
+      );
+      await assert.rejects(
+        service.registerVersion('iris', { version: 'v2', url: 'http://127.0.0.1:9999' }, 't'),
+        code('VERSION_EXISTS'),
+      );
       const versions = await service.versions('iris');
-      assert.deepEqual(versions.map((v) => [v.version, v.state]), [['v2', 'registered'], ['v1', 'serving']]);
+      assert.deepEqual(
+        versions.map((v) => [v.version, v.state]),
+        [
+          ['v2', 'registered'],
+          ['v1', 'serving'],
+        ],
+      );
       assert.equal((versions[0].metadata as { metrics: { accuracy: number } }).metrics.accuracy, 0.87);
     });
 
@@ -71,14 +117,26 @@ function storeSuite(name: string, open: () => Promise<{ db: Database; cleanup():
       assert.equal(d.baselineVersion, 'v2');
       assert.equal(d.canary, null);
       assert.equal(pub.last.deployments.iris.canary, null);
-      assert.deepEqual((await service.versions('iris')).map((v) => [v.version, v.state]), [['v2', 'serving'], ['v1', 'retired']]);
+      assert.deepEqual(
+        (await service.versions('iris')).map((v) => [v.version, v.state]),
+        [
+          ['v2', 'serving'],
+          ['v1', 'retired'],
+        ],
+      );
       await assert.rejects(service.promote('iris', null, 't'), code('NO_CANARY'));
     });
 
     test('rolls the baseline back to the newest earlier version that served, then refuses when none is left', async () => {
       const d = await service.rollback('iris', { reason: 'bad promote', target: 'baseline' }, 't');
       assert.equal(d.baselineVersion, 'v1');
-      assert.deepEqual((await service.versions('iris')).map((v) => [v.version, v.state]), [['v2', 'rolled_back'], ['v1', 'serving']]);
+      assert.deepEqual(
+        (await service.versions('iris')).map((v) => [v.version, v.state]),
+        [
+          ['v2', 'rolled_back'],
+          ['v1', 'serving'],
+        ],
+      );
       await assert.rejects(service.rollback('iris', { target: 'baseline' }, 't'), code('NO_ROLLBACK_TARGET'));
       await assert.rejects(service.rollback('iris', { toVersion: 'v9' }, 't'), code('VERSION_NOT_FOUND'));
     });
@@ -99,8 +157,10 @@ function storeSuite(name: string, open: () => Promise<{ db: Database; cleanup():
       for (let round = 0; round < 5; round++) {
         await service.startCanary('race', { version: `c${round}`, url: `http://127.0.0.1:92${round}0` }, 't');
         let racing!: Promise<PromiseSettledResult<unknown>[]>;
-        const race = () => (racing = Promise.allSettled([service.promote('race', null, 'a'), service.rollback('race', {}, 'b')]));
-        if (gate) await gate('race', race); else race();
+        const race = () =>
+          (racing = Promise.allSettled([service.promote('race', null, 'a'), service.rollback('race', {}, 'b')]));
+        if (gate) await gate('race', race);
+        else race();
         const results = await racing;
         const ok = results.filter((r) => r.status === 'fulfilled');
         const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');

@@ -1,30 +1,47 @@
-import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { CanaryError } from '../../common/errors.js';
+import { ProxyStatsSource } from '../../control-plane/metrics/source.js';
+import { RolloutService } from '../../control-plane/rollout/service.js';
 import { connectDatabase } from '../../control-plane/state/db.js';
 import { ControlStore } from '../../control-plane/state/store.js';
-import { RolloutService } from '../../control-plane/rollout/service.js';
 import { VersionProber } from '../../control-plane/versions/prober.js';
-import { ProxyStatsSource } from '../../control-plane/metrics/source.js';
-import { MemoryStatsStore } from '../../proxy/telemetry/memory-stats-store.js';
-import { CanaryError } from '../../common/errors.js';
 import { startModelServer } from '../../model-servers/server.js';
+import { MemoryStatsStore } from '../../proxy/telemetry/memory-stats-store.js';
 import { closedPort, freshSchema, silent } from '../helpers/servers.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
-after(async () => { for (const c of cleanups.reverse()) await c(); });
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
 
 test('earlier versions stay probed; a rollback skips one whose server is gone', async () => {
   const schema = await freshSchema();
   const db = await connectDatabase(schema.url);
-  cleanups.push(() => schema.drop(), () => db.close());
+  cleanups.push(
+    () => schema.drop(),
+    () => db.close(),
+  );
   const store = new ControlStore(db.pool);
-  const service = new RolloutService({ store, publisher: { publish: async () => {} }, metrics: new ProxyStatsSource(new MemoryStatsStore()), logger: silent });
+  const service = new RolloutService({
+    store,
+    publisher: { publish: async () => {} },
+    metrics: new ProxyStatsSource(new MemoryStatsStore()),
+    logger: silent,
+  });
   const v1 = await startModelServer({ model: 'v1' });
   const v3 = await startModelServer({ model: 'v3' });
-  cleanups.push(() => v1.close(), () => v3.close());
+  cleanups.push(
+    () => v1.close(),
+    () => v3.close(),
+  );
   const gone = `http://127.0.0.1:${await closedPort()}`;
   await service.createDeployment({ name: 'm', baseline: { version: 'v1', url: v1.url } }, 't');
-  for (const [v, url] of [['v2', gone], ['v3', v3.url], ['v4', v3.url]] as const) {
+  for (const [v, url] of [
+    ['v2', gone],
+    ['v3', v3.url],
+    ['v4', v3.url],
+  ] as const) {
     await service.startCanary('m', { version: v, url }, 't');
     await service.promote('m', null, 't');
   }
@@ -36,5 +53,9 @@ test('earlier versions stay probed; a rollback skips one whose server is gone', 
   assert.equal((await service.rollback('m', { reason: 'bad v4', target: 'baseline' }, 't')).baselineVersion, 'v3');
   // Next default target would be v2, but its server is gone: v1 instead.
   assert.equal((await service.rollback('m', { reason: 'bad v3', target: 'baseline' }, 't')).baselineVersion, 'v1');
-  await assert.rejects(service.rollback('m', { toVersion: 'v2' }, 't'), (e) => e instanceof CanaryError && e.code === 'NO_ROLLBACK_TARGET' && /failed its last health probe/.test(e.message));
+  await assert.rejects(
+    service.rollback('m', { toVersion: 'v2' }, 't'),
+    (e) =>
+      e instanceof CanaryError && e.code === 'NO_ROLLBACK_TARGET' && /failed its last health probe/.test(e.message),
+  );
 });

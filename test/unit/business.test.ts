@@ -1,13 +1,25 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decide, type CanaryProgress } from '../../control-plane/rollout/decide.js';
-import { resolvePolicy } from '../../control-plane/rollout/policy.js';
+import { test } from 'node:test';
 import { businessTest, summarizeOutcomes } from '../../control-plane/rollout/business.js';
+import { type CanaryProgress, decide } from '../../control-plane/rollout/decide.js';
+import { resolvePolicy } from '../../control-plane/rollout/policy.js';
 import { seededRandom } from '../../model-servers/iris.js';
 import type { VersionStats } from '../../proxy/telemetry/stats.js';
 
 // Healthy latency and errors throughout: only the business metric differs.
-const ok = (version: string): VersionStats => ({ deployment: 'm', version, from: 0, to: 0, requests: 5000, modelErrors: 0, clientErrors: 0, errorRate: 0, p50: 10, p95: 20, p99: 30 });
+const ok = (version: string): VersionStats => ({
+  deployment: 'm',
+  version,
+  from: 0,
+  to: 0,
+  requests: 5000,
+  modelErrors: 0,
+  clientErrors: 0,
+  errorRate: 0,
+  p50: 10,
+  p95: 20,
+  p99: 30,
+});
 // Hold the weight so the simulation is only about the business rule.
 const policy = resolvePolicy({ interval: '30s', steps: [50], autoPromote: false, businessMinOutcomes: 200 });
 
@@ -19,7 +31,9 @@ const policy = resolvePolicy({ interval: '30s', steps: [50], autoPromote: false,
  */
 function simulate(seed: number, baseRate: number, canaryRate: number, perTick = 1000, ticks = 60): number | null {
   const rnd = seededRandom(seed);
-  let n = 0, bHits = 0, cHits = 0;
+  let n = 0,
+    bHits = 0,
+    cHits = 0;
   // Conversions are 0/1: mean p and sample variance p(1 − p)·n/(n − 1), kept as running counts.
   const stats = (hits: number) => ({ n, mean: hits / n, variance: ((hits / n) * (1 - hits / n) * n) / (n - 1) });
   let progress: CanaryProgress = { weight: 50, stepStartedAt: 0, paused: false, p99BreachSince: null };
@@ -30,7 +44,12 @@ function simulate(seed: number, baseRate: number, canaryRate: number, perTick = 
     }
     n += perTick;
     const now = i * 30_000;
-    const d = decide(progress, policy, { baseline: ok('v1'), canary: ok('v2'), business: { baseline: stats(bHits), canary: stats(cHits) } }, now);
+    const d = decide(
+      progress,
+      policy,
+      { baseline: ok('v1'), canary: ok('v2'), business: { baseline: stats(bHits), canary: stats(cHits) } },
+      now,
+    );
     progress = d.progress;
     if (d.actions.some((a) => a.type === 'rollback')) return now / 60_000;
   }
@@ -43,7 +62,10 @@ test('a canary whose conversion rate is 20% lower is rolled back once the rule h
   // Observed on these seeded runs: 99/100 rolled back within the 30 simulated minutes (the rule's
   // share of the false-rollback budget is 0.1 × 1% = 0.1%), none before 15 minutes of breach.
   assert.ok(rolledBack.length >= 99, `${rolledBack.length}/100 rolled back`);
-  assert.ok(rolledBack.every((m) => m >= 15.5), `earliest at minute ${Math.min(...rolledBack)}`);
+  assert.ok(
+    rolledBack.every((m) => m >= 15.5),
+    `earliest at minute ${Math.min(...rolledBack)}`,
+  );
 });
 
 test('2% lower or equal is not rolled back: observed false-rollback rate 0/200 and 0/200 over 60 looks each', () => {
@@ -63,7 +85,12 @@ test('even at exactly the 10% boundary the always-valid test rarely fires (α ho
 test('too few outcomes is inconclusive for the business rule, never a rollback', () => {
   const p = resolvePolicy({ businessMinOutcomes: 500, businessFor: '0s' });
   const few = { baseline: { n: 400, mean: 0.3, variance: 0.21 }, canary: { n: 400, mean: 0.05, variance: 0.05 } };
-  const d = decide({ weight: 50, stepStartedAt: 0, paused: false, p99BreachSince: null }, p, { baseline: ok('v1'), canary: ok('v2'), business: few }, 60_000);
+  const d = decide(
+    { weight: 50, stepStartedAt: 0, paused: false, p99BreachSince: null },
+    p,
+    { baseline: ok('v1'), canary: ok('v2'), business: few },
+    60_000,
+  );
   assert.notEqual(d.verdict, 'critical');
 });
 

@@ -1,6 +1,15 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ALPHA_SHARES, autoStartWeight, decide, foldStep, grossFailure, type CanaryProgress, type Decision, type StatsInput } from '../../control-plane/rollout/decide.js';
+import { test } from 'node:test';
+import {
+  ALPHA_SHARES,
+  autoStartWeight,
+  type CanaryProgress,
+  type Decision,
+  decide,
+  foldStep,
+  grossFailure,
+  type StatsInput,
+} from '../../control-plane/rollout/decide.js';
 import { resolvePolicy } from '../../control-plane/rollout/policy.js';
 import { addValue, type Buckets } from '../../proxy/telemetry/histogram.js';
 import { summarize, type VersionStats } from '../../proxy/telemetry/stats.js';
@@ -9,10 +18,20 @@ const policy = resolvePolicy({ interval: '30s', steps: [1, 10, 50, 100], minRequ
 
 /** Latency shapes as [ms, share of requests]: TYPICAL has p95 ≈ 45 ms and p99 ≈ 60 ms. */
 type Shape = [number, number][];
-const TYPICAL: Shape = [[20, 0.9], [45, 0.06], [60, 0.035], [70, 0.005]];
+const TYPICAL: Shape = [
+  [20, 0.9],
+  [45, 0.06],
+  [60, 0.035],
+  [70, 0.005],
+];
 const shifted = (by: number): Shape => TYPICAL.map(([ms, s]) => [ms + by, s]);
 /** Same body, but 3% of requests at 3.5× the baseline's p99. */
-const SLOW_TAIL: Shape = [[20, 0.9], [45, 0.06], [60, 0.01], [210, 0.03]];
+const SLOW_TAIL: Shape = [
+  [20, 0.9],
+  [45, 0.06],
+  [60, 0.01],
+  [210, 0.03],
+];
 
 function stats(version: string, n: number, errors: number, shape: Shape = TYPICAL): VersionStats {
   const h: Buckets = new Map();
@@ -25,13 +44,23 @@ function stats(version: string, n: number, errors: number, shape: Shape = TYPICA
   return summarize('m', version, 0, 0, n, errors, 0, h);
 }
 
-interface Side { n?: number; err?: number; errors?: number; shape?: Shape }
+interface Side {
+  n?: number;
+  err?: number;
+  errors?: number;
+  shape?: Shape;
+}
 const count = (s: Side, dn: number) => s.errors ?? Math.round((s.n ?? dn) * (s.err ?? 0.01));
 const pair = (c: Side = {}, b: Side = {}): StatsInput => ({
   canary: stats('v2', c.n ?? 2000, count(c, 2000), c.shape),
   baseline: stats('v1', b.n ?? 20_000, count(b, 20_000), b.shape),
 });
-const start = (weight = 1, at = 0): CanaryProgress => ({ weight, stepStartedAt: at, paused: false, p99BreachSince: null });
+const start = (weight = 1, at = 0): CanaryProgress => ({
+  weight,
+  stepStartedAt: at,
+  paused: false,
+  p99BreachSince: null,
+});
 const rule = (d: Decision, name: string) => d.rules.find((r) => r.rule === name)!;
 
 /** Ticks a fake clock every interval, feeding `statsAt(progress, now)` (the current step's stats), until an end action. */
@@ -50,7 +79,10 @@ function rollout(statsAt: (p: CanaryProgress, now: number) => StatsInput, p = po
 
 test('a clean canary with enough traffic walks 1 → 10 → 50 → 100 and is then promoted', () => {
   const log = rollout(() => pair());
-  assert.deepEqual(log.map((l) => l.weight), [10, 50, 100, 100]);
+  assert.deepEqual(
+    log.map((l) => l.weight),
+    [10, 50, 100, 100],
+  );
   assert.deepEqual(log.at(-1)!.actions, ['promote']);
   assert.ok(log.every((l) => l.verdict === 'healthy'));
 });
@@ -69,7 +101,12 @@ test('advancing needs evidence, not a request count: 150 clean requests are inco
 });
 
 test('+5 points over the baseline is critical through the relative rule, with its evidence', () => {
-  const d = decide(start(10), resolvePolicy({ thresholds: { errorRateMax: 1 } }), pair({ err: 0.06 }, { err: 0.01 }), 30_000);
+  const d = decide(
+    start(10),
+    resolvePolicy({ thresholds: { errorRateMax: 1 } }),
+    pair({ err: 0.06 }, { err: 0.01 }),
+    30_000,
+  );
   assert.equal(d.verdict, 'critical');
   assert.deepEqual(d.actions, [{ type: 'rollback' }]);
   const r = rule(d, 'error_rate_delta');
@@ -113,7 +150,11 @@ test('p99 over 2× the baseline holds (degraded) first, rolls back once sustaine
   const firstWarn = log.findIndex((l) => l.verdict === 'degraded');
   const firstCritical = log.findIndex((l) => l.verdict === 'critical');
   assert.ok(firstWarn >= 0 && firstCritical > firstWarn);
-  assert.ok(log.slice(firstWarn, firstCritical).every((l) => l.verdict === 'degraded' && l.actions.length === 0 && l.weight === 1));
+  assert.ok(
+    log
+      .slice(firstWarn, firstCritical)
+      .every((l) => l.verdict === 'degraded' && l.actions.length === 0 && l.weight === 1),
+  );
   assert.equal(log[firstCritical].now - log[firstWarn].now, 5 * 60_000);
   assert.deepEqual(log[firstCritical].actions, ['rollback']);
   // Once the test has rejected, a clean look keeps the clock.
@@ -166,7 +207,12 @@ test('autoRollback off: a critical verdict is only recorded', () => {
 const LIMITS = { p95Ms: 145, p99Ms: 140, baselineP95Ms: 45, baselineP99Ms: 70 };
 
 test('autoPromote off: the canary stays at the last step', () => {
-  const d = decide({ ...start(100), limits: LIMITS }, resolvePolicy({ autoPromote: false }), pair({}, { n: 0 }), 30_000);
+  const d = decide(
+    { ...start(100), limits: LIMITS },
+    resolvePolicy({ autoPromote: false }),
+    pair({}, { n: 0 }),
+    30_000,
+  );
   assert.equal(d.verdict, 'healthy');
   assert.deepEqual(d.actions, []);
 });
@@ -184,13 +230,34 @@ test('at 100% with no baseline traffic the relative rule is skipped and the abso
 test('at 100% a trickle of baseline requests (stats flushed late, routes a moment stale) does not make latency comparable: the canary now carries the whole load', () => {
   // Earlier steps passed on latency; at 100% the canary is slower (it serves everything) and a
   // few late baseline requests arrive in the step's window. That is not a concurrent comparison.
-  const earlier = { weight: 50, from: 0, to: 60_000, limits: LIMITS, canary: { n: 5000, errors: 50, slow95: 100, slow99: 5 }, baseline: { n: 5000, errors: 50, slow95: 100, slow99: 5 } };
+  const earlier = {
+    weight: 50,
+    from: 0,
+    to: 60_000,
+    limits: LIMITS,
+    canary: { n: 5000, errors: 50, slow95: 100, slow99: 5 },
+    baseline: { n: 5000, errors: 50, slow95: 100, slow99: 5 },
+  };
   const p: CanaryProgress = { ...start(100, 60_000), limits: LIMITS, strata: [earlier] };
-  const slowUnderFullLoad = pair({ n: 5000, shape: [[20, 0.9], [45, 0.06], [60, 0.02], [150, 0.02]] }, { n: 40 });
+  const slowUnderFullLoad = pair(
+    {
+      n: 5000,
+      shape: [
+        [20, 0.9],
+        [45, 0.06],
+        [60, 0.02],
+        [150, 0.02],
+      ],
+    },
+    { n: 40 },
+  );
   const d = decide(p, policy, slowUnderFullLoad, 120_000);
   assert.equal(rule(d, 'latency_p99').status, 'pass');
   assert.equal(rule(d, 'latency_p99').canary!.n, 5000, 'only the 50% step is latency evidence');
-  assert.deepEqual(d.actions.map((a) => a.type), ['promote']);
+  assert.deepEqual(
+    d.actions.map((a) => a.type),
+    ['promote'],
+  );
 });
 
 test('a step is held until stepDuration has passed', () => {
@@ -207,7 +274,10 @@ test('a step that cannot decide within maxStepDuration says so and advises a lar
   // 1% of 10 rps: 0.1 canary requests a second.
   const d = decide(start(1), policy, pair({ n: 30, errors: 0 }, { n: 2970, errors: 30 }), 300_000);
   assert.equal(d.verdict, 'inconclusive');
-  assert.match(d.needs!.advice!, /at 1% of 10\.0 rps this step needs ≈ .* more to decide, past maxStepDuration 30 min; start at (10|50)%/);
+  assert.match(
+    d.needs!.advice!,
+    /at 1% of 10\.0 rps this step needs ≈ .* more to decide, past maxStepDuration 30 min; start at (10|50)%/,
+  );
 });
 
 test('steps "auto" starts where a clean canary can decide within ten intervals', () => {
@@ -221,12 +291,22 @@ test('steps "auto" starts where a clean canary can decide within ten intervals',
 });
 
 test('explain: false (the simulation) decides exactly as the API does', () => {
-  const cases = [pair(), pair({ n: 150, errors: 1 }), pair({ err: 0.06 }), pair({ shape: SLOW_TAIL }), pair({ n: 3, errors: 3 })];
+  const cases = [
+    pair(),
+    pair({ n: 150, errors: 1 }),
+    pair({ err: 0.06 }),
+    pair({ shape: SLOW_TAIL }),
+    pair({ n: 3, errors: 3 }),
+  ];
   for (const s of cases) {
-    const a = decide(start(10), policy, s, 30_000), b = decide(start(10), policy, s, 30_000, { explain: false });
+    const a = decide(start(10), policy, s, 30_000),
+      b = decide(start(10), policy, s, 30_000, { explain: false });
     assert.equal(a.verdict, b.verdict);
     assert.deepEqual(a.actions, b.actions);
-    assert.deepEqual(a.rules.map((r) => r.status), b.rules.map((r) => r.status));
+    assert.deepEqual(
+      a.rules.map((r) => r.status),
+      b.rules.map((r) => r.status),
+    );
   }
 });
 
@@ -249,7 +329,7 @@ test('policies are validated with messages naming the field', () => {
   assert.equal(resolvePolicy({ maxStepDuration: '10m' }).maxStepDurationMs, 600_000);
 });
 
-test('a slowdown of the whole machine, which the baseline feels too, is not the canary\'s fault (latency is judged against the baseline\'s own share)', () => {
+test("a slowdown of the whole machine, which the baseline feels too, is not the canary's fault (latency is judged against the baseline's own share)", () => {
   const p = resolvePolicy({ stepDuration: '1h' });
   // Limits fixed from a calm baseline; then both variants get the same heavy tail.
   const calm = decide({ ...start(10) }, p, { ...pair(), reference: stats('v1', 5000, 50) }, 30_000).progress;
@@ -261,5 +341,8 @@ test('a slowdown of the whole machine, which the baseline feels too, is not the 
   const more = decide(calm, p, pair({ shape: SLOW_TAIL, n: 40_000 }, { shape: SLOW_TAIL, n: 360_000 }), 60_000);
   assert.equal(rule(more, 'latency_p99').status, 'pass', rule(more, 'latency_p99').summary);
   // The canary alone with that tail is rolled back (once sustained) as before.
-  assert.equal(rule(decide(calm, p, pair({ shape: SLOW_TAIL, n: 5000 }, { n: 45_000 }), 60_000), 'latency_p99').status, 'warn');
+  assert.equal(
+    rule(decide(calm, p, pair({ shape: SLOW_TAIL, n: 5000 }, { n: 45_000 }), 60_000), 'latency_p99').status,
+    'warn',
+  );
 });

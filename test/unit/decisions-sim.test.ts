@@ -1,6 +1,6 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { P99_3X, runCase, TYPICAL, type SimCase } from '../../bench/sim/rollouts.js';
+import { test } from 'node:test';
+import { P99_3X, runCase, type SimCase, TYPICAL } from '../../bench/sim/rollouts.js';
 
 /**
  * A reduced, seeded run of `npm run sim` (the same harness and the real decide()): fewer
@@ -26,7 +26,10 @@ test('A/A at low traffic and a higher error rate: still ≤ 1% false rollbacks o
 });
 
 test('steps "auto" at 10 rps: a clean canary is promoted within 60 min in ≥ 95% of rollouts', () => {
-  const { results } = run({ name: 'auto 10 rps', rps: 10, baseline: v(0.01), canary: v(0.01), policy: { steps: 'auto' } }, 300);
+  const { results } = run(
+    { name: 'auto 10 rps', rps: 10, baseline: v(0.01), canary: v(0.01), policy: { steps: 'auto' } },
+    300,
+  );
   const promoted = results.filter((r) => r.outcome === 'promote').length;
   assert.ok(promoted >= 0.95 * 300, `promoted ${share(promoted, 300)}`);
 });
@@ -51,8 +54,14 @@ test('50% gross failure at 1000 rps: always rolled back, within 5 s', () => {
 });
 
 test('p95 +150 ms at 100 rps: rolled back within two intervals', () => {
-  const { results } = run({ name: 'p95', rps: 100, baseline: v(0.01), canary: v(0.01, { ...TYPICAL, shiftMs: 150 }) }, 200);
-  assert.ok(results.every((r) => r.outcome === 'rollback' && r.atS <= 60), `slowest ${Math.max(...results.map((r) => r.atS))} s`);
+  const { results } = run(
+    { name: 'p95', rps: 100, baseline: v(0.01), canary: v(0.01, { ...TYPICAL, shiftMs: 150 }) },
+    200,
+  );
+  assert.ok(
+    results.every((r) => r.outcome === 'rollback' && r.atS <= 60),
+    `slowest ${Math.max(...results.map((r) => r.atS))} s`,
+  );
 });
 
 test('p99 3× the baseline: rolled back ≥ 99%, before the canary reaches 50%', () => {

@@ -1,16 +1,22 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { addValue, exactQuantile, mergeInto, quantile, type Buckets } from '../../proxy/telemetry/histogram.js';
+import { test } from 'node:test';
 import { seededRandom } from '../../model-servers/iris.js';
+import { addValue, type Buckets, exactQuantile, mergeInto, quantile } from '../../proxy/telemetry/histogram.js';
 
 function lognormal(rnd: () => number, mu: number, sigma: number): number {
-  const u = 1 - rnd(), v = rnd();
+  const u = 1 - rnd(),
+    v = rnd();
   return Math.exp(mu + sigma * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v));
 }
 
 test('p50/p95/p99 are within 2% of the exact nearest-rank values', () => {
   const rnd = seededRandom(5);
-  for (const [mu, sigma] of [[1, 0.5], [3, 1.2], [-2, 0.3], [5, 2]]) {
+  for (const [mu, sigma] of [
+    [1, 0.5],
+    [3, 1.2],
+    [-2, 0.3],
+    [5, 2],
+  ]) {
     const values = Array.from({ length: 20_000 }, () => lognormal(rnd, mu, sigma));
     const h: Buckets = new Map();
     for (const v of values) addValue(h, v);
@@ -24,7 +30,9 @@ test('p50/p95/p99 are within 2% of the exact nearest-rank values', () => {
 
 test('merging two histograms equals one histogram of all values', () => {
   const rnd = seededRandom(9);
-  const a: Buckets = new Map(), b: Buckets = new Map(), all: Buckets = new Map();
+  const a: Buckets = new Map(),
+    b: Buckets = new Map(),
+    all: Buckets = new Map();
   for (let i = 0; i < 5000; i++) {
     const v = lognormal(rnd, 2, 1);
     addValue(i % 2 ? a : b, v);

@@ -1,11 +1,19 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseRouteTable, RouteTableError } from '../../proxy/split/route-table.js';
+import { test } from 'node:test';
 import { resolveTarget } from '../../proxy/handler.js';
+import { parseRouteTable, RouteTableError } from '../../proxy/split/route-table.js';
 import { rawResponseHeadersForClient, requestHeadersForUpstream } from '../../proxy/upstream/headers.js';
 
 test('a valid table is normalised: origins only, retry on by default', () => {
-  const t = parseRouteTable({ version: 3, deployments: { iris: { baseline: { version: 'v1', url: 'http://a:1/x' }, canary: { version: 'v2', url: 'http://b:2', weight: 20 } } } });
+  const t = parseRouteTable({
+    version: 3,
+    deployments: {
+      iris: {
+        baseline: { version: 'v1', url: 'http://a:1/x' },
+        canary: { version: 'v2', url: 'http://b:2', weight: 20 },
+      },
+    },
+  });
   assert.equal(t.deployments.iris.baseline.url, 'http://a:1');
   assert.equal(t.deployments.iris.retryCanaryOnBaseline, true);
   assert.equal(t.deployments.iris.canary?.weight, 20);
@@ -18,10 +26,21 @@ test('bad tables are refused with a message naming the field', () => {
     [{ deployments: { 'bad name!': { baseline: { version: 'v1', url: 'http://a' } } } }, /invalid deployment name/],
     [{ deployments: { m: { baseline: { version: 'v1', url: 'nope' } } } }, /baseline\.url/],
     [{ deployments: { m: { baseline: { version: 'v1', url: 'ftp://a' } } } }, /only http/],
-    [{ deployments: { m: { baseline: { version: 'v1', url: 'http://a' }, canary: { version: 'v2', url: 'http://b', weight: 101 } } } }, /weight/],
+    [
+      {
+        deployments: {
+          m: { baseline: { version: 'v1', url: 'http://a' }, canary: { version: 'v2', url: 'http://b', weight: 101 } },
+        },
+      },
+      /weight/,
+    ],
     [{ deployments: { m: { baseline: { version: '', url: 'http://a' } } } }, /version/],
   ];
-  for (const [input, msg] of bad) assert.throws(() => parseRouteTable(input), (e: Error) => e instanceof RouteTableError && msg.test(e.message));
+  for (const [input, msg] of bad)
+    assert.throws(
+      () => parseRouteTable(input),
+      (e: Error) => e instanceof RouteTableError && msg.test(e.message),
+    );
 });
 
 test('gateway mode maps /{deployment}/{rest} to /{rest}; sidecar keeps the path', () => {
@@ -34,9 +53,34 @@ test('gateway mode maps /{deployment}/{rest} to /{rest}; sidecar keeps the path'
 });
 
 test('hop-by-hop headers and those named in Connection are not forwarded', () => {
-  const out = requestHeadersForUpstream({ connection: 'keep-alive, x-secret-hop', 'keep-alive': 'timeout=5', 'x-secret-hop': '1', te: 'trailers', host: 'proxy', 'x-keep': 'yes', 'transfer-encoding': 'chunked' }, 'rid', '127.0.0.1');
+  const out = requestHeadersForUpstream(
+    {
+      connection: 'keep-alive, x-secret-hop',
+      'keep-alive': 'timeout=5',
+      'x-secret-hop': '1',
+      te: 'trailers',
+      host: 'proxy',
+      'x-keep': 'yes',
+      'transfer-encoding': 'chunked',
+    },
+    'rid',
+    '127.0.0.1',
+  );
   assert.deepEqual(Object.keys(out).sort(), ['x-forwarded-for', 'x-forwarded-host', 'x-keep', 'x-request-id']);
-  const raw = ['Connection', 'close, X-Hop', 'Content-Type', 'a/b', 'Transfer-Encoding', 'chunked', 'X-Hop', '1', 'Set-Cookie', 'a', 'Set-Cookie', 'b'].map((v) => Buffer.from(v));
+  const raw = [
+    'Connection',
+    'close, X-Hop',
+    'Content-Type',
+    'a/b',
+    'Transfer-Encoding',
+    'chunked',
+    'X-Hop',
+    '1',
+    'Set-Cookie',
+    'a',
+    'Set-Cookie',
+    'b',
+  ].map((v) => Buffer.from(v));
   const back = rawResponseHeadersForClient(raw, { 'x-canary-variant': 'canary' });
   assert.deepEqual(back, ['Content-Type', 'a/b', 'Set-Cookie', 'a', 'Set-Cookie', 'b', 'x-canary-variant', 'canary']);
 });

@@ -1,14 +1,18 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compareAnswers, parsePointer } from '../../proxy/shadow/compare.js';
-import { decide, type CanaryProgress } from '../../control-plane/rollout/decide.js';
-import { resolvePolicy } from '../../control-plane/rollout/policy.js';
-import { summarize, noAgreement, type AgreementCounts } from '../../proxy/telemetry/stats.js';
+import { test } from 'node:test';
 import { seededRandom } from '../../common/random.js';
+import { type CanaryProgress, decide } from '../../control-plane/rollout/decide.js';
+import { resolvePolicy } from '../../control-plane/rollout/policy.js';
+import { compareAnswers, parsePointer } from '../../proxy/shadow/compare.js';
 import { parseRouteTable } from '../../proxy/split/route-table.js';
+import { type AgreementCounts, noAgreement, summarize } from '../../proxy/telemetry/stats.js';
 
 const json = (v: unknown, status = 200) => ({ status, body: Buffer.from(JSON.stringify(v)) });
-const spec = (fields: string[] = [], tolerance = 0, relativeTolerance = 0) => ({ fields, tolerance, relativeTolerance });
+const spec = (fields: string[] = [], tolerance = 0, relativeTolerance = 0) => ({
+  fields,
+  tolerance,
+  relativeTolerance,
+});
 
 test('comparison: JSON Pointer fields, labels exactly, numbers within absolute or relative tolerance, non-JSON byte for byte', () => {
   const a = json({ prediction: 'setosa', probability: 0.91, id: 'a' });
@@ -20,12 +24,30 @@ test('comparison: JSON Pointer fields, labels exactly, numbers within absolute o
   assert.equal(compareAnswers(a, b, spec(['/probability'], 0, 0.02)).agreed, true);
   const c = compareAnswers(a, json({ prediction: 'virginica' }), spec(['/prediction']));
   assert.deepEqual(c, { agreed: false, baseline: '"setosa"', canary: '"virginica"' });
-  assert.deepEqual(compareAnswers(a, json({}), spec(['/prediction'])), { agreed: false, baseline: '"setosa"', canary: '(missing)' });
-  assert.equal(compareAnswers(json({ scores: [0.1, 0.9] }), json({ scores: [0.1001, 0.8999] }), spec(['/scores'], 0.001)).agreed, true);
+  assert.deepEqual(compareAnswers(a, json({}), spec(['/prediction'])), {
+    agreed: false,
+    baseline: '"setosa"',
+    canary: '(missing)',
+  });
+  assert.equal(
+    compareAnswers(json({ scores: [0.1, 0.9] }), json({ scores: [0.1001, 0.8999] }), spec(['/scores'], 0.001)).agreed,
+    true,
+  );
   assert.equal(compareAnswers(json([{ 'a/b': 1 }]), json([{ 'a/b': 1 }]), spec(['/0/a~1b'])).agreed, true);
-  assert.equal(compareAnswers({ status: 200, body: Buffer.from('ok') }, { status: 200, body: Buffer.from('ok') }, spec(['/x'])).agreed, true);
-  assert.equal(compareAnswers({ status: 200, body: Buffer.from('ok') }, { status: 200, body: Buffer.from('ok!') }, spec()).agreed, false);
-  assert.deepEqual(compareAnswers(a, json({ error: 'bad' }, 422), spec()), { agreed: false, baseline: 'HTTP 200', canary: 'HTTP 422' });
+  assert.equal(
+    compareAnswers({ status: 200, body: Buffer.from('ok') }, { status: 200, body: Buffer.from('ok') }, spec(['/x']))
+      .agreed,
+    true,
+  );
+  assert.equal(
+    compareAnswers({ status: 200, body: Buffer.from('ok') }, { status: 200, body: Buffer.from('ok!') }, spec()).agreed,
+    false,
+  );
+  assert.deepEqual(compareAnswers(a, json({ error: 'bad' }, 422), spec()), {
+    agreed: false,
+    baseline: 'HTTP 200',
+    canary: 'HTTP 422',
+  });
   assert.throws(() => parsePointer('prediction'), /must start with "\/"/);
   assert.throws(() => parsePointer('/a~2'), /"~" must be followed by 0 or 1/);
 });
@@ -36,15 +58,38 @@ test('policy.shadow: defaults, field or fields, and clear errors naming the fiel
   assert.equal(p.shadow!.agreementMin, 0.95);
   assert.equal(resolvePolicy({ shadow: true }).shadow!.percent, 100);
   assert.equal(resolvePolicy({}).shadow, null);
-  assert.throws(() => resolvePolicy({ shadow: { agreementMin: 2 } }), /policy\.shadow\.agreementMin: expected a number from 0.5 to 0.9999/);
-  assert.throws(() => resolvePolicy({ shadow: { compare: { field: 'prediction' } } }), /policy\.shadow\.compare\.field: .*must start with "\/"/);
+  assert.throws(
+    () => resolvePolicy({ shadow: { agreementMin: 2 } }),
+    /policy\.shadow\.agreementMin: expected a number from 0.5 to 0.9999/,
+  );
+  assert.throws(
+    () => resolvePolicy({ shadow: { compare: { field: 'prediction' } } }),
+    /policy\.shadow\.compare\.field: .*must start with "\/"/,
+  );
   assert.throws(() => resolvePolicy({ shadow: { percentage: 5 } }), /policy\.shadow\.percentage: unknown field/);
   assert.throws(() => resolvePolicy({ shadow: { duration: 'soon' } }), /shadow\.duration/);
-  assert.throws(() => parseRouteTable({ deployments: { m: { baseline: { version: 'v1', url: 'http://a' }, canary: null, shadow: { percent: 100, noisePercent: 0, timeoutMs: 100, maxConcurrency: 1 } } } }), /shadow: needs a canary/);
+  assert.throws(
+    () =>
+      parseRouteTable({
+        deployments: {
+          m: {
+            baseline: { version: 'v1', url: 'http://a' },
+            canary: null,
+            shadow: { percent: 100, noisePercent: 0, timeoutMs: 100, maxConcurrency: 1 },
+          },
+        },
+      }),
+    /shadow: needs a canary/,
+  );
 });
 
 // ── the gate, replayed on a fake clock ─────────────────────────────────────────────────
-const policy = resolvePolicy({ interval: '30s', steps: [1, 10, 50, 100], minRequests: 100, shadow: { duration: '5m', compare: { field: '/prediction' }, agreementMin: 0.95, minRequests: 200 } });
+const policy = resolvePolicy({
+  interval: '30s',
+  steps: [1, 10, 50, 100],
+  minRequests: 100,
+  shadow: { duration: '5m', compare: { field: '/prediction' }, agreementMin: 0.95, minRequests: 200 },
+});
 
 function statsWith(n: number, agreement: AgreementCounts, noise: AgreementCounts = noAgreement()) {
   const h = new Map<number, number>();
@@ -59,10 +104,18 @@ function statsWith(n: number, agreement: AgreementCounts, noise: AgreementCounts
 function gate(p: number, seed: number, perLook = 100, maxLooks = 120, noise?: number) {
   const rnd = seededRandom(seed);
   let progress: CanaryProgress = { weight: 0, stepStartedAt: 0, paused: false, p99BreachSince: null, phase: 'shadow' };
-  const a = noAgreement(), nz = noAgreement();
+  const a = noAgreement(),
+    nz = noAgreement();
   for (let look = 1; look <= maxLooks; look++) {
-    for (let i = 0; i < perLook; i++) { a.compared++; if (rnd() < p) a.agreed++; }
-    if (noise !== undefined) for (let i = 0; i < perLook / 10; i++) { nz.noiseCompared++; if (rnd() < noise) nz.noiseAgreed++; }
+    for (let i = 0; i < perLook; i++) {
+      a.compared++;
+      if (rnd() < p) a.agreed++;
+    }
+    if (noise !== undefined)
+      for (let i = 0; i < perLook / 10; i++) {
+        nz.noiseCompared++;
+        if (rnd() < noise) nz.noiseAgreed++;
+      }
     const d = decide(progress, policy, statsWith(a.compared, { ...a }, { ...nz }), look * 30_000, { explain: false });
     const rule = d.rules.find((r) => r.rule === 'agreement')!;
     if (rule.status === 'fail') return { outcome: 'fail' as const, compared: a.compared, look };
@@ -85,34 +138,79 @@ test('agreement gate, simulated (300 seeded shadow phases per case, a look every
   // Power: 73% (the demo's v4) is always caught at the first look; 90% almost always within an hour.
   const bad = runs(0.73, 300);
   assert.equal(count(bad, 'fail'), 300);
-  assert.ok(bad.every((r) => r.look <= 2), `73%: caught by look ${Math.max(...bad.map((r) => r.look))}`);
+  assert.ok(
+    bad.every((r) => r.look <= 2),
+    `73%: caught by look ${Math.max(...bad.map((r) => r.look))}`,
+  );
   const worse = runs(0.9, 300);
   assert.ok(count(worse, 'fail') >= 0.95 * 300, `90% agreement rolled back ${count(worse, 'fail')}/300`);
   assert.equal(count(worse, 'pass'), 0);
 });
 
-test('xDS: a shadowing canary gives the Envoy route a request mirror policy for the same share; it encodes as Envoy\'s RouteConfiguration', async () => {
+test("xDS: a shadowing canary gives the Envoy route a request mirror policy for the same share; it encodes as Envoy's RouteConfiguration", async () => {
   const { buildSnapshot, ENVOY_LISTENER } = await import('../../control-plane/xds/snapshot.js');
   const { TYPE } = await import('../../control-plane/xds/protos.js');
   const { encode, decode } = await import('../../control-plane/xds/codec.js');
-  const table = parseRouteTable({ version: 1, deployments: { iris: {
-    baseline: { version: 'v1', url: 'http://127.0.0.1:8001' }, canary: { version: 'v4', url: 'http://127.0.0.1:8004', weight: 0 },
-    shadow: { percent: 25, noisePercent: 5, timeoutMs: 1000, maxConcurrency: 8, compare: { fields: ['/prediction'] } },
-  } } });
+  const table = parseRouteTable({
+    version: 1,
+    deployments: {
+      iris: {
+        baseline: { version: 'v1', url: 'http://127.0.0.1:8001' },
+        canary: { version: 'v4', url: 'http://127.0.0.1:8004', weight: 0 },
+        shadow: {
+          percent: 25,
+          noisePercent: 5,
+          timeoutMs: 1000,
+          maxConcurrency: 8,
+          compare: { fields: ['/prediction'] },
+        },
+      },
+    },
+  });
   const route = buildSnapshot(table).resources[TYPE.route].get(ENVOY_LISTENER)!;
   const back = decode(TYPE.route, encode(TYPE.route, route)) as any;
   const action = back.virtual_hosts[0].routes[0].route;
-  assert.deepEqual(action.request_mirror_policies.map((m: any) => [m.cluster, m.runtime_fraction.default_value.numerator, m.runtime_fraction.default_value.denominator]), [['iris__v4', 250_000, 'MILLION']]);
+  assert.deepEqual(
+    action.request_mirror_policies.map((m: any) => [
+      m.cluster,
+      m.runtime_fraction.default_value.numerator,
+      m.runtime_fraction.default_value.denominator,
+    ]),
+    [['iris__v4', 250_000, 'MILLION']],
+  );
   // Live again: no mirror.
-  const live = parseRouteTable({ version: 2, deployments: { iris: { ...table.deployments.iris, shadow: null, canary: { version: 'v4', url: 'http://127.0.0.1:8004', weight: 10 } } } });
-  assert.equal((buildSnapshot(live).resources[TYPE.route].get(ENVOY_LISTENER) as any).virtual_hosts[0].routes[0].route.request_mirror_policies, undefined);
+  const live = parseRouteTable({
+    version: 2,
+    deployments: {
+      iris: {
+        ...table.deployments.iris,
+        shadow: null,
+        canary: { version: 'v4', url: 'http://127.0.0.1:8004', weight: 10 },
+      },
+    },
+  });
+  assert.equal(
+    (buildSnapshot(live).resources[TYPE.route].get(ENVOY_LISTENER) as any).virtual_hosts[0].routes[0].route
+      .request_mirror_policies,
+    undefined,
+  );
 });
 
 test('the gate in decide(): held in shadow until its duration, then the first step (steps "auto": from the traffic the baseline served); an agreement below the limit rolls back', async () => {
   const { addValue } = await import('../../proxy/telemetry/histogram.js');
   const h = new Map<number, number>();
-  [[20, 900], [45, 60], [60, 35], [70, 5]].forEach(([ms, c]) => addValue(h, ms, c * 10));
-  const side = (v: string, n: number, a: AgreementCounts) => ({ ...summarize('m', v, 0, 0, n, Math.round(n * 0.01), 0, new Map(h)), agreement: a });
+  [
+    [20, 900],
+    [45, 60],
+    [60, 35],
+    [70, 5],
+  ].forEach(([ms, c]) => {
+    addValue(h, ms, c * 10);
+  });
+  const side = (v: string, n: number, a: AgreementCounts) => ({
+    ...summarize('m', v, 0, 0, n, Math.round(n * 0.01), 0, new Map(h)),
+    agreement: a,
+  });
   const stats = (agreed: number, compared = 10_000) => ({
     canary: side('v2', compared, { ...noAgreement(), compared, agreed }),
     baseline: side('v1', 10_000, { ...noAgreement(), noiseCompared: 500, noiseAgreed: 500 }),
@@ -122,7 +220,10 @@ test('the gate in decide(): held in shadow until its duration, then the first st
   const early = decide(start, policy, stats(9990), 60_000);
   assert.equal(early.verdict, 'healthy');
   assert.deepEqual(early.actions, [], 'held: the shadow lasts its duration (5 min)');
-  assert.ok(!early.rules.some((r) => r.rule === 'business'), 'no business rule in shadow: no user got an answer from the canary');
+  assert.ok(
+    !early.rules.some((r) => r.rule === 'business'),
+    'no business rule in shadow: no user got an answer from the canary',
+  );
   const gate = decide(start, policy, stats(9990), 5 * 60_000);
   assert.deepEqual(gate.actions, [{ type: 'advance', weight: 1, fromShadow: true }]);
   assert.equal(gate.progress.phase, undefined);
@@ -131,7 +232,17 @@ test('the gate in decide(): held in shadow until its duration, then the first st
   const agreement = gate.rules.find((r) => r.rule === 'agreement')!;
   assert.ok(agreement.canary!.estimate! > 0.998 && agreement.canary!.low! > 0.99, 'evidence reads as agreement');
   // steps "auto": 10,000 baseline requests in 5 min is 33 rps, enough to start above 1%.
-  const auto = decide(start, resolvePolicy({ steps: 'auto', interval: '30s', minRequests: 100, shadow: { duration: '5m', compare: { field: '/prediction' } } }), stats(9990), 5 * 60_000);
+  const auto = decide(
+    start,
+    resolvePolicy({
+      steps: 'auto',
+      interval: '30s',
+      minRequests: 100,
+      shadow: { duration: '5m', compare: { field: '/prediction' } },
+    }),
+    stats(9990),
+    5 * 60_000,
+  );
   assert.equal(auto.actions[0].type, 'advance');
   assert.ok((auto.actions[0] as { weight: number }).weight > 1);
   // Live again (by the gate or by hand): no agreement rule.

@@ -1,11 +1,12 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BUCKETS, bucketOf, pickVariant } from '../../proxy/split/splitter.js';
-import type { DeploymentRoute } from '../../proxy/split/route-table.js';
+import { test } from 'node:test';
 import { seededRandom } from '../../model-servers/iris.js';
+import type { DeploymentRoute } from '../../proxy/split/route-table.js';
+import { BUCKETS, bucketOf, pickVariant } from '../../proxy/split/splitter.js';
 
 const route = (weight: number | null): DeploymentRoute => ({
-  name: 'm', baseline: { version: 'v1', url: 'http://b' },
+  name: 'm',
+  baseline: { version: 'v1', url: 'http://b' },
   canary: weight === null ? null : { version: 'v2', url: 'http://c', weight },
 });
 

@@ -1,8 +1,8 @@
 import { Redis } from 'ioredis';
+import type { Logger } from '../../../common/logger.js';
 import { redisKeys } from '../../keys.js';
 import { parseRouteTable, type RouteTable } from '../route-table.js';
 import type { RouteSource, RouteSourceStatus } from './route-source.js';
-import type { Logger } from '../../../common/logger.js';
 
 export interface RedisRouteSourceOptions {
   url: string;
@@ -40,14 +40,27 @@ export class RedisRouteSource implements RouteSource {
     this.onTable = onTable;
     const common = { retryStrategy: redisRetryStrategy, lazyConnect: true, maxRetriesPerRequest: 1 };
     // Commands fail fast while disconnected instead of queueing: the resync timer retries.
-    this.cmd = new Redis(this.opts.url, { ...common, enableOfflineQueue: false, connectionName: 'canary-proxy-routes' });
+    this.cmd = new Redis(this.opts.url, {
+      ...common,
+      enableOfflineQueue: false,
+      connectionName: 'canary-proxy-routes',
+    });
     this.sub = new Redis(this.opts.url, { ...common, connectionName: 'canary-proxy-routes-sub' });
-    for (const c of [this.cmd, this.sub]) c.on('error', (err: Error) => { this.lastError = err.message; });
-    this.cmd.on('ready', () => { this.setConnected(true); void this.sync(); });
+    for (const c of [this.cmd, this.sub])
+      c.on('error', (err: Error) => {
+        this.lastError = err.message;
+      });
+    this.cmd.on('ready', () => {
+      this.setConnected(true);
+      void this.sync();
+    });
     this.cmd.on('close', () => this.setConnected(false));
     this.sub.on('message', () => void this.sync());
     // ioredis re-subscribes by itself after a reconnect; the 'ready' re-read covers the gap.
-    await Promise.allSettled([this.cmd.connect(), this.sub.connect().then(() => this.sub!.subscribe(this.keys.routesChannel))]);
+    await Promise.allSettled([
+      this.cmd.connect(),
+      this.sub.connect().then(() => this.sub!.subscribe(this.keys.routesChannel)),
+    ]);
     await this.sync();
     this.timer = setInterval(() => void this.sync(), this.opts.resyncMs);
     this.timer.unref();
@@ -56,13 +69,16 @@ export class RedisRouteSource implements RouteSource {
   private setConnected(up: boolean): void {
     if (this.connected === up) return;
     this.connected = up;
-    this.opts.logger[up ? 'info' : 'warn']({ routeSource: 'redis', connected: up }, up ? 'route source connected' : 'route source lost: serving the last known route table');
+    this.opts.logger[up ? 'info' : 'warn'](
+      { routeSource: 'redis', connected: up },
+      up ? 'route source connected' : 'route source lost: serving the last known route table',
+    );
     this.onConnectivity?.(up);
   }
 
   /** Reads the table; a failure or an invalid table leaves the current one in force. */
   async sync(): Promise<void> {
-    if (!this.cmd || this.cmd.status !== 'ready') return;
+    if (this.cmd?.status !== 'ready') return;
     try {
       const raw = await this.cmd.get(this.keys.routes);
       this.lastSyncAt = Date.now();
