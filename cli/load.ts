@@ -38,9 +38,7 @@ const msf = (v: number | null) => (v === null ? '-' : `${v.toFixed(1)}ms`);
  * second (rate, errors, p50/p99 per variant from the x-canary-variant header) and a table at the
  * end. Failures (5xx, socket errors) are counted, never hidden.
  */
-export async function runLoad(
-  o: LoadOptions,
-): Promise<{
+export async function runLoad(o: LoadOptions): Promise<{
   requests: number;
   errors: number;
   byVariant: Record<string, { requests: number; errors: number; p50: number | null; p99: number | null }>;

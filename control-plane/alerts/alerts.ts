@@ -185,9 +185,7 @@ export class AlertDispatcher {
    * Delivers one clearly marked test alert to a sink, now, once (no retries), and reports the
    * attempt: whether it was delivered, the HTTP status, the time it took, the error.
    */
-  async testSink(
-    id: number,
-  ): Promise<{
+  async testSink(id: number): Promise<{
     sink: SinkView;
     delivered: boolean;
     httpStatus: number | null;

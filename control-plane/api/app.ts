@@ -195,26 +195,20 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     ) => {
       if (err instanceof CanaryError) return reply.status(err.status).send(err.toJSON());
       if (err.validation)
-        return reply
-          .status(400)
-          .send({
-            error: { code: 'BAD_REQUEST', message: describeValidation(err.validation as never, err.validationContext) },
-          });
+        return reply.status(400).send({
+          error: { code: 'BAD_REQUEST', message: describeValidation(err.validation as never, err.validationContext) },
+        });
       if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
-        return reply
-          .status(413)
-          .send({
-            error: { code: 'BODY_TOO_LARGE', message: 'the request body is larger than the API accepts (1 MiB)' },
-          });
+        return reply.status(413).send({
+          error: { code: 'BODY_TOO_LARGE', message: 'the request body is larger than the API accepts (1 MiB)' },
+        });
       if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
-        return reply
-          .status(415)
-          .send({
-            error: {
-              code: 'UNSUPPORTED_MEDIA_TYPE',
-              message: 'changes must be sent with content-type: application/json',
-            },
-          });
+        return reply.status(415).send({
+          error: {
+            code: 'UNSUPPORTED_MEDIA_TYPE',
+            message: 'changes must be sent with content-type: application/json',
+          },
+        });
       if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
         return reply.status(err.statusCode).send({ error: { code: 'BAD_REQUEST', message: err.message } });
       }
@@ -264,13 +258,11 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     const ready = async (_req: FastifyRequest, reply: FastifyReply) => {
       const failing = opts.notReady ? await opts.notReady() : [];
       if (failing.length)
-        return reply
-          .status(503)
-          .send({
-            status: 'not ready',
-            failing,
-            error: { code: 'NOT_READY', message: `not reachable: ${failing.join(', ')}` },
-          });
+        return reply.status(503).send({
+          status: 'not ready',
+          failing,
+          error: { code: 'NOT_READY', message: `not reachable: ${failing.join(', ')}` },
+        });
       return { status: 'ok' };
     };
     app.get('/readyz', ready);
