@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
-import { exactQuantile } from '../proxy/telemetry/histogram.js';
+import { exactQuantile } from '../proxy/contract/histogram.js';
 
 export interface OpenLoopResult {
   sent: number;

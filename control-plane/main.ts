@@ -9,28 +9,26 @@ import {
   type ProxyConfig,
 } from '../common/config.js';
 import { createLogger, type Logger } from '../common/logger.js';
-import { statsRedis } from '../proxy/main.js';
-import { type RunningProxy, startProxy } from '../proxy/proxy.js';
-import { redisRetryStrategy } from '../proxy/split/sources/redis-source.js';
-import { StaticRouteSource } from '../proxy/split/sources/static-source.js';
-import { MemoryStatsStore } from '../proxy/telemetry/memory-stats-store.js';
-import { PgPredictionSink } from '../proxy/telemetry/prediction-log.js';
-import { RedisStatsStore } from '../proxy/telemetry/redis-stats-store.js';
-import type { StatsStore } from '../proxy/telemetry/stats.js';
+import { redisRetryStrategy, statsRedis } from '../common/redis.js';
+import { MemoryStatsStore } from '../proxy/contract/memory-stats-store.js';
+import { RedisStatsStore } from '../proxy/contract/redis-stats-store.js';
+import type { StatsStore } from '../proxy/contract/stats.js';
+import { PgPredictionSink, type RunningProxy, StaticRouteSource, startProxy } from '../proxy/main.js';
 import { AlertDispatcher, DEFAULT_ALERT_POLICY } from './alerts/alerts.js';
 import { buildApp } from './api/app.js';
 import { PrometheusSource } from './metrics/prometheus.js';
 import { ProxyStatsSource } from './metrics/source.js';
-import { AnalysisLoop } from './rollout/analysis-loop.js';
-import { DEFAULT_POLICY } from './rollout/policy.js';
-import { RolloutService } from './rollout/service.js';
-import { connectDatabase, type Database, startEmbeddedDatabase } from './state/db.js';
+import { DEFAULT_POLICY } from './model/policy.js';
 import {
   FanOutPublisher,
   InProcessRoutePublisher,
   RedisRoutePublisher,
   type RoutePublisher,
-} from './state/route-publisher.js';
+} from './publish/route-publisher.js';
+import { AnalysisLoop } from './rollout/analysis-loop.js';
+import { createRollout, type Rollout } from './rollout/rollout.js';
+import { connectDatabase, type Database, startEmbeddedDatabase } from './state/db.js';
+import { FeedbackStore } from './state/feedback-store.js';
 import { ControlStore } from './state/store.js';
 import { ControlPlaneMetrics } from './telemetry.js';
 import { VersionProber } from './versions/prober.js';
@@ -42,8 +40,8 @@ export interface RunningControlPlane {
   url: string;
   port: number;
   app: FastifyInstance;
-  service: RolloutService;
-  loop: AnalysisLoop;
+  rollout: Rollout;
+  feedback: FeedbackStore;
   alerts: AlertDispatcher;
   db: Database;
   /** The ADS server, when enabled, and the port it listens on. */
@@ -60,7 +58,7 @@ export interface ControlPlaneParts {
   now?: () => number;
 }
 
-/** Starts the control plane: database (real or embedded), service, analysis loop, prober, REST API. */
+/** Starts the control plane: database (real or embedded), rollout core, analysis loop, prober, REST API. */
 export async function startControlPlane(
   config: Readonly<ControlPlaneConfig>,
   parts: ControlPlaneParts = {},
@@ -125,7 +123,9 @@ export async function startControlPlane(
   );
   const telemetry = new ControlPlaneMetrics(store);
   alerts.onDelivery = (outcome) => telemetry.alertDeliveries.labels(outcome).inc();
-  const service = new RolloutService({
+  const feedback = new FeedbackStore(db.pool);
+  const rollout = createRollout({
+    feedback,
     telemetry,
     policy,
     store,
@@ -140,8 +140,9 @@ export async function startControlPlane(
     onEvents: (e) => alerts.notify(e),
   });
   const loop = new AnalysisLoop(
-    service,
+    rollout,
     store,
+    feedback,
     { tickMs: config.analysisTickMs, leaseMs: config.leaderLeaseMs, reconcileMs: config.reconcileMs },
     logger,
     parts.now,
@@ -158,7 +159,8 @@ export async function startControlPlane(
     return failing;
   };
   const app = buildApp({
-    service,
+    rollout,
+    feedback,
     registry: telemetry.registry,
     token: config.token,
     allowedOrigins: config.allowedOrigins,
@@ -169,7 +171,7 @@ export async function startControlPlane(
     alerts,
   });
 
-  await service.publishRoutes();
+  await rollout.changes.publishRoutes();
   await app.listen({ port: config.apiPort, host: config.apiHost });
   const port = (app.server.address() as AddressInfo).port;
   policy.protect([port, xds?.port]);
@@ -200,8 +202,8 @@ export async function startControlPlane(
     url,
     port,
     app,
-    service,
-    loop,
+    rollout,
+    feedback,
     alerts,
     db,
     xds,

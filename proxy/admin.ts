@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { RouteTable } from './split/route-table.js';
+import type { RouteTable } from './contract/route-table.js';
 import type { RouteSource } from './split/sources/route-source.js';
 import type { ProxyRecorder } from './telemetry/recorder.js';
 

@@ -1,28 +1,16 @@
 import cluster from 'node:cluster';
-import { Redis } from 'ioredis';
 import pg from 'pg';
 import { ConfigError, loadProxyConfig, type ProxyConfig } from '../common/config.js';
 import { createLogger, type Logger } from '../common/logger.js';
+import { statsRedis } from '../common/redis.js';
+import { MemoryStatsStore } from './contract/memory-stats-store.js';
+import { RedisStatsStore } from './contract/redis-stats-store.js';
+import type { StatsStore } from './contract/stats.js';
 import { type RunningProxy, startProxy } from './proxy.js';
-import { RedisRouteSource, redisRetryStrategy } from './split/sources/redis-source.js';
+import { RedisRouteSource } from './split/sources/redis-source.js';
 import type { RouteSource } from './split/sources/route-source.js';
 import { StaticRouteSource } from './split/sources/static-source.js';
-import { MemoryStatsStore } from './telemetry/memory-stats-store.js';
 import { PgPredictionSink, type PredictionSink } from './telemetry/prediction-log.js';
-import { RedisStatsStore } from './telemetry/redis-stats-store.js';
-import type { StatsStore } from './telemetry/stats.js';
-
-/** A Redis client for stats writes: fails fast while Redis is down (the flusher retries). */
-export function statsRedis(url: string): Redis {
-  const r = new Redis(url, {
-    retryStrategy: redisRetryStrategy,
-    maxRetriesPerRequest: 1,
-    enableOfflineQueue: false,
-    connectionName: 'canary-proxy-stats',
-  });
-  r.on('error', () => {}); // reported through flush failures and the route source status
-  return r;
-}
 
 /**
  * Picks the route source and stats store from config (Redis when REDIS_URL is set) and the
@@ -114,3 +102,8 @@ export async function runProxyCommand(opts: { workers?: number } = {}): Promise<
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
 }
+
+// The proxy's entry point for a process that embeds one (`canary up`): what it takes to start it.
+export { type RunningProxy, startProxy } from './proxy.js';
+export { StaticRouteSource } from './split/sources/static-source.js';
+export { PgPredictionSink } from './telemetry/prediction-log.js';

@@ -4,11 +4,14 @@ import { AddressPolicy, portOf } from '../common/address-policy.js';
 import type { ProxyConfig } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
 import { createAdminServer } from './admin.js';
+import { EMPTY_TABLE, type RouteTable } from './contract/route-table.js';
+import type { StatsStore } from './contract/stats.js';
+import type { Trip } from './contract/trip.js';
 import { createRequestHandler, resolveTarget } from './handler.js';
 import { ShadowMirror } from './shadow/mirror.js';
-import { EMPTY_TABLE, type RouteTable } from './split/route-table.js';
 import type { RouteSource } from './split/sources/route-source.js';
-import { CanaryTripper, type Trip } from './split/trips.js';
+import { CanaryTripper } from './split/trips.js';
+import { StatsAccumulator } from './telemetry/accumulator.js';
 import { StatsFlusher } from './telemetry/flusher.js';
 import {
   DEFAULT_PREDICTION_LOG,
@@ -17,7 +20,6 @@ import {
   type PredictionSink,
 } from './telemetry/prediction-log.js';
 import { ProxyRecorder } from './telemetry/recorder.js';
-import { StatsAccumulator, type StatsStore } from './telemetry/stats.js';
 import { createUpgradeHandler } from './upgrade.js';
 import { LatencyTracker } from './upstream/hedge.js';
 import { UpstreamPools } from './upstream/pools.js';

@@ -2,10 +2,10 @@ import http from 'node:http';
 import https from 'node:https';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
-import type { DeploymentRoute, RouteTable } from './split/route-table.js';
+import type { DeploymentRoute, RouteTable } from './contract/route-table.js';
 import { pickVariant } from './split/splitter.js';
+import type { StatsAccumulator } from './telemetry/accumulator.js';
 import type { ProxyRecorder } from './telemetry/recorder.js';
-import type { StatsAccumulator } from './telemetry/stats.js';
 import { classifyError, classifyStatus } from './upstream/forward.js';
 
 function rawResponse(status: string, headers: Record<string, string>, body = ''): string {

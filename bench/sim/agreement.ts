@@ -6,9 +6,10 @@
  */
 
 import { seededRandom } from '../../common/random.js';
-import { type CanaryProgress, decide } from '../../control-plane/rollout/decide.js';
-import { resolvePolicy } from '../../control-plane/rollout/policy.js';
-import { noAgreement, summarize } from '../../proxy/telemetry/stats.js';
+import { resolvePolicy } from '../../control-plane/model/policy.js';
+import type { CanaryProgress } from '../../control-plane/model/progress.js';
+import { decide } from '../../control-plane/rollout/decide.js';
+import { noAgreement, summarize } from '../../proxy/contract/stats.js';
 
 function run(p: number, seed: number, relative: boolean, noise: number | null) {
   const policy = resolvePolicy({

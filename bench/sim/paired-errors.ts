@@ -7,10 +7,11 @@
  */
 
 import { seededRandom } from '../../common/random.js';
-import { type CanaryProgress, decide } from '../../control-plane/rollout/decide.js';
-import { resolvePolicy } from '../../control-plane/rollout/policy.js';
-import { addValue } from '../../proxy/telemetry/histogram.js';
-import { summarize } from '../../proxy/telemetry/stats.js';
+import { resolvePolicy } from '../../control-plane/model/policy.js';
+import type { CanaryProgress } from '../../control-plane/model/progress.js';
+import { decide } from '../../control-plane/rollout/decide.js';
+import { addValue } from '../../proxy/contract/histogram.js';
+import { summarize } from '../../proxy/contract/stats.js';
 
 const policy = resolvePolicy({ interval: '30s', shadow: { duration: '60m', agreementMin: 0.5, minRequests: 200 } });
 function run(seed: number, shared: number, indep: number, rps: number) {

@@ -11,23 +11,21 @@
  * - Per-second cells, read as the service reads them: the current step from the whole second
  *   after it began up to the last complete second (stats arrive with the next flush), and the
  *   baseline over `policy.window` before the canary (the pre-canary traffic) for latency limits.
- * - A full analysis every `policy.interval` after the step began; in between, the fast path
- *   every second. The rollout ends at promote, rollback, or the horizon (default 60 min).
+ * - The analysis loop's schedule (control-plane/rollout/schedule.ts): a full analysis every
+ *   `policy.interval` after the step began; in between, the fast path every second, and a full
+ *   analysis at once when it fails. The rollout ends at promote, rollback, or the horizon (default 60 min).
  *
  * Pure and deterministic for a seed: the test runs a reduced set, `npm run sim` the full one.
  */
 
 import { seededRandom } from '../../common/random.js';
-import {
-  autoStartWeight,
-  type CanaryProgress,
-  decide,
-  grossFailure,
-  type StatsInput,
-} from '../../control-plane/rollout/decide.js';
-import { type Policy, resolvePolicy } from '../../control-plane/rollout/policy.js';
-import { bucketIndex } from '../../proxy/telemetry/histogram.js';
-import { summarize, type VersionStats } from '../../proxy/telemetry/stats.js';
+import { type Policy, resolvePolicy } from '../../control-plane/model/policy.js';
+import type { CanaryProgress, StatsInput } from '../../control-plane/model/progress.js';
+import { decide, grossFailure } from '../../control-plane/rollout/decide.js';
+import { analysisDue, readWindows, stepReadFrom } from '../../control-plane/rollout/schedule.js';
+import { autoStartWeight } from '../../control-plane/rollout/sizing.js';
+import { bucketIndex } from '../../proxy/contract/histogram.js';
+import { summarize, type VersionStats } from '../../proxy/contract/stats.js';
 
 /** Latency of one variant, in ms: shift + lognormal(median, sigma), and with probability tailP × Pareto(tailAlpha). */
 export interface LatencyModel {
@@ -171,8 +169,7 @@ export function simulateRollout(
   }
   let stepB = new Cell(),
     stepC = new Cell();
-  let stepReadFromS = 1; // the whole second after the step began
-  let lastAnalysisS = 0;
+  let lastAnalysisAt: number | null = null;
   let canaryRequests = 0,
     userFailures = 0;
   const end = (outcome: RolloutResult['outcome'], atS: number, failedRules: string[] = []): RolloutResult => ({
@@ -185,11 +182,11 @@ export function simulateRollout(
   });
 
   for (let s = 0; s < horizon; s++) {
-    // Second s: traffic at the current weight. Its cell is readable from second s + 1 on; the
-    // second a step began in is read by neither step (it mixes two weights).
+    // Second s: traffic at the current weight. Its cell is readable from second s + 1 on.
     const n = poisson(c.rps, u);
     const w = progress.weight / 100;
-    const read = s >= stepReadFromS;
+    // The second a step began in mixes two weights: neither step reads it (stepReadFrom).
+    const read = t0 + s * 1000 >= stepReadFrom(progress.stepStartedAt);
     for (let i = 0; i < n; i++) {
       if (u() < w) {
         const failed = u() < c.canary.errorRate;
@@ -207,52 +204,29 @@ export function simulateRollout(
 
     const nowS = s + 1; // the clock after second s: its cell has been flushed
     const now = t0 + nowS * 1000;
-    const from = t0 + stepReadFromS * 1000;
-    const stepStartS = (progress.stepStartedAt - t0) / 1000;
-    if (nowS - Math.max(lastAnalysisS, stepStartS) >= policy.intervalMs / 1000) {
-      lastAnalysisS = nowS;
-      const stats: StatsInput = {
-        baseline: stepB.stats('v1', from, now),
-        canary: stepC.stats('v2', from, now),
-        reference: progress.limits ? null : referenceStats,
-      };
-      const d = decide(progress, policy, stats, now, { explain: false });
-      progress = d.progress;
-      const a = d.actions[0]?.type;
-      if (a === 'rollback')
-        return end(
-          'rollback',
-          nowS,
-          d.rules.filter((r) => r.status === 'fail').map((r) => r.rule),
-        );
-      if (a === 'promote') return end('promote', nowS);
-      if (a === 'advance') {
-        stepB = new Cell();
-        stepC = new Cell();
-        stepReadFromS = nowS + 1;
-      }
-    } else if (stepC.n > 0) {
-      const g = grossFailure(progress, policy, stepC.counts('v2', from, now));
-      if (g.status === 'fail') {
-        // The executor runs the full analysis at once: the same test fails there.
-        const d = decide(
-          progress,
-          policy,
-          {
-            baseline: stepB.stats('v1', from, now),
-            canary: stepC.stats('v2', from, now),
-            reference: progress.limits ? null : referenceStats,
-          },
-          now,
-          { explain: false },
-        );
-        if (d.actions[0]?.type === 'rollback')
-          return end(
-            'rollback',
-            nowS,
-            d.rules.filter((r) => r.status === 'fail').map((r) => r.rule),
-          );
-      }
+    // The loop's own schedule (schedule.ts): a full analysis when due; between intervals the
+    // fast gross-failure check, and a full analysis at once when it fails.
+    const scheduled = { stepStartedAt: progress.stepStartedAt, lastAnalysisAt, policy };
+    const { step } = readWindows(scheduled, now);
+    const due =
+      analysisDue(scheduled, now) ||
+      (stepC.n > 0 && grossFailure(progress, policy, stepC.counts('v2', step.from, now)).status === 'fail');
+    if (!due) continue;
+    lastAnalysisAt = now;
+    const stats: StatsInput = {
+      baseline: stepB.stats('v1', step.from, now),
+      canary: stepC.stats('v2', step.from, now),
+      reference: progress.limits ? null : referenceStats,
+    };
+    const d = decide(progress, policy, stats, now, { explain: false });
+    progress = d.progress;
+    const a = d.actions[0]?.type;
+    const failed = d.rules.filter((r) => r.status === 'fail').map((r) => r.rule);
+    if (a === 'rollback') return end('rollback', nowS, failed);
+    if (a === 'promote') return end('promote', nowS);
+    if (a === 'advance') {
+      stepB = new Cell();
+      stepC = new Cell();
     }
   }
   return end('running', horizon);

@@ -12,7 +12,8 @@ import Fastify, {
 import type { Registry } from 'prom-client';
 import { CanaryError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
-import type { Precondition, RolloutService } from '../rollout/service.js';
+import type { Precondition } from '../rollout/deps.js';
+import type { Rollout } from '../rollout/rollout.js';
 import type { DeploymentRow } from '../state/types.js';
 import { registerDashboard } from './dashboard.js';
 import { registerGuard } from './guard.js';
@@ -23,11 +24,12 @@ const API_VERSION = (
 ).version;
 
 import type { AlertDispatcher } from '../alerts/alerts.js';
-import { parseFeedback, pendingFeedback, recordFeedback } from '../metrics/business.js';
+import { type FeedbackStore, parseFeedback } from '../state/feedback-store.js';
 import type { XdsServer } from '../xds/server.js';
 
 export interface AppOptions {
-  service: RolloutService;
+  rollout: Rollout;
+  feedback: FeedbackStore;
   /** When set, every /v1 route needs `Authorization: Bearer <token>`, reads included. */
   token: string | null;
   allowedOrigins?: string[];
@@ -171,7 +173,7 @@ const actorOf = (req: FastifyRequest) => {
  * does, and tests use app.inject().
  */
 export function buildApp(opts: AppOptions): FastifyInstance {
-  const { service, token } = opts;
+  const { rollout, feedback, token } = opts;
   const app = Fastify({
     loggerInstance: opts.logger as FastifyBaseLogger,
     bodyLimit: 1024 * 1024,
@@ -283,7 +285,9 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       };
     });
 
-    app.get('/v1/deployments', async () => ({ deployments: (await service.listDeployments()).map(deploymentView) }));
+    app.get('/v1/deployments', async () => ({
+      deployments: (await rollout.queries.listDeployments()).map(deploymentView),
+    }));
 
     app.post(
       '/v1/deployments',
@@ -298,7 +302,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
         },
       },
       async (req, reply) => {
-        const d = await service.createDeployment(req.body as never, actorOf(req));
+        const d = await rollout.deployments.createDeployment(req.body as never, actorOf(req));
         return reply.status(201).send(deploymentView(d));
       },
     );
@@ -309,7 +313,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     const nameOf = (req: FastifyRequest) => (req.params as { name: string }).name;
 
     app.get('/v1/deployments/:name', { schema: { params: nameParam } }, async (req, reply) =>
-      withEtag(reply, await service.getDeployment(nameOf(req))),
+      withEtag(reply, await rollout.queries.getDeployment(nameOf(req))),
     );
 
     app.patch(
@@ -323,7 +327,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       async (req, reply) =>
         withEtag(
           reply,
-          await service.updateSettings(nameOf(req), req.body as never, actorOf(req), preconditionOf(req)),
+          await rollout.deployments.updateSettings(nameOf(req), req.body as never, actorOf(req), preconditionOf(req)),
         ),
     );
 
@@ -331,7 +335,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       '/v1/deployments/:name/versions',
       { schema: { params: nameParam, body: upstream } },
       async (req, reply) => {
-        const { version, created } = await service.registerVersion(
+        const { version, created } = await rollout.deployments.registerVersion(
           nameOf(req),
           req.body as never,
           actorOf(req),
@@ -342,7 +346,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     );
 
     app.get('/v1/deployments/:name/versions', { schema: { params: nameParam } }, async (req) => ({
-      versions: (await service.versions((req.params as { name: string }).name)).map(versionView),
+      versions: (await rollout.queries.versions((req.params as { name: string }).name)).map(versionView),
     }));
 
     app.post(
@@ -367,7 +371,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       async (req, reply) =>
         withEtag(
           reply.status(201),
-          await service.startCanary(nameOf(req), req.body as never, actorOf(req), preconditionOf(req)),
+          await rollout.canary.startCanary(nameOf(req), req.body as never, actorOf(req), preconditionOf(req)),
         ),
     );
 
@@ -387,7 +391,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       async (req, reply) =>
         withEtag(
           reply,
-          await service.setTraffic(
+          await rollout.canary.setTraffic(
             nameOf(req),
             (req.body as { weight: number }).weight,
             actorOf(req),
@@ -403,7 +407,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
         const body = (req.body ?? {}) as { reason?: string };
         return withEtag(
           reply,
-          await service.promote(nameOf(req), body.reason ?? null, actorOf(req), preconditionOf(req)),
+          await rollout.canary.promote(nameOf(req), body.reason ?? null, actorOf(req), preconditionOf(req)),
         );
       },
     );
@@ -413,7 +417,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       { schema: { params: nameParam, body: rollbackBody } },
       async (req, reply) => {
         const body = (req.body ?? {}) as { reason?: string; target?: 'canary' | 'baseline'; toVersion?: string };
-        return withEtag(reply, await service.rollback(nameOf(req), body, actorOf(req), preconditionOf(req)));
+        return withEtag(reply, await rollout.canary.rollback(nameOf(req), body, actorOf(req), preconditionOf(req)));
       },
     );
 
@@ -425,12 +429,12 @@ export function buildApp(opts: AppOptions): FastifyInstance {
         `/v1/deployments/:name/${path}`,
         { schema: { params: nameParam, body: canaryOnlyBody } },
         async (req, reply) =>
-          withEtag(reply, await service.setPaused(nameOf(req), paused, actorOf(req), preconditionOf(req))),
+          withEtag(reply, await rollout.canary.setPaused(nameOf(req), paused, actorOf(req), preconditionOf(req))),
       );
     }
 
     app.post('/v1/deployments/:name/evaluate', { schema: { params: nameParam } }, async (req) =>
-      service.evaluate((req.params as { name: string }).name, actorOf(req)),
+      rollout.analysis.evaluate((req.params as { name: string }).name, actorOf(req)),
     );
 
     app.get(
@@ -445,7 +449,10 @@ export function buildApp(opts: AppOptions): FastifyInstance {
         },
       },
       async (req) => {
-        const a = await service.analysis((req.params as { name: string }).name, (req.query as { limit: number }).limit);
+        const a = await rollout.queries.analysis(
+          (req.params as { name: string }).name,
+          (req.query as { limit: number }).limit,
+        );
         return {
           deployment: a.deployment,
           canary: a.canary ? canaryView(a.canary) : null,
@@ -456,7 +463,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     );
 
     app.get('/v1/deployments/:name/agreement', { schema: { params: nameParam } }, async (req) =>
-      service.agreement(nameOf(req)),
+      rollout.queries.agreement(nameOf(req)),
     );
 
     app.get(
@@ -471,7 +478,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
         },
       },
       async (req) => {
-        const events = await service.events(
+        const events = await rollout.queries.events(
           (req.params as { name: string }).name,
           (req.query as { limit: number }).limit,
         );
@@ -481,10 +488,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     );
 
     // Outcomes arrive after predictions, joined by the x-request-id the proxy returned.
-    app.post('/v1/feedback', { bodyLimit: 1024 * 1024 }, async (req) =>
-      recordFeedback(service.pool, parseFeedback(req.body)),
-    );
-    app.get('/v1/feedback/pending', async () => pendingFeedback(service.pool));
+    app.post('/v1/feedback', { bodyLimit: 1024 * 1024 }, async (req) => feedback.record(parseFeedback(req.body)));
+    app.get('/v1/feedback/pending', async () => feedback.pending());
 
     app.post(
       '/v1/alerts/sinks',
@@ -532,7 +537,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     );
 
     app.delete('/v1/deployments/:name', { schema: { params: nameParam } }, async (req, reply) => {
-      await service.deleteDeployment(nameOf(req), actorOf(req), preconditionOf(req));
+      await rollout.deployments.deleteDeployment(nameOf(req), actorOf(req), preconditionOf(req));
       return reply.status(204).send();
     });
     app.delete(
@@ -547,7 +552,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
         },
       },
       async (req, reply) => {
-        await service.deleteVersion(
+        await rollout.deployments.deleteVersion(
           nameOf(req),
           (req.params as { version: string }).version,
           actorOf(req),

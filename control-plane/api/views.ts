@@ -1,8 +1,8 @@
 import { DEFAULTS } from '../../common/config.js';
 import { parseDuration } from '../../common/duration.js';
+import { policyToApi, resolvePolicy } from '../model/policy.js';
+import { settingsToApi } from '../model/settings.js';
 import { nextStep } from '../rollout/decide.js';
-import { policyToApi, resolvePolicy } from '../rollout/policy.js';
-import { settingsToApi } from '../rollout/settings.js';
 
 /** What a proxy uses when a deployment does not set its own timeouts. */
 const PROXY_DEFAULTS = {

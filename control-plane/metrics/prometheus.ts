@@ -1,6 +1,6 @@
 import { request } from 'undici';
-import { addValue, type Buckets } from '../../proxy/telemetry/histogram.js';
-import { summarize, type VersionStats } from '../../proxy/telemetry/stats.js';
+import { addValue, type Buckets } from '../../proxy/contract/histogram.js';
+import { summarize, type VersionStats } from '../../proxy/contract/stats.js';
 import { clusterName } from '../xds/snapshot.js';
 import type { MetricsSource } from './source.js';
 

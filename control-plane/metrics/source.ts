@@ -1,4 +1,4 @@
-import type { StatsStore, VersionStats } from '../../proxy/telemetry/stats.js';
+import type { StatsStore, VersionStats } from '../../proxy/contract/stats.js';
 
 /**
  * Where the analysis reads a version's stats. One interface, a file per provider:

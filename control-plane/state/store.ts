@@ -5,8 +5,8 @@ import {
   type RouteSettings,
   type RouteTable,
   type ShadowRoute,
-} from '../../proxy/split/route-table.js';
-import { DEFAULT_POLICY, type Policy } from '../rollout/policy.js';
+} from '../../proxy/contract/route-table.js';
+import { DEFAULT_POLICY, type Policy } from '../model/policy.js';
 import type {
   AnalysisRow,
   AnalysisState,
@@ -41,21 +41,6 @@ function toState(s: pg.QueryResultRow | null | undefined): AnalysisState {
 }
 
 /** The route's shadow while the canary is in its shadow phase. */
-function shadowRoute(c: CanaryRow): { shadow: ShadowRoute } | Record<string, never> {
-  const s = c.policy.shadow;
-  if (c.state.phase !== 'shadow' || !s) return {};
-  return {
-    shadow: {
-      percent: s.percent,
-      noisePercent: s.noisePercent,
-      timeoutMs: s.timeoutMs,
-      maxConcurrency: s.maxConcurrency,
-      maxProxyLagMs: s.maxProxyLagMs ?? DEFAULT_MAX_PROXY_LAG_MS,
-      compare: s.compare,
-    },
-  };
-}
-
 function toCanary(r: pg.QueryResultRow): CanaryRow {
   return {
     id: Number(r.id),
@@ -288,22 +273,19 @@ export class ControlStore {
     return r.rows.map(toVersion);
   }
 
-  /** The route table the proxies need, versioned by the newest event id. */
-  async routeTable(): Promise<RouteTable> {
+  /** The holder named by the newest `leader_changed` event, if any. */
+  async lastLeader(): Promise<string | null> {
+    const r = await this.pool.query(
+      `SELECT actor FROM events WHERE deployment = '*' AND type = 'leader_changed' ORDER BY id DESC LIMIT 1`,
+    );
+    return r.rows[0]?.actor ?? null;
+  }
+
+  /** What the route table is built from: every deployment, and the newest event id (its version). */
+  async routeRows(): Promise<{ version: number; deployments: DeploymentRow[] }> {
     const deployments = await this.listDeployments();
     const version = Number((await this.pool.query('SELECT coalesce(max(id), 0) AS v FROM events')).rows[0].v);
-    const table: RouteTable = { version, deployments: {} };
-    for (const d of deployments) {
-      table.deployments[d.name] = {
-        name: d.name,
-        baseline: { version: d.baselineVersion, url: d.baselineUrl },
-        canary: d.canary ? { version: d.canary.version, url: d.canary.url, weight: d.canary.weight } : null,
-        retryCanaryOnBaseline: d.retryCanaryOnBaseline,
-        settings: d.settings,
-        ...(d.canary ? shadowRoute(d.canary) : {}),
-      };
-    }
-    return table;
+    return { version, deployments };
   }
 
   // ── writes (inside a transaction) ────────────────────────────────────────────────

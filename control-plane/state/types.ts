@@ -1,6 +1,7 @@
-import type { RouteSettings } from '../../proxy/split/route-table.js';
-import type { CanaryProgress, Decision, RuleEvidence, Verdict } from '../rollout/decide.js';
-import type { Policy } from '../rollout/policy.js';
+import type { RouteSettings } from '../../proxy/contract/route-table.js';
+import type { Policy } from '../model/policy.js';
+import type { CanaryProgress } from '../model/progress.js';
+import type { Decision, RuleEvidence, Verdict } from '../model/verdict.js';
 
 /** decide()'s memory of a canary between analyses, kept in canaries.analysis_state. */
 export type AnalysisState = Pick<

@@ -1,6 +1,6 @@
 import type { Logger } from '../../common/logger.js';
-import type { RouteTable } from '../../proxy/split/route-table.js';
-import type { RoutePublisher } from '../state/route-publisher.js';
+import type { RouteTable } from '../../proxy/contract/route-table.js';
+import type { RoutePublisher } from '../publish/route-publisher.js';
 import { ALL_NODES, type SnapshotCache } from './cache.js';
 import { buildSnapshot, checkConsistency, type XdsOptions } from './snapshot.js';
 

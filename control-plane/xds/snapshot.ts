@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import type { DeploymentRoute, RouteTable } from '../../proxy/split/route-table.js';
+import type { DeploymentRoute, RouteTable } from '../../proxy/contract/route-table.js';
 import { type ResourceType, TYPE } from './protos.js';
 
 /**

@@ -1,10 +1,11 @@
 import { performance } from 'node:perf_hooks';
-import type { DeploymentRoute, ShadowRoute, Upstream } from '../split/route-table.js';
+import { type Answer, compareAnswers } from '../contract/compare.js';
+import type { DeploymentRoute, ShadowRoute, Upstream } from '../contract/route-table.js';
+import { isModelError, type Outcome } from '../contract/stats.js';
+import type { StatsAccumulator } from '../telemetry/accumulator.js';
 import type { ProxyRecorder } from '../telemetry/recorder.js';
-import { isModelError, type Outcome, type StatsAccumulator } from '../telemetry/stats.js';
 import { classifyError, classifyStatus } from '../upstream/forward.js';
 import type { UpstreamPools } from '../upstream/pools.js';
-import { type Answer, compareAnswers } from './compare.js';
 
 /** How often the proxy's event-loop delay is sampled. */
 const LAG_SAMPLE_MS = 50;

@@ -1,4 +1,4 @@
-import type { DeploymentRoute, Role, Upstream } from './route-table.js';
+import type { DeploymentRoute, Role, Upstream } from '../contract/route-table.js';
 
 /** Sticky keys hash into this many buckets; a weight of w% owns buckets [0, w*100). */
 export const BUCKETS = 10_000;

@@ -1,3 +1,4 @@
+import type { Trip } from '../contract/trip.js';
 /**
  * The proxy's local fast trip: a canary failing every request is taken off live traffic by
  * the proxy itself, within about a second, instead of waiting for the control plane's next
@@ -9,18 +10,6 @@
  * canary until a newer route table arrives.
  */
 export const TRIP_RUN = 8;
-
-export interface Trip {
-  deployment: string;
-  version: string;
-  /** Epoch ms of the trip. */
-  at: number;
-  /** The route table the proxy was serving when it tripped. */
-  tableVersion: number;
-  consecutiveFailures: number;
-  /** Outcomes of the run, oldest first. */
-  outcomes: string[];
-}
 
 export class CanaryTripper {
   private readonly runs = new Map<string, string[]>();

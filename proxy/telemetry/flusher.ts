@@ -1,5 +1,6 @@
 import type { Logger } from '../../common/logger.js';
-import type { StatsAccumulator, StatsStore } from './stats.js';
+import type { StatsStore } from '../contract/stats.js';
+import type { StatsAccumulator } from './accumulator.js';
 
 /**
  * Moves accumulated cells to the stats store every `intervalMs` in one write. A failed

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { Logger } from '../../common/logger.js';
-import type { Role } from '../split/route-table.js';
-import type { Outcome } from './stats.js';
+import type { Role } from '../contract/route-table.js';
+import type { Outcome } from '../contract/stats.js';
 
 /** Which version answered which request. The input body is never kept, only its SHA-256. */
 export interface PredictionRecord {

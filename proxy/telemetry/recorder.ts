@@ -1,6 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { Role, RouteTable } from '../split/route-table.js';
-import type { Outcome } from './stats.js';
+import type { Role, RouteTable } from '../contract/route-table.js';
+import type { Outcome } from '../contract/stats.js';
 
 const OUTCOMES: Outcome[] = ['success', 'client_error', 'server_error', 'timeout', 'connection_error', 'aborted'];
 /** Latency buckets in seconds, dense where model servers usually answer (5 ms – 1 s). */

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Pool } from 'undici';
-import type { Outcome } from '../telemetry/stats.js';
+import type { Outcome } from '../contract/stats.js';
 import { BodyTooLargeError, type RequestBody } from './body.js';
 import type { Cancel } from './cancel.js';
 import { rawResponseHeadersForClient } from './headers.js';

@@ -1,4 +1,4 @@
-import type { RouteSettings } from '../split/route-table.js';
+import type { RouteSettings } from '../contract/route-table.js';
 
 /** "auto" hedging never fires sooner than this. */
 export const MIN_HEDGE_MS = 250;

@@ -7,12 +7,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { loadProxyConfig, type ProxyConfig } from '../../common/config.js';
 import { createLogger } from '../../common/logger.js';
+import { addValue } from '../../proxy/contract/histogram.js';
+import { MemoryStatsStore } from '../../proxy/contract/memory-stats-store.js';
+import type { StatsStore } from '../../proxy/contract/stats.js';
 import { type RunningProxy, startProxy } from '../../proxy/proxy.js';
 import type { RouteSource } from '../../proxy/split/sources/route-source.js';
 import { StaticRouteSource } from '../../proxy/split/sources/static-source.js';
-import { addValue } from '../../proxy/telemetry/histogram.js';
-import { MemoryStatsStore } from '../../proxy/telemetry/memory-stats-store.js';
-import type { StatsStore } from '../../proxy/telemetry/stats.js';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -188,7 +188,7 @@ export async function publishTable(
   prefix: string,
   table: { version: number; deployments: Record<string, unknown> },
 ): Promise<void> {
-  const { redisKeys } = await import('../../proxy/keys.js');
+  const { redisKeys } = await import('../../proxy/contract/keys.js');
   const keys = redisKeys(prefix);
   await redis.multi().set(keys.routes, JSON.stringify(table)).publish(keys.routesChannel, String(table.version)).exec();
 }

@@ -3,8 +3,8 @@
 // Usage: stats-writer.ts <redisUrl> <prefix> <seed> <count>; prints its raw latencies.
 import { Redis } from 'ioredis';
 import { seededRandom } from '../../model-servers/iris.js';
-import { RedisStatsStore } from '../../proxy/telemetry/redis-stats-store.js';
-import { StatsAccumulator } from '../../proxy/telemetry/stats.js';
+import { RedisStatsStore } from '../../proxy/contract/redis-stats-store.js';
+import { StatsAccumulator } from '../../proxy/telemetry/accumulator.js';
 
 const [url, prefix, seed, count] = process.argv.slice(2);
 const rnd = seededRandom(Number(seed));

@@ -36,7 +36,7 @@ test('the API describes itself: /openapi.json is a valid OpenAPI 3.1 document wi
   assert.equal(result.valid, true, String(JSON.stringify(result)).slice(0, 3000));
   // Every route the API answers (but the documentation's own) is in the document: build the
   // same app and note each route as it is added.
-  const app = buildApp({ service: cp.service, token: null, logger: silent });
+  const app = buildApp({ rollout: cp.rollout, feedback: cp.feedback, token: null, logger: silent });
   const routes: string[] = [];
   app.addHook('onRoute', (r) => {
     for (const m of [r.method].flat()) routes.push(`${m} ${r.url}`);

@@ -3,9 +3,9 @@ import { createHash } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { loadProxyConfig } from '../../common/config.js';
 import { connectDatabase, type Database } from '../../control-plane/state/db.js';
+import { MemoryStatsStore } from '../../proxy/contract/memory-stats-store.js';
 import { startProxy } from '../../proxy/proxy.js';
 import { StaticRouteSource } from '../../proxy/split/sources/static-source.js';
-import { MemoryStatsStore } from '../../proxy/telemetry/memory-stats-store.js';
 import {
   PgPredictionSink,
   PredictionLog,

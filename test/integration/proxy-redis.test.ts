@@ -3,9 +3,9 @@ import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { request } from 'undici';
-import { statsRedis } from '../../proxy/main.js';
+import { statsRedis } from '../../common/redis.js';
+import { RedisStatsStore } from '../../proxy/contract/redis-stats-store.js';
 import { RedisRouteSource } from '../../proxy/split/sources/redis-source.js';
-import { RedisStatsStore } from '../../proxy/telemetry/redis-stats-store.js';
 import {
   echoUpstream,
   eventually,

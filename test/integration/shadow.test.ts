@@ -3,8 +3,8 @@ import { createHash } from 'node:crypto';
 import { after, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { request } from 'undici';
-import { MemoryStatsStore } from '../../proxy/telemetry/memory-stats-store.js';
-import { RedisStatsStore } from '../../proxy/telemetry/redis-stats-store.js';
+import { MemoryStatsStore } from '../../proxy/contract/memory-stats-store.js';
+import { RedisStatsStore } from '../../proxy/contract/redis-stats-store.js';
 import { eventually, REDIS_URL, route, startTestProxy, startUpstream, testPrefix } from '../helpers/servers.js';
 
 /**

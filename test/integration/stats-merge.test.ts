@@ -4,8 +4,8 @@ import { after, test } from 'node:test';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { spawnProxy } from '../../common/processes.js';
-import { exactQuantile } from '../../proxy/telemetry/histogram.js';
-import { RedisStatsStore } from '../../proxy/telemetry/redis-stats-store.js';
+import { exactQuantile } from '../../proxy/contract/histogram.js';
+import { RedisStatsStore } from '../../proxy/contract/redis-stats-store.js';
 import {
   blast,
   echoUpstream,

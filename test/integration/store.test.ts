@@ -5,12 +5,13 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CanaryError } from '../../common/errors.js';
 import { ProxyStatsSource } from '../../control-plane/metrics/source.js';
-import { RolloutService } from '../../control-plane/rollout/service.js';
+import type { RoutePublisher } from '../../control-plane/publish/route-publisher.js';
+import { createRollout, type Rollout } from '../../control-plane/rollout/rollout.js';
 import { connectDatabase, type Database, startEmbeddedDatabase } from '../../control-plane/state/db.js';
-import type { RoutePublisher } from '../../control-plane/state/route-publisher.js';
+import { FeedbackStore } from '../../control-plane/state/feedback-store.js';
 import { ControlStore } from '../../control-plane/state/store.js';
-import type { RouteTable } from '../../proxy/split/route-table.js';
-import { MemoryStatsStore } from '../../proxy/telemetry/memory-stats-store.js';
+import { MemoryStatsStore } from '../../proxy/contract/memory-stats-store.js';
+import type { RouteTable } from '../../proxy/contract/route-table.js';
 import { freshSchema, silent } from '../helpers/servers.js';
 
 class RecordingPublisher implements RoutePublisher {
@@ -38,15 +39,16 @@ function storeSuite(name: string, open: () => Promise<{ db: Database; cleanup():
     let db: Database,
       cleanup: () => Promise<void>,
       store: ControlStore,
-      service: RolloutService,
+      rollout: Rollout,
       pub: RecordingPublisher,
       gate: Gate | undefined;
     before(async () => {
       ({ db, cleanup, gate } = await open());
       store = new ControlStore(db.pool);
       pub = new RecordingPublisher();
-      service = new RolloutService({
+      rollout = createRollout({
         store,
+        feedback: new FeedbackStore(db.pool),
         publisher: pub,
         metrics: new ProxyStatsSource(new MemoryStatsStore()),
         logger: silent,
@@ -58,7 +60,7 @@ function storeSuite(name: string, open: () => Promise<{ db: Database; cleanup():
     });
 
     test('creates a deployment with its event and publishes a route table', async () => {
-      const d = await service.createDeployment(
+      const d = await rollout.deployments.createDeployment(
         { name: 'iris', baseline: { version: 'v1', url: 'http://127.0.0.1:9001/ignored' } },
         'tester',
       );
@@ -66,18 +68,18 @@ function storeSuite(name: string, open: () => Promise<{ db: Database; cleanup():
       assert.equal(d.baselineUrl, 'http://127.0.0.1:9001');
       assert.deepEqual(pub.last.deployments.iris.baseline, { version: 'v1', url: 'http://127.0.0.1:9001' });
       await assert.rejects(
-        service.createDeployment({ name: 'iris', baseline: { version: 'v1', url: 'http://x' } }, 't'),
+        rollout.deployments.createDeployment({ name: 'iris', baseline: { version: 'v1', url: 'http://x' } }, 't'),
         code('DEPLOYMENT_EXISTS'),
       );
       await assert.rejects(
-        service.createDeployment({ name: 'bad name', baseline: { version: 'v1', url: 'http://x' } }, 't'),
+        rollout.deployments.createDeployment({ name: 'bad name', baseline: { version: 'v1', url: 'http://x' } }, 't'),
         code('BAD_REQUEST'),
       );
-      await assert.rejects(service.getDeployment('nope'), code('DEPLOYMENT_NOT_FOUND'));
+      await assert.rejects(rollout.queries.getDeployment('nope'), code('DEPLOYMENT_NOT_FOUND'));
     });
 
     test('registers versions with metadata; the same url again is idempotent, another url conflicts', async () => {
-      const r = await service.registerVersion(
+      const r = await rollout.deployments.registerVersion(
         'iris',
         {
           version: 'v2',
@@ -88,14 +90,15 @@ function storeSuite(name: string, open: () => Promise<{ db: Database; cleanup():
       );
       assert.equal(r.created, true);
       assert.equal(
-        (await service.registerVersion('iris', { version: 'v2', url: 'http://127.0.0.1:9002' }, 't')).created,
+        (await rollout.deployments.registerVersion('iris', { version: 'v2', url: 'http://127.0.0.1:9002' }, 't'))
+          .created,
         false,
       );
       await assert.rejects(
-        service.registerVersion('iris', { version: 'v2', url: 'http://127.0.0.1:9999' }, 't'),
+        rollout.deployments.registerVersion('iris', { version: 'v2', url: 'http://127.0.0.1:9999' }, 't'),
         code('VERSION_EXISTS'),
       );
-      const versions = await service.versions('iris');
+      const versions = await rollout.queries.versions('iris');
       assert.deepEqual(
         versions.map((v) => [v.version, v.state]),
         [
@@ -107,58 +110,64 @@ function storeSuite(name: string, open: () => Promise<{ db: Database; cleanup():
     });
 
     test('starts one canary at a time, adjusts traffic, promotes, and keeps the old baseline ready', async () => {
-      await service.startCanary('iris', { version: 'v2', weight: 20 }, 't');
+      await rollout.canary.startCanary('iris', { version: 'v2', weight: 20 }, 't');
       assert.equal(pub.last.deployments.iris.canary?.weight, 20);
-      await assert.rejects(service.startCanary('iris', { version: 'v2' }, 't'), code('CANARY_RUNNING'));
-      await service.setTraffic('iris', 30, 't');
+      await assert.rejects(rollout.canary.startCanary('iris', { version: 'v2' }, 't'), code('CANARY_RUNNING'));
+      await rollout.canary.setTraffic('iris', 30, 't');
       assert.equal(pub.last.deployments.iris.canary?.weight, 30);
-      await assert.rejects(service.setTraffic('iris', 130, 't'), code('BAD_REQUEST'));
-      const d = await service.promote('iris', 'looks good', 't');
+      await assert.rejects(rollout.canary.setTraffic('iris', 130, 't'), code('BAD_REQUEST'));
+      const d = await rollout.canary.promote('iris', 'looks good', 't');
       assert.equal(d.baselineVersion, 'v2');
       assert.equal(d.canary, null);
       assert.equal(pub.last.deployments.iris.canary, null);
       assert.deepEqual(
-        (await service.versions('iris')).map((v) => [v.version, v.state]),
+        (await rollout.queries.versions('iris')).map((v) => [v.version, v.state]),
         [
           ['v2', 'serving'],
           ['v1', 'retired'],
         ],
       );
-      await assert.rejects(service.promote('iris', null, 't'), code('NO_CANARY'));
+      await assert.rejects(rollout.canary.promote('iris', null, 't'), code('NO_CANARY'));
     });
 
     test('rolls the baseline back to the newest earlier version that served, then refuses when none is left', async () => {
-      const d = await service.rollback('iris', { reason: 'bad promote', target: 'baseline' }, 't');
+      const d = await rollout.canary.rollback('iris', { reason: 'bad promote', target: 'baseline' }, 't');
       assert.equal(d.baselineVersion, 'v1');
       assert.deepEqual(
-        (await service.versions('iris')).map((v) => [v.version, v.state]),
+        (await rollout.queries.versions('iris')).map((v) => [v.version, v.state]),
         [
           ['v2', 'rolled_back'],
           ['v1', 'serving'],
         ],
       );
-      await assert.rejects(service.rollback('iris', { target: 'baseline' }, 't'), code('NO_ROLLBACK_TARGET'));
-      await assert.rejects(service.rollback('iris', { toVersion: 'v9' }, 't'), code('VERSION_NOT_FOUND'));
+      await assert.rejects(rollout.canary.rollback('iris', { target: 'baseline' }, 't'), code('NO_ROLLBACK_TARGET'));
+      await assert.rejects(rollout.canary.rollback('iris', { toVersion: 'v9' }, 't'), code('VERSION_NOT_FOUND'));
     });
 
     test('keeps several earlier versions and rolls back to a named one', async () => {
       for (const v of ['v3', 'v4', 'v5']) {
-        await service.startCanary('iris', { version: v, url: `http://127.0.0.1:90${v.slice(1)}0` }, 't');
-        await service.promote('iris', null, 't');
+        await rollout.canary.startCanary('iris', { version: v, url: `http://127.0.0.1:90${v.slice(1)}0` }, 't');
+        await rollout.canary.promote('iris', null, 't');
       }
-      const states = Object.fromEntries((await service.versions('iris')).map((v) => [v.version, v.state]));
+      const states = Object.fromEntries((await rollout.queries.versions('iris')).map((v) => [v.version, v.state]));
       assert.deepEqual(states, { v5: 'serving', v4: 'retired', v3: 'retired', v1: 'retired', v2: 'rolled_back' });
-      const d = await service.rollback('iris', { reason: 'go back two', toVersion: 'v3' }, 't');
+      const d = await rollout.canary.rollback('iris', { reason: 'go back two', toVersion: 'v3' }, 't');
       assert.equal(d.baselineVersion, 'v3');
     });
 
     test('a promote racing a rollback: exactly one wins, the other gets 409, one event is written', async () => {
-      await service.createDeployment({ name: 'race', baseline: { version: 'v1', url: 'http://127.0.0.1:9101' } }, 't');
+      await rollout.deployments.createDeployment(
+        { name: 'race', baseline: { version: 'v1', url: 'http://127.0.0.1:9101' } },
+        't',
+      );
       for (let round = 0; round < 5; round++) {
-        await service.startCanary('race', { version: `c${round}`, url: `http://127.0.0.1:92${round}0` }, 't');
+        await rollout.canary.startCanary('race', { version: `c${round}`, url: `http://127.0.0.1:92${round}0` }, 't');
         let racing!: Promise<PromiseSettledResult<unknown>[]>;
         const race = () =>
-          (racing = Promise.allSettled([service.promote('race', null, 'a'), service.rollback('race', {}, 'b')]));
+          (racing = Promise.allSettled([
+            rollout.canary.promote('race', null, 'a'),
+            rollout.canary.rollback('race', {}, 'b'),
+          ]));
         if (gate) await gate('race', race);
         else race();
         const results = await racing;
@@ -167,24 +176,24 @@ function storeSuite(name: string, open: () => Promise<{ db: Database; cleanup():
         assert.equal(ok.length, 1, `round ${round}`);
         assert.equal(failed.length, 1);
         assert.equal((failed[0].reason as CanaryError).status, 409);
-        const events = await service.events('race', 3);
+        const events = await rollout.queries.events('race', 3);
         assert.equal(events.filter((e) => e.type === 'promoted' || e.type === 'rolled_back').length, 1);
         assert.equal(events[1].type, 'canary_started');
       }
     });
 
     test('pause and resume are idempotent and need a running canary', async () => {
-      await assert.rejects(service.setPaused('race', true, 't'), code('NO_CANARY'));
-      await service.startCanary('race', { version: 'p1', url: 'http://127.0.0.1:9300' }, 't');
-      assert.equal((await service.setPaused('race', true, 't')).status, 'paused');
-      await service.setPaused('race', true, 't');
-      assert.equal((await service.setPaused('race', false, 't')).status, 'progressing');
-      const types = (await service.events('race', 3)).map((e) => e.type);
+      await assert.rejects(rollout.canary.setPaused('race', true, 't'), code('NO_CANARY'));
+      await rollout.canary.startCanary('race', { version: 'p1', url: 'http://127.0.0.1:9300' }, 't');
+      assert.equal((await rollout.canary.setPaused('race', true, 't')).status, 'paused');
+      await rollout.canary.setPaused('race', true, 't');
+      assert.equal((await rollout.canary.setPaused('race', false, 't')).status, 'progressing');
+      const types = (await rollout.queries.events('race', 3)).map((e) => e.type);
       assert.deepEqual(types, ['resumed', 'paused', 'canary_started']);
     });
 
     test('the audit trail is newest first with actor, reason and before/after', async () => {
-      const events = await service.events('iris', 100);
+      const events = await rollout.queries.events('iris', 100);
       assert.equal(events[0].type, 'rolled_back');
       assert.equal(events[0].reason, 'go back two');
       assert.deepEqual(events[0].before, { target: 'baseline', baseline: 'v5' });

@@ -2,12 +2,13 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { CanaryError } from '../../common/errors.js';
 import { ProxyStatsSource } from '../../control-plane/metrics/source.js';
-import { RolloutService } from '../../control-plane/rollout/service.js';
+import { createRollout, type Rollout } from '../../control-plane/rollout/rollout.js';
 import { connectDatabase } from '../../control-plane/state/db.js';
+import { FeedbackStore } from '../../control-plane/state/feedback-store.js';
 import { ControlStore } from '../../control-plane/state/store.js';
 import { VersionProber } from '../../control-plane/versions/prober.js';
 import { startModelServer } from '../../model-servers/server.js';
-import { MemoryStatsStore } from '../../proxy/telemetry/memory-stats-store.js';
+import { MemoryStatsStore } from '../../proxy/contract/memory-stats-store.js';
 import { closedPort, freshSchema, silent } from '../helpers/servers.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -23,8 +24,9 @@ test('earlier versions stay probed; a rollback skips one whose server is gone', 
     () => db.close(),
   );
   const store = new ControlStore(db.pool);
-  const service = new RolloutService({
+  const rollout = createRollout({
     store,
+    feedback: new FeedbackStore(db.pool),
     publisher: { publish: async () => {} },
     metrics: new ProxyStatsSource(new MemoryStatsStore()),
     logger: silent,
@@ -36,25 +38,31 @@ test('earlier versions stay probed; a rollback skips one whose server is gone', 
     () => v3.close(),
   );
   const gone = `http://127.0.0.1:${await closedPort()}`;
-  await service.createDeployment({ name: 'm', baseline: { version: 'v1', url: v1.url } }, 't');
+  await rollout.deployments.createDeployment({ name: 'm', baseline: { version: 'v1', url: v1.url } }, 't');
   for (const [v, url] of [
     ['v2', gone],
     ['v3', v3.url],
     ['v4', v3.url],
   ] as const) {
-    await service.startCanary('m', { version: v, url }, 't');
-    await service.promote('m', null, 't');
+    await rollout.canary.startCanary('m', { version: v, url }, 't');
+    await rollout.canary.promote('m', null, 't');
   }
   // v4 serves; v3, v2 (its server is gone) and v1 are retired and probed.
   const prober = new VersionProber(store, 60_000, silent, 500);
   await prober.probeAll();
-  const health = Object.fromEntries((await service.versions('m')).map((v) => [v.version, v.healthy]));
+  const health = Object.fromEntries((await rollout.queries.versions('m')).map((v) => [v.version, v.healthy]));
   assert.deepEqual(health, { v4: true, v3: true, v2: false, v1: true });
-  assert.equal((await service.rollback('m', { reason: 'bad v4', target: 'baseline' }, 't')).baselineVersion, 'v3');
+  assert.equal(
+    (await rollout.canary.rollback('m', { reason: 'bad v4', target: 'baseline' }, 't')).baselineVersion,
+    'v3',
+  );
   // Next default target would be v2, but its server is gone: v1 instead.
-  assert.equal((await service.rollback('m', { reason: 'bad v3', target: 'baseline' }, 't')).baselineVersion, 'v1');
+  assert.equal(
+    (await rollout.canary.rollback('m', { reason: 'bad v3', target: 'baseline' }, 't')).baselineVersion,
+    'v1',
+  );
   await assert.rejects(
-    service.rollback('m', { toVersion: 'v2' }, 't'),
+    rollout.canary.rollback('m', { toVersion: 'v2' }, 't'),
     (e) =>
       e instanceof CanaryError && e.code === 'NO_ROLLBACK_TARGET' && /failed its last health probe/.test(e.message),
   );

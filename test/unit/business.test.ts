@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { businessTest, summarizeOutcomes } from '../../control-plane/rollout/business.js';
-import { type CanaryProgress, decide } from '../../control-plane/rollout/decide.js';
-import { resolvePolicy } from '../../control-plane/rollout/policy.js';
+import { resolvePolicy } from '../../control-plane/model/policy.js';
+import type { CanaryProgress } from '../../control-plane/model/progress.js';
+import { decide } from '../../control-plane/rollout/decide.js';
+import { businessTest, summarizeOutcomes } from '../../control-plane/rollout/evidence/business-test.js';
 import { seededRandom } from '../../model-servers/iris.js';
-import type { VersionStats } from '../../proxy/telemetry/stats.js';
+import type { VersionStats } from '../../proxy/contract/stats.js';
 
 // Healthy latency and errors throughout: only the business metric differs.
 const ok = (version: string): VersionStats => ({

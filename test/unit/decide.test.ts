@@ -1,18 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import {
-  ALPHA_SHARES,
-  autoStartWeight,
-  type CanaryProgress,
-  type Decision,
-  decide,
-  foldStep,
-  grossFailure,
-  type StatsInput,
-} from '../../control-plane/rollout/decide.js';
-import { resolvePolicy } from '../../control-plane/rollout/policy.js';
-import { addValue, type Buckets } from '../../proxy/telemetry/histogram.js';
-import { summarize, type VersionStats } from '../../proxy/telemetry/stats.js';
+import { resolvePolicy } from '../../control-plane/model/policy.js';
+import type { CanaryProgress, StatsInput } from '../../control-plane/model/progress.js';
+import type { Decision } from '../../control-plane/model/verdict.js';
+import { decide, foldStep, grossFailure } from '../../control-plane/rollout/decide.js';
+import { ALPHA_SHARES } from '../../control-plane/rollout/evidence/budget.js';
+import { autoStartWeight } from '../../control-plane/rollout/sizing.js';
+import { addValue, type Buckets } from '../../proxy/contract/histogram.js';
+import { summarize, type VersionStats } from '../../proxy/contract/stats.js';
 
 const policy = resolvePolicy({ interval: '30s', steps: [1, 10, 50, 100], minRequests: 100 });
 

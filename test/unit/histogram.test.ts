@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { seededRandom } from '../../model-servers/iris.js';
-import { addValue, type Buckets, exactQuantile, mergeInto, quantile } from '../../proxy/telemetry/histogram.js';
+import { addValue, type Buckets, exactQuantile, mergeInto, quantile } from '../../proxy/contract/histogram.js';
 
 function lognormal(rnd: () => number, mu: number, sigma: number): number {
   const u = 1 - rnd(),

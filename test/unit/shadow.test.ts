@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { seededRandom } from '../../common/random.js';
-import { type CanaryProgress, decide } from '../../control-plane/rollout/decide.js';
-import { resolvePolicy } from '../../control-plane/rollout/policy.js';
-import { compareAnswers, parsePointer } from '../../proxy/shadow/compare.js';
-import { parseRouteTable } from '../../proxy/split/route-table.js';
-import { type AgreementCounts, noAgreement, summarize } from '../../proxy/telemetry/stats.js';
+import { resolvePolicy } from '../../control-plane/model/policy.js';
+import type { CanaryProgress } from '../../control-plane/model/progress.js';
+import { decide } from '../../control-plane/rollout/decide.js';
+import { compareAnswers, parsePointer } from '../../proxy/contract/compare.js';
+import { parseRouteTable } from '../../proxy/contract/route-table.js';
+import { type AgreementCounts, noAgreement, summarize } from '../../proxy/contract/stats.js';
 
 const json = (v: unknown, status = 200) => ({ status, body: Buffer.from(JSON.stringify(v)) });
 const spec = (fields: string[] = [], tolerance = 0, relativeTolerance = 0) => ({
@@ -197,7 +198,7 @@ test("xDS: a shadowing canary gives the Envoy route a request mirror policy for 
 });
 
 test('the gate in decide(): held in shadow until its duration, then the first step (steps "auto": from the traffic the baseline served); an agreement below the limit rolls back', async () => {
-  const { addValue } = await import('../../proxy/telemetry/histogram.js');
+  const { addValue } = await import('../../proxy/contract/histogram.js');
   const h = new Map<number, number>();
   [
     [20, 900],
@@ -249,6 +250,7 @@ test('the gate in decide(): held in shadow until its duration, then the first st
   assert.ok(!decide(gate.progress, policy, stats(9990), 6 * 60_000).rules.some((r) => r.rule === 'agreement'));
   const bad = decide(start, policy, stats(7300), 30_000);
   assert.equal(bad.verdict, 'critical');
-  assert.deepEqual(bad.actions, [{ type: 'rollback' }]);
+  // The action says it happened in shadow: the executor writes shadow_failed from it, not from the row.
+  assert.deepEqual(bad.actions, [{ type: 'rollback', fromShadow: true }]);
   assert.equal(bad.rules.find((r) => r.rule === 'agreement')!.status, 'fail');
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { seededRandom } from '../../model-servers/iris.js';
-import type { DeploymentRoute } from '../../proxy/split/route-table.js';
+import type { DeploymentRoute } from '../../proxy/contract/route-table.js';
 import { BUCKETS, bucketOf, pickVariant } from '../../proxy/split/splitter.js';
 
 const route = (weight: number | null): DeploymentRoute => ({

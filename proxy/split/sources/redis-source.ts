@@ -1,7 +1,8 @@
 import { Redis } from 'ioredis';
 import type { Logger } from '../../../common/logger.js';
-import { redisKeys } from '../../keys.js';
-import { parseRouteTable, type RouteTable } from '../route-table.js';
+import { redisRetryStrategy } from '../../../common/redis.js';
+import { redisKeys } from '../../contract/keys.js';
+import { parseRouteTable, type RouteTable } from '../../contract/route-table.js';
 import type { RouteSource, RouteSourceStatus } from './route-source.js';
 
 export interface RedisRouteSourceOptions {
@@ -11,9 +12,6 @@ export interface RedisRouteSourceOptions {
   resyncMs: number;
   logger: Logger;
 }
-
-/** Reconnect quickly at first, then every 2 s at most, forever: Redis coming back is normal. */
-export const redisRetryStrategy = (attempt: number): number => Math.min(50 * attempt, 2000);
 
 /**
  * The route table as a Redis value, applied on pub/sub announcements and re-read

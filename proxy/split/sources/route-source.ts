@@ -1,4 +1,4 @@
-import type { RouteTable } from '../route-table.js';
+import type { RouteTable } from '../../contract/route-table.js';
 
 export interface RouteSourceStatus {
   kind: 'static' | 'redis';

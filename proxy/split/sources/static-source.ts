@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { parseRouteTable, type RouteTable } from '../route-table.js';
+import { parseRouteTable, type RouteTable } from '../../contract/route-table.js';
 import type { RouteSource, RouteSourceStatus } from './route-source.js';
 
 /**

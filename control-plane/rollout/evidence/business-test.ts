@@ -1,3 +1,5 @@
+import type { OutcomeStats } from '../../model/outcomes.js';
+
 /**
  * The business-metric rule: is the canary's outcome (conversion, correctness, revenue…)
  * more than `businessDropMax` below the baseline's, with `confidence`, and for how long?
@@ -8,13 +10,6 @@
  * Inference"): its p-value stays valid however often it is looked at, so the false-alarm
  * rate holds under continuous monitoring. It is pure and deterministic.
  */
-export interface OutcomeStats {
-  /** Outcomes received for predictions of this version. */
-  n: number;
-  mean: number;
-  /** Sample variance (n − 1 denominator); 0 when n < 2. */
-  variance: number;
-}
 
 export interface BusinessTest {
   /** Canary mean minus (1 − drop) × baseline mean: negative means "dropped by more than drop". */

@@ -1,7 +1,6 @@
 import type { Redis } from 'ioredis';
-import { redisKeys } from '../keys.js';
-import type { Trip } from '../split/trips.js';
 import type { Buckets } from './histogram.js';
+import { redisKeys } from './keys.js';
 import {
   AGREEMENT_FIELDS,
   AGREEMENT_REDIS_FIELDS,
@@ -14,6 +13,7 @@ import {
   summarize,
   type VersionStats,
 } from './stats.js';
+import type { Trip } from './trip.js';
 
 const AGREEMENT_BY_REDIS_FIELD = new Map(
   AGREEMENT_FIELDS.map((f) => [AGREEMENT_REDIS_FIELDS[f], f] as [string, AgreementField]),

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
-import { redisKeys } from '../../proxy/keys.js';
-import type { RouteTable } from '../../proxy/split/route-table.js';
-import type { StaticRouteSource } from '../../proxy/split/sources/static-source.js';
+import { redisKeys } from '../../proxy/contract/keys.js';
+import type { RouteTable } from '../../proxy/contract/route-table.js';
+import type { StaticRouteSource } from '../../proxy/main.js';
 
 /**
  * Where the control plane programs data planes. Publishing is idempotent: the same table

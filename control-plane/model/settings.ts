@@ -1,6 +1,6 @@
 import { parseDuration } from '../../common/duration.js';
 import { CanaryError } from '../../common/errors.js';
-import type { RouteSettings } from '../../proxy/split/route-table.js';
+import type { RouteSettings } from '../../proxy/contract/route-table.js';
 
 /**
  * A deployment's data-plane settings as the API speaks them (durations as strings), and the

@@ -1,5 +1,5 @@
-import type { Trip } from '../split/trips.js';
-import { addValue, type Buckets, mergeInto, quantile } from './histogram.js';
+import { type Buckets, mergeInto, quantile } from './histogram.js';
+import type { Trip } from './trip.js';
 
 /**
  * The windowed-stats contract between proxies and the control plane. Proxies add
@@ -188,75 +188,5 @@ export function mergeCells(into: Map<string, StatsCell>, cells: StatsCell[]): vo
       cur.agreement ??= noAgreement();
       addAgreement(cur.agreement, c.agreement);
     }
-  }
-}
-
-/**
- * Accumulates outcomes in memory on the hot path (a Map lookup and a few additions) and
- * hands them over in one batch per flush.
- */
-export class StatsAccumulator {
-  private cells = new Map<string, StatsCell>();
-  private pendingExamples = new Map<string, { deployment: string; version: string; examples: DisagreementExample[] }>();
-
-  record(deployment: string, version: string, outcome: Outcome, latencyMs: number, nowMs: number): void {
-    if (outcome === 'aborted') return; // the client left: says nothing about the model
-    const cell = this.cell(deployment, version, Math.floor(nowMs / 1000));
-    cell.requests++;
-    if (isModelError(outcome)) cell.modelErrors++;
-    else if (outcome === 'client_error') cell.clientErrors++;
-    addValue(cell.latency, latencyMs);
-  }
-
-  private cell(deployment: string, version: string, epochSecond: number): StatsCell {
-    const key = `${deployment}\u0000${version}\u0000${epochSecond}`; // = cellKey, without building a cell first
-    let cell = this.cells.get(key);
-    if (!cell) {
-      cell = { deployment, version, epochSecond, requests: 0, modelErrors: 0, clientErrors: 0, latency: new Map() };
-      this.cells.set(key, cell);
-    }
-    return cell;
-  }
-
-  /** Counts one shadow event (proxy/shadow/mirror.ts) for a version. */
-  count(deployment: string, version: string, field: AgreementField, nowMs: number): void {
-    const cell = this.cell(deployment, version, Math.floor(nowMs / 1000));
-    cell.agreement ??= noAgreement();
-    cell.agreement[field]++;
-  }
-
-  /** Keeps a disagreement example until the next flush (at most MAX_EXAMPLES per version: older ones would be trimmed anyway). */
-  example(deployment: string, version: string, ex: DisagreementExample): void {
-    const key = `${deployment}\u0000${version}`;
-    let e = this.pendingExamples.get(key);
-    if (!e) {
-      e = { deployment, version, examples: [] };
-      this.pendingExamples.set(key, e);
-    }
-    e.examples.push(ex);
-    if (e.examples.length > MAX_EXAMPLES) e.examples.shift();
-  }
-
-  /** Takes the examples kept since the last call, oldest first per version. */
-  drainExamples(): { deployment: string; version: string; examples: DisagreementExample[] }[] {
-    const out = [...this.pendingExamples.values()];
-    this.pendingExamples = new Map();
-    return out;
-  }
-
-  /** Takes everything recorded so far; the accumulator starts empty again. */
-  drain(): StatsCell[] {
-    const out = [...this.cells.values()];
-    this.cells = new Map();
-    return out;
-  }
-
-  /** Puts cells back after a failed write so the next flush retries them. */
-  restore(cells: StatsCell[]): void {
-    mergeCells(this.cells, cells);
-  }
-
-  get pending(): number {
-    return this.cells.size;
   }
 }

@@ -1,7 +1,7 @@
 import { parseDuration } from '../../common/duration.js';
 import { CanaryError } from '../../common/errors.js';
-import { type CompareSpec, parsePointer } from '../../proxy/shadow/compare.js';
-import { DEFAULT_MAX_PROXY_LAG_MS } from '../../proxy/split/route-table.js';
+import { type CompareSpec, parsePointer } from '../../proxy/contract/compare.js';
+import { DEFAULT_MAX_PROXY_LAG_MS } from '../../proxy/contract/route-table.js';
 
 /**
  * A canary's policy (DESIGN.md §3). Every field is optional in the API; defaults below.

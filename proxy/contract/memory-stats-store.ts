@@ -1,4 +1,3 @@
-import type { Trip } from '../split/trips.js';
 import { type Buckets, mergeInto } from './histogram.js';
 import {
   addAgreement,
@@ -11,6 +10,7 @@ import {
   summarize,
   type VersionStats,
 } from './stats.js';
+import type { Trip } from './trip.js';
 
 /** In-process stats store for the embedded single-process mode and unit tests. */
 export class MemoryStatsStore implements StatsStore {

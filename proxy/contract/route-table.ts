@@ -3,7 +3,7 @@
  * plane imports these types and writes tables in exactly this shape (see proxy/keys.ts for
  * where they live in Redis). Nothing here knows about the control plane.
  */
-import { type CompareSpec, parsePointer } from '../shadow/compare.js';
+import { type CompareSpec, parsePointer } from './compare.js';
 
 export type Role = 'baseline' | 'canary';
 

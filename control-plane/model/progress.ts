@@ -1,0 +1,67 @@
+import type { VersionStats } from '../../proxy/contract/stats.js';
+import type { OutcomeStats } from './outcomes.js';
+/** What the analysis knows of a canary between looks, and what each look reads: decide()'s input. */
+
+/** Per-variant counts of one step: requests, model errors, and requests above the latency limits. */
+export interface StepCounts {
+  n: number;
+  errors: number;
+  slow95: number;
+  slow99: number;
+}
+
+/** The latency limits of one step, fixed once from the baseline's latency (never from the canary's). */
+export interface LatencyLimits {
+  /** The canary's p95 must stay at or under this: baseline p95 + latencyP95DeltaMs (or × latencyP95Ratio). */
+  p95Ms: number;
+  /** The canary's p99 must stay at or under this: latencyP99Ratio × baseline p99. */
+  p99Ms: number;
+  baselineP95Ms: number;
+  baselineP99Ms: number;
+}
+
+/** One finished step (a stratum of the evidence): its weight, time span and counts. */
+export interface Stratum {
+  weight: number;
+  from: number;
+  to: number;
+  limits: LatencyLimits | null;
+  canary: StepCounts;
+  baseline: StepCounts;
+}
+
+/** What decide() remembers of a canary between analyses (persisted with the canary). */
+export interface CanaryProgress {
+  weight: number;
+  /** Epoch ms the current step (weight) began; its stats are read from here. */
+  stepStartedAt: number;
+  paused: boolean;
+  /** The canary's finished steps: evidence accumulates over its whole life. */
+  strata?: Stratum[];
+  /** The current step's latency limits, once fixed. */
+  limits?: LatencyLimits | null;
+  /** The current step as the last analysis saw it: folded into `strata` if the weight is changed by hand. */
+  lastStep?: Stratum | null;
+  /** Since when the p99 test has said the canary's p99 is over its limit; never reset while the canary runs. */
+  p99BreachSince: number | null;
+  /** Since when the business metric has shown a significant drop; null if not. */
+  businessBreachSince?: number | null;
+  /** "shadow" while the canary is in its shadow phase (weight 0, policy.shadow); absent once live. */
+  phase?: 'shadow';
+}
+
+/** Outcomes per variant since the canary started, when feedback is being sent. */
+export type BusinessInput = { baseline: OutcomeStats; canary: OutcomeStats } | null;
+
+/**
+ * Stats of the current step ([stepStartedAt, now]) per variant, and, while the step's latency
+ * limits are not fixed yet, the baseline's stats from the `window` before the step.
+ */
+export type StatsInput =
+  | {
+      baseline: VersionStats;
+      canary: VersionStats;
+      reference?: VersionStats | null;
+      business?: BusinessInput;
+    }
+  | { error: string };

@@ -1,0 +1,61 @@
+import type { VersionStats } from '../../proxy/contract/stats.js';
+import type { MetricsSource } from '../metrics/source.js';
+import type { Policy } from '../model/policy.js';
+import type { StatsInput } from '../model/progress.js';
+import type { CanaryRow } from '../state/types.js';
+import type { MeasureDeps } from './deps.js';
+import { readWindows } from './schedule.js';
+/**
+ * Every stats read of the analysis, through the metrics source the canary's policy names:
+ * the current step per variant over the spans the schedule gives, the baseline before the
+ * step while its latency limits are not fixed, and business outcomes since the canary began.
+ */
+export class Measure {
+  constructor(private readonly deps: MeasureDeps) {}
+
+  /** The source a policy reads from (null: Prometheus named but not configured). */
+  source(policy: Policy): MetricsSource | null {
+    return (policy.metrics ?? 'proxy') === 'prometheus' ? (this.deps.prometheus ?? null) : this.deps.metrics;
+  }
+
+  /** decide()'s input for an analysis at `now`; `{error}` when the metrics cannot be read. */
+  async step(c: CanaryRow, baselineVersion: string, now: number): Promise<StatsInput> {
+    const source = this.source(c.policy);
+    if (!source)
+      return { error: 'policy.metrics is "prometheus" but no Prometheus is configured (CANARY_PROMETHEUS_URL)' };
+    const { step, reference } = readWindows(c, now);
+    try {
+      const [baseline, canary, ref] = await Promise.all([
+        source.versionStats(c.deployment, baselineVersion, step.from, step.to),
+        source.versionStats(c.deployment, c.version, step.from, step.to),
+        c.state.limits ? null : source.versionStats(c.deployment, baselineVersion, reference.from, reference.to),
+      ]);
+      // Business outcomes count from the canary's start: unlike errors they do not depend on the weight.
+      const [bOut, cOut] = await Promise.all([
+        this.deps.feedback.outcomeStats(c.deployment, baselineVersion, c.startedAt, now),
+        this.deps.feedback.outcomeStats(c.deployment, c.version, c.startedAt, now),
+      ]);
+      const business = bOut.n + cOut.n > 0 ? { baseline: bOut, canary: cOut } : null;
+      return { baseline, canary, reference: ref, business };
+    } catch (err) {
+      return { error: (err as Error).message };
+    }
+  }
+
+  /** The canary's own stats in its current step (the gross-failure check); null when unreadable. */
+  async canaryStep(c: CanaryRow, now: number): Promise<VersionStats | null> {
+    const source = this.source(c.policy);
+    if (!source) return null;
+    const { step } = readWindows(c, now);
+    try {
+      return await source.versionStats(c.deployment, c.version, step.from, step.to);
+    } catch {
+      return null; // the interval analysis reports metrics errors
+    }
+  }
+
+  /** A version's stats over [from, to] from the policy's source (steps "auto" sizing); null when unknown. */
+  async span(policy: Policy, deployment: string, version: string, from: number, to: number) {
+    return (await this.source(policy)?.versionStats(deployment, version, from, to)) ?? null;
+  }
+}

@@ -1,0 +1,113 @@
+import type { Policy } from '../../model/policy.js';
+import type { StepCounts } from '../../model/progress.js';
+import type { RuleEvidence, RuleName } from '../../model/verdict.js';
+import { alphaFor } from '../evidence/budget.js';
+import { MIN_REFERENCE_REQUESTS } from '../evidence/counts.js';
+import { oneSampleRule, type RuleContext } from '../evidence/one-sample.js';
+import { priorWithMean, UNIFORM } from '../evidence/sequential.js';
+import { ms } from '../evidence/text.js';
+/**
+ * p99 is a sustained rule: once its test rejects, the clock runs until latencyP99For (warn
+ * until then), and neither a clean look nor a step advance resets it.
+ */
+export function sustainedP99(
+  p99: RuleEvidence,
+  since: number | null,
+  policy: Policy,
+  now: number,
+): { rule: RuleEvidence; breachSince: number | null } {
+  const forMs = policy.thresholds.latencyP99ForMs;
+  if (p99.status === 'fail') {
+    const breachSince = since ?? now;
+    const held = Math.round((now - breachSince) / 1000);
+    const rule: RuleEvidence =
+      now - breachSince < forMs
+        ? {
+            ...p99,
+            status: 'warn',
+            summary: `${p99.summary}; for ${held}s of the ${Math.round(forMs / 1000)}s it must last`,
+          }
+        : { ...p99, summary: `${p99.summary}, for ${held}s (limit ${Math.round(forMs / 1000)}s)` };
+    return { rule, breachSince };
+  }
+  if (since === null) return { rule: p99, breachSince: null };
+  const ago = Math.round((now - since) / 1000);
+  return {
+    rule: { ...p99, status: 'warn', summary: `${p99.summary}; p99 has been over its limit since ${ago}s ago` },
+    breachSince: since,
+  };
+}
+
+/**
+ * Latency at p95 or p99: "p95 ≤ L" is "at most 5% of requests above L", a one-sample test on
+ * the canary's share above the step's limit, judged against the baseline's concurrent share.
+ */
+export function latencyRule(ctx: RuleContext, which: 'p95' | 'p99'): RuleEvidence {
+  const rule: RuleName = which === 'p95' ? 'latency_p95' : 'latency_p99';
+  const alpha = alphaFor(ctx.policy, rule);
+  const share = which === 'p95' ? 0.05 : 0.01;
+  // Latency is judged only where the baseline served at the same time: at 100% the canary
+  // carries the whole load and nothing measured at that load and time compares with it — the
+  // few baseline requests such a step may show (stats flushed late, a route a moment stale)
+  // included — so that step adds no latency evidence (errors are still judged).
+  const concurrent = ctx.strata.filter((s) => s.weight < 100 && s.baseline.n > 0);
+  const limited = concurrent.filter((s) => s.limits !== null);
+  const current = ctx.strata[ctx.strata.length - 1].limits;
+  const t = ctx.policy.thresholds;
+  const limitText =
+    which === 'p95'
+      ? `canary p95 ≤ baseline p95 + ${t.latencyP95DeltaMs}ms${t.latencyP95Ratio ? ` (or × ${t.latencyP95Ratio})` : ''}${current ? ` = ${ms(current.p95Ms)}` : ''}`
+      : `canary p99 ≤ ${t.latencyP99Ratio} × baseline p99${current ? ` = ${ms(current.p99Ms)}` : ''}`;
+  if (limited.length === 0) {
+    if (concurrent.length === 0) {
+      return {
+        rule,
+        status: 'skipped',
+        limit: limitText,
+        canary: null,
+        baseline: null,
+        eValue: 1,
+        pValue: 1,
+        alpha,
+        summary: 'the baseline had no traffic while the canary ran: latency cannot be compared (errors still are)',
+      };
+    }
+    return {
+      rule,
+      status: 'pending',
+      limit: limitText,
+      canary: null,
+      baseline: null,
+      eValue: 1,
+      pValue: 1,
+      alpha,
+      summary: `waiting for ${MIN_REFERENCE_REQUESTS} baseline requests to fix the latency limit from the baseline's own ${which}`,
+    };
+  }
+  const x = limited.reduce((a, s) => a + (which === 'p95' ? s.canary.slow95 : s.canary.slow99), 0);
+  const n = limited.reduce((a, s) => a + s.canary.n, 0);
+  const bx = limited.reduce((a, s) => a + (which === 'p95' ? s.baseline.slow95 : s.baseline.slow99), 0);
+  const bn = limited.reduce((a, s) => a + s.baseline.n, 0);
+  const slow = (c: StepCounts) => (which === 'p95' ? c.slow95 : c.slow99);
+  const relative = limited.map((s) => ({
+    canary: { n: s.canary.n, events: slow(s.canary) },
+    baseline: { n: s.baseline.n, events: slow(s.baseline) },
+  }));
+  // "p95 ≤ L" is "at most 5% of requests above L": a one-sample test on the share above L,
+  // judged against the baseline's concurrent share above the same L.
+  return oneSampleRule(ctx, {
+    relative,
+    rule,
+    x,
+    n,
+    limit: share,
+    alpha,
+    limitText,
+    what: `share of canary requests over the ${which} limit`,
+    // Rollback mixes the uniform prior (fast on gross slowness) with one centred at 3× the
+    // allowed share (power against tails a few times too heavy, like a p99 three times the baseline's).
+    baseline: { x: bx, n: bn },
+    passPrior: priorWithMean(share / 4),
+    failPrior: [UNIFORM, priorWithMean(3 * share)],
+  });
+}

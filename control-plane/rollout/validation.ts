@@ -1,0 +1,39 @@
+import { type AddressPolicy, AddressPolicyError } from '../../common/address-policy.js';
+import { CanaryError } from '../../common/errors.js';
+
+/** Checks of what people name in commands: deployment and version names, model server URLs. */
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+export function checkUrl(url: unknown, field: string): string {
+  if (typeof url !== 'string') throw new CanaryError('BAD_REQUEST', `${field}: expected a URL string`);
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new CanaryError('BAD_REQUEST', `${field}: not a URL: ${JSON.stringify(url)}`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new CanaryError('BAD_REQUEST', `${field}: only http and https model servers are supported`);
+  return u.origin;
+}
+
+export function checkName(v: unknown, field: string): string {
+  if (typeof v !== 'string' || !NAME_RE.test(v))
+    throw new CanaryError(
+      'BAD_REQUEST',
+      `${field}: 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit`,
+    );
+  return v;
+}
+
+/** A model server URL must be one canary-mesh may connect to (checked again at every connect by the proxies). */
+export async function allowedUrl(policy: AddressPolicy | undefined, url: string, field: string): Promise<string> {
+  try {
+    await policy?.checkUrl(url);
+  } catch (err) {
+    if (err instanceof AddressPolicyError) throw new CanaryError('UPSTREAM_NOT_ALLOWED', `${field}: ${err.message}`);
+    throw err;
+  }
+  return url;
+}
