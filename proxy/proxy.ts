@@ -7,7 +7,9 @@ import { createAdminServer } from './admin.js';
 import { EMPTY_TABLE, type RouteTable } from './contract/route-table.js';
 import type { StatsStore } from './contract/stats.js';
 import type { Trip } from './contract/trip.js';
-import { createRequestHandler, resolveTarget } from './handler.js';
+import { createRequestHandler } from './handler.js';
+import { OutcomeRecorder } from './request/outcomes.js';
+import { resolveTarget } from './request/target.js';
 import { ShadowMirror } from './shadow/mirror.js';
 import type { RouteSource } from './split/sources/route-source.js';
 import { CanaryTripper } from './split/trips.js';
@@ -147,14 +149,20 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   recorder.setRouteSourceConnected(routeSource.status().connected);
 
   const shadow = new ShadowMirror({ pools, stats, recorder });
+  const outcomes = new OutcomeRecorder({
+    metrics: recorder,
+    stats,
+    latency,
+    trips,
+    predictions: predictions ?? undefined,
+  });
   const handle = createRequestHandler({
     config,
     table: () => table,
     pools,
-    recorder,
-    stats,
+    metrics: recorder,
+    outcomes,
     logger,
-    predictions: predictions ?? undefined,
     trips,
     latency,
     shadow,
@@ -199,8 +207,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     createUpgradeHandler({
       table: () => table,
       resolve: (url) => resolveTarget(url, config.deployment),
-      recorder,
-      stats,
+      outcomes,
       headersTimeoutMs: config.upstreamTimeoutMs,
     }),
   );

@@ -3,9 +3,8 @@ import https from 'node:https';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { DeploymentRoute, RouteTable } from './contract/route-table.js';
+import type { OutcomeRecorder } from './request/outcomes.js';
 import { pickVariant } from './split/splitter.js';
-import type { StatsAccumulator } from './telemetry/accumulator.js';
-import type { ProxyRecorder } from './telemetry/recorder.js';
 import { classifyError, classifyStatus } from './upstream/forward.js';
 
 function rawResponse(status: string, headers: Record<string, string>, body = ''): string {
@@ -26,8 +25,7 @@ function rawResponse(status: string, headers: Record<string, string>, body = '')
 export function createUpgradeHandler(deps: {
   table: () => RouteTable;
   resolve: (url: string | undefined) => { deployment: string; path: string } | null;
-  recorder: ProxyRecorder;
-  stats: StatsAccumulator;
+  outcomes: OutcomeRecorder;
   headersTimeoutMs: number;
 }) {
   return function onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -68,11 +66,15 @@ export function createUpgradeHandler(deps: {
     for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && k !== 'host') headers[k] = v;
     const url = new URL(upstream.url);
     const t0 = performance.now();
-    const record = (outcome: ReturnType<typeof classifyStatus>) => {
-      const ms = performance.now() - t0;
-      deps.recorder.record(route.name, upstream.version, role, outcome, ms);
-      deps.stats.record(route.name, upstream.version, outcome, ms, Date.now());
-    };
+    const record = (outcome: ReturnType<typeof classifyStatus>) =>
+      deps.outcomes.attempt({
+        deployment: route.name,
+        upstream,
+        role,
+        kind: 'upgrade',
+        outcome,
+        latencyMs: performance.now() - t0,
+      });
     const up = (url.protocol === 'https:' ? https : http).request({
       host: url.hostname,
       port: url.port || (url.protocol === 'https:' ? 443 : 80),

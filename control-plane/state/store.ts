@@ -1,11 +1,6 @@
 import type pg from 'pg';
 import { CanaryError } from '../../common/errors.js';
-import {
-  DEFAULT_MAX_PROXY_LAG_MS,
-  type RouteSettings,
-  type RouteTable,
-  type ShadowRoute,
-} from '../../proxy/contract/route-table.js';
+import type { RouteSettings } from '../../proxy/contract/route-table.js';
 import { DEFAULT_POLICY, type Policy } from '../model/policy.js';
 import type {
   AnalysisRow,

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { CanaryError } from '../../common/errors.js';
 import { ProxyStatsSource } from '../../control-plane/metrics/source.js';
-import { createRollout, type Rollout } from '../../control-plane/rollout/rollout.js';
+import { createRollout } from '../../control-plane/rollout/rollout.js';
 import { connectDatabase } from '../../control-plane/state/db.js';
 import { FeedbackStore } from '../../control-plane/state/feedback-store.js';
 import { ControlStore } from '../../control-plane/state/store.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseRouteTable, RouteTableError } from '../../proxy/contract/route-table.js';
-import { resolveTarget } from '../../proxy/handler.js';
+import { resolveTarget } from '../../proxy/request/target.js';
 import { rawResponseHeadersForClient, requestHeadersForUpstream } from '../../proxy/upstream/headers.js';
 
 test('a valid table is normalised: origins only, retry on by default', () => {

@@ -1,0 +1,74 @@
+import type { Role, Upstream } from '../contract/route-table.js';
+import { isModelError, type Outcome } from '../contract/stats.js';
+import type { CanaryTripper } from '../split/trips.js';
+import type { StatsAccumulator } from '../telemetry/accumulator.js';
+import type { PredictionLog, PredictionRecord } from '../telemetry/prediction-log.js';
+import type { ProxyRecorder } from '../telemetry/recorder.js';
+import type { LatencyTracker } from '../upstream/hedge.js';
+
+/**
+ * What one upstream attempt was:
+ * - routed: a draw of the split — counted in the stats the analysis reads;
+ * - diverted: a canary draw sent to the baseline (tripped, or too many in flight);
+ * - backup: the baseline answering for a canary (retry or hedge);
+ * - forced: a tester's chosen variant;
+ * - upgrade: a WebSocket (or other) upgrade, counted as one request of its variant.
+ * Only routed attempts (and upgrades, which are routed too) reach the analysed stats: a retry,
+ * hedge or diversion is not a routing draw, and counting it would tie the baseline's numbers
+ * to the canary's behaviour.
+ */
+export type AttemptKind = 'routed' | 'diverted' | 'backup' | 'forced' | 'upgrade';
+
+export interface Attempt {
+  deployment: string;
+  upstream: Upstream;
+  role: Role;
+  kind: AttemptKind;
+  outcome: Outcome;
+  latencyMs: number;
+  /** A 413 the proxy raised itself while streaming the client's body: no model was involved. */
+  ownBodyLimit?: boolean;
+  /** The route table the request was served from (the trip reports it). */
+  tableVersion?: number;
+}
+
+/** The one place outcomes are recorded: Prometheus, the analysed stats, the hedge's latency, the trip, the prediction log. */
+export class OutcomeRecorder {
+  constructor(
+    private readonly sinks: {
+      metrics: ProxyRecorder;
+      stats: StatsAccumulator;
+      latency: LatencyTracker;
+      trips: CanaryTripper;
+      predictions?: PredictionLog;
+    },
+  ) {}
+
+  attempt(a: Attempt): void {
+    const { metrics, stats, latency, trips } = this.sinks;
+    if (a.kind === 'forced') {
+      metrics.forced.labels(a.deployment, a.upstream.version, a.role, a.outcome).inc();
+      return;
+    }
+    if (!a.ownBodyLimit) {
+      metrics.record(a.deployment, a.upstream.version, a.role, a.outcome, a.latencyMs);
+      if (a.kind === 'routed' || a.kind === 'upgrade') {
+        stats.record(a.deployment, a.upstream.version, a.outcome, a.latencyMs, Date.now());
+        if (a.kind === 'routed' && a.role === 'baseline' && a.outcome === 'success')
+          latency.observe(a.deployment, a.latencyMs);
+      }
+    }
+    // The fast trip watches every routed canary answer (a non-failure ends a run of failures).
+    if (a.kind === 'routed' && a.role === 'canary' && a.outcome !== 'aborted')
+      trips.observe(a.deployment, a.upstream.version, a.outcome, isModelError(a.outcome), a.tableVersion ?? 0);
+  }
+
+  /** The answer a user got (prediction log: request id, version, input hash, outcome). */
+  answered(p: PredictionRecord): void {
+    this.sinks.predictions?.record(p);
+  }
+
+  get logsPredictions(): boolean {
+    return this.sinks.predictions !== undefined;
+  }
+}
