@@ -1,8 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../common/config.js';
+import { UsageError } from './args.js';
 import { ApiError } from './client.js';
-import { runClientCommand, UsageError } from './commands.js';
+import { runClientCommand } from './commands.js';
 
 const USAGE = `canary — ship new model versions safely
 

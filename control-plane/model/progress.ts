@@ -1,5 +1,6 @@
 import type { VersionStats } from '../../proxy/contract/stats.js';
 import type { OutcomeStats } from './outcomes.js';
+
 /** What the analysis knows of a canary between looks, and what each look reads: decide()'s input. */
 
 /** Per-variant counts of one step: requests, model errors, and requests above the latency limits. */

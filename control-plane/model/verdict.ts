@@ -1,5 +1,6 @@
 import type { OutcomeStats } from './outcomes.js';
 import type { CanaryProgress } from './progress.js';
+
 /**
  * Verdicts (DESIGN.md §3), one doc line each:
  * - healthy: every rule has evidence, at `confidence`, that the canary is within its limit —

@@ -7,6 +7,7 @@ import type { Executor } from './executor.js';
 import type { Measure } from './measure.js';
 import { progressOf } from './progress-state.js';
 import { deploymentOrThrow } from './queries.js';
+
 /**
  * One analysis of a deployment's canary, as a straight line: measure → decide (pure) →
  * execute (rows, events, publish). Also the fast check between intervals (gross failure) and

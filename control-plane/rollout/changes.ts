@@ -4,6 +4,7 @@ import { buildRouteTable } from '../publish/build-table.js';
 import type { ControlStore } from '../state/store.js';
 import type { DeploymentRow, EventRow, EventType } from '../state/types.js';
 import type { ChangeDeps, Precondition } from './deps.js';
+
 /**
  * The unit of work every state change goes through: one transaction holding the deployment's
  * row lock, with the events it writes collected and announced (alerts) once it commits, and

@@ -10,6 +10,7 @@ import type { FeedbackStore } from '../state/feedback-store.js';
 import type { ControlStore } from '../state/store.js';
 import type { EventRow } from '../state/types.js';
 import type { ControlPlaneMetrics } from '../telemetry.js';
+
 /** The rollout core's dependencies and the shapes its callers pass and get back. */
 
 export const ANALYSIS_LEASE = 'analysis';

@@ -7,6 +7,7 @@ import type { Changes } from './changes.js';
 import { ANALYSIS_LEASE } from './deps.js';
 import { progressOf, stateOf } from './progress-state.js';
 import type { Transitions } from './transitions.js';
+
 /**
  * Carries out a decision: the analysis row with decide()'s memory, the events a person reads in
  * the audit trail, and the actions (advance, promote, roll back) — in one transaction, and only

@@ -5,6 +5,7 @@ import type { StatsInput } from '../model/progress.js';
 import type { CanaryRow } from '../state/types.js';
 import type { MeasureDeps } from './deps.js';
 import { readWindows } from './schedule.js';
+
 /**
  * Every stats read of the analysis, through the metrics source the canary's policy names:
  * the current step per variant over the spans the schedule gives, the baseline before the

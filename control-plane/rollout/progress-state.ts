@@ -1,5 +1,6 @@
 import type { CanaryProgress } from '../model/progress.js';
 import type { AnalysisState, CanaryRow } from '../state/types.js';
+
 /** decide()'s memory of a canary, to and from the row it is stored in. */
 
 /** decide()'s input memory for a stored canary. */

@@ -4,6 +4,7 @@ import { policyToApi } from '../model/policy.js';
 import type { ControlStore } from '../state/store.js';
 import type { DeploymentRow } from '../state/types.js';
 import type { RolloutDeps } from './deps.js';
+
 /** The read models: deployments, versions, events, analyses, agreement — no writes. */
 export class Queries {
   constructor(private readonly deps: RolloutDeps) {}

@@ -7,6 +7,7 @@ import { Executor } from './executor.js';
 import { Measure } from './measure.js';
 import { Queries } from './queries.js';
 import { Transitions } from './transitions.js';
+
 /**
  * The rollout core, wired: the commands people call, the read models, and the analysis
  * (measure → decide → execute), over one unit of work that writes events and publishes routes.

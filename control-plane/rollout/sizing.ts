@@ -7,6 +7,7 @@ import { scaleToPass } from './evidence/sequential.js';
 import { errorDeltaRule } from './rules/error-rate-delta.js';
 import { errorMaxRule } from './rules/error-rate-max.js';
 import { latencyRule } from './rules/latency.js';
+
 export const AUTO_DECIDE_INTERVALS = 10;
 
 /**

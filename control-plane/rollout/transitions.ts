@@ -3,6 +3,7 @@ import { CanaryError } from '../../common/errors.js';
 import type { ControlStore } from '../state/store.js';
 import type { DeploymentRow } from '../state/types.js';
 import type { Changes } from './changes.js';
+
 /**
  * The two ways a canary ends, shared by the commands people call and the analysis executor:
  * rows and events inside the caller's transaction.

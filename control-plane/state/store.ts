@@ -1,7 +1,8 @@
 import type pg from 'pg';
 import { CanaryError } from '../../common/errors.js';
 import type { RouteSettings } from '../../proxy/contract/route-table.js';
-import { DEFAULT_POLICY, type Policy } from '../model/policy.js';
+import type { Policy } from '../model/policy.js';
+import { DEPLOYMENT_SELECT, toAnalysis, toCanary, toDeployment, toEvent, toVersion } from './rows.js';
 import type {
   AnalysisRow,
   AnalysisState,
@@ -14,119 +15,6 @@ import type {
 } from './types.js';
 
 type Q = pg.PoolClient | pg.Pool;
-const ms = (d: Date | null) => (d ? d.getTime() : null);
-
-/** A stored policy with fields added since it was stored filled in from today's defaults. */
-const withPolicyDefaults = (p: Policy): Policy => ({
-  ...DEFAULT_POLICY,
-  ...p,
-  thresholds: { ...DEFAULT_POLICY.thresholds, ...p.thresholds },
-});
-
-function toState(s: pg.QueryResultRow | null | undefined): AnalysisState {
-  const num = (v: unknown) => (v == null ? null : Number(v));
-  return {
-    strata: s?.strata ?? [],
-    limits: s?.limits ?? null,
-    lastStep: s?.lastStep ?? null,
-    p99BreachSince: num(s?.p99BreachSince),
-    businessBreachSince: num(s?.businessBreachSince),
-    ...(s?.phase === 'shadow' ? { phase: 'shadow' as const } : {}),
-  };
-}
-
-/** The route's shadow while the canary is in its shadow phase. */
-function toCanary(r: pg.QueryResultRow): CanaryRow {
-  return {
-    id: Number(r.id),
-    deployment: r.deployment,
-    version: r.version,
-    url: r.url,
-    baselineVersion: r.baseline_version,
-    policy: withPolicyDefaults(r.policy),
-    weight: r.weight,
-    stepStartedAt: r.step_started_at.getTime(),
-    startedAt: r.started_at.getTime(),
-    endedAt: ms(r.ended_at),
-    outcome: r.outcome,
-    state: toState(r.analysis_state),
-    lastVerdict: r.last_verdict,
-    lastAnalysisAt: ms(r.last_analysis_at),
-  };
-}
-
-function toVersion(r: pg.QueryResultRow): VersionRow {
-  return {
-    deployment: r.deployment,
-    version: r.version,
-    url: r.url,
-    metadata: r.metadata,
-    state: r.state,
-    registeredAt: r.registered_at.getTime(),
-    servedFrom: ms(r.served_from),
-    servedUntil: ms(r.served_until),
-    healthy: r.healthy,
-    lastProbeAt: ms(r.last_probe_at),
-    lastProbeError: r.last_probe_error,
-  };
-}
-
-const toEvent = (r: pg.QueryResultRow): EventRow => ({
-  id: Number(r.id),
-  deployment: r.deployment,
-  type: r.type,
-  actor: r.actor,
-  reason: r.reason,
-  before: r.before,
-  after: r.after,
-  at: r.at.getTime(),
-});
-const toAnalysis = (r: pg.QueryResultRow): AnalysisRow => ({
-  id: Number(r.id),
-  canaryId: Number(r.canary_id),
-  deployment: r.deployment,
-  at: r.at.getTime(),
-  verdict: r.verdict,
-  reasons: r.reasons,
-  baselineStats: r.baseline_stats,
-  canaryStats: r.canary_stats,
-  weight: r.weight,
-  action: r.action,
-  actor: r.actor,
-  rules: r.evidence?.rules ?? [],
-  needs: r.evidence?.needs ?? null,
-});
-
-const DEPLOYMENT_SELECT = `
-  SELECT d.*, v.url AS baseline_url, row_to_json(c.*) AS canary_json
-    FROM deployments d
-    JOIN versions v ON v.deployment = d.name AND v.version = d.baseline_version
-    LEFT JOIN canaries c ON c.deployment = d.name AND c.outcome = 'running'`;
-
-function toDeployment(r: pg.QueryResultRow): DeploymentRow {
-  const c = r.canary_json;
-  return {
-    name: r.name,
-    status: r.status,
-    baselineVersion: r.baseline_version,
-    baselineUrl: r.baseline_url,
-    defaultPolicy: r.default_policy,
-    retryCanaryOnBaseline: r.retry_canary_on_baseline,
-    settings: r.settings ?? {},
-    revision: Number(r.revision),
-    createdAt: r.created_at.getTime(),
-    updatedAt: r.updated_at.getTime(),
-    canary: c
-      ? toCanary({
-          ...c,
-          step_started_at: new Date(c.step_started_at),
-          started_at: new Date(c.started_at),
-          ended_at: c.ended_at && new Date(c.ended_at),
-          last_analysis_at: c.last_analysis_at && new Date(c.last_analysis_at),
-        })
-      : null,
-  };
-}
 
 /**
  * All SQL of the control plane. Reads take the pool; writes take the client of the

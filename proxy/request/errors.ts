@@ -3,6 +3,7 @@ import { ERRORS, type ErrorCode, errorBody } from '../../common/errors.js';
 import type { Outcome } from '../contract/stats.js';
 import { BodyTooLargeError } from '../upstream/body.js';
 import type { ForwardResult } from '../upstream/forward.js';
+
 /** The proxy's own answers when no model answered: a JSON error with a stable code. */
 
 export function sendError(

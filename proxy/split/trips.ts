@@ -1,4 +1,5 @@
 import type { Trip } from '../contract/trip.js';
+
 /**
  * The proxy's local fast trip: a canary failing every request is taken off live traffic by
  * the proxy itself, within about a second, instead of waiting for the control plane's next

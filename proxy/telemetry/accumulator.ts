@@ -9,6 +9,7 @@ import {
   type Outcome,
   type StatsCell,
 } from '../contract/stats.js';
+
 /**
  * Accumulates outcomes in memory on the hot path (a Map lookup and a few additions) and
  * hands them over in one batch per flush.

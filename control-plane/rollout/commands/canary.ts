@@ -12,6 +12,7 @@ import { deploymentOrThrow } from '../queries.js';
 import { autoStartWeight } from '../sizing.js';
 import type { Transitions } from '../transitions.js';
 import { allowedUrl, checkName, checkUrl } from '../validation.js';
+
 /** What people do to a deployment's canary: start, set its weight, pause, promote, roll back. */
 export class CanaryCommands {
   constructor(

@@ -7,6 +7,7 @@ import type { Changes } from '../changes.js';
 import type { Precondition, RolloutDeps } from '../deps.js';
 import { deploymentOrThrow } from '../queries.js';
 import { allowedUrl, checkName, checkUrl } from '../validation.js';
+
 /** What people do to deployments and versions (REST, CLI, dashboard): each one change with its event. */
 export class DeploymentCommands {
   constructor(

@@ -1,5 +1,6 @@
 import type { Policy } from '../../model/policy.js';
 import type { RuleName } from '../../model/verdict.js';
+
 /**
  * How the false-rollback budget (policy.falseRollbackRate) is split across the rollback tests.
  * By the union bound, P(any rule rolls back a canary as good as the baseline) ≤ the budget.

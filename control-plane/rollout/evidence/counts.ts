@@ -2,6 +2,7 @@ import { countAbove, quantile } from '../../../proxy/contract/histogram.js';
 import type { AgreementCounts, VersionStats } from '../../../proxy/contract/stats.js';
 import type { Policy } from '../../model/policy.js';
 import type { CanaryProgress, LatencyLimits, StepCounts, Stratum } from '../../model/progress.js';
+
 /** A step's counts per variant, from the mergeable stats: requests, model errors, requests over the latency limits. */
 
 /** Baseline requests needed before a step's latency limits are fixed (p99 of 300 is ±~30%, limits are 2×). */

@@ -12,6 +12,7 @@ import {
   UNIFORM,
 } from './sequential.js';
 import { fmtP, needsText, pct } from './text.js';
+
 export interface RuleContext {
   policy: Policy;
   /** Every stratum including the current one (the last). */

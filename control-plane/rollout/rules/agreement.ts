@@ -5,6 +5,7 @@ import { alphaFor } from '../evidence/budget.js';
 import { oneSampleRule, type RuleContext } from '../evidence/one-sample.js';
 import { priorWithMean, UNIFORM } from '../evidence/sequential.js';
 import { pct } from '../evidence/text.js';
+
 /**
  * Shadow agreement: the share of compared shadow answers that disagree with the baseline's,
  * as a one-sample always-valid test like the absolute error rule — roll back when the evidence

@@ -5,6 +5,7 @@ import type { BusinessOutcomes, RuleEvidence } from '../../model/verdict.js';
 import { alphaFor } from '../evidence/budget.js';
 import { businessTest } from '../evidence/business-test.js';
 import { fmtP, pct } from '../evidence/text.js';
+
 /** Outcomes per variant with the test's result: what the business rule judges and the API shows. */
 export function businessOutcomes(policy: Policy, business: BusinessInput): BusinessOutcomes | null {
   if (!business) return null;

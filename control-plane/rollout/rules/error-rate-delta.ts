@@ -3,6 +3,7 @@ import { alphaFor } from '../evidence/budget.js';
 import type { RuleContext } from '../evidence/one-sample.js';
 import { lnRatioE, pFromLnE, rateBound, type StratumCounts, scaleToPass } from '../evidence/sequential.js';
 import { fmtP, needsText, pct } from '../evidence/text.js';
+
 /** Relative error rate: rollback on the stratified ratio test; pass when canary − baseline < delta with confidence. */
 export function errorDeltaRule(ctx: RuleContext): RuleEvidence {
   const delta = ctx.policy.thresholds.errorRateDelta;

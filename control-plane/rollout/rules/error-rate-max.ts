@@ -3,6 +3,7 @@ import { alphaFor } from '../evidence/budget.js';
 import { oneSampleRule, type RuleContext } from '../evidence/one-sample.js';
 import { priorWithMean, UNIFORM } from '../evidence/sequential.js';
 import { pct } from '../evidence/text.js';
+
 export function errorMaxRule(ctx: RuleContext): RuleEvidence {
   const t = ctx.policy.thresholds;
   return oneSampleRule(ctx, {

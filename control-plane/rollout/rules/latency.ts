@@ -6,6 +6,7 @@ import { MIN_REFERENCE_REQUESTS } from '../evidence/counts.js';
 import { oneSampleRule, type RuleContext } from '../evidence/one-sample.js';
 import { priorWithMean, UNIFORM } from '../evidence/sequential.js';
 import { ms } from '../evidence/text.js';
+
 /**
  * p99 is a sustained rule: once its test rejects, the clock runs until latencyP99For (warn
  * until then), and neither a clean look nor a step advance resets it.

@@ -1,0 +1,334 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseDuration } from '../../common/duration.js';
+import {
+  canaryOf,
+  client,
+  enc,
+  ifMatchOf,
+  jsonOption,
+  num,
+  out,
+  PRECONDITION_OPTIONS,
+  parse,
+  print,
+  UsageError,
+} from '../args.js';
+import { ApiError } from '../client.js';
+import { msf, pct, table, time, verdictColor } from '../format.js';
+import { agreementText, businessLine, rulesTable, showDeployment, statsRows } from '../render.js';
+/** A deployment's canary: `start|status|traffic|promote|rollback|pause|resume|evaluate|health|agreement|metrics|wait|load`. */
+export async function canaryCommands(command: string, rest: string[]): Promise<boolean> {
+  const api = client();
+  switch (command) {
+    case 'start': {
+      const { values, args } = parse(
+        rest,
+        {
+          version: { type: 'string' },
+          url: { type: 'string' },
+          weight: { type: 'string' },
+          steps: { type: 'string' },
+          interval: { type: 'string' },
+          policy: { type: 'string' },
+          force: { type: 'boolean' },
+          shadow: { type: 'boolean' },
+        },
+        ['name'],
+      );
+      if (!values.version) throw new UsageError('start needs --version (and --url if the version is not registered)');
+      const startWeight = num(values.weight, 'weight');
+      if (startWeight !== undefined && !(startWeight > 0 && startWeight <= 100))
+        throw new UsageError(
+          `--weight: a canary starts at more than 0% and at most 100% (at 0% it gets no traffic and can never be judged), got ${values.weight}`,
+        );
+      const policy = { ...(jsonOption(values.policy, 'policy') as object | undefined) } as Record<string, unknown>;
+      if (typeof values.steps === 'string')
+        policy.steps = values.steps.split(',').map((s) => {
+          const n = Number(s);
+          if (!Number.isFinite(n)) throw new UsageError(`--steps: ${s} is not a number`);
+          return n;
+        });
+      if (typeof values.interval === 'string') policy.interval = values.interval;
+      if (values.shadow) {
+        if (values.weight !== undefined)
+          throw new UsageError(
+            '--shadow: a shadowing canary starts at 0% and goes live through the shadow gate; leave out --weight',
+          );
+        policy.shadow ??= true;
+      }
+      const d = await api.call('POST', `/v1/deployments/${enc(args[0])}/canary`, {
+        version: values.version,
+        ...(values.url ? { url: values.url } : {}),
+        ...(values.weight !== undefined ? { weight: num(values.weight, 'weight') } : {}),
+        ...(Object.keys(policy).length ? { policy } : {}),
+        ...(values.force ? { force: true } : {}),
+      });
+      print(
+        values.json,
+        d,
+        () =>
+          `canary ${d.canary.version} started ${d.canary.phase === 'shadow' ? 'in shadow (users are answered by the baseline only; see canary agreement)' : `at ${d.canary.weight}%`}\n${showDeployment(d)}`,
+      );
+      return true;
+    }
+    case 'status': {
+      const { values, args } = parse(rest, { watch: { type: 'boolean', short: 'w' }, every: { type: 'string' } }, [
+        'name',
+      ]);
+      const every = num(values.every, 'every') ?? 2;
+      for (;;) {
+        let d: any, a: any;
+        try {
+          d = await api.call('GET', `/v1/deployments/${enc(args[0])}`);
+          a = d.canary ? await api.call('GET', `/v1/deployments/${enc(args[0])}/analysis?limit=1`) : null;
+        } catch (err) {
+          // Watching keeps going through a control-plane restart: say so, and try again.
+          if (!values.watch || !(err instanceof ApiError) || err.code !== 'UNREACHABLE') throw err;
+          if (values.json) out(JSON.stringify({ reconnecting: true, error: { code: err.code, message: err.message } }));
+          else out(`${time(new Date().toISOString())}  reconnecting: ${err.message}`);
+          await sleep(every * 1000);
+          continue;
+        }
+        const data = { deployment: d, analysis: a?.latest ?? null };
+        const human = () => {
+          let s = showDeployment(d);
+          if (a?.latest) s += `\n  why       ${a.latest.reasons.join('\n            ')}`;
+          return s;
+        };
+        if (!values.watch) {
+          print(values.json, data, human);
+          return true;
+        }
+        if (values.json) out(JSON.stringify(data));
+        else out(`${process.stdout.isTTY ? '\x1b[2J\x1b[H' : ''}${time(new Date().toISOString())}\n${human()}\n`);
+        if (!d.canary) {
+          if (!values.json) out('no canary running: done watching');
+          return true;
+        }
+        await sleep(every * 1000);
+      }
+    }
+    case 'traffic': {
+      const { values, args } = parse(rest, PRECONDITION_OPTIONS, ['name', 'weight']);
+      const weight = Number(args[1]);
+      if (!Number.isFinite(weight))
+        throw new UsageError(`weight must be a number from 0 to 100, got ${JSON.stringify(args[1])}`);
+      const d = await api.call(
+        'PUT',
+        `/v1/deployments/${enc(args[0])}/traffic`,
+        { weight, ...canaryOf(values) },
+        ifMatchOf(values),
+      );
+      print(values.json, d, () => `canary ${d.canary.version} now at ${d.canary.weight}%\n${showDeployment(d)}`);
+      return true;
+    }
+    case 'promote':
+    case 'rollback': {
+      const { values, args } = parse(
+        rest,
+        {
+          reason: { type: 'string' },
+          to: { type: 'string' },
+          baseline: { type: 'boolean' },
+          force: { type: 'boolean' },
+          ...PRECONDITION_OPTIONS,
+        },
+        ['name'],
+      );
+      if (command === 'promote' && (values.to || values.baseline))
+        throw new UsageError('--to and --baseline are only for rollback');
+      if (values.to && values.canary)
+        throw new UsageError('--to rolls back the baseline; --canary names a canary to roll back: use one');
+      // Without --baseline or --to, rollback means the running canary and nothing else.
+      const body = {
+        ...(values.reason ? { reason: values.reason } : {}),
+        ...(values.to ? { toVersion: values.to } : {}),
+        ...(values.baseline ? { target: 'baseline' } : {}),
+        ...(values.force ? { force: true } : {}),
+        ...canaryOf(values),
+      };
+      const d = await api.call('POST', `/v1/deployments/${enc(args[0])}/${command}`, body, ifMatchOf(values));
+      print(
+        values.json,
+        d,
+        () =>
+          `${command === 'promote' ? 'promoted' : 'rolled back'}: baseline is ${d.baseline.version}\n${showDeployment(d)}`,
+      );
+      return true;
+    }
+    case 'pause':
+    case 'resume': {
+      const { values, args } = parse(rest, PRECONDITION_OPTIONS, ['name']);
+      const d = await api.call(
+        'POST',
+        `/v1/deployments/${enc(args[0])}/${command}`,
+        canaryOf(values),
+        ifMatchOf(values),
+      );
+      print(values.json, d, () => `${args[0]} is ${d.status}`);
+      return true;
+    }
+    case 'evaluate': {
+      const { values, args } = parse(rest, {}, ['name']);
+      const r = await api.call('POST', `/v1/deployments/${enc(args[0])}/evaluate`);
+      print(
+        values.json,
+        r,
+        () =>
+          `${verdictColor(r.verdict)}  ${r.actions.map((a: any) => a.type).join(', ') || 'hold'}\n${table(['ROLE', 'VERSION', 'REQUESTS', 'ERRORS', 'P50', 'P95', 'P99'], statsRows(r))}\n${rulesTable(r)}`,
+      );
+      return true;
+    }
+    case 'health': {
+      const { values, args } = parse(rest, {}, ['name']);
+      const a = await api.call('GET', `/v1/deployments/${enc(args[0])}/analysis?limit=1`);
+      print(values.json, a, () => {
+        if (!a.latest)
+          return a.canary ? `canary ${a.canary.version}: no analysis yet` : `no canary has run for ${args[0]}`;
+        return (
+          `canary ${a.canary.version} (${a.canary.outcome}) — ${verdictColor(a.latest.verdict)} at ${time(a.latest.at)}, weight ${a.latest.weight}%\n` +
+          `${table(['ROLE', 'VERSION', 'REQUESTS', 'ERROR RATE', 'P50', 'P95', 'P99'], statsRows(a.latest))}\n${businessLine(a.latest)}` +
+          (a.latest.rules?.length ? rulesTable(a.latest) : `  ${a.latest.reasons.join('\n  ')}`)
+        );
+      });
+      return true;
+    }
+    case 'agreement': {
+      const { values, args } = parse(rest, { limit: { type: 'string' } }, ['name']);
+      const a = await api.call('GET', `/v1/deployments/${enc(args[0])}/agreement`);
+      print(values.json, a, () => agreementText(a, args[0], num(values.limit, 'limit') ?? 10));
+      return true;
+    }
+    case 'metrics': {
+      const { values, args } = parse(rest, { limit: { type: 'string' } }, ['name']);
+      const a = await api.call(
+        'GET',
+        `/v1/deployments/${enc(args[0])}/analysis?limit=${num(values.limit, 'limit') ?? 20}`,
+      );
+      print(values.json, a, () =>
+        a.history.length === 0
+          ? 'no analyses yet'
+          : table(
+              [
+                'TIME',
+                'WEIGHT',
+                'VERDICT',
+                'BASE REQ',
+                'BASE ERR',
+                'BASE P95',
+                'CAN REQ',
+                'CAN ERR',
+                'CAN P95',
+                'CAN P99',
+                'ACTION',
+              ],
+              a.history.map((h: any) => [
+                time(h.at),
+                `${h.weight}%`,
+                verdictColor(h.verdict),
+                h.baseline?.requests,
+                pct(h.baseline?.errorRate),
+                msf(h.baseline?.p95),
+                h.canary?.requests,
+                pct(h.canary?.errorRate),
+                msf(h.canary?.p95),
+                msf(h.canary?.p99),
+                h.action,
+              ]),
+            ),
+      );
+      return true;
+    }
+    case 'wait': {
+      // For CI pipelines: follow the rollout until it ends. Exit 0 promoted, 1 rolled back, 2 timeout.
+      const { values, args } = parse(rest, { timeout: { type: 'string' }, every: { type: 'string' } }, ['name']);
+      let timeoutMs: number;
+      try {
+        timeoutMs = parseDuration(values.timeout ?? '30m', '--timeout');
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
+      const every = (num(values.every, 'every') ?? 2) * 1000;
+      const name = enc(args[0]);
+      const deadline = Date.now() + timeoutMs;
+      const first = await api.call('GET', `/v1/deployments/${name}`);
+      const watched: string | undefined = first.canary?.version;
+      let last = '';
+      for (;;) {
+        const a = await api.call('GET', `/v1/deployments/${name}/analysis?limit=1`);
+        const c = a.canary;
+        if (!c) throw new UsageError(`no canary has run for ${args[0]}`);
+        if (watched === undefined || c.version === watched) {
+          if (c.outcome !== 'running') {
+            const result =
+              c.outcome === 'promoted'
+                ? `promoted: ${c.version} is the baseline`
+                : `rolled back: ${c.version}${a.latest ? ` — ${a.latest.reasons[0]}` : ''}`;
+            if (values.json) out(JSON.stringify({ outcome: c.outcome, canary: c, latest: a.latest }));
+            else out(`${time(new Date().toISOString())}  ${result}`);
+            process.exitCode = c.outcome === 'promoted' ? 0 : 1;
+            return true;
+          }
+          const line = `${c.version} at ${c.weight}%  ${a.latest ? `${a.latest.verdict}: ${a.latest.reasons[0] ?? ''}` : 'no analysis yet'}`;
+          if (line !== last) {
+            if (values.json) out(JSON.stringify({ outcome: 'running', canary: c, latest: a.latest }));
+            else out(`${time(new Date().toISOString())}  ${line}`);
+            last = line;
+          }
+        }
+        if (Date.now() > deadline) {
+          process.stderr.write(`canary: wait: ${args[0]} still rolling out after ${values.timeout ?? '30m'}\n`);
+          process.exitCode = 2;
+          return true;
+        }
+        await sleep(every);
+      }
+    }
+    case 'load': {
+      const { values, args } = parse(
+        rest,
+        {
+          rps: { type: 'string' },
+          duration: { type: 'string' },
+          connections: { type: 'string' },
+          body: { type: 'string' },
+          iris: { type: 'boolean' },
+        },
+        ['url'],
+      );
+      let durationMs: number;
+      try {
+        durationMs = parseDuration(values.duration ?? '30s', '--duration');
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
+      try {
+        new URL(args[0]);
+      } catch {
+        throw new UsageError(`not a URL: ${JSON.stringify(args[0])} (for example http://127.0.0.1:8080/iris/predict)`);
+      }
+      if (values.body && values.iris) throw new UsageError('--body and --iris: use one');
+      const rps = num(values.rps, 'rps') ?? null;
+      if (rps !== null && !(rps > 0)) throw new UsageError('--rps: more than 0');
+      const { runLoad } = await import('../load.js');
+      const tty = process.stderr.isTTY && !values.json;
+      const summary = await runLoad({
+        url: args[0],
+        rps,
+        durationS: Math.max(1, Math.round(durationMs / 1000)),
+        connections: num(values.connections, 'connections') ?? 8,
+        body: values.iris ? { iris: true } : typeof values.body === 'string' ? { file: values.body } : null,
+        json: values.json === true,
+        out,
+        progress: (l) => {
+          if (!values.json) process.stderr.write(tty ? `\r${l}` : `${l}\n`);
+        },
+      });
+      if (tty) process.stderr.write('\n');
+      if (summary.errors > 0) process.exitCode = 1;
+      return true;
+    }
+    default:
+      return false;
+  }
+}

@@ -1,0 +1,114 @@
+import { color, msf, pct, splitBar, table, time, verdictColor } from './format.js';
+/** How the client commands show API answers to a person (tables, rules, agreement); `--json` prints them as they are. */
+
+/** `canary agreement`: the shadow phase's agreement, its noise floor, the gate, and how the models differ. */
+export function agreementText(a: any, name: string, limit: number): string {
+  if (!a.canary) return `no canary has run for ${name}`;
+  if (!a.shadow) return `canary ${a.canary.version} had no shadow phase (start one with --shadow or policy.shadow)`;
+  const c = a.counts,
+    n = a.noise,
+    r = a.rule;
+  const fields = a.shadow.compare.fields.length ? a.shadow.compare.fields.join(', ') : 'the whole body';
+  const lines = [
+    `canary ${a.canary.version} vs baseline ${a.canary.baselineVersion} — ${a.canary.phase === 'shadow' ? 'in shadow' : a.canary.phase === 'live' ? 'live (shadow passed)' : a.canary.outcome}; comparing ${fields}`,
+    `agreement   ${c.compared ? `${pct(c.agreement)} (${c.agreed}/${c.compared})` : 'nothing compared yet'}${r?.canary?.low != null ? `, lower bound ${pct(r.canary.low)}` : ''}   gate ≥ ${pct(a.shadow.agreementMin)} over ${a.shadow.minRequests} answers${a.shadow.relativeToNoise ? ', relative to the noise floor' : ''}`,
+    `noise floor ${n.compared ? `the baseline agrees with itself ${pct(n.agreement)} (${n.agreed}/${n.compared})` : 'not measured yet'}`,
+    `shadow      errors ${c.errors}, timeouts ${c.timeouts}, dropped ${c.dropped}`,
+    r ? `rule        ${r.status}: ${r.summary}` : 'rule        no analysis yet',
+  ];
+  if (a.examples.length) {
+    const shown = a.examples.slice(0, limit);
+    lines.push(
+      '',
+      `disagreements (newest ${shown.length} of the ${a.examples.length} kept; --limit N for more):`,
+      table(
+        ['TIME', 'REQUEST ID', 'INPUT SHA-256', 'BASELINE', 'CANARY'],
+        shown.map((e: any) => [
+          time(new Date(e.at).toISOString()),
+          e.requestId,
+          e.inputSha256.slice(0, 12),
+          e.baseline,
+          e.canary,
+        ]),
+      ),
+    );
+  }
+  return lines.join('\n');
+}
+
+export function showDeployment(d: any): string {
+  const lines = [
+    `${color.bold(d.name)}  ${d.status}  ${color.dim(`revision ${d.revision}`)}`,
+    `  baseline  ${d.baseline.version}  ${color.dim(d.baseline.url)}`,
+  ];
+  if (d.canary) {
+    const c = d.canary;
+    lines.push(`  canary    ${c.version}  ${color.dim(c.url)}`);
+    if (c.phase === 'shadow') {
+      lines.push(
+        `  split     ${splitBar(0)}  █ baseline 100% — the canary is in shadow: ${d.policy?.shadow?.percent ?? 100}% of requests are also sent to it and compared, users get only the baseline's answers (canary agreement ${d.name})`,
+      );
+      lines.push(
+        `  steps     ${color.bold('[shadow]')} → ${c.steps.join(' → ')}  next: ${c.nextStep} once the shadow gate passes`,
+      );
+    } else {
+      lines.push(`  split     ${splitBar(c.weight)}  █ baseline ${100 - c.weight}% / ░ canary ${c.weight}%`);
+      lines.push(
+        `  steps     ${c.steps.map((s: number) => (s === c.weight ? color.bold(`[${s}]`) : String(s))).join(' → ')}  next: ${c.nextStep ?? 'promote'}`,
+      );
+    }
+    lines.push(
+      `  verdict   ${verdictColor(c.lastVerdict)}  ${color.dim(c.lastAnalysisAt ? `at ${time(c.lastAnalysisAt)}` : 'no analysis yet')}`,
+    );
+  } else {
+    lines.push('  canary    none');
+  }
+  return lines.join('\n');
+}
+
+/** The business metric per variant and the change with its interval, when outcomes arrive. */
+export function businessLine(a: any): string {
+  const b = a.baseline?.business,
+    c = a.canary?.business,
+    ch = a.canary?.businessChange;
+  if (!b || !c || (b.n === 0 && c.n === 0)) return '';
+  const change = ch ? `, change ${pct(ch.value)} [${pct(ch.low)}, ${pct(ch.high)}]` : '';
+  return `  business: baseline ${b.mean.toFixed(4)} (n=${b.n}), canary ${c.mean.toFixed(4)} (n=${c.n})${change}, p=${a.canary.businessPValue?.toFixed(4) ?? '-'}\n`;
+}
+
+export const STATUS_WORD: Record<string, string> = {
+  fail: 'FAIL',
+  warn: 'WARN',
+  pass: 'ok',
+  pending: 'open',
+  skipped: 'n/a',
+};
+
+export const bound = (lo: number | null, hi: number | null) =>
+  lo === null && hi === null ? '-' : `${lo === null ? '' : pct(lo)}–${hi === null ? '' : pct(hi)}`;
+
+/** Each rule's evidence: status, estimate per variant with bounds, n, always-valid p-value, and in words. */
+export function rulesTable(a: any): string {
+  if (!a?.rules?.length) return '';
+  const rows = a.rules.map((r: any) => [
+    r.rule,
+    STATUS_WORD[r.status] ?? r.status,
+    r.canary ? `${pct(r.canary.estimate)} [${bound(r.canary.low, r.canary.high)}] n=${r.canary.n}` : '-',
+    r.baseline ? `${pct(r.baseline.estimate)} n=${r.baseline.n}` : '-',
+    r.pValue < 0.001 ? r.pValue.toExponential(1) : r.pValue.toFixed(3),
+    r.alpha.toExponential(1),
+  ]);
+  const words = a.rules.map((r: any) => `  ${r.rule}: ${r.summary}`).join('\n');
+  const needs =
+    a.needs?.requests != null
+      ? `\n  a decision needs ≈ ${a.needs.requests} more canary requests${a.needs.seconds != null ? ` (≈ ${a.needs.seconds < 90 ? `${Math.max(1, Math.round(a.needs.seconds))} s` : `${Math.round(a.needs.seconds / 60)} min`} at the current rate)` : ''}`
+      : '';
+  return `${table(['RULE', 'STATUS', 'CANARY [BOUNDS]', 'BASELINE', 'P', 'ROLLS BACK AT P ≤'], rows)}\n${words}${needs}${a.needs?.advice ? `\n  advice: ${a.needs.advice}` : ''}`;
+}
+
+export function statsRows(a: any) {
+  return [
+    ['baseline', a.baseline],
+    ['canary', a.canary],
+  ].map(([role, s]: any) => [role, s?.version, s?.requests, pct(s?.errorRate), msf(s?.p50), msf(s?.p95), msf(s?.p99)]);
+}
