@@ -225,8 +225,20 @@ test('two control-plane processes on one database: one decision per tick, the ot
   const [dead, survivor] = holder?.startsWith(`${a.child.pid}-`) ? [a, b] : [b, a];
   dead.child.kill('SIGKILL');
   const killedAt = Date.now();
-  await eventually(async () => assert.ok((await leader())?.startsWith(`${survivor.child.pid}-`)), 5000, 50);
-  await eventually(async () => assert.ok((await analyses()).some((t) => t > killedAt)), 5000, 50);
+  await eventually(
+    async () => assert.ok((await leader())?.startsWith(`${survivor.child.pid}-`), 'the survivor holds the lease'),
+    5000,
+    50,
+  );
+  await eventually(
+    async () =>
+      assert.ok(
+        (await analyses()).some((t) => t > killedAt),
+        'an analysis after the leader died',
+      ),
+    5000,
+    50,
+  );
   const after = await analyses();
   const firstAfter = after.find((t) => t > killedAt)!;
   const lastBefore = Math.max(...after.filter((t) => t <= killedAt));
@@ -243,5 +255,13 @@ test('two control-plane processes on one database: one decision per tick, the ot
   assert.equal(d.canary.version, 'v2');
   assert.equal(d.canary.weight, 37);
   const restartAt = Date.now();
-  await eventually(async () => assert.ok((await analyses()).some((t) => t > restartAt)), 5000, 50);
+  await eventually(
+    async () =>
+      assert.ok(
+        (await analyses()).some((t) => t > restartAt),
+        'an analysis after the restart',
+      ),
+    5000,
+    50,
+  );
 });

@@ -303,7 +303,7 @@ test('health tells the truth: /readyz is 503 naming the database while it is unr
   const relayed = new URL(schema.url);
   relayed.port = String((relay.address() as net.AddressInfo).port);
   const cp = await controlPlane({}, relayed.toString());
-  await eventually(async () => assert.ok(await isLeader(cp)), 5000);
+  await eventually(async () => assert.ok(await isLeader(cp), 'leads the analysis'), 5000);
   assert.equal((await raw(cp, 'GET', '/readyz', {})).status, 200);
   open = false;
   for (const s of sockets) s.destroy();
@@ -321,7 +321,7 @@ test('health tells the truth: /readyz is 503 naming the database while it is unr
   await eventually(async () => assert.equal(await isLeader(cp), false), 10_000, 100);
   open = true;
   await eventually(async () => assert.equal((await raw(cp, 'GET', '/readyz', {})).status, 200), 15_000, 200);
-  await eventually(async () => assert.ok(await isLeader(cp)), 15_000, 100);
+  await eventually(async () => assert.ok(await isLeader(cp), 'leads the analysis again'), 15_000, 100);
   const leaders = await cp.db.pool.query(
     `SELECT count(*)::int AS n FROM events WHERE deployment = '*' AND type = 'leader_changed'`,
   );

@@ -137,7 +137,11 @@ export async function post(url: string, body: unknown, headers: Record<string, s
   return { status: res.statusCode, headers: res.headers, text, json: () => JSON.parse(text) };
 }
 
-/** Waits until `check` passes or the time runs out (then throws its last error). */
+/**
+ * Waits until `check` passes or the time runs out (then throws its last error). Give `assert.ok` a message in a check:
+ * without one, node:assert re-reads the source file to quote the expression, and under tsx's
+ * whitespace-minified output that takes seconds per failed look.
+ */
 export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 5000, everyMs = 20): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {

@@ -93,7 +93,7 @@ test('a client that gives up before the answer aborts the upstream request at on
   const abortedAt = performance.now();
   ac.abort();
   await pending;
-  await eventually(() => assert.ok(upstreamClosedAt > 0), 2000);
+  await eventually(() => assert.ok(upstreamClosedAt > 0, 'the upstream request was closed'), 2000);
   // At once, not after the model's answer: the bound is loose because the machine is shared and noisy.
   assert.ok(
     upstreamClosedAt - abortedAt < 1000,

@@ -81,7 +81,11 @@ test('a weight change written through Redis reaches a running proxy within 100 m
   // Each change lands while requests are in flight: wait for fresh traffic before each one.
   const flowing = async () => {
     const seen = traffic.statuses.length;
-    await eventually(() => assert.ok(traffic.statuses.length >= seen + 5), 10_000, 5);
+    await eventually(
+      () => assert.ok(traffic.statuses.length >= seen + 5, `${traffic.statuses.length - seen} answers since`),
+      10_000,
+      5,
+    );
   };
   const delays: number[] = [];
   for (const [v, w] of [
