@@ -19,6 +19,9 @@ after(async () => {
 const run = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Upstream timeouts no test waits out: whatever closes a request sooner is not a timeout. */
+const LONG_TIMEOUTS: Partial<ProxyConfig> = { upstreamTimeoutMs: 600_000, upstreamBodyTimeoutMs: 600_000 };
+
 async function setup(
   weight: number,
   config: Partial<ProxyConfig> = {},
@@ -79,38 +82,33 @@ test('curl uploading 1.5 MB sends Expect: 100-continue; the body is delivered an
       assert.equal(await counted(proxy.adminUrl, v, o), 0, `${v} ${o}`);
 });
 
-test('a client that gives up before the answer aborts the upstream request at once (well under a second, not when the model finishes), and it is not a model error', async () => {
+test('a client that gives up before the answer aborts the upstream request (the model never answers, and no timeout could close it), and it is not a model error', async () => {
   let upstreamClosedAt = 0;
   const hanging = await startUpstream((_req, res) => {
     res.once('close', () => {
       upstreamClosedAt = performance.now();
     });
   });
-  const { proxy } = await setup(0, {}, { base: hanging });
+  // Timeouts of ten minutes: only the client's leaving can close the upstream request in this test.
+  const { proxy } = await setup(0, LONG_TIMEOUTS, { base: hanging });
   const ac = new AbortController();
   const pending = fetch(`${proxy.url}/iris/slow`, { signal: ac.signal }).catch(() => null);
   await sleep(300);
-  const abortedAt = performance.now();
   ac.abort();
   await pending;
-  await eventually(() => assert.ok(upstreamClosedAt > 0, 'the upstream request was closed'), 2000);
-  // At once, not after the model's answer: the bound is loose because the machine is shared and noisy.
-  assert.ok(
-    upstreamClosedAt - abortedAt < 1000,
-    `the model server saw the close ${Math.round(upstreamClosedAt - abortedAt)} ms after the client left`,
-  );
+  await eventually(() => assert.ok(upstreamClosedAt > 0, 'the upstream request was closed'), 60_000);
   await eventually(async () => assert.equal(await counted(proxy.adminUrl, 'v1', 'aborted'), 1));
   assert.equal(await counted(proxy.adminUrl, 'v1', 'timeout'), 0);
 });
 
-test('a client that leaves mid-stream aborts the upstream at once (well under a second) and is counted as aborted, not against the model', async () => {
+test('a client that leaves mid-stream aborts the upstream (no timeout could close it) and is counted as aborted, not against the model', async () => {
   let upstreamClosed!: Promise<number>;
   const streaming = await startUpstream((_req, res) => {
     res.writeHead(200, { 'content-type': 'text/event-stream' });
     res.write('data: one\n\n');
     upstreamClosed = new Promise((r) => res.once('close', () => r(performance.now())));
   });
-  const { proxy } = await setup(0, {}, { base: streaming });
+  const { proxy } = await setup(0, LONG_TIMEOUTS, { base: streaming });
   // A plain client that reads the first event and hangs up (closes its socket).
   const first = await new Promise<{ chunk: string; req: http.ClientRequest }>((resolve, reject) => {
     const req = http.get(`${proxy.url}/iris/stream`, (res) =>
@@ -120,13 +118,8 @@ test('a client that leaves mid-stream aborts the upstream at once (well under a 
     setTimeout(() => reject(new Error('no first event')), 2000).unref();
   });
   assert.match(first.chunk, /data: one/, 'the first event arrives unbuffered');
-  const abortedAt = performance.now();
   first.req.destroy();
-  const closedAt = await Promise.race([upstreamClosed, sleep(2000).then(() => Infinity)]);
-  assert.ok(
-    closedAt - abortedAt < 1000,
-    `the model server saw the close ${Math.round(closedAt - abortedAt)} ms after the client left`,
-  );
+  await upstreamClosed; // the model's stream is closed by the client's leaving alone
   await eventually(async () => assert.equal(await counted(proxy.adminUrl, 'v1', 'aborted'), 1));
   for (const o of ['server_error', 'connection_error', 'timeout'])
     assert.equal(await counted(proxy.adminUrl, 'v1', o), 0, o);
@@ -501,19 +494,21 @@ test('canary requests in flight are capped at the pool size: beyond it requests 
     /* never answers */
   });
   const { proxy } = await setup(100, { upstreamConnections: 4, upstreamTimeoutMs: 60_000 }, { can: hanging });
+  const hold = new AbortController();
   const hung = Array.from({ length: 4 }, () =>
-    fetch(`${proxy.url}/iris/x`, { method: 'PUT', body: 'x', signal: AbortSignal.timeout(5000) }).catch(() => null),
+    fetch(`${proxy.url}/iris/x`, { method: 'PUT', body: 'x', signal: hold.signal }).catch(() => null),
   );
   await sleep(300);
-  const t0 = performance.now();
+  // The four hung requests hold every canary slot for the whole test: an answer at all, from the
+  // baseline, means this request was not queued behind them.
   const r = await get(`${proxy.url}/iris/x`);
   assert.equal(r.status, 200);
   assert.equal(r.json().who, 'baseline');
-  assert.ok(performance.now() - t0 < 2000);
   assert.match(
     (await get(`${proxy.adminUrl}/metrics`)).text,
     /canary_proxy_canary_diverted_total\{deployment="iris",reason="in_flight_cap"\} 1/,
   );
+  hold.abort();
   await Promise.all(hung);
 });
 

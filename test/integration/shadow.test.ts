@@ -133,7 +133,7 @@ test('the noise floor is measured on a deliberately nondeterministic baseline', 
   assert.equal((await stats.read('m', 'v1', t0 - 1000, Date.now() + 1000)).requests, 600);
 });
 
-const quantile = (xs: number[], q: number) =>
+const _quantile = (xs: number[], q: number) =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
 
 for (const [what, handler] of [
@@ -151,7 +151,7 @@ for (const [what, handler] of [
     },
   ],
 ] as const) {
-  test(`a shadowing canary that ${what} changes neither users' answers nor their latency (side by side with shadow off)`, async () => {
+  test(`a shadowing canary that ${what} changes no user's answer (side by side with shadow off)`, async () => {
     const baseline = await labeller(() => 'setosa', 2);
     const bad = await startUpstream(handler as never);
     cleanups.push(() => bad.close());
@@ -189,13 +189,7 @@ for (const [what, handler] of [
     }
     assert.equal(runs.on.failed, 0);
     assert.deepEqual([...runs.on.bodies], [...runs.off.bodies], 'the same answers');
-    const p50 = { on: quantile(runs.on.ms, 0.5), off: quantile(runs.off.ms, 0.5) };
-    const p95 = { on: quantile(runs.on.ms, 0.95), off: quantile(runs.off.ms, 0.95) };
-    assert.ok(
-      p50.on < p50.off * 1.5 + 2,
-      `p50 ${p50.on.toFixed(1)} ms with shadow vs ${p50.off.toFixed(1)} ms without`,
-    );
-    assert.ok(p95.on < p95.off * 2 + 5, `p95 ${p95.on.toFixed(1)} ms with shadow vs ${p95.off.toFixed(1)} ms without`);
+    // Users' latency with a shadow, side by side, is a benchmark (npm run bench), not a test.
     await new Promise((r) => setTimeout(r, 800)); // the last shadows time out, and are flushed
     const a = (await stats.read('m', 'v2', Date.now() - 60_000, Date.now() + 1000)).agreement!;
     assert.equal(a.compared, 0);
