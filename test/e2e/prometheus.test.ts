@@ -6,13 +6,15 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
+import { loadControlPlaneConfig, loadProxyConfig } from '../../common/config.js';
+import { startStack } from '../../control-plane/main.js';
 import { PrometheusSource } from '../../control-plane/metrics/prometheus.js';
 import { type MetricsSource, ProxyStatsSource } from '../../control-plane/metrics/source.js';
 import { resolvePolicy } from '../../control-plane/model/policy.js';
 import { decide } from '../../control-plane/rollout/decide.js';
 import { parseFaults } from '../../model-servers/faults.js';
 import { type RunningModelServer, startModelServer } from '../../model-servers/server.js';
-import { closedPort, eventually, startTestProxy } from '../helpers/servers.js';
+import { closedPort, eventually, silent, startTestProxy } from '../helpers/servers.js';
 
 // A real Prometheus (Debian's package, installed by .ci/run) scraping a real proxy every second.
 let prom: ChildProcess, promUrl: string, dir: string, proxy: Awaited<ReturnType<typeof startTestProxy>>;
@@ -70,21 +72,48 @@ before(async () => {
   await sleep(1100);
   t0 = Date.now();
   const flower = { features: { sepal_length: 6, sepal_width: 3, petal_length: 4.5, petal_width: 1.4 } };
-  const deadline = Date.now() + 6000;
-  await Promise.all(
-    Array.from({ length: 4 }, async () => {
-      while (Date.now() < deadline) {
-        for (const d of ['bad', 'good']) {
-          const r = await request(`${proxy.url}/${d}/predict`, { method: 'POST', body: JSON.stringify(flower) });
-          await r.body.dump();
-        }
+  // Traffic until the proxy's own stats have decided both canaries (however slow the machine is),
+  // then as long again as Prometheus needs to have scraped all of it.
+  let sending = true;
+  const loops = Array.from({ length: 4 }, async () => {
+    while (sending) {
+      for (const d of ['bad', 'good']) {
+        const r = await request(`${proxy.url}/${d}/predict`, { method: 'POST', body: JSON.stringify(flower) });
+        await r.body.dump();
       }
-    }),
+    }
+  });
+  const proxySource = new ProxyStatsSource(proxy.stats);
+  await eventually(
+    async () => {
+      t1 = Date.now();
+      for (const [d, c, expected] of CASES) assert.equal((await verdict(proxySource, d, c)).decision.verdict, expected);
+    },
+    120_000,
+    500,
   );
+  sending = false;
+  await Promise.all(loops);
   t1 = Date.now();
-  await proxy.flushStats();
-  await sleep(3000); // two more scrapes
+  // Both sources have every request of the window: the proxy's stats store and Prometheus's scrapes.
+  const promSource = new PrometheusSource(promUrl, 'proxy');
+  await eventually(
+    async () => {
+      for (const [d, c] of CASES) {
+        const [p, q] = [await verdict(proxySource, d, c), await verdict(promSource, d, c)];
+        const ratio = q.stats.c.requests / p.stats.c.requests;
+        assert.ok(ratio > 0.8 && ratio < 1.25, `${d}: prometheus ${q.stats.c.requests} vs proxy ${p.stats.c.requests}`);
+      }
+    },
+    30_000,
+    500,
+  );
 });
+
+const CASES = [
+  ['bad', 'v2', 'critical'],
+  ['good', 'v3', 'healthy'],
+] as const;
 
 after(async () => {
   prom?.kill('SIGTERM');
@@ -118,10 +147,7 @@ async function verdict(source: MetricsSource, deployment: string, canary: string
 test('the same canary gets the same verdict from the proxy stats and from Prometheus', async () => {
   const proxySource = new ProxyStatsSource(proxy.stats);
   const promSource = new PrometheusSource(promUrl, 'proxy');
-  for (const [deployment, canary, expected] of [
-    ['bad', 'v2', 'critical'],
-    ['good', 'v3', 'healthy'],
-  ] as const) {
+  for (const [deployment, canary, expected] of CASES) {
     const fromProxy = await verdict(proxySource, deployment, canary);
     const fromProm = await verdict(promSource, deployment, canary);
     assert.equal(
@@ -144,31 +170,70 @@ test('the same canary gets the same verdict from the proxy stats and from Promet
   }
 });
 
-test('a Prometheus that cannot be queried gives an error verdict, which holds', async () => {
-  const down = new PrometheusSource(`http://127.0.0.1:${await closedPort()}`, 'proxy');
-  let stats: unknown;
-  try {
-    stats = await verdict(down, 'bad', 'v2');
-  } catch (err) {
-    const d = decide(
-      { weight: 30, stepStartedAt: 0, paused: false, p99BreachSince: null },
-      policy,
-      { error: (err as Error).message },
-      Date.now(),
-    );
-    assert.equal(d.verdict, 'error');
-    assert.deepEqual(d.actions, []);
-    return;
-  }
-  assert.fail(`expected a failure, got ${JSON.stringify(stats)}`);
-});
-
-test('a bad query is reported as an error, not as zero traffic', async () => {
-  const src = new PrometheusSource(promUrl, 'proxy');
-  await assert.rejects(
-    (src as unknown as { scalar(q: string, at: number): Promise<number | null> }).scalar('sum(', Date.now()),
-    /prometheus query failed \(400\)/,
+test('a Prometheus that cannot be reached, or refuses to answer, gives an error verdict over the API, and the canary holds', async () => {
+  // A real Prometheus that fails every query it is asked (each would load more than one sample: 422).
+  const port = await closedPort();
+  const strict = spawn(
+    'prometheus',
+    [
+      `--config.file=${dir}/prometheus.yml`,
+      `--storage.tsdb.path=${dir}/strict`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--query.max-samples=1',
+    ],
+    { stdio: 'ignore' },
   );
+  try {
+    await eventually(
+      async () => assert.equal((await request(`http://127.0.0.1:${port}/-/ready`)).statusCode, 200),
+      30_000,
+      200,
+    );
+    for (const [url, why] of [
+      [`http://127.0.0.1:${await closedPort()}`, /ECONNREFUSED|fetch failed|connect/],
+      [`http://127.0.0.1:${port}`, /prometheus query failed \(422\): query processing would load too many samples/],
+    ] as const) {
+      const dataDir = await mkdtemp(path.join(os.tmpdir(), 'canary-prom-cp-'));
+      const stack = await startStack(
+        loadControlPlaneConfig({
+          CANARY_DATA_DIR: dataDir,
+          CANARY_API_PORT: '0',
+          CANARY_XDS_PORT: 'off',
+          CANARY_PROMETHEUS_URL: url,
+        }),
+        loadProxyConfig({ CANARY_PROXY_PORT: '0', CANARY_ADMIN_PORT: '0', CANARY_PROXY_HOST: '127.0.0.1' }),
+        { logger: silent },
+      );
+      try {
+        const api = async (method: string, p: string, body?: unknown) =>
+          (
+            await request(`${stack.controlPlane.url}${p}`, {
+              method: method as 'GET',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify(body ?? {}),
+            })
+          ).body.json() as Promise<any>;
+        await api('POST', '/v1/deployments', { name: 'bad', baseline: { version: 'v1', url: models[0].url } });
+        await api('POST', '/v1/deployments/bad/canary', {
+          version: 'v2',
+          url: models[1].url,
+          weight: 30,
+          policy: { metrics: 'prometheus', interval: '1h' },
+        });
+        const v = await api('POST', '/v1/deployments/bad/evaluate');
+        assert.equal(v.verdict, 'error', JSON.stringify(v));
+        assert.deepEqual(v.actions, []);
+        assert.match(v.reasons.join('; '), why);
+        const d = (await (await request(`${stack.controlPlane.url}/v1/deployments/bad`)).body.json()) as any;
+        assert.equal(d.canary.weight, 30, 'the canary holds: never acted on missing data');
+      } finally {
+        await stack.close();
+        await rm(dataDir, { recursive: true, force: true });
+      }
+    }
+  } finally {
+    strict.kill('SIGTERM');
+  }
 });
 
 test('every PromQL expression of the Grafana dashboard runs on a real Prometheus scraping a real proxy; the proxy panels return data', async () => {
@@ -180,7 +245,7 @@ test('every PromQL expression of the Grafana dashboard runs on a real Prometheus
     p.targets.map((t) => ({ panel: p.title, expr: t.expr.replaceAll('$deployment', '.*') })),
   );
   assert.ok(exprs.length >= 10, `${exprs.length} expressions`);
-  const at = (t1 + 2500) / 1000;
+  const at = Math.max(Date.now(), t1 + 2500) / 1000; // once the traffic has been scraped, as a person would look
   for (const { panel, expr } of exprs) {
     const res = await request(`${promUrl}/api/v1/query?query=${encodeURIComponent(expr)}&time=${at}`);
     const body = (await res.body.json()) as { status: string; error?: string; data: { result: unknown[] } };

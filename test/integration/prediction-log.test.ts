@@ -1,23 +1,21 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, test } from 'node:test';
+import pg from 'pg';
 import { loadProxyConfig } from '../../common/config.js';
 import { connectDatabase, type Database } from '../../control-plane/state/db.js';
 import { MemoryStatsStore } from '../../proxy/contract/memory-stats-store.js';
 import { startProxy } from '../../proxy/proxy.js';
 import { StaticRouteSource } from '../../proxy/split/sources/static-source.js';
-import {
-  PgPredictionSink,
-  PredictionLog,
-  type PredictionRecord,
-  type PredictionSink,
-} from '../../proxy/telemetry/prediction-log.js';
+import { PgPredictionSink, PredictionLog, type PredictionRecord } from '../../proxy/telemetry/prediction-log.js';
+import { startPgRelay } from '../helpers/pg-relay.js';
 import { echoUpstream, freshSchema, get, post, route, silent, startTestProxy } from '../helpers/servers.js';
 
-let db: Database, drop: () => Promise<void>;
+let db: Database, drop: () => Promise<void>, schemaUrl: string;
 before(async () => {
   const schema = await freshSchema();
   drop = schema.drop;
+  schemaUrl = schema.url;
   db = await connectDatabase(schema.url);
 });
 after(async () => {
@@ -28,12 +26,16 @@ after(async () => {
 test('the proxy logs every answered request in batches: request id, version, role, input SHA-256, outcome', async () => {
   const base = await echoUpstream('baseline');
   const can = await echoUpstream('canary');
+  // The proxy reaches PostgreSQL through a relay that counts the statements it sends.
+  const relay = await startPgRelay(schemaUrl);
+  const pool = new pg.Pool({ connectionString: relay.url, max: 2 });
+  pool.on('error', () => {});
   const proxy = await startProxy({
     config: loadProxyConfig({}, { host: '127.0.0.1', port: 0, adminPort: 0 }),
     routeSource: new StaticRouteSource({ deployments: { iris: route('iris', base.url, can.url, 50) } }),
     statsStore: new MemoryStatsStore(),
     logger: silent,
-    predictionSink: new PgPredictionSink(db.pool),
+    predictionSink: new PgPredictionSink(pool),
     predictionLog: { flushMs: 60_000 },
   });
   const sent = new Map<string, { body: string; version: string }>();
@@ -42,15 +44,10 @@ test('the proxy logs every answered request in batches: request id, version, rol
     const r = await post(`${proxy.url}/iris/predict`, body);
     sent.set(String(r.headers['x-request-id']), { body, version: String(r.headers['x-canary-version']) });
   }
-  const queries: number[] = [];
-  const spy = db.pool.query.bind(db.pool);
-  (db.pool as unknown as { query: unknown }).query = (...args: Parameters<typeof spy>) => {
-    queries.push(1);
-    return spy(...args);
-  };
-  await proxy.predictions!.flush();
-  (db.pool as unknown as { query: unknown }).query = spy;
-  assert.ok(queries.length <= 1, `${queries.length} inserts for 300 requests`);
+  // A graceful stop (what SIGTERM does) writes what is queued: here, all 300 in one batch.
+  await proxy.close();
+  const inserts = relay.statements(/INSERT INTO predictions/i);
+  assert.equal(inserts, 1, `${inserts} inserts for 300 requests`);
   const rows = (await db.pool.query('SELECT * FROM predictions')).rows;
   assert.equal(rows.length, 300);
   for (const r of rows) {
@@ -62,24 +59,27 @@ test('the proxy logs every answered request in batches: request id, version, rol
     assert.equal(r.outcome, 'success');
     assert.ok(!JSON.stringify(r).includes('features'), 'the body itself is never stored');
   }
-  await proxy.close();
+  await pool.end();
+  await relay.close();
   await base.close();
   await can.close();
 });
 
-test('a full queue drops and counts; an outage delays records without losing them', async () => {
-  let down = true;
-  const written: PredictionRecord[] = [];
-  const sink: PredictionSink = {
-    write: async (r) => {
-      if (down) throw new Error('database down');
-      written.push(...r);
-    },
-  };
+test('a full queue drops and counts; a PostgreSQL that refuses delays records without losing them', async () => {
+  await db.pool.query('DELETE FROM predictions');
+  const relay = await startPgRelay(schemaUrl);
+  const pool = new pg.Pool({ connectionString: relay.url, max: 1, connectionTimeoutMillis: 2000 });
+  pool.on('error', () => {});
+  relay.refuse(true);
   let droppedSeen = 0;
-  const log = new PredictionLog(sink, { maxQueue: 100, batchSize: 30, flushMs: 60_000 }, silent, (n) => {
-    droppedSeen += n;
-  });
+  const log = new PredictionLog(
+    new PgPredictionSink(pool),
+    { maxQueue: 100, batchSize: 30, flushMs: 60_000 },
+    silent,
+    (n) => {
+      droppedSeen += n;
+    },
+  );
   const rec = (i: number): PredictionRecord => ({
     requestId: `r${i}`,
     deployment: 'd',
@@ -95,14 +95,15 @@ test('a full queue drops and counts; an outage delays records without losing the
   assert.equal(log.queued, 100);
   assert.equal(log.dropped, 50);
   assert.equal(droppedSeen, 50);
-  down = false;
+  relay.refuse(false);
   await log.flush();
-  assert.equal(written.length, 100);
-  assert.deepEqual(
-    written.map((r) => r.requestId),
-    Array.from({ length: 100 }, (_, i) => `r${i}`),
+  const ids = (await db.pool.query('SELECT request_id FROM predictions ORDER BY at, request_id')).rows.map(
+    (r) => r.request_id,
   );
+  assert.deepEqual([...ids].sort(), Array.from({ length: 100 }, (_, i) => `r${i}`).sort());
   assert.equal(log.queued, 0);
+  await pool.end();
+  await relay.close();
 });
 
 test('drops show up in the proxy metrics', async () => {
