@@ -1,7 +1,7 @@
 import { request } from 'undici';
 import { addValue, type Buckets } from '../../proxy/contract/histogram.js';
 import { summarize, type VersionStats } from '../../proxy/contract/stats.js';
-import { clusterName } from '../xds/snapshot.js';
+import { clusterName } from '../model/cluster-name.js';
 import type { MetricsSource } from './source.js';
 
 /**

@@ -65,6 +65,7 @@ export class Executor {
           },
           // With the actions held (paused), the step is not advanced: keep the un-advanced memory.
           stateOf(actions.length === decision.actions.length ? decision.progress : progressOf(c, paused)),
+          at,
         );
         // An analysis writes an event only when its verdict changes (or when it acts).
         const changed = decision.verdict !== c.lastVerdict;

@@ -306,7 +306,11 @@ export class ControlStore {
     await q.query('UPDATE canaries SET outcome = $2, ended_at = now() WHERE id = $1', [id, outcome]);
   }
 
-  async recordAnalysis(q: Q, a: Omit<AnalysisRow, 'id' | 'at'>, state: AnalysisState): Promise<void> {
+  /**
+   * An analysis and decide()'s memory after it. `at` is the analysis clock's time (the one
+   * step_started_at is on), so the schedule never compares two clocks.
+   */
+  async recordAnalysis(q: Q, a: Omit<AnalysisRow, 'id' | 'at'>, state: AnalysisState, at: number): Promise<void> {
     await q.query(
       `INSERT INTO analyses (canary_id, deployment, verdict, reasons, baseline_stats, canary_stats, weight, action, actor, evidence)
       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
@@ -323,10 +327,12 @@ export class ControlStore {
         JSON.stringify({ rules: a.rules, needs: a.needs }),
       ],
     );
-    await q.query(
-      `UPDATE canaries SET last_verdict = $2, last_analysis_at = now(), analysis_state = $3 WHERE id = $1`,
-      [a.canaryId, a.verdict, JSON.stringify(state)],
-    );
+    await q.query(`UPDATE canaries SET last_verdict = $2, last_analysis_at = $4, analysis_state = $3 WHERE id = $1`, [
+      a.canaryId,
+      a.verdict,
+      JSON.stringify(state),
+      new Date(at),
+    ]);
   }
 
   async recordProbe(deployment: string, version: string, healthy: boolean, error: string | null): Promise<void> {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { DeploymentRoute, RouteTable } from '../../proxy/contract/route-table.js';
+import { clusterName } from '../model/cluster-name.js';
 import { type ResourceType, TYPE } from './protos.js';
 
 /**
@@ -27,7 +28,6 @@ export interface Snapshot {
   resources: Record<ResourceType, Map<string, Resource>>;
 }
 
-export const clusterName = (deployment: string, version: string) => `${deployment}__${version}`;
 export const grpcRouteName = (deployment: string) => `grpc_${deployment}`;
 
 const ads = { ads: {}, resource_api_version: 'V3' };
