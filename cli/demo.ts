@@ -227,7 +227,7 @@ export async function runDemo(opts: { keep: boolean }): Promise<void> {
         const d = await api.call('GET', `/v1/deployments/${name}`);
         return d.canary === null ? d : null;
       },
-      40_000,
+      120_000, // generous: a busy machine only slows the traffic the evidence comes from
       async () =>
         `the last analysis said: ${((await api.call('GET', `/v1/deployments/${name}/analysis?limit=1`)).latest?.reasons ?? ['none yet']).join('; ')}`,
     );
@@ -272,7 +272,7 @@ export async function runDemo(opts: { keep: boolean }): Promise<void> {
     await waitFor(
       'the shadow verdict',
       async () => ((await api.call('GET', `/v1/deployments/${name}`)).canary === null ? true : null),
-      40_000,
+      120_000,
       async () =>
         `the last analysis said: ${((await api.call('GET', `/v1/deployments/${name}/analysis?limit=1`)).latest?.reasons ?? ['none yet']).join('; ')}`,
     );
@@ -329,7 +329,9 @@ export async function runDemo(opts: { keep: boolean }): Promise<void> {
           throw new Error(`demo: v3 was rolled back unexpectedly; see canary history ${name}`);
         return d.canary === null ? d : null;
       },
-      40_000,
+      // A step is decided when its evidence is in, not after a fixed time: on a busy machine the
+      // latency rules need more requests (its tail is noisier), so the demo waits for them.
+      180_000,
       async () =>
         `the last analysis said: ${((await api.call('GET', `/v1/deployments/${name}/analysis?limit=1`)).latest?.reasons ?? ['none yet']).join('; ')}`,
     );
