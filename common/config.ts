@@ -128,6 +128,8 @@ export interface ProxyConfig {
   maxConnections: number;
   /** Keep the client's x-forwarded-for (the proxy sits behind a trusted load balancer). */
   trustProxy: boolean;
+  /** DNS names the admin port answers besides loopback and IP literals (CANARY_ALLOWED_HOSTS). */
+  allowedHosts: string[];
   /** Hosts and CIDRs model servers may be at (CANARY_UPSTREAM_ALLOW); null: all but the always-refused ones. */
   upstreamAllow: string[] | null;
   /** Bytes of request bodies held in memory for retries and hedges, across all requests. */
@@ -159,6 +161,7 @@ export function loadProxyConfig(env: Env = process.env, overrides: Partial<Proxy
     clientKeepAliveMs: duration(env, 'CANARY_CLIENT_KEEPALIVE', DEFAULTS.clientKeepAlive),
     maxConnections: int(env, 'CANARY_MAX_CONNECTIONS', DEFAULTS.maxConnections, 1, 10_000_000),
     trustProxy: bool(env, 'CANARY_TRUST_PROXY', false),
+    allowedHosts: list(env, 'CANARY_ALLOWED_HOSTS'),
     upstreamAllow: list(env, 'CANARY_UPSTREAM_ALLOW').length ? list(env, 'CANARY_UPSTREAM_ALLOW') : null,
     bufferBudgetBytes: int(env, 'CANARY_BUFFER_BUDGET_BYTES', DEFAULTS.bufferBudgetBytes, 0),
     ...overrides,

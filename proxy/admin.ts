@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { hostAllowed, originAllowed } from '../common/host-check.js';
 import type { RouteTable } from './contract/route-table.js';
 import type { RouteSource } from './split/sources/route-source.js';
 import type { ProxyRecorder } from './telemetry/recorder.js';
@@ -22,9 +23,26 @@ export function createAdminServer(deps: {
   source: RouteSource;
   hasTable: () => boolean;
   appliedAt: () => number | null;
+  /** DNS names answered besides loopback and IP literals. */
+  allowedHosts?: string[];
 }) {
   return http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
+    // DNS rebinding: a page whose name was rebound to this address sends its own name as Host
+    // (an IP literal cannot be rebound, so Prometheus scraping by address is answered).
+    if (!hostAllowed(req.headers.host, { allowedHosts: deps.allowedHosts ?? [], anyIp: true }))
+      return json(res, 403, {
+        error: {
+          code: 'FORBIDDEN_HOST',
+          message: `Host ${JSON.stringify(req.headers.host ?? '')} does not name this proxy; the admin port answers loopback, IP addresses and CANARY_ALLOWED_HOSTS`,
+        },
+      });
+    // A browser page of another origin reading the admin port (its answers include model URLs).
+    const origin = req.headers.origin;
+    if (origin !== undefined && !originAllowed(origin, { protocol: 'http', host: req.headers.host }, []))
+      return json(res, 403, {
+        error: { code: 'FORBIDDEN_ORIGIN', message: `requests from web pages at ${origin} are refused` },
+      });
     if (req.method !== 'GET' && req.method !== 'HEAD')
       return json(res, 405, { error: { code: 'METHOD_NOT_ALLOWED', message: 'admin endpoints are read-only' } });
     switch (path) {

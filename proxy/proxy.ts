@@ -236,6 +236,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     source: routeSource,
     hasTable: () => appliedAt !== null,
     appliedAt: () => appliedAt,
+    allowedHosts: config.allowedHosts,
   });
 
   flusher.start();

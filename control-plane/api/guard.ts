@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { CanaryError } from '../../common/errors.js';
+import { hostAllowed, originAllowed } from '../../common/host-check.js';
 
 export interface GuardOptions {
   /** When set, every /v1 route needs `Authorization: Bearer <token>`, reads included. */
@@ -17,7 +18,6 @@ export interface GuardOptions {
  * weights per deployment name; no URLs, no secrets — as the proxies' admin port).
  */
 const PUBLIC = new Set(['/', '/healthz', '/livez', '/readyz', '/openapi.json', '/metrics']);
-const LOOPBACK = new Set(['localhost', '127.0.0.1', '::1', '[::1]']);
 const MUTATIONS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 function tokenMatches(given: string, expected: string): boolean {
@@ -26,31 +26,21 @@ function tokenMatches(given: string, expected: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-/** The host name of a Host header, without its port (IPv6 literals keep their brackets). */
-export function hostName(host: string | undefined): string {
-  if (!host) return '';
-  const h = host.trim().toLowerCase();
-  if (h.startsWith('[')) return h.slice(0, h.indexOf(']') + 1);
-  return h.split(':')[0];
-}
-
 /**
  * The API's front door, against what a web page in the user's browser could do to it:
  * - CSRF: a change must be `application/json` (a cross-site form or a no-CORS fetch cannot
  *   send that without a preflight), and a request carrying an `Origin` that is not the API's
  *   own (nor in CANARY_ALLOWED_ORIGINS) is refused;
- * - DNS rebinding: with no token, only a Host naming loopback (or in CANARY_ALLOWED_HOSTS) is
+ * - DNS rebinding: with no token, only a Host naming loopback — an IP literal in 127.0.0.0/8,
+ *   ::1, or localhost, in any spelling (common/host-check.ts) — or in CANARY_ALLOWED_HOSTS is
  *   answered, so a page that rebinds its own name to 127.0.0.1 gets nothing;
  * - with a token, every /v1 route needs it, reads included.
  */
 export function registerGuard(app: FastifyInstance, opts: GuardOptions): void {
-  const allowedHosts = new Set(opts.allowedHosts);
-  const allowedOrigins = new Set(opts.allowedOrigins.map((o) => o.replace(/\/$/, '')));
   app.addHook('onRequest', async (req: FastifyRequest) => {
     const path = req.url.split('?')[0];
     if (!opts.token) {
-      const name = hostName(req.headers.host);
-      if (!LOOPBACK.has(name) && !name.startsWith('127.') && !allowedHosts.has(name)) {
+      if (!hostAllowed(req.headers.host, { allowedHosts: opts.allowedHosts })) {
         throw new CanaryError(
           'FORBIDDEN_HOST',
           `Host ${JSON.stringify(req.headers.host ?? '')} does not name this API; without CANARY_API_TOKEN only loopback names are answered (add others to CANARY_ALLOWED_HOSTS)`,
@@ -58,7 +48,10 @@ export function registerGuard(app: FastifyInstance, opts: GuardOptions): void {
       }
     }
     const origin = req.headers.origin;
-    if (origin !== undefined && origin !== `${req.protocol}://${req.headers.host}` && !allowedOrigins.has(origin)) {
+    if (
+      origin !== undefined &&
+      !originAllowed(origin, { protocol: req.protocol, host: req.headers.host }, opts.allowedOrigins)
+    ) {
       throw new CanaryError(
         'FORBIDDEN_ORIGIN',
         `requests from web pages at ${origin} are refused (this API's own origin, or CANARY_ALLOWED_ORIGINS, only)`,
