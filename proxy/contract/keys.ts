@@ -18,6 +18,8 @@ export function redisKeys(prefix = DEFAULT_PREFIX) {
       `${prefix}stats:{${deployment}}:${version}:${epochSecond}`,
     /** List of JSON disagreement examples of a shadowed canary, newest first, capped (LTRIM). */
     examples: (deployment: string, version: string) => `${prefix}examples:{${deployment}}:${version}`,
+    /** String per applied stats flush (its id), kept as long as the cells: a resent flush is not counted twice. */
+    flush: (id: string) => `${prefix}flush:${id}`,
     /** List of JSON trips (proxy/split/trips.ts): proxies LPUSH, the control plane drains it. */
     trips: `${prefix}trips`,
   };

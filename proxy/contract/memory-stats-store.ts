@@ -17,11 +17,18 @@ export class MemoryStatsStore implements StatsStore {
   private cells = new Map<string, StatsCell>();
   private trips: Trip[] = [];
   private kept = new Map<string, DisagreementExample[]>();
+  /** Ids of applied flushes (with when), kept as long as the cells. */
+  private flushes = new Map<string, number>();
   constructor(private readonly retentionMs = 2 * 3_600_000) {}
 
-  async write(cells: StatsCell[]): Promise<void> {
+  async write(cells: StatsCell[], flushId?: string): Promise<void> {
+    const now = Date.now();
+    if (flushId !== undefined) {
+      if (this.flushes.has(flushId)) return; // applied already: exactly once, as in Redis
+      this.flushes.set(flushId, now);
+    }
     mergeCells(this.cells, cells);
-    this.prune(Date.now());
+    this.prune(now);
   }
 
   async read(deployment: string, version: string, fromMs: number, toMs: number): Promise<VersionStats> {
@@ -65,5 +72,6 @@ export class MemoryStatsStore implements StatsStore {
   private prune(nowMs: number): void {
     const oldest = Math.floor((nowMs - this.retentionMs) / 1000);
     for (const [k, c] of this.cells) if (c.epochSecond < oldest) this.cells.delete(k);
+    for (const [id, at] of this.flushes) if (at < nowMs - this.retentionMs) this.flushes.delete(id);
   }
 }

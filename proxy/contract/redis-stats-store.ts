@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Buckets } from './histogram.js';
 import { redisKeys } from './keys.js';
@@ -25,8 +26,26 @@ export const DEFAULT_STATS_TTL_S = 2 * 3600;
 const MAX_READ_SECONDS = 6 * 3600;
 
 /**
+ * One flush, applied atomically and exactly once: the flush's id is recorded (SET NX) and its
+ * increments applied only if the id is new, so a flush resent after a lost answer — by the
+ * client on reconnect, or by the flusher's retry — counts once. HINCRBY alone is not
+ * idempotent. ARGV[1]: the cells' lifetime (s); ARGV[2]: [[key, [field, n, ...]], ...] as JSON.
+ * (The cell keys are not declared in KEYS: canary-mesh runs on a standalone Redis.)
+ */
+const FLUSH_SCRIPT = `
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+for _, cell in ipairs(cjson.decode(ARGV[2])) do
+  local fields = cell[2]
+  for i = 1, #fields, 2 do redis.call('HINCRBY', cell[1], fields[i], fields[i + 1]) end
+  redis.call('EXPIRE', cell[1], ARGV[1])
+end
+return 1`;
+
+type FlushingRedis = Redis & { canaryFlush(idKey: string, ttl: number, cells: string): Promise<number> };
+
+/**
  * Windowed stats in Redis: one hash per (deployment, version, second), every field added
- * with HINCRBY so any number of proxy replicas merge exactly. A flush is one pipeline.
+ * with HINCRBY so any number of proxy replicas merge exactly. A flush is one script call.
  */
 export class RedisStatsStore implements StatsStore {
   private readonly keys;
@@ -38,22 +57,26 @@ export class RedisStatsStore implements StatsStore {
     this.keys = redisKeys(prefix);
   }
 
-  async write(cells: StatsCell[]): Promise<void> {
+  async write(cells: StatsCell[], flushId: string = randomUUID()): Promise<void> {
     if (cells.length === 0) return;
-    const p = this.redis.pipeline();
-    for (const c of cells) {
-      const key = this.keys.stats(c.deployment, c.version, c.epochSecond);
-      p.hincrby(key, 'n', c.requests);
-      if (c.modelErrors) p.hincrby(key, 'me', c.modelErrors);
-      if (c.clientErrors) p.hincrby(key, 'ce', c.clientErrors);
-      for (const [i, count] of c.latency) p.hincrby(key, `h${i}`, count);
+    const payload = cells.map((c) => {
+      const fields: (string | number)[] = ['n', c.requests];
+      if (c.modelErrors) fields.push('me', c.modelErrors);
+      if (c.clientErrors) fields.push('ce', c.clientErrors);
+      for (const [i, count] of c.latency) fields.push(`h${i}`, count);
       if (c.agreement)
-        for (const f of AGREEMENT_FIELDS) if (c.agreement[f]) p.hincrby(key, AGREEMENT_REDIS_FIELDS[f], c.agreement[f]);
-      p.expire(key, this.ttlSeconds);
-    }
-    const results = await p.exec();
-    const failed = results?.find(([err]) => err);
-    if (failed) throw failed[0];
+        for (const f of AGREEMENT_FIELDS) if (c.agreement[f]) fields.push(AGREEMENT_REDIS_FIELDS[f], c.agreement[f]);
+      return [this.keys.stats(c.deployment, c.version, c.epochSecond), fields];
+    });
+    await this.flushing().canaryFlush(this.keys.flush(flushId), this.ttlSeconds, JSON.stringify(payload));
+  }
+
+  /** The client with the flush script defined (EVALSHA, loaded again by ioredis after a Redis restart). */
+  private flushing(): FlushingRedis {
+    const r = this.redis as FlushingRedis;
+    if (typeof r.canaryFlush !== 'function')
+      this.redis.defineCommand('canaryFlush', { numberOfKeys: 1, lua: FLUSH_SCRIPT });
+    return r;
   }
 
   /** A list the control plane drains: LPUSH here, an atomic read-and-clear there. */

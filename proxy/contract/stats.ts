@@ -122,8 +122,12 @@ export function withoutHistogram<T extends VersionStats | null | undefined>(s: T
  * the analysis), and the canaries they tripped (taken by the control plane's loop).
  */
 export interface StatsStore {
-  /** Adds cells (merging with other writers). One round-trip per call, never per request. */
-  write(cells: StatsCell[]): Promise<void>;
+  /**
+   * Adds cells (merging with other writers). One round-trip per call, never per request.
+   * With `flushId`, applied exactly once: a write resent or retried with the same id (its
+   * answer was lost) changes nothing the second time.
+   */
+  write(cells: StatsCell[], flushId?: string): Promise<void>;
   /** Merged stats of a version over [fromMs, toMs] (whole seconds, inclusive). */
   read(deployment: string, version: string, fromMs: number, toMs: number): Promise<VersionStats>;
   /** A proxy took a canary off live traffic (proxy/split/trips.ts). */

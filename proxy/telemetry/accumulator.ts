@@ -4,7 +4,6 @@ import {
   type DisagreementExample,
   isModelError,
   MAX_EXAMPLES,
-  mergeCells,
   noAgreement,
   type Outcome,
   type StatsCell,
@@ -68,11 +67,6 @@ export class StatsAccumulator {
     const out = [...this.cells.values()];
     this.cells = new Map();
     return out;
-  }
-
-  /** Puts cells back after a failed write so the next flush retries them. */
-  restore(cells: StatsCell[]): void {
-    mergeCells(this.cells, cells);
   }
 
   get pending(): number {

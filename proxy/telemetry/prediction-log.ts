@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import type { Logger } from '../../common/logger.js';
 import type { Role } from '../contract/route-table.js';
@@ -17,8 +18,8 @@ export interface PredictionRecord {
 }
 
 export interface PredictionSink {
-  /** Stores a batch in one round-trip. */
-  write(records: PredictionRecord[]): Promise<void>;
+  /** Stores a batch in one round-trip, at most once per `batchId` (a retry of a batch whose answer was lost). */
+  write(records: PredictionRecord[], batchId: string): Promise<void>;
 }
 
 export interface PredictionLogOptions {
@@ -38,6 +39,8 @@ export const DEFAULT_PREDICTION_LOG: PredictionLogOptions = { maxQueue: 50_000, 
  */
 export class PredictionLog {
   private queue: PredictionRecord[] = [];
+  /** The id of the batch at the queue's head while it is unconfirmed. */
+  private batchId: string | null = null;
   private timer: NodeJS.Timeout | null = null;
   private inFlight: Promise<void> = Promise.resolve();
   dropped = 0;
@@ -73,9 +76,12 @@ export class PredictionLog {
   flush(): Promise<void> {
     this.inFlight = this.inFlight.then(async () => {
       while (this.queue.length > 0) {
+        // A failed batch is retried as the same batch with the same id (the queue's head is
+        // kept until it is confirmed), so a write whose answer was lost is not stored twice.
         const batch = this.queue.slice(0, this.opts.batchSize);
+        this.batchId ??= randomUUID();
         try {
-          await this.sink.write(batch);
+          await this.sink.write(batch, this.batchId);
         } catch (err) {
           this.logger.warn(
             { err: (err as Error).message, queued: this.queue.length },
@@ -83,6 +89,7 @@ export class PredictionLog {
           );
           return;
         }
+        this.batchId = null;
         this.queue.splice(0, batch.length);
         this.written += batch.length;
         this.onWritten(batch.length);
@@ -101,12 +108,16 @@ export class PredictionLog {
 export class PgPredictionSink implements PredictionSink {
   constructor(private readonly pool: pg.Pool) {}
 
-  async write(records: PredictionRecord[]): Promise<void> {
+  private writes = 0;
+
+  async write(records: PredictionRecord[], batchId: string): Promise<void> {
     if (records.length === 0) return;
     const col = <K extends keyof PredictionRecord>(k: K) => records.map((r) => r[k]);
+    // One statement: the batch's id is recorded and its rows inserted only if the id is new.
     await this.pool.query(
-      `INSERT INTO predictions (request_id, deployment, version, role, input_sha256, outcome, latency_ms, at)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::float8[], $8::timestamptz[])`,
+      `WITH batch AS (INSERT INTO prediction_batches (id) VALUES ($9) ON CONFLICT (id) DO NOTHING RETURNING id)
+       INSERT INTO predictions (request_id, deployment, version, role, input_sha256, outcome, latency_ms, at)
+       SELECT u.* FROM batch, unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::float8[], $8::timestamptz[]) AS u`,
       [
         col('requestId'),
         col('deployment'),
@@ -116,7 +127,11 @@ export class PgPredictionSink implements PredictionSink {
         col('outcome'),
         col('latencyMs'),
         records.map((r) => new Date(r.at)),
+        batchId,
       ],
     );
+    // A batch is retried within minutes; its id need not be kept for long.
+    if (++this.writes % 100 === 0)
+      await this.pool.query(`DELETE FROM prediction_batches WHERE at < now() - interval '1 day'`);
   }
 }

@@ -23,6 +23,17 @@ after(async () => {
   await drop();
 });
 
+const record = (i: number): PredictionRecord => ({
+  requestId: `r${i}`,
+  deployment: 'd',
+  version: 'v1',
+  role: 'baseline',
+  inputSha256: null,
+  outcome: 'success',
+  latencyMs: 1,
+  at: Date.now(),
+});
+
 test('the proxy logs every answered request in batches: request id, version, role, input SHA-256, outcome', async () => {
   const base = await echoUpstream('baseline');
   const can = await echoUpstream('canary');
@@ -80,17 +91,7 @@ test('a full queue drops and counts; a PostgreSQL that refuses delays records wi
       droppedSeen += n;
     },
   );
-  const rec = (i: number): PredictionRecord => ({
-    requestId: `r${i}`,
-    deployment: 'd',
-    version: 'v1',
-    role: 'baseline',
-    inputSha256: null,
-    outcome: 'success',
-    latencyMs: 1,
-    at: Date.now(),
-  });
-  for (let i = 0; i < 150; i++) log.record(rec(i));
+  for (let i = 0; i < 150; i++) log.record(record(i));
   await log.flush();
   assert.equal(log.queued, 100);
   assert.equal(log.dropped, 50);
@@ -128,4 +129,27 @@ test('drops show up in the proxy metrics', async () => {
   await failing.close();
   await proxy.close();
   await base.close();
+});
+
+test('a batch whose answer was lost (PostgreSQL inserted it; the proxy never heard) is retried and stored once', async () => {
+  await db.pool.query('DELETE FROM predictions');
+  const relay = await startPgRelay(schemaUrl);
+  // query_timeout: a write whose answer never comes fails on the client, which then retries it.
+  const pool = new pg.Pool({ connectionString: relay.url, max: 1, query_timeout: 1000 });
+  pool.on('error', () => {});
+  await pool.query('SELECT 1'); // connected before the answers start to go missing
+  const log = new PredictionLog(new PgPredictionSink(pool), { maxQueue: 1000, batchSize: 50, flushMs: 60_000 }, silent);
+  for (let i = 0; i < 50; i++) log.record({ ...record(i), requestId: `lost-${i}` });
+  relay.swallow(true);
+  await log.flush();
+  assert.equal(log.queued, 50, 'unconfirmed: still queued');
+  assert.ok(relay.statements(/INSERT INTO predictions/i) >= 1, 'the insert did reach PostgreSQL');
+  relay.swallow(false); // the connections that lost their answers are cut; the pool reconnects
+  await log.flush();
+  assert.equal(log.queued, 0);
+  const n = (await db.pool.query("SELECT count(*)::int AS n FROM predictions WHERE request_id LIKE 'lost-%'")).rows[0]
+    .n;
+  assert.equal(n, 50, 'each prediction stored once');
+  await pool.end();
+  await relay.close();
 });
