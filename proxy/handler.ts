@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { ProxyConfig } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
-import type { Role, RouteTable, Upstream } from './contract/route-table.js';
+import { type Role, type RouteTable, type Upstream, upstreamParts } from './contract/route-table.js';
 import { HeldBodies, planBody } from './request/body-plan.js';
 import { CanaryInFlight, canaryRequest } from './request/canary-request.js';
 import { FAILURE_TO_ERROR, isOwnBodyTooLarge, sendError } from './request/errors.js';
@@ -149,10 +149,10 @@ export function createRequestHandler(deps: HandlerDeps) {
       claim?: () => boolean,
     ) =>
       forward(
-        pools.get(to.url),
+        pools.get(upstreamParts(to.url).origin),
         {
           method,
-          path: target.path,
+          path: upstreamParts(to.url).prefix + target.path,
           headers,
           body,
           signal,

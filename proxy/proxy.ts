@@ -4,7 +4,7 @@ import { AddressPolicy, portOf } from '../common/address-policy.js';
 import type { ProxyConfig } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
 import { createAdminServer } from './admin.js';
-import { EMPTY_TABLE, type RouteTable } from './contract/route-table.js';
+import { EMPTY_TABLE, type RouteTable, upstreamParts } from './contract/route-table.js';
 import type { StatsStore } from './contract/stats.js';
 import type { Trip } from './contract/trip.js';
 import { createRequestHandler } from './handler.js';
@@ -135,8 +135,8 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     recorder.onTable(next);
     const origins = new Set<string>();
     for (const d of Object.values(next.deployments)) {
-      origins.add(d.baseline.url);
-      if (d.canary) origins.add(d.canary.url);
+      origins.add(upstreamParts(d.baseline.url).origin);
+      if (d.canary) origins.add(upstreamParts(d.canary.url).origin);
     }
     pools.retain(origins);
     logger.info(

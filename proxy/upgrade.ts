@@ -2,7 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
-import type { DeploymentRoute, RouteTable } from './contract/route-table.js';
+import { type DeploymentRoute, type RouteTable, upstreamParts } from './contract/route-table.js';
 import type { OutcomeRecorder } from './request/outcomes.js';
 import { pickVariant } from './split/splitter.js';
 import { classifyError, classifyStatus } from './upstream/forward.js';
@@ -78,7 +78,7 @@ export function createUpgradeHandler(deps: {
     const up = (url.protocol === 'https:' ? https : http).request({
       host: url.hostname,
       port: url.port || (url.protocol === 'https:' ? 443 : 80),
-      path: target.path,
+      path: upstreamParts(upstream.url).prefix + target.path,
       method: req.method,
       headers,
       timeout: deps.headersTimeoutMs,

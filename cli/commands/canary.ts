@@ -14,7 +14,7 @@ import {
   UsageError,
 } from '../args.js';
 import { ApiError } from '../client.js';
-import { msf, pct, table, time, verdictColor } from '../format.js';
+import { color, msf, pct, table, time, verdictColor } from '../format.js';
 import { agreementText, businessLine, rulesTable, showDeployment, statsRows } from '../render.js';
 /** A deployment's canary: `start|status|traffic|promote|rollback|pause|resume|evaluate|health|agreement|metrics|wait|load`. */
 export async function canaryCommands(command: string, rest: string[]): Promise<boolean> {
@@ -152,7 +152,7 @@ export async function canaryCommands(command: string, rest: string[]): Promise<b
         values.json,
         d,
         () =>
-          `${command === 'promote' ? 'promoted' : 'rolled back'}: baseline is ${d.baseline.version}\n${showDeployment(d)}`,
+          `${command === 'promote' ? 'promoted' : 'rolled back'}: baseline is ${d.baseline.version}\n${(d.warnings ?? []).map((w: string) => `${color.yellow('warning:')} ${w}\n`).join('')}${showDeployment(d)}`,
       );
       return true;
     }

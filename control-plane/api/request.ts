@@ -34,8 +34,8 @@ export const actorOf = (req: FastifyRequest) => {
 };
 
 /** A deployment with its revision as ETag, so the next change can say which state it saw. */
-export const withEtag = (reply: FastifyReply, d: DeploymentRow) =>
-  reply.header('etag', etag(d.revision)).send(deploymentView(d));
+export const withEtag = (reply: FastifyReply, d: DeploymentRow, extra: Record<string, unknown> = {}) =>
+  reply.header('etag', etag(d.revision)).send({ ...deploymentView(d), ...extra });
 
 /** The `:name` path parameter. */
 export const nameOf = (req: FastifyRequest) => (req.params as { name: string }).name;

@@ -52,4 +52,10 @@ export const settingsFields = {
   retryMethods: { type: 'array', items: { type: 'string' } },
   websockets: { type: 'boolean' },
   allowForcedVariant: { type: 'boolean' },
+  health: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['path'],
+    properties: { path: { type: ['string', 'null'] } },
+  },
 } as const;

@@ -7,7 +7,16 @@ import type { RouteSettings } from '../../proxy/contract/route-table.js';
  * route-table shape the proxies apply. Set at creation, changed later with PATCH; anything
  * not given keeps its value (and an absent value is the proxy's default).
  */
+/**
+ * What is stored per deployment: the proxies' route settings, and the version probe's path
+ * (`healthPath`: absent = the usual health paths are tried; null = no probe), which stays in
+ * the control plane (the route table carries only RouteSettings).
+ */
+export type DeploymentSettings = RouteSettings & { healthPath?: string | null };
+
 export interface SettingsInput {
+  /** The version probe: `{path: "/ready"}`, `{path: "auto"}` (the usual paths) or `{path: null}` (none). */
+  health?: unknown;
   timeouts?: { headers?: unknown; idle?: unknown };
   hedgeCanaryAfter?: unknown;
   retryMethods?: unknown;
@@ -32,9 +41,9 @@ function duration(v: unknown, field: string): number {
 /** Applies `input` over `current`; throws BAD_REQUEST naming the field. */
 export function resolveSettings(
   input: SettingsInput,
-  current: { settings: RouteSettings; retryCanaryOnBaseline: boolean },
+  current: { settings: DeploymentSettings; retryCanaryOnBaseline: boolean },
 ) {
-  const settings: RouteSettings = { ...current.settings };
+  const settings: DeploymentSettings = { ...current.settings };
   let retry = current.retryCanaryOnBaseline;
   if (input.timeouts !== undefined) {
     if (typeof input.timeouts !== 'object' || input.timeouts === null)
@@ -58,6 +67,19 @@ export function resolveSettings(
     if (typeof input[k] !== 'boolean') throw bad(k, 'expected true or false');
     settings[k] = input[k] as boolean;
   }
+  if (input.health !== undefined) {
+    const h = input.health as { path?: unknown } | null;
+    if (typeof h !== 'object' || h === null || !('path' in h))
+      throw bad('health', 'expected {path: "/healthz" | "auto" | null}');
+    if (h.path === 'auto') delete settings.healthPath;
+    else if (h.path === null) settings.healthPath = null;
+    else if (typeof h.path === 'string' && /^\/[^\s#]{0,199}$/.test(h.path)) settings.healthPath = h.path;
+    else
+      throw bad(
+        'health.path',
+        'expected a path starting with "/" (at most 200 characters), "auto", or null for no probe',
+      );
+  }
   if (input.retryCanaryOnBaseline !== undefined) {
     if (typeof input.retryCanaryOnBaseline !== 'boolean') throw bad('retryCanaryOnBaseline', 'expected true or false');
     retry = input.retryCanaryOnBaseline;
@@ -70,7 +92,7 @@ const asDuration = (ms: number) =>
 
 /** The API view of the settings, with the defaults the proxy applies when one is absent. */
 export function settingsToApi(
-  s: RouteSettings,
+  s: DeploymentSettings,
   retryCanaryOnBaseline: boolean,
   defaults: { headersTimeoutMs: number; idleTimeoutMs: number },
 ) {
@@ -85,5 +107,6 @@ export function settingsToApi(
     retryMethods: s.retryMethods ?? 'all',
     websockets: s.websockets ?? true,
     allowForcedVariant: s.allowForcedVariant ?? false,
+    health: { path: s.healthPath === undefined ? 'auto' : s.healthPath },
   };
 }

@@ -1,4 +1,10 @@
-import { DEFAULT_MAX_PROXY_LAG_MS, type RouteTable, type ShadowRoute } from '../../proxy/contract/route-table.js';
+import {
+  DEFAULT_MAX_PROXY_LAG_MS,
+  type RouteSettings,
+  type RouteTable,
+  type ShadowRoute,
+} from '../../proxy/contract/route-table.js';
+import type { DeploymentSettings } from '../model/settings.js';
 import type { CanaryRow, DeploymentRow } from '../state/types.js';
 
 /**
@@ -14,7 +20,7 @@ export function buildRouteTable(rows: { version: number; deployments: Deployment
       baseline: { version: d.baselineVersion, url: d.baselineUrl },
       canary: d.canary ? { version: d.canary.version, url: d.canary.url, weight: d.canary.weight } : null,
       retryCanaryOnBaseline: d.retryCanaryOnBaseline,
-      settings: d.settings,
+      settings: routeSettings(d.settings),
       ...(d.canary ? shadowRoute(d.canary) : {}),
     };
   }
@@ -35,4 +41,10 @@ function shadowRoute(c: CanaryRow): { shadow: ShadowRoute } | Record<string, nev
       compare: s.compare,
     },
   };
+}
+
+/** What the proxies apply: the settings without the control plane's own (the version probe). */
+function routeSettings(s: DeploymentSettings): RouteSettings {
+  const { healthPath: _probe, ...route } = s;
+  return route;
 }

@@ -15,7 +15,15 @@ export function checkUrl(url: unknown, field: string): string {
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:')
     throw new CanaryError('BAD_REQUEST', `${field}: only http and https model servers are supported`);
-  return u.origin;
+  if (u.search || u.hash)
+    throw new CanaryError(
+      'BAD_REQUEST',
+      `${field}: a query string or fragment is not allowed in a model server URL (requests keep their own): ${JSON.stringify(url)}`,
+    );
+  if (u.username || u.password)
+    throw new CanaryError('BAD_REQUEST', `${field}: credentials in a model server URL are not allowed`);
+  // The path is a prefix every request keeps: http://h/models/iris receives /models/iris/predict.
+  return u.origin + u.pathname.replace(/\/+$/, '');
 }
 
 export function checkName(v: unknown, field: string): string {

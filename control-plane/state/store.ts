@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { CanaryError } from '../../common/errors.js';
-import type { RouteSettings } from '../../proxy/contract/route-table.js';
 import type { Policy } from '../model/policy.js';
+import type { DeploymentSettings } from '../model/settings.js';
 import { DEPLOYMENT_SELECT, toAnalysis, toCanary, toDeployment, toEvent, toVersion } from './rows.js';
 import type {
   AnalysisRow,
@@ -204,7 +204,7 @@ export class ControlStore {
     baselineVersion: string,
     defaultPolicy: unknown,
     retry: boolean,
-    settings: RouteSettings = {},
+    settings: DeploymentSettings = {},
   ): Promise<void> {
     const r = await q.query(
       'INSERT INTO deployments (name, baseline_version, default_policy, retry_canary_on_baseline, settings) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING',
@@ -248,7 +248,7 @@ export class ControlStore {
     await q.query('DELETE FROM versions WHERE deployment = $1 AND version = $2', [deployment, version]);
   }
 
-  async setSettings(q: Q, name: string, settings: RouteSettings, retryCanaryOnBaseline: boolean): Promise<void> {
+  async setSettings(q: Q, name: string, settings: DeploymentSettings, retryCanaryOnBaseline: boolean): Promise<void> {
     await q.query(
       'UPDATE deployments SET settings = $2, retry_canary_on_baseline = $3, updated_at = now() WHERE name = $1',
       [name, JSON.stringify(settings), retryCanaryOnBaseline],

@@ -1,6 +1,6 @@
-import type { RouteSettings } from '../../proxy/contract/route-table.js';
 import type { Policy } from '../model/policy.js';
 import type { CanaryProgress } from '../model/progress.js';
+import type { DeploymentSettings } from '../model/settings.js';
 import type { Decision, RuleEvidence, Verdict } from '../model/verdict.js';
 
 /** decide()'s memory of a canary between analyses, kept in canaries.analysis_state. */
@@ -64,7 +64,7 @@ export interface DeploymentRow {
   defaultPolicy: Record<string, unknown>;
   retryCanaryOnBaseline: boolean;
   /** Data-plane settings in the route table's shape ({} = the proxy's defaults). */
-  settings: RouteSettings;
+  settings: DeploymentSettings;
   revision: number;
   createdAt: number;
   updatedAt: number;

@@ -5,9 +5,16 @@ import type { ControlStore } from '../state/store.js';
 /** How many earlier serving versions per deployment are kept probed and ready for rollback. */
 export const READY_PREVIOUS_VERSIONS = 3;
 
+/** Where model servers answer health checks: canary-mesh's own, common servers', KServe v2 / Triton, SageMaker. */
+export const USUAL_HEALTH_PATHS = ['/healthz', '/health', '/v2/health/ready', '/ping'];
+
 /**
- * Probes `GET /healthz` of the serving, canary and the newest retired versions, so a
- * rollback never goes to a model server that is gone. Results land on the version rows.
+ * Probes the serving, canary and the newest retired versions, so a person rolling back can
+ * see which model servers answer. Each deployment's `health.path` says where (null: no probe);
+ * by default the usual health paths are tried, and a server answering any of them below 500
+ * counts as up — plenty of model servers (`python3 -m http.server`, a Flask app) have none. A
+ * failing probe is shown and warned about; it never blocks a rollback. Results land on the
+ * version rows.
  */
 export class VersionProber {
   private timer: NodeJS.Timeout | null = null;
@@ -26,22 +33,16 @@ export class VersionProber {
 
   async probeAll(): Promise<void> {
     try {
-      const versions = await this.store.versionsToProbe(READY_PREVIOUS_VERSIONS);
+      const [versions, deployments] = await Promise.all([
+        this.store.versionsToProbe(READY_PREVIOUS_VERSIONS),
+        this.store.listDeployments(),
+      ]);
+      const pathOf = new Map(deployments.map((d) => [d.name, d.settings.healthPath]));
       await Promise.all(
         versions.map(async (v) => {
-          let healthy = false;
-          let error: string | null = null;
-          try {
-            const res = await request(new URL('/healthz', v.url), {
-              headersTimeout: this.timeoutMs,
-              bodyTimeout: this.timeoutMs,
-            });
-            await res.body.dump();
-            healthy = res.statusCode === 200;
-            if (!healthy) error = `GET /healthz answered ${res.statusCode}`;
-          } catch (err) {
-            error = (err as Error).message;
-          }
+          const path = pathOf.get(v.deployment);
+          if (path === null) return; // no probe for this deployment: health unknown, nothing claimed
+          const { healthy, error } = await this.probe(v.url, path);
           if (v.healthy !== healthy)
             this.logger[healthy ? 'info' : 'warn'](
               { deployment: v.deployment, version: v.version, error },
@@ -53,6 +54,30 @@ export class VersionProber {
     } catch (err) {
       this.logger.warn({ err: (err as Error).message }, 'version probes failed');
     }
+  }
+
+  /** One version: its path (the URL's prefix kept), or the usual ones in turn. */
+  private async probe(url: string, path: string | undefined): Promise<{ healthy: boolean; error: string | null }> {
+    const paths = path === undefined ? USUAL_HEALTH_PATHS : [path];
+    const answers: string[] = [];
+    let up = false;
+    for (const p of paths) {
+      try {
+        const res = await request(url.replace(/\/$/, '') + p, {
+          headersTimeout: this.timeoutMs,
+          bodyTimeout: this.timeoutMs,
+        });
+        await res.body.dump();
+        if (res.statusCode >= 200 && res.statusCode < 300) return { healthy: true, error: null };
+        answers.push(`GET ${p} answered ${res.statusCode}`);
+        if (res.statusCode < 500) up = true;
+      } catch (err) {
+        return { healthy: false, error: `GET ${p}: ${(err as Error).message}` };
+      }
+    }
+    // A server that answers, without a health endpoint: up, unless it was told where to look.
+    if (up && path === undefined) return { healthy: true, error: null };
+    return { healthy: false, error: answers.join('; ') };
   }
 
   stop(): void {

@@ -60,6 +60,36 @@ function mirrorPolicies(d: DeploymentRoute) {
   };
 }
 
+/** A version URL's path prefix (`http://h/models/iris` → `/models/iris`; none → ''). */
+const pathPrefix = (url: string) => new URL(url).pathname.replace(/\/$/, '');
+
+/**
+ * The HTTP listener's routes for one deployment: `/{deployment}/{rest}` → `{prefix}/{rest}`,
+ * the version URL's path prefix kept as the proxy keeps it. Envoy rewrites per route, not per
+ * weighted cluster, so versions with different prefixes get a route each, the canary's taking
+ * its share of requests by runtime_fraction (Envoy's traffic-shifting form).
+ */
+function httpRoutes(d: DeploymentRoute) {
+  const match = { prefix: `/${d.name}/` };
+  const base = pathPrefix(d.baseline.url);
+  if (!d.canary || pathPrefix(d.canary.url) === base)
+    return [
+      { match, route: { prefix_rewrite: `${base}/`, weighted_clusters: weightedClusters(d), ...mirrorPolicies(d) } },
+    ];
+  // All of one version: the weighted cluster lists of a 0% and a 100% canary.
+  const baseline = weightedClusters({ ...d, canary: { ...d.canary, weight: 0 } });
+  const canary = weightedClusters({ ...d, canary: { ...d.canary, weight: 100 } });
+  const share = Math.round(d.canary.weight * 100);
+  const fraction = { default_value: { numerator: share, denominator: 'TEN_THOUSAND' } };
+  return [
+    {
+      match: { ...match, runtime_fraction: fraction },
+      route: { prefix_rewrite: `${pathPrefix(d.canary.url)}/`, weighted_clusters: canary },
+    },
+    { match, route: { prefix_rewrite: `${base}/`, weighted_clusters: baseline, ...mirrorPolicies(d) } },
+  ];
+}
+
 function weightedClusters(d: DeploymentRoute) {
   const canaryWeight = d.canary ? Math.round(d.canary.weight * WEIGHT_SCALE) : 0;
   const entry = (role: string, version: string, weight: number) => ({
@@ -137,10 +167,7 @@ export function buildSnapshot(table: RouteTable, opts: XdsOptions = DEFAULT_XDS_
       {
         name: 'deployments',
         domains: ['*'],
-        routes: deployments.map((d) => ({
-          match: { prefix: `/${d.name}/` },
-          route: { prefix_rewrite: '/', weighted_clusters: weightedClusters(d), ...mirrorPolicies(d) },
-        })),
+        routes: deployments.flatMap(httpRoutes),
       },
     ],
   });

@@ -10,7 +10,10 @@ export type Role = 'baseline' | 'canary';
 export interface Upstream {
   /** Model version served at this upstream, e.g. "v2". Stats are keyed by it. */
   version: string;
-  /** Origin of the model server, e.g. "http://10.0.0.5:8000" (path ignored). */
+  /**
+   * The model server, e.g. "http://10.0.0.5:8000", or with a path prefix that every request
+   * keeps: "http://h/models/iris" receives `/models/iris/predict` for `/predict`.
+   */
   url: string;
 }
 
@@ -100,7 +103,23 @@ function checkUpstream(u: unknown, where: string): Upstream {
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw new RouteTableError(`${where}.url: only http and https upstreams are supported`);
   }
-  return { version, url: parsed.origin };
+  if (parsed.search || parsed.hash)
+    throw new RouteTableError(`${where}.url: a query string or fragment is not allowed (requests keep their own)`);
+  return { version, url: parsed.origin + parsed.pathname.replace(/\/+$/, '') };
+}
+
+const PARTS = new Map<string, { origin: string; prefix: string }>();
+
+/** An upstream URL's origin (what a pool connects to) and path prefix (what every request path gets in front). */
+export function upstreamParts(url: string): { origin: string; prefix: string } {
+  let p = PARTS.get(url);
+  if (!p) {
+    const u = new URL(url);
+    p = { origin: u.origin, prefix: u.pathname.replace(/\/+$/, '') };
+    if (PARTS.size > 10_000) PARTS.clear(); // the table's URLs, not per request: a bound for safety
+    PARTS.set(url, p);
+  }
+  return p;
 }
 
 const ms = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v > 0 && v <= 24 * 3600_000;

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { type Answer, compareAnswers } from '../contract/compare.js';
-import type { DeploymentRoute, ShadowRoute, Upstream } from '../contract/route-table.js';
+import { type DeploymentRoute, type ShadowRoute, type Upstream, upstreamParts } from '../contract/route-table.js';
 import { isModelError, type Outcome } from '../contract/stats.js';
 import type { StatsAccumulator } from '../telemetry/accumulator.js';
 import type { ProxyRecorder } from '../telemetry/recorder.js';
@@ -162,9 +162,10 @@ export class ShadowMirror {
       ctl.abort();
     }, shadow.timeoutMs);
     try {
-      const r = await this.deps.pools.get(to.url).request({
+      const { origin, prefix } = upstreamParts(to.url);
+      const r = await this.deps.pools.get(origin).request({
         method: req.method as 'POST',
-        path: req.path,
+        path: prefix + req.path,
         body: req.body ?? undefined,
         signal: ctl.signal,
         headers: { ...req.headers, 'x-canary-shadow': 'true' },

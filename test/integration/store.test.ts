@@ -61,12 +61,22 @@ function storeSuite(name: string, open: () => Promise<{ db: Database; cleanup():
 
     test('creates a deployment with its event and publishes a route table', async () => {
       const d = await rollout.deployments.createDeployment(
-        { name: 'iris', baseline: { version: 'v1', url: 'http://127.0.0.1:9001/ignored' } },
+        { name: 'iris', baseline: { version: 'v1', url: 'http://127.0.0.1:9001/models/iris/' } },
         'tester',
       );
       assert.equal(d.status, 'stable');
-      assert.equal(d.baselineUrl, 'http://127.0.0.1:9001');
-      assert.deepEqual(pub.last.deployments.iris.baseline, { version: 'v1', url: 'http://127.0.0.1:9001' });
+      // The path is a prefix every request keeps (the trailing slash is not part of it).
+      assert.equal(d.baselineUrl, 'http://127.0.0.1:9001/models/iris');
+      assert.deepEqual(pub.last.deployments.iris.baseline, { version: 'v1', url: 'http://127.0.0.1:9001/models/iris' });
+      for (const url of ['http://127.0.0.1:9001/?a=1', 'http://127.0.0.1:9001/#top']) {
+        await assert.rejects(
+          rollout.deployments.createDeployment({ name: 'q', baseline: { version: 'v1', url } }, 't'),
+          (e) =>
+            e instanceof CanaryError &&
+            e.code === 'BAD_REQUEST' &&
+            /^baseline\.url: a query string or fragment/.test(e.message),
+        );
+      }
       await assert.rejects(
         rollout.deployments.createDeployment({ name: 'iris', baseline: { version: 'v1', url: 'http://x' } }, 't'),
         code('DEPLOYMENT_EXISTS'),

@@ -71,7 +71,8 @@ export function canaryRoutes(app: FastifyInstance, opts: AppOptions): void {
     { schema: { params: nameParam, body: rollbackBody } },
     async (req, reply) => {
       const body = (req.body ?? {}) as { reason?: string; target?: 'canary' | 'baseline'; toVersion?: string };
-      return withEtag(reply, await rollout.canary.rollback(nameOf(req), body, actorOf(req), preconditionOf(req)));
+      const d = await rollout.canary.rollback(nameOf(req), body, actorOf(req), preconditionOf(req));
+      return withEtag(reply, d, d.warnings.length ? { warnings: d.warnings } : {});
     },
   );
 

@@ -228,16 +228,20 @@ export class CanaryCommands {
    * running that is 409 NO_CANARY — so a rollback racing a promotion can never roll back the
    * baseline the promotion just made. The baseline is rolled back only when asked for
    * (target "baseline" or `toVersion`): to `toVersion`, or by default to the newest earlier
-   * version that served, is healthy, and was not itself rolled back.
+   * version that served and was not itself rolled back — a healthy one if there is one. A
+   * failing health probe never blocks a rollback a person asked for (a model server may have
+   * no health endpoint, or the probe may be what is broken): it is said in the answer's
+   * `warnings` and in the event, and the rollback goes ahead.
    */
   async rollback(
     name: string,
     body: { reason?: string | null; target?: 'canary' | 'baseline'; toVersion?: string; force?: boolean },
     actor: string,
     pre: Precondition = {},
-  ): Promise<DeploymentRow> {
+  ): Promise<DeploymentRow & { warnings: string[] }> {
     const reason = body.reason ?? null;
     const toVersion = body.toVersion;
+    const warnings: string[] = [];
     const target = toVersion !== undefined ? 'baseline' : (body.target ?? 'canary');
     if (body.target === 'canary' && toVersion !== undefined)
       throw new CanaryError(
@@ -261,22 +265,22 @@ export class CanaryCommands {
             `a canary (${d.canary.version}) is running: roll it back first, then the baseline`,
           );
         const versions = await this.store.listVersions(name, q);
+        const earlier = versions
+          .filter((v) => v.state === 'retired')
+          .sort((a, b) => (b.servedUntil ?? 0) - (a.servedUntil ?? 0));
         const found =
           toVersion === undefined
-            ? versions
-                .filter((v) => v.state === 'retired' && v.healthy !== false)
-                .sort((a, b) => (b.servedUntil ?? 0) - (a.servedUntil ?? 0))[0]
+            ? (earlier.find((v) => v.healthy !== false) ?? earlier[0])
             : versions.find((v) => v.version === toVersion);
         if (toVersion !== undefined && !found)
           throw new CanaryError('VERSION_NOT_FOUND', `version ${toVersion} is not registered for ${name}`);
         if (!found)
-          throw new CanaryError('NO_ROLLBACK_TARGET', `no earlier healthy version of ${name} to roll back to`);
+          throw new CanaryError('NO_ROLLBACK_TARGET', `no earlier version of ${name} that served to roll back to`);
         if (found.version === d.baselineVersion)
           throw new CanaryError('BAD_REQUEST', `${found.version} is already the baseline`);
         if (found.healthy === false)
-          throw new CanaryError(
-            'NO_ROLLBACK_TARGET',
-            `version ${found.version} failed its last health probe (${found.lastProbeError ?? 'unhealthy'})`,
+          warnings.push(
+            `version ${found.version} failed its last health probe (${found.lastProbeError ?? 'unhealthy'}); rolled back to it as asked`,
           );
         const forced = await this.checkNotFailed(q, name, found, body.force, 'make the baseline');
         await this.store.setVersionState(q, name, d.baselineVersion, 'rolled_back');
@@ -289,11 +293,11 @@ export class CanaryCommands {
           actor,
           reason,
           { target: 'baseline', baseline: d.baselineVersion },
-          { baseline: found.version, ...(forced ? { forced: true } : {}) },
+          { baseline: found.version, ...(forced ? { forced: true } : {}), ...(warnings.length ? { warnings } : {}) },
         );
       },
       pre,
     );
-    return deploymentOrThrow(this.store, name);
+    return { ...(await deploymentOrThrow(this.store, name)), warnings };
   }
 }
