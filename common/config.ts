@@ -188,6 +188,8 @@ export const CONTROL_DEFAULTS = {
 
 export interface ControlPlaneConfig {
   apiHost: string;
+  /** The API's client header timeout (CANARY_CLIENT_HEADER_TIMEOUT, as the proxy's), checked every second. */
+  clientHeaderTimeoutMs: number;
   apiPort: number;
   /** null: no auth, and then the API only listens on loopback. */
   token: string | null;
@@ -228,6 +230,7 @@ export function loadControlPlaneConfig(
 ): Readonly<ControlPlaneConfig> {
   const cfg: ControlPlaneConfig = {
     apiHost: env.CANARY_API_HOST || '127.0.0.1',
+    clientHeaderTimeoutMs: duration(env, 'CANARY_CLIENT_HEADER_TIMEOUT', DEFAULTS.clientHeaderTimeout),
     apiPort: int(env, 'CANARY_API_PORT', DEFAULTS.apiPort, 0, 65535),
     token: env.CANARY_API_TOKEN || null,
     allowedOrigins: list(env, 'CANARY_ALLOWED_ORIGINS'),

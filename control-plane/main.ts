@@ -165,6 +165,7 @@ export async function startControlPlane(
     token: config.token,
     allowedOrigins: config.allowedOrigins,
     allowedHosts: config.allowedHosts,
+    headersTimeoutMs: config.clientHeaderTimeoutMs,
     notReady,
     logger,
     xds: xds?.server ?? null,
@@ -306,7 +307,8 @@ export async function runControlPlaneCommand(): Promise<void> {
 }
 
 export async function runUpCommand(opts: { json?: boolean } = {}): Promise<void> {
-  const stack = await startStack(loadControlPlaneConfig(), loadProxyConfig());
+  const proxyConfig = loadProxyConfig();
+  const stack = await startStack(loadControlPlaneConfig(), proxyConfig);
   const xds = stack.controlPlane.xds;
   process.stdout.write(
     `${JSON.stringify({ ready: true, component: 'up', api: stack.controlPlane.url, proxy: stack.proxy.url, admin: stack.proxy.adminUrl, xds: xds ? xds.port : null })}\n`,
@@ -316,7 +318,9 @@ export async function runUpCommand(opts: { json?: boolean } = {}): Promise<void>
       [
         '',
         'canary-mesh is up:',
-        `  proxy      ${stack.proxy.url}/{deployment}/…   point clients here`,
+        proxyConfig.deployment
+          ? `  proxy      ${stack.proxy.url}/…   sidecar for ${proxyConfig.deployment}: point its clients here, paths unchanged`
+          : `  proxy      ${stack.proxy.url}/{deployment}/…   point clients here`,
         `  API        ${stack.controlPlane.url}/v1   (OpenAPI: /openapi.json, /docs)`,
         `  dashboard  ${stack.controlPlane.url}/`,
         `  admin      ${stack.proxy.adminUrl}   (/metrics, /healthz, /readyz, /routes)`,

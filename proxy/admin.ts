@@ -25,8 +25,16 @@ export function createAdminServer(deps: {
   appliedAt: () => number | null;
   /** DNS names answered besides loopback and IP literals. */
   allowedHosts?: string[];
+  /** The client header timeout, as the data port's (checked every second, not Node's 30 s). */
+  headersTimeoutMs?: number;
 }) {
-  return http.createServer((req, res) => {
+  const headersTimeout = deps.headersTimeoutMs ?? 60_000;
+  const limits = {
+    headersTimeout,
+    requestTimeout: Math.max(60_000, headersTimeout),
+    connectionsCheckingInterval: 1000,
+  };
+  return http.createServer(limits, (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     // DNS rebinding: a page whose name was rebound to this address sends its own name as Host
     // (an IP literal cannot be rebound, so Prometheus scraping by address is answered).

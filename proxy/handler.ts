@@ -16,7 +16,7 @@ import type { ProxyRecorder } from './telemetry/recorder.js';
 import { BodyTooLargeError, prepareBody, type RequestBody } from './upstream/body.js';
 import { Cancel } from './upstream/cancel.js';
 import { AnswerCapture, type ForwardResult, forward } from './upstream/forward.js';
-import { requestHeadersForUpstream } from './upstream/headers.js';
+import { relocator, requestHeadersForUpstream } from './upstream/headers.js';
 import type { LatencyTracker } from './upstream/hedge.js';
 import type { UpstreamPools } from './upstream/pools.js';
 
@@ -103,11 +103,14 @@ export function createRequestHandler(deps: HandlerDeps) {
         return sendError(res, 'BODY_TOO_LARGE', err.message, { ...variantHeaders, connection: 'close' });
       return; // the client aborted while sending its body
     }
+    // Gateway mode: the model learns where the client's paths begin, and its redirects are mapped back.
+    const gatewayPrefix = config.deployment ? null : `/${encodeURIComponent(route.name)}`;
     const headers = requestHeadersForUpstream(
       req.headersDistinct,
       requestId,
       req.socket.remoteAddress,
       config.trustProxy,
+      gatewayPrefix,
     );
     const resendable = plan.hold && (body === null || Buffer.isBuffer(body));
     const release = held.take(resendable && Buffer.isBuffer(body) ? body.length : 0);
@@ -157,6 +160,7 @@ export function createRequestHandler(deps: HandlerDeps) {
           body,
           signal,
           capture: as === 'baseline' ? capture : undefined,
+          relocate: gatewayPrefix === null ? undefined : relocator(gatewayPrefix, upstreamParts(to.url)),
           headersTimeoutMs: settings.headersTimeoutMs ?? config.upstreamTimeoutMs,
           bodyTimeoutMs: settings.idleTimeoutMs ?? config.upstreamBodyTimeoutMs,
         },

@@ -237,6 +237,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     hasTable: () => appliedAt !== null,
     appliedAt: () => appliedAt,
     allowedHosts: config.allowedHosts,
+    headersTimeoutMs: config.clientHeaderTimeoutMs,
   });
 
   flusher.start();

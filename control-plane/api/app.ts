@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import { Ajv } from 'ajv';
@@ -36,6 +37,8 @@ export interface AppOptions {
   /** The xDS server, for its status endpoint. */
   xds?: XdsServer | null;
   alerts?: AlertDispatcher | null;
+  /** The client header timeout (CANARY_CLIENT_HEADER_TIMEOUT). */
+  headersTimeoutMs?: number;
 }
 
 /**
@@ -95,6 +98,17 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   const { token } = opts;
   const app = Fastify({
     loggerInstance: opts.logger as FastifyBaseLogger,
+    // Node checks its header and request timeouts every 30 s unless told otherwise: a client
+    // trickling header lines would hold a socket up to 30 s past the timeout.
+    serverFactory: (handler) =>
+      http.createServer(
+        {
+          headersTimeout: opts.headersTimeoutMs ?? 60_000,
+          requestTimeout: Math.max(5 * 60_000, opts.headersTimeoutMs ?? 0),
+          connectionsCheckingInterval: 1000,
+        },
+        handler,
+      ),
     bodyLimit: 1024 * 1024,
     // Per-request logs would drown the audit-relevant ones; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),

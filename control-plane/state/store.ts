@@ -143,13 +143,13 @@ export class ControlStore {
     return (await this.pool.query("SELECT * FROM canaries WHERE outcome = 'running' ORDER BY id")).rows.map(toCanary);
   }
 
-  /** Versions whose upstream the prober checks: serving, canary, and the newest retired ones. */
+  /** Versions whose upstream the prober checks: serving, canary, and the newest earlier ones (retired or rolled back: both can be rolled back to). */
   async versionsToProbe(retiredPerDeployment: number): Promise<VersionRow[]> {
     const r = await this.pool.query(
       `
       SELECT * FROM (
         SELECT v.*, row_number() OVER (PARTITION BY deployment ORDER BY served_until DESC NULLS LAST) AS rn
-          FROM versions v WHERE state = 'retired') x WHERE rn <= $1
+          FROM versions v WHERE state IN ('retired', 'rolled_back')) x WHERE rn <= $1
       UNION ALL SELECT v.*, 0 FROM versions v WHERE state IN ('serving', 'canary')`,
       [retiredPerDeployment],
     );

@@ -16,6 +16,8 @@ export interface UpstreamRequest {
   signal?: Cancel;
   /** Keeps a copy of the answer sent to the client (a shadow compares with it). */
   capture?: AnswerCapture;
+  /** Gateway mode: Location and Content-Location rewritten into the deployment's prefix. */
+  relocate?: (value: string) => string;
 }
 
 /** A bounded copy of an answer as it streams to the client. */
@@ -155,7 +157,7 @@ export function forward(
           // Node's server would add "Keep-Alive: timeout=N" to every answer; the client gets the
           // model's headers and ours (x-canary-*), nothing else. (The connection stays keep-alive.)
           (res as unknown as { _defaultKeepAlive: boolean })._defaultKeepAlive = false;
-          res.writeHead(status, statusText, rawResponseHeadersForClient(rawHeaders, extraHeaders));
+          res.writeHead(status, statusText, rawResponseHeadersForClient(rawHeaders, extraHeaders, up.relocate));
           res.on('drain', resume);
           return !res.writableNeedDrain;
         },

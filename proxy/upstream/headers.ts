@@ -46,6 +46,8 @@ export function requestHeadersForUpstream(
   requestId: string,
   remoteAddress: string | undefined,
   trustProxy = false,
+  /** Gateway mode: `/{deployment}`, sent as X-Forwarded-Prefix (where the client's paths begin). */
+  forwardedPrefix: string | null = null,
 ): Record<string, string | string[]> {
   const listed = connectionListed(incoming.connection);
   const out: Record<string, string | string[]> = {};
@@ -60,6 +62,7 @@ export function requestHeadersForUpstream(
   out['x-forwarded-for'] = chain ? `${chain}, ${remoteAddress ?? ''}` : (remoteAddress ?? '');
   const host = Array.isArray(incoming.host) ? incoming.host[0] : incoming.host;
   if (host) out['x-forwarded-host'] = host;
+  if (forwardedPrefix !== null) out['x-forwarded-prefix'] = forwardedPrefix;
   return out;
 }
 
@@ -68,7 +71,12 @@ export function requestHeadersForUpstream(
  * `res.writeHead`, in the order and repetition the model sent them, minus hop-by-hop ones
  * (and any the upstream's Connection names), plus ours.
  */
-export function rawResponseHeadersForClient(raw: Buffer[], extra: Record<string, string>): string[] {
+export function rawResponseHeadersForClient(
+  raw: Buffer[],
+  extra: Record<string, string>,
+  /** Gateway mode: rewrites Location and Content-Location into the deployment's prefix. */
+  relocate?: (value: string) => string,
+): string[] {
   let listed: Set<string> | null = null;
   for (let i = 0; i < raw.length; i += 2) {
     if (raw[i].length === 10 && raw[i].toString('latin1').toLowerCase() === 'connection')
@@ -79,8 +87,36 @@ export function rawResponseHeadersForClient(raw: Buffer[], extra: Record<string,
     const name = raw[i].toString('latin1');
     const lower = name.toLowerCase();
     if ((HOP_BY_HOP.has(lower) && lower !== 'host') || listed?.has(lower)) continue;
-    out.push(name, raw[i + 1].toString('latin1'));
+    const value = raw[i + 1].toString('latin1');
+    out.push(name, relocate && (lower === 'location' || lower === 'content-location') ? relocate(value) : value);
   }
   for (const name in extra) out.push(name, extra[name]);
   return out;
+}
+
+/**
+ * Gateway mode, where the client asked for `/{deployment}/{rest}` and the model server saw
+ * `{prefix}/{rest}`: a Location (or Content-Location) the model gives relative to its own root,
+ * or as an absolute URL on its own origin, is rewritten into the deployment's prefix, so a
+ * redirect to `/hello` sends the client to `/{deployment}/hello` on the proxy. Relative
+ * references without a leading slash already resolve under the deployment; other origins are
+ * left alone.
+ */
+export function relocator(deploymentPrefix: string, upstream: { origin: string; prefix: string }) {
+  return (value: string): string => {
+    let path: string;
+    if (value.startsWith('/') && !value.startsWith('//')) path = value;
+    else {
+      try {
+        const u = new URL(value);
+        if (u.origin !== upstream.origin) return value;
+        path = u.pathname + u.search + u.hash;
+      } catch {
+        return value; // a relative reference: it resolves under the deployment already
+      }
+    }
+    if (upstream.prefix && (path === upstream.prefix || path.startsWith(`${upstream.prefix}/`)))
+      path = path.slice(upstream.prefix.length) || '/';
+    return deploymentPrefix + path;
+  };
 }
