@@ -4,7 +4,7 @@ import { parseRouteTable, RouteTableError } from '../../proxy/contract/route-tab
 import { resolveTarget } from '../../proxy/request/target.js';
 import { rawResponseHeadersForClient, requestHeadersForUpstream } from '../../proxy/upstream/headers.js';
 
-test('a valid table is normalised: origins only, retry on by default', () => {
+test('a valid table is normalised: a path prefix kept, retry on by default', () => {
   const t = parseRouteTable({
     version: 3,
     deployments: {
@@ -14,7 +14,7 @@ test('a valid table is normalised: origins only, retry on by default', () => {
       },
     },
   });
-  assert.equal(t.deployments.iris.baseline.url, 'http://a:1');
+  assert.equal(t.deployments.iris.baseline.url, 'http://a:1/x');
   assert.equal(t.deployments.iris.retryCanaryOnBaseline, true);
   assert.equal(t.deployments.iris.canary?.weight, 20);
 });
@@ -83,4 +83,60 @@ test('hop-by-hop headers and those named in Connection are not forwarded', () =>
   ].map((v) => Buffer.from(v));
   const back = rawResponseHeadersForClient(raw, { 'x-canary-variant': 'canary' });
   assert.deepEqual(back, ['Content-Type', 'a/b', 'Set-Cookie', 'a', 'Set-Cookie', 'b', 'x-canary-variant', 'canary']);
+});
+
+test("xDS: a version URL's path prefix becomes Envoy's prefix_rewrite; versions with different prefixes get a route each, the canary's by runtime_fraction; both encode as Envoy's RouteConfiguration", async () => {
+  const { buildSnapshot, ENVOY_LISTENER, checkConsistency } = await import('../../control-plane/xds/snapshot.js');
+  const { TYPE } = await import('../../control-plane/xds/protos.js');
+  const { encode, decode } = await import('../../control-plane/xds/codec.js');
+  const routesOf = (baseline: string, canary: string) => {
+    const snapshot = buildSnapshot(
+      parseRouteTable({
+        version: 1,
+        deployments: {
+          iris: {
+            baseline: { version: 'v1', url: baseline },
+            canary: { version: 'v2', url: canary, weight: 12.5 },
+          },
+        },
+      }),
+    );
+    assert.deepEqual(checkConsistency(snapshot), []);
+    const route = snapshot.resources[TYPE.route].get(ENVOY_LISTENER)!;
+    return (decode(TYPE.route, encode(TYPE.route, route)) as any).virtual_hosts[0].routes;
+  };
+  const same = routesOf('http://127.0.0.1:8001/models/iris', 'http://127.0.0.1:8002/models/iris');
+  assert.equal(same.length, 1);
+  assert.equal(same[0].route.prefix_rewrite, '/models/iris/');
+  assert.deepEqual(
+    same[0].route.weighted_clusters.clusters.map((c: any) => [c.name, c.weight.value]),
+    [
+      ['iris__v1', 8750],
+      ['iris__v2', 1250],
+    ],
+  );
+  const different = routesOf('http://127.0.0.1:8001/v1/models/iris', 'http://127.0.0.1:8002/v2/models/iris');
+  assert.deepEqual(
+    different.map((r: any) => [
+      r.match.prefix,
+      r.match.runtime_fraction?.default_value.numerator ?? null,
+      r.route.prefix_rewrite,
+      r.route.weighted_clusters.clusters.map((c: any) => c.name),
+    ]),
+    [
+      ['/iris/', 1250, '/v2/models/iris/', ['iris__v2']],
+      ['/iris/', null, '/v1/models/iris/', ['iris__v1']],
+    ],
+  );
+  assert.equal(different[0].match.runtime_fraction.default_value.denominator, 'TEN_THOUSAND');
+});
+
+test('a route table refuses an upstream URL with a query or fragment, and keeps a path prefix without its trailing slash', () => {
+  for (const url of ['http://h:1/a?b=1', 'http://h:1/a#b'])
+    assert.throws(
+      () => parseRouteTable({ deployments: { d: { baseline: { version: 'v1', url } } } }),
+      /query string or fragment/,
+    );
+  const t = parseRouteTable({ deployments: { d: { baseline: { version: 'v1', url: 'http://h:1/models/x/' } } } });
+  assert.equal(t.deployments.d.baseline.url, 'http://h:1/models/x');
 });
