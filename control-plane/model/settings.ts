@@ -3,17 +3,17 @@ import { CanaryError } from '../../common/errors.js';
 import type { RouteSettings } from '../../proxy/contract/route-table.js';
 
 /**
- * A deployment's data-plane settings as the API speaks them (durations as strings), and the
- * route-table shape the proxies apply. Set at creation, changed later with PATCH; anything
- * not given keeps its value (and an absent value is the proxy's default).
- */
-/**
  * What is stored per deployment: the proxies' route settings, and the version probe's path
  * (`healthPath`: absent = the usual health paths are tried; null = no probe), which stays in
  * the control plane (the route table carries only RouteSettings).
  */
 export type DeploymentSettings = RouteSettings & { healthPath?: string | null };
 
+/**
+ * A deployment's data-plane settings as the API speaks them (durations as strings), and the
+ * route-table shape the proxies apply. Set at creation, changed later with PATCH; anything
+ * not given keeps its value (and an absent value is the proxy's default).
+ */
 export interface SettingsInput {
   /** The version probe: `{path: "/ready"}`, `{path: "auto"}` (the usual paths) or `{path: null}` (none). */
   health?: unknown;

@@ -1,8 +1,8 @@
-import type { VersionStats } from '../../proxy/contract/stats.js';
+import { noAgreement, type VersionStats } from '../../proxy/contract/stats.js';
 import { AUTO_STEPS, type Policy } from '../model/policy.js';
 import type { CanaryProgress, StatsInput } from '../model/progress.js';
 import type { Action, Decision, RuleEvidence } from '../model/verdict.js';
-import { add, countsOf, currentStratum, latencyLimits, NO_AGREEMENT, ZERO } from './evidence/counts.js';
+import { add, countsOf, currentStratum, latencyLimits, ZERO } from './evidence/counts.js';
 import type { RuleContext } from './evidence/one-sample.js';
 import { dur } from './evidence/text.js';
 import { agreementRule } from './rules/agreement.js';
@@ -84,7 +84,7 @@ export function decide(
   if (business.rule) rules.push(business.rule);
   if (shadow)
     rules.push(
-      agreementRule(ctx, shadow, stats.canary.agreement ?? NO_AGREEMENT, stats.baseline.agreement ?? NO_AGREEMENT),
+      agreementRule(ctx, shadow, stats.canary.agreement ?? noAgreement(), stats.baseline.agreement ?? noAgreement()),
     );
 
   const next: CanaryProgress = {

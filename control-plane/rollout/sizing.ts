@@ -8,6 +8,7 @@ import { errorDeltaRule } from './rules/error-rate-delta.js';
 import { errorMaxRule } from './rules/error-rate-max.js';
 import { latencyRule } from './rules/latency.js';
 
+/** A clean canary should decide within this many intervals at the weight steps: "auto" starts at. */
 export const AUTO_DECIDE_INTERVALS = 10;
 
 /**

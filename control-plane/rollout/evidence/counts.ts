@@ -1,5 +1,5 @@
 import { countAbove, quantile } from '../../../proxy/contract/histogram.js';
-import type { AgreementCounts, VersionStats } from '../../../proxy/contract/stats.js';
+import type { VersionStats } from '../../../proxy/contract/stats.js';
 import type { Policy } from '../../model/policy.js';
 import type { CanaryProgress, LatencyLimits, StepCounts, Stratum } from '../../model/progress.js';
 
@@ -7,19 +7,7 @@ import type { CanaryProgress, LatencyLimits, StepCounts, Stratum } from '../../m
 
 /** Baseline requests needed before a step's latency limits are fixed (p99 of 300 is ±~30%, limits are 2×). */
 export const MIN_REFERENCE_REQUESTS = 300;
-/** A clean canary should decide within this many intervals at the weight steps: "auto" starts at. */
-
 export const ZERO: StepCounts = Object.freeze({ n: 0, errors: 0, slow95: 0, slow99: 0 });
-
-export const NO_AGREEMENT: AgreementCounts = Object.freeze({
-  compared: 0,
-  agreed: 0,
-  errors: 0,
-  timeouts: 0,
-  dropped: 0,
-  noiseCompared: 0,
-  noiseAgreed: 0,
-});
 
 /** The limits that follow from a baseline's latency histogram, or null with too little of it. */
 export function latencyLimits(policy: Policy, baseline: VersionStats | null | undefined): LatencyLimits | null {

@@ -4,6 +4,10 @@ import { oneSampleRule, type RuleContext } from '../evidence/one-sample.js';
 import { priorWithMean, UNIFORM } from '../evidence/sequential.js';
 import { pct } from '../evidence/text.js';
 
+/**
+ * Absolute error rate: roll back at once when the canary's own error rate is shown above
+ * errorRateMax (what the fast check between intervals also runs); pass when shown below it.
+ */
 export function errorMaxRule(ctx: RuleContext): RuleEvidence {
   const t = ctx.policy.thresholds;
   return oneSampleRule(ctx, {
