@@ -2,7 +2,7 @@ import { CanaryError } from '../../common/errors.js';
 import { withoutHistogram } from '../../proxy/contract/stats.js';
 import type { CanaryRow } from '../state/types.js';
 import { decide, grossFailure } from './decide.js';
-import type { EvaluateResult, RolloutDeps } from './deps.js';
+import { type EvaluateResult, type RolloutDeps, RolloutPart } from './deps.js';
 import type { Executor } from './executor.js';
 import type { Measure } from './measure.js';
 import { progressOf } from './progress-state.js';
@@ -13,14 +13,13 @@ import { deploymentOrThrow } from './queries.js';
  * execute (rows, events, publish). Also the fast check between intervals (gross failure) and
  * the canaries proxies tripped on their own.
  */
-export class Analysis {
+export class Analysis extends RolloutPart {
   constructor(
-    private readonly deps: RolloutDeps,
+    deps: RolloutDeps,
     private readonly measure: Measure,
     private readonly executor: Executor,
-  ) {}
-  private now(): number {
-    return (this.deps.now ?? Date.now)();
+  ) {
+    super(deps);
   }
 
   /**

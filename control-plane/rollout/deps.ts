@@ -11,8 +11,9 @@ import type { ControlStore } from '../state/store.js';
 import type { EventRow } from '../state/types.js';
 import type { ControlPlaneMetrics } from '../telemetry.js';
 
-/** The rollout core's dependencies and the shapes its callers pass and get back. */
+// The rollout core's dependencies and the shapes its callers pass and get back.
 
+/** The PostgreSQL lease whose holder runs the analyses (one leader among replicas). */
 export const ANALYSIS_LEASE = 'analysis';
 
 /** What the rollout core runs on: stores, the data planes it programs, metrics, clock. */
@@ -42,6 +43,7 @@ export interface RolloutDeps {
   now?: () => number;
 }
 
+/** One analysis as the API returns it (POST /evaluate): the verdict, its evidence, and whether it was applied. */
 export interface EvaluateResult {
   deployment: string;
   canaryVersion: string;
@@ -75,3 +77,14 @@ export interface Precondition {
 export type ChangeDeps = Pick<RolloutDeps, 'store' | 'publisher' | 'logger' | 'onEvents'>;
 /** What the stats reads need (a subset of RolloutDeps). */
 export type MeasureDeps = Pick<RolloutDeps, 'metrics' | 'prometheus' | 'feedback'>;
+
+/** What every part of the rollout core reads its store and clock from. */
+export abstract class RolloutPart {
+  constructor(protected readonly deps: RolloutDeps) {}
+  protected get store(): ControlStore {
+    return this.deps.store;
+  }
+  protected now(): number {
+    return (this.deps.now ?? Date.now)();
+  }
+}

@@ -3,18 +3,10 @@ import { DEFAULT_STATS_TTL_S } from '../../proxy/contract/redis-stats-store.js';
 import { policyToApi } from '../model/policy.js';
 import type { ControlStore } from '../state/store.js';
 import type { DeploymentRow } from '../state/types.js';
-import type { RolloutDeps } from './deps.js';
+import { RolloutPart } from './deps.js';
 
 /** The read models: deployments, versions, events, analyses, agreement — no writes. */
-export class Queries {
-  constructor(private readonly deps: RolloutDeps) {}
-  private get store(): ControlStore {
-    return this.deps.store;
-  }
-  private now(): number {
-    return (this.deps.now ?? Date.now)();
-  }
-
+export class Queries extends RolloutPart {
   getDeployment(name: string): Promise<DeploymentRow> {
     return deploymentOrThrow(this.store, name);
   }

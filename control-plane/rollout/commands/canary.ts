@@ -1,11 +1,10 @@
 import type pg from 'pg';
 import { CanaryError } from '../../../common/errors.js';
 import { type Policy, resolvePolicy } from '../../model/policy.js';
-import type { ControlStore } from '../../state/store.js';
 import type { DeploymentRow } from '../../state/types.js';
 import type { Changes } from '../changes.js';
 import { foldStep } from '../decide.js';
-import type { Precondition, RolloutDeps } from '../deps.js';
+import { type Precondition, type RolloutDeps, RolloutPart } from '../deps.js';
 import type { Measure } from '../measure.js';
 import { progressOf, stateOf } from '../progress-state.js';
 import { deploymentOrThrow } from '../queries.js';
@@ -14,18 +13,14 @@ import type { Transitions } from '../transitions.js';
 import { allowedUrl, checkName, checkUrl } from '../validation.js';
 
 /** What people do to a deployment's canary: start, set its weight, pause, promote, roll back. */
-export class CanaryCommands {
+export class CanaryCommands extends RolloutPart {
   constructor(
-    private readonly deps: RolloutDeps,
+    deps: RolloutDeps,
     private readonly changes: Changes,
     private readonly transitions: Transitions,
     private readonly measure: Measure,
-  ) {}
-  private get store(): ControlStore {
-    return this.deps.store;
-  }
-  private now(): number {
-    return (this.deps.now ?? Date.now)();
+  ) {
+    super(deps);
   }
 
   /**

@@ -1,21 +1,19 @@
 import { CanaryError } from '../../../common/errors.js';
 import { resolvePolicy } from '../../model/policy.js';
 import { resolveSettings, type SettingsInput } from '../../model/settings.js';
-import type { ControlStore } from '../../state/store.js';
 import type { DeploymentRow } from '../../state/types.js';
 import type { Changes } from '../changes.js';
-import type { Precondition, RolloutDeps } from '../deps.js';
+import { type Precondition, type RolloutDeps, RolloutPart } from '../deps.js';
 import { deploymentOrThrow } from '../queries.js';
 import { allowedUrl, checkName, checkUrl } from '../validation.js';
 
 /** What people do to deployments and versions (REST, CLI, dashboard): each one change with its event. */
-export class DeploymentCommands {
+export class DeploymentCommands extends RolloutPart {
   constructor(
-    private readonly deps: RolloutDeps,
+    deps: RolloutDeps,
     private readonly changes: Changes,
-  ) {}
-  private get store(): ControlStore {
-    return this.deps.store;
+  ) {
+    super(deps);
   }
 
   async createDeployment(
