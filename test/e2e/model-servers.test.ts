@@ -139,18 +139,34 @@ test('gateway mode maps a model’s redirects into the deployment and sends X-Fo
   assert.deepEqual(prefixes, [undefined]);
 });
 
-/** `python3 -m http.server` on a free port: a model server with no health endpoint at all. */
-async function pythonServer(): Promise<{ url: string; proc: ChildProcess }> {
+/** A Flask model server with /predict and nothing else (Debian's python3-flask, installed by .ci/run). */
+const FLASK_APP = `
+import sys
+from flask import Flask, jsonify
+app = Flask(__name__)
+@app.post('/predict')
+def predict():
+    return jsonify(prediction='setosa')
+app.run(host='127.0.0.1', port=int(sys.argv[1]))
+`;
+
+/**
+ * A model server with no health endpoint at all, on a free port: `python3 -m http.server`, or a
+ * Flask app that knows only /predict.
+ */
+async function pythonServer(kind: 'http.server' | 'flask'): Promise<{ url: string; proc: ChildProcess }> {
   const port = await closedPort();
-  const proc = spawn('python3', ['-m', 'http.server', String(port), '--bind', '127.0.0.1'], { stdio: 'ignore' });
+  const args =
+    kind === 'flask' ? ['-c', FLASK_APP, String(port)] : ['-m', 'http.server', String(port), '--bind', '127.0.0.1'];
+  const proc = spawn('python3', args, { stdio: 'ignore' });
   cleanups.push(async () => proc.kill('SIGKILL'));
   const url = `http://127.0.0.1:${port}`;
-  await eventually(async () => assert.equal((await request(url)).statusCode, 200), 20_000, 100);
+  await eventually(async () => assert.ok((await request(url)).statusCode < 500, `${kind} answers`), 20_000, 100);
   return { url, proc };
 }
 
-test('emergency baseline rollback works with python3 -m http.server versions (no /healthz), and a failing probe only warns', async () => {
-  const [s1, s2] = await Promise.all([pythonServer(), pythonServer()]);
+test('emergency baseline rollback works with Flask and python3 -m http.server versions (no /healthz), and a failing probe only warns', async () => {
+  const [s1, s2] = await Promise.all([pythonServer('flask'), pythonServer('http.server')]);
   const env = { ...process.env, CANARY_API_URL: stack.controlPlane.url, NO_COLOR: '1' };
   const cli = async (...args: string[]) => (await run(process.execPath, [CANARY_BIN, ...args], { env })).stdout;
   await cli('deploy', 'files', '--version', 's1', '--url', s1.url);
