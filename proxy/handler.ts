@@ -16,7 +16,7 @@ import type { ProxyRecorder } from './telemetry/recorder.js';
 import { BodyTooLargeError, prepareBody, type RequestBody } from './upstream/body.js';
 import { Cancel } from './upstream/cancel.js';
 import { AnswerCapture, type ForwardResult, forward } from './upstream/forward.js';
-import { relocator, requestHeadersForUpstream } from './upstream/headers.js';
+import { requestHeadersForUpstream } from './upstream/headers.js';
 import type { LatencyTracker } from './upstream/hedge.js';
 import type { UpstreamPools } from './upstream/pools.js';
 
@@ -104,7 +104,8 @@ export function createRequestHandler(deps: HandlerDeps) {
       return; // the client aborted while sending its body
     }
     // Gateway mode: the model learns where the client's paths begin, and its redirects are mapped back.
-    const gatewayPrefix = config.deployment ? null : `/${encodeURIComponent(route.name)}`;
+    // (Deployment names are URL-safe: the route table refuses others.)
+    const gatewayPrefix = config.deployment ? null : `/${route.name}`;
     const headers = requestHeadersForUpstream(
       req.headersDistinct,
       requestId,
@@ -160,7 +161,7 @@ export function createRequestHandler(deps: HandlerDeps) {
           body,
           signal,
           capture: as === 'baseline' ? capture : undefined,
-          relocate: gatewayPrefix === null ? undefined : relocator(gatewayPrefix, upstreamParts(to.url)),
+          relocation: gatewayPrefix === null ? undefined : { deploymentPrefix: gatewayPrefix, upstreamUrl: to.url },
           headersTimeoutMs: settings.headersTimeoutMs ?? config.upstreamTimeoutMs,
           bodyTimeoutMs: settings.idleTimeoutMs ?? config.upstreamBodyTimeoutMs,
         },

@@ -3,7 +3,7 @@ import type { Pool } from 'undici';
 import type { Outcome } from '../contract/stats.js';
 import { BodyTooLargeError, type RequestBody } from './body.js';
 import type { Cancel } from './cancel.js';
-import { rawResponseHeadersForClient } from './headers.js';
+import { type Relocation, rawResponseHeadersForClient } from './headers.js';
 
 export interface UpstreamRequest {
   method: string;
@@ -17,7 +17,7 @@ export interface UpstreamRequest {
   /** Keeps a copy of the answer sent to the client (a shadow compares with it). */
   capture?: AnswerCapture;
   /** Gateway mode: Location and Content-Location rewritten into the deployment's prefix. */
-  relocate?: (value: string) => string;
+  relocation?: Relocation;
 }
 
 /** A bounded copy of an answer as it streams to the client. */
@@ -157,7 +157,7 @@ export function forward(
           // Node's server would add "Keep-Alive: timeout=N" to every answer; the client gets the
           // model's headers and ours (x-canary-*), nothing else. (The connection stays keep-alive.)
           (res as unknown as { _defaultKeepAlive: boolean })._defaultKeepAlive = false;
-          res.writeHead(status, statusText, rawResponseHeadersForClient(rawHeaders, extraHeaders, up.relocate));
+          res.writeHead(status, statusText, rawResponseHeadersForClient(rawHeaders, extraHeaders, up.relocation));
           res.on('drain', resume);
           return !res.writableNeedDrain;
         },

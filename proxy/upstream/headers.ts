@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import { upstreamParts } from '../contract/route-table.js';
 
 /**
  * Hop-by-hop fields (RFC 9110 §7.6.1): meaningful for one connection only, so a proxy
@@ -75,7 +76,7 @@ export function rawResponseHeadersForClient(
   raw: Buffer[],
   extra: Record<string, string>,
   /** Gateway mode: rewrites Location and Content-Location into the deployment's prefix. */
-  relocate?: (value: string) => string,
+  relocation?: Relocation,
 ): string[] {
   let listed: Set<string> | null = null;
   for (let i = 0; i < raw.length; i += 2) {
@@ -88,10 +89,17 @@ export function rawResponseHeadersForClient(
     const lower = name.toLowerCase();
     if ((HOP_BY_HOP.has(lower) && lower !== 'host') || listed?.has(lower)) continue;
     const value = raw[i + 1].toString('latin1');
-    out.push(name, relocate && (lower === 'location' || lower === 'content-location') ? relocate(value) : value);
+    const moved = relocation && (lower === 'location' || lower === 'content-location');
+    out.push(name, moved ? relocate(value, relocation) : value);
   }
   for (const name in extra) out.push(name, extra[name]);
   return out;
+}
+
+/** Gateway mode: where the client's paths begin, and the upstream the answer came from. */
+export interface Relocation {
+  deploymentPrefix: string;
+  upstreamUrl: string;
 }
 
 /**
@@ -102,21 +110,20 @@ export function rawResponseHeadersForClient(
  * references without a leading slash already resolve under the deployment; other origins are
  * left alone.
  */
-export function relocator(deploymentPrefix: string, upstream: { origin: string; prefix: string }) {
-  return (value: string): string => {
-    let path: string;
-    if (value.startsWith('/') && !value.startsWith('//')) path = value;
-    else {
-      try {
-        const u = new URL(value);
-        if (u.origin !== upstream.origin) return value;
-        path = u.pathname + u.search + u.hash;
-      } catch {
-        return value; // a relative reference: it resolves under the deployment already
-      }
+export function relocate(value: string, r: Relocation): string {
+  const upstream = upstreamParts(r.upstreamUrl);
+  let path: string;
+  if (value.startsWith('/') && !value.startsWith('//')) path = value;
+  else {
+    try {
+      const u = new URL(value);
+      if (u.origin !== upstream.origin) return value;
+      path = u.pathname + u.search + u.hash;
+    } catch {
+      return value; // a relative reference: it resolves under the deployment already
     }
-    if (upstream.prefix && (path === upstream.prefix || path.startsWith(`${upstream.prefix}/`)))
-      path = path.slice(upstream.prefix.length) || '/';
-    return deploymentPrefix + path;
-  };
+  }
+  if (upstream.prefix && (path === upstream.prefix || path.startsWith(`${upstream.prefix}/`)))
+    path = path.slice(upstream.prefix.length) || '/';
+  return r.deploymentPrefix + path;
 }
