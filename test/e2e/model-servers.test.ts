@@ -90,7 +90,8 @@ test('a version URL keeps its path prefix: /iris/predict?x=1 reaches /models/iri
 test('gateway mode maps a model’s redirects into the deployment and sends X-Forwarded-Prefix; sidecar mode changes nothing', async () => {
   const prefixes: (string | undefined)[] = [];
   const model = await startUpstream((req, res) => {
-    prefixes.push(req.headers['x-forwarded-prefix'] as string | undefined);
+    // Requests through a proxy (it adds X-Forwarded-For), not the control plane's health probes.
+    if (req.headers['x-forwarded-for']) prefixes.push(req.headers['x-forwarded-prefix'] as string | undefined);
     const to: Record<string, string> = {
       '/models/a/relative': '/models/a/hello',
       '/models/a/root': '/elsewhere?q=1',
