@@ -308,12 +308,13 @@ export class ControlStore {
 
   /**
    * An analysis and decide()'s memory after it. `at` is the analysis clock's time (the one
-   * step_started_at is on), so the schedule never compares two clocks.
+   * step_started_at is on): the row's time and last_analysis_at, so the schedule never
+   * compares two clocks and analyses are exactly an interval apart however slow a write is.
    */
   async recordAnalysis(q: Q, a: Omit<AnalysisRow, 'id' | 'at'>, state: AnalysisState, at: number): Promise<void> {
     await q.query(
-      `INSERT INTO analyses (canary_id, deployment, verdict, reasons, baseline_stats, canary_stats, weight, action, actor, evidence)
-      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+      `INSERT INTO analyses (canary_id, deployment, verdict, reasons, baseline_stats, canary_stats, weight, action, actor, evidence, at)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
       [
         a.canaryId,
         a.deployment,
@@ -325,6 +326,7 @@ export class ControlStore {
         a.action,
         a.actor,
         JSON.stringify({ rules: a.rules, needs: a.needs }),
+        new Date(at),
       ],
     );
     await q.query(`UPDATE canaries SET last_verdict = $2, last_analysis_at = $4, analysis_state = $3 WHERE id = $1`, [
