@@ -95,7 +95,10 @@ before(async () => {
   sending = false;
   await Promise.all(loops);
   t1 = Date.now();
-  // Both sources have every request of the window: the proxy's stats store and Prometheus's scrapes.
+  // Both sources have every request of the window: the proxy's stats store and Prometheus's
+  // scrapes, whose counts agree within Prometheus's extrapolation at the range edges (its
+  // scrapes come late and unevenly on a busy machine: looked at until they do, up to 60 s).
+  // The verdicts compared below are those of one look at both.
   const promSource = new PrometheusSource(promUrl, 'proxy');
   await eventually(
     async () => {
@@ -103,12 +106,21 @@ before(async () => {
         const [p, q] = [await verdict(proxySource, d, c), await verdict(promSource, d, c)];
         const ratio = q.stats.c.requests / p.stats.c.requests;
         assert.ok(ratio > 0.8 && ratio < 1.25, `${d}: prometheus ${q.stats.c.requests} vs proxy ${p.stats.c.requests}`);
+        settled.set(d, { fromProxy: p, fromProm: q });
+        // A late scrape leaves the window's tail thin (a good canary inconclusive): one more look.
+        assert.equal(q.decision.verdict, p.decision.verdict, `${d}: ${q.decision.reasons.join('; ')}`);
       }
     },
-    30_000,
+    60_000,
     500,
   );
 });
+
+/** Per deployment: one look at both sources once their counts agree. */
+const settled = new Map<
+  string,
+  { fromProxy: Awaited<ReturnType<typeof verdict>>; fromProm: Awaited<ReturnType<typeof verdict>> }
+>();
 
 const CASES = [
   ['bad', 'v2', 'critical'],
@@ -145,11 +157,8 @@ async function verdict(source: MetricsSource, deployment: string, canary: string
 }
 
 test('the same canary gets the same verdict from the proxy stats and from Prometheus', async () => {
-  const proxySource = new ProxyStatsSource(proxy.stats);
-  const promSource = new PrometheusSource(promUrl, 'proxy');
-  for (const [deployment, canary, expected] of CASES) {
-    const fromProxy = await verdict(proxySource, deployment, canary);
-    const fromProm = await verdict(promSource, deployment, canary);
+  for (const [deployment, , expected] of CASES) {
+    const { fromProxy, fromProm } = settled.get(deployment)!;
     assert.equal(
       fromProxy.decision.verdict,
       expected,
@@ -159,12 +168,6 @@ test('the same canary gets the same verdict from the proxy stats and from Promet
       fromProm.decision.verdict,
       expected,
       `${deployment} via Prometheus: ${fromProm.decision.reasons.join('; ')}`,
-    );
-    // Counts agree within Prometheus's extrapolation at the range edges.
-    const ratio = fromProm.stats.c.requests / fromProxy.stats.c.requests;
-    assert.ok(
-      ratio > 0.8 && ratio < 1.25,
-      `${deployment}: prometheus ${fromProm.stats.c.requests} vs proxy ${fromProxy.stats.c.requests} canary requests`,
     );
     assert.ok(fromProm.stats.c.p95 !== null && fromProm.stats.c.p95 > 0);
   }
