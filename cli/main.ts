@@ -13,6 +13,9 @@ Servers:
   canary proxy [--workers N]          the data plane (ports 8080 data, 9901 admin)
   canary model-server --model v1|v2|v3 [--port 8000] [--version LABEL]
                       [--error-rate 0.1] [--latency 20ms] [--jitter 5ms] [--hang-rate 0.01]
+  canary model-server --model llm [--version LABEL] [--ttft 20ms] [--tpot 5ms] [--tokens 10-60]
+                      [--length-scale 1] [--error-event-rate 0] [--cut-rate 0] [--error-rate 0]
+                                      an OpenAI-compatible streaming server (/v1/chat/completions)
   canary demo [--keep]                the whole story in under a minute
 
 Client (against CANARY_API_URL, default http://127.0.0.1:8090; add --json for scripts):
@@ -156,6 +159,12 @@ async function main(argv: string[]): Promise<void> {
           latency: { type: 'string' },
           jitter: { type: 'string' },
           'hang-rate': { type: 'string' },
+          ttft: { type: 'string' },
+          tpot: { type: 'string' },
+          tokens: { type: 'string' },
+          'length-scale': { type: 'string' },
+          'error-event-rate': { type: 'string' },
+          'cut-rate': { type: 'string' },
         },
       });
       const { runModelServerCommand } = await import('../model-servers/main.js');
@@ -168,6 +177,12 @@ async function main(argv: string[]): Promise<void> {
         latency: values.latency,
         jitter: values.jitter,
         hangRate: values['hang-rate'],
+        ttft: values.ttft,
+        tpot: values.tpot,
+        tokens: values.tokens,
+        lengthScale: values['length-scale'],
+        errorEventRate: values['error-event-rate'],
+        cutRate: values['cut-rate'],
       });
     }
     case 'up': {

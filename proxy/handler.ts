@@ -192,6 +192,7 @@ export function createRequestHandler(deps: HandlerDeps) {
           outcome: final.outcome,
           latencyMs: performance.now() - t0,
           ownBodyLimit: isOwnBodyTooLarge(final),
+          stream: final.stream,
         });
       }
     } finally {

@@ -10,6 +10,7 @@ import {
   summarize,
   type VersionStats,
 } from './stats.js';
+import { addStreams, noStreams } from './stream-stats.js';
 import type { Trip } from './trip.js';
 
 /** In-process stats store for the embedded single-process mode and unit tests. */
@@ -39,6 +40,7 @@ export class MemoryStatsStore implements StatsStore {
       clientErrors = 0;
     const latency: Buckets = new Map();
     const agreement = noAgreement();
+    const streams = noStreams();
     for (const c of this.cells.values()) {
       if (c.deployment !== deployment || c.version !== version || c.epochSecond < from || c.epochSecond > to) continue;
       requests += c.requests;
@@ -46,8 +48,20 @@ export class MemoryStatsStore implements StatsStore {
       clientErrors += c.clientErrors;
       mergeInto(latency, c.latency);
       if (c.agreement) addAgreement(agreement, c.agreement);
+      if (c.stream) addStreams(streams, c.stream);
     }
-    return summarize(deployment, version, fromMs, toMs, requests, modelErrors, clientErrors, latency, agreement);
+    return summarize(
+      deployment,
+      version,
+      fromMs,
+      toMs,
+      requests,
+      modelErrors,
+      clientErrors,
+      latency,
+      agreement,
+      streams,
+    );
   }
 
   async reportTrip(trip: Trip): Promise<void> {

@@ -14,6 +14,7 @@ import {
   summarize,
   type VersionStats,
 } from './stats.js';
+import { noStreams, readStreamRedisField, streamRedisFields } from './stream-stats.js';
 import type { Trip } from './trip.js';
 
 const AGREEMENT_BY_REDIS_FIELD = new Map(
@@ -66,6 +67,7 @@ export class RedisStatsStore implements StatsStore {
       for (const [i, count] of c.latency) fields.push(`h${i}`, count);
       if (c.agreement)
         for (const f of AGREEMENT_FIELDS) if (c.agreement[f]) fields.push(AGREEMENT_REDIS_FIELDS[f], c.agreement[f]);
+      if (c.stream) streamRedisFields(c.stream, fields);
       return [this.keys.stats(c.deployment, c.version, c.epochSecond), fields];
     });
     await this.flushing().canaryFlush(this.keys.flush(flushId), this.ttlSeconds, JSON.stringify(payload));
@@ -140,6 +142,7 @@ export class RedisStatsStore implements StatsStore {
       clientErrors = 0;
     const latency: Buckets = new Map();
     const agreement = noAgreement();
+    const streams = noStreams();
     for (const [err, value] of results) {
       if (err) throw err;
       for (const [field, raw] of Object.entries(value as Record<string, string>)) {
@@ -153,9 +156,21 @@ export class RedisStatsStore implements StatsStore {
         } else {
           const f = AGREEMENT_BY_REDIS_FIELD.get(field);
           if (f) agreement[f] += n;
+          else readStreamRedisField(streams, field, n);
         }
       }
     }
-    return summarize(deployment, version, fromMs, toMs, requests, modelErrors, clientErrors, latency, agreement);
+    return summarize(
+      deployment,
+      version,
+      fromMs,
+      toMs,
+      requests,
+      modelErrors,
+      clientErrors,
+      latency,
+      agreement,
+      streams,
+    );
   }
 }

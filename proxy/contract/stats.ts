@@ -1,4 +1,5 @@
 import { type Buckets, mergeInto, quantile } from './histogram.js';
+import { addStreams, copyStreams, type StreamCounts, type StreamStats, streamStats } from './stream-stats.js';
 import type { Trip } from './trip.js';
 
 /**
@@ -71,6 +72,8 @@ export interface StatsCell {
   latency: Buckets;
   /** Present when shadow traffic was counted in this second. */
   agreement?: AgreementCounts;
+  /** Present when streamed answers (SSE, NDJSON) ended in this second. */
+  stream?: StreamCounts;
 }
 
 /**
@@ -106,14 +109,21 @@ export interface VersionStats {
   /**
    * The merged latency histogram, for the analysis's latency tests (how many requests were
    * slower than a limit). In memory only: views and stored analyses leave it out.
+   * For a streamed answer the latency is its time to first token: what the user waits for.
    */
   histogram?: Buckets;
+  /** Streamed answers over the range: TTFT, TPOT, tokens, how they ended (absent with none). */
+  streams?: StreamStats;
 }
 
 /** The stats without their histogram, as the API shows and stores them. */
 export function withoutHistogram<T extends VersionStats | null | undefined>(s: T): T {
-  if (!s || s.histogram === undefined) return s;
+  if (!s || (s.histogram === undefined && s.streams?.histograms === undefined)) return s;
   const { histogram: _h, ...rest } = s;
+  if (rest.streams?.histograms) {
+    const { histograms: _s, ...streams } = rest.streams;
+    rest.streams = streams;
+  }
   return rest as T;
 }
 
@@ -155,8 +165,10 @@ export function summarize(
   clientErrors: number,
   latency: Buckets,
   agreement: AgreementCounts = noAgreement(),
+  streams?: StreamCounts,
 ): VersionStats {
   return {
+    ...(streams && streams.streams > 0 ? { streams: streamStats(streams) } : {}),
     deployment,
     version,
     from,
@@ -181,7 +193,12 @@ export function mergeCells(into: Map<string, StatsCell>, cells: StatsCell[]): vo
     const key = cellKey(c);
     const cur = into.get(key);
     if (!cur) {
-      into.set(key, { ...c, latency: new Map(c.latency), agreement: c.agreement && { ...c.agreement } });
+      into.set(key, {
+        ...c,
+        latency: new Map(c.latency),
+        agreement: c.agreement && { ...c.agreement },
+        stream: c.stream && copyStreams(c.stream),
+      });
       continue;
     }
     cur.requests += c.requests;
@@ -191,6 +208,10 @@ export function mergeCells(into: Map<string, StatsCell>, cells: StatsCell[]): vo
     if (c.agreement) {
       cur.agreement ??= noAgreement();
       addAgreement(cur.agreement, c.agreement);
+    }
+    if (c.stream) {
+      if (cur.stream) addStreams(cur.stream, c.stream);
+      else cur.stream = copyStreams(c.stream);
     }
   }
 }

@@ -101,6 +101,7 @@ export async function canaryRequest(
     latencyMs: canaryMs,
     ownBodyLimit: isOwnBodyTooLarge(result),
     tableVersion,
+    stream: result.stream,
   });
 
   if (!lostRace && (result.responded || !isModelError(result.outcome)))
@@ -116,6 +117,7 @@ export async function canaryRequest(
     kind: 'backup',
     outcome: b.outcome,
     latencyMs,
+    stream: b.stream,
   });
   return { result: b, role: 'baseline', upstream: route.baseline };
 }

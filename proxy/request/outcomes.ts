@@ -1,6 +1,7 @@
 import type { Role, Upstream } from '../contract/route-table.js';
 import { isModelError, type Outcome } from '../contract/stats.js';
 import type { CanaryTripper } from '../split/trips.js';
+import type { StreamSummary } from '../stream/meter.js';
 import type { StatsAccumulator } from '../telemetry/accumulator.js';
 import type { PredictionLog, PredictionRecord } from '../telemetry/prediction-log.js';
 import type { ProxyRecorder } from '../telemetry/recorder.js';
@@ -30,6 +31,8 @@ export interface Attempt {
   ownBodyLimit?: boolean;
   /** The route table the request was served from (the trip reports it). */
   tableVersion?: number;
+  /** A streamed answer: what was measured inside it. */
+  stream?: StreamSummary;
 }
 
 /** The one place outcomes are recorded: Prometheus, the analysed stats, the hedge's latency, the trip, the prediction log. */
@@ -52,10 +55,13 @@ export class OutcomeRecorder {
     }
     if (!a.ownBodyLimit) {
       metrics.record(a.deployment, a.upstream.version, a.role, a.outcome, a.latencyMs);
+      if (a.stream) metrics.stream(a.deployment, a.upstream.version, a.role, a.stream);
+      // What the user waited for: a stream's first token, never its length (that is the answer's size).
+      const waitedMs = a.stream?.ttftMs ?? a.latencyMs;
       if (a.kind === 'routed' || a.kind === 'upgrade') {
-        stats.record(a.deployment, a.upstream.version, a.outcome, a.latencyMs, Date.now());
+        stats.record(a.deployment, a.upstream.version, a.outcome, waitedMs, Date.now(), a.stream);
         if (a.kind === 'routed' && a.role === 'baseline' && a.outcome === 'success')
-          latency.observe(a.deployment, a.latencyMs);
+          latency.observe(a.deployment, waitedMs);
       }
     }
     // The fast trip watches every routed canary answer (a non-failure ends a run of failures).

@@ -8,6 +8,7 @@ import {
   type Outcome,
   type StatsCell,
 } from '../contract/stats.js';
+import { type MeasuredStream, noStreams, recordStream } from '../contract/stream-stats.js';
 
 /**
  * Accumulates outcomes in memory on the hot path (a Map lookup and a few additions) and
@@ -17,9 +18,25 @@ export class StatsAccumulator {
   private cells = new Map<string, StatsCell>();
   private pendingExamples = new Map<string, { deployment: string; version: string; examples: DisagreementExample[] }>();
 
-  record(deployment: string, version: string, outcome: Outcome, latencyMs: number, nowMs: number): void {
-    if (outcome === 'aborted') return; // the client left: says nothing about the model
+  /**
+   * One answer. `latencyMs` is what the user waited for the answer to begin: the whole answer,
+   * or a stream's time to first token (`stream` has the rest of what was measured in it).
+   */
+  record(
+    deployment: string,
+    version: string,
+    outcome: Outcome,
+    latencyMs: number,
+    nowMs: number,
+    stream?: MeasuredStream,
+  ): void {
+    if (outcome === 'aborted' && !stream) return; // the client left: says nothing about the model
     const cell = this.cell(deployment, version, Math.floor(nowMs / 1000));
+    if (stream) {
+      cell.stream ??= noStreams();
+      recordStream(cell.stream, stream);
+    }
+    if (outcome === 'aborted') return;
     cell.requests++;
     if (isModelError(outcome)) cell.modelErrors++;
     else if (outcome === 'client_error') cell.clientErrors++;

@@ -1,6 +1,8 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Role, RouteTable } from '../contract/route-table.js';
 import type { Outcome } from '../contract/stats.js';
+import type { StreamSummary } from '../stream/meter.js';
+import { StreamMetrics } from './stream-metrics.js';
 
 const OUTCOMES: Outcome[] = ['success', 'client_error', 'server_error', 'timeout', 'connection_error', 'aborted'];
 /** Latency buckets in seconds, dense where model servers usually answer (5 ms – 1 s). */
@@ -38,6 +40,7 @@ export class ProxyRecorder {
   /** Set by the proxy when a prediction log runs: reports its queue length at scrape time. */
   predictionQueue: () => number = () => 0;
   private readonly children = new Map<string, SeriesChildren>();
+  private readonly streams: StreamMetrics;
 
   constructor(registry = new Registry(), opts: { defaultMetrics?: boolean } = {}) {
     this.registry = registry;
@@ -141,6 +144,7 @@ export class ProxyRecorder {
       help: 'Canary requests not held for retry or hedge because CANARY_BUFFER_BUDGET_BYTES was reached',
       registers: [registry],
     });
+    this.streams = new StreamMetrics(registry);
     this.canaryTrips = new Counter({
       name: 'canary_proxy_canary_trips_total',
       help: 'Canaries this proxy took off live traffic on its own (fast trip)',
@@ -170,6 +174,11 @@ export class ProxyRecorder {
     const s = this.series(deployment, version, role);
     s.byOutcome[outcome].inc();
     if (outcome !== 'aborted') s.latency.observe(latencyMs / 1000);
+  }
+
+  /** A streamed answer's TTFT, TPOT, tokens and end. */
+  stream(deployment: string, version: string, role: Role, s: StreamSummary): void {
+    this.streams.observe(deployment, version, role, s);
   }
 
   onTable(table: RouteTable): void {

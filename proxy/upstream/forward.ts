@@ -1,6 +1,8 @@
 import type { ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import type { Pool } from 'undici';
 import type { Outcome } from '../contract/stats.js';
+import { StreamMeter, type StreamSummary } from '../stream/meter.js';
 import { BodyTooLargeError, type RequestBody } from './body.js';
 import type { Cancel } from './cancel.js';
 import { type Relocation, rawResponseHeadersForClient } from './headers.js';
@@ -51,6 +53,8 @@ export interface ForwardResult {
   /** true once anything was written to the client: no retry or error page is possible. */
   responded: boolean;
   error?: Error & { code?: string };
+  /** A streamed answer (SSE or NDJSON): what was measured inside it. */
+  stream?: StreamSummary;
 }
 
 export function classifyStatus(status: number): Outcome {
@@ -111,6 +115,8 @@ export function forward(
     let dropped = false;
     let settled = false;
     let abort: ((err: Error) => void) | null = null;
+    let meter: StreamMeter | null = null;
+    const startedAt = performance.now();
     const signal = up.signal;
     const onCancel = () => abort?.(signal!.reason!);
     const settle = (r: ForwardResult) => {
@@ -122,11 +128,16 @@ export function forward(
     const failed = (err: Error & { code?: string }) => {
       if (err instanceof BodyTooLargeError)
         return settle({ outcome: 'client_error', statusCode: 413, responded, error: err });
-      // Our own cancel: the client went away, or the other attempt of a race won.
-      if (signal?.aborted && err.code === 'UND_ERR_ABORTED')
-        return settle({ outcome: 'aborted', statusCode, responded, error: err });
+      // Our own cancel: the client went away, or the other attempt of a race won. (An error
+      // the model reported inside its stream before the client left is still the model's.)
+      if (signal?.aborted && err.code === 'UND_ERR_ABORTED') {
+        const stream = meter?.finish('client_gone', performance.now());
+        const outcome = stream?.end === 'error_event' ? 'server_error' : 'aborted';
+        return settle({ outcome, statusCode, responded, error: err, stream });
+      }
       // A model that stalls or drops the connection mid-stream is the model's failure, even though the client's answer is cut.
-      settle({ outcome: classifyError(err), statusCode, responded, error: err });
+      const stream = meter?.finish('broken', performance.now());
+      settle({ outcome: classifyError(err), statusCode, responded, error: err, stream });
     };
     if (signal?.aborted) return failed(signal.reason!);
     signal?.once('abort', onCancel);
@@ -153,6 +164,7 @@ export function forward(
             return true;
           }
           responded = true;
+          meter = StreamMeter.forAnswer(status, rawHeaders, startedAt);
           if (up.capture) up.capture.status = status;
           // Node's server would add "Keep-Alive: timeout=N" to every answer; the client gets the
           // model's headers and ours (x-canary-*), nothing else. (The connection stays keep-alive.)
@@ -162,12 +174,22 @@ export function forward(
           return !res.writableNeedDrain;
         },
         onData(chunk: Buffer) {
-          if (!dropped) up.capture?.add(chunk);
-          return dropped || res.destroyed ? true : res.write(chunk);
+          if (dropped) return true;
+          up.capture?.add(chunk);
+          if (res.destroyed) return true;
+          // The client's copy is written first: measuring never delays a byte.
+          const more = res.write(chunk);
+          meter?.push(chunk, performance.now());
+          return more;
         },
         onComplete() {
           if (!dropped) res.end();
-          settle({ outcome: classifyStatus(statusCode!), statusCode, responded });
+          if (!meter) return settle({ outcome: classifyStatus(statusCode!), statusCode, responded });
+          // A stream's outcome is how it ended: an error inside it or a cut is the model's failure.
+          const stream = meter.finish('closed', performance.now());
+          const outcome: Outcome =
+            stream.end === 'error_event' ? 'server_error' : stream.end === 'cut' ? 'connection_error' : 'success';
+          settle({ outcome, statusCode, responded, stream });
         },
         onError(err: Error & { code?: string }) {
           if (responded && !res.destroyed) res.destroy();
