@@ -26,6 +26,7 @@ import { analysisDue, readWindows, stepReadFrom } from '../../control-plane/roll
 import { autoStartWeight } from '../../control-plane/rollout/sizing.js';
 import { bucketIndex } from '../../proxy/contract/histogram.js';
 import { summarize, type VersionStats } from '../../proxy/contract/stats.js';
+import { noStreams, recordStream, type StreamCounts } from '../../proxy/contract/stream-stats.js';
 
 /** Latency of one variant, in ms: shift + lognormal(median, sigma), and with probability tailP × Pareto(tailAlpha). */
 export interface LatencyModel {
@@ -35,9 +36,22 @@ export interface LatencyModel {
   tailP?: number;
   tailAlpha?: number;
 }
+/**
+ * A streaming (LLM) variant: every answer is a stream with a time to first token, a time per
+ * output token (per stream) and a length drawn uniformly from `tokens` × `lengthScale`. Its
+ * latency, as the proxy records it, is the TTFT; the stream's counts go through the proxy's
+ * own recordStream().
+ */
+export interface StreamModel {
+  ttft: LatencyModel;
+  tpot: LatencyModel;
+  tokens: [number, number];
+  lengthScale?: number;
+}
 export interface VariantModel {
   errorRate: number;
   latency: LatencyModel;
+  stream?: StreamModel;
 }
 
 export interface SimCase {
@@ -114,16 +128,42 @@ class Cell {
   n = 0;
   errors = 0;
   readonly hist = new Float64Array(SIZE);
+  streams: StreamCounts | null = null;
   record(ms: number, failed: boolean): void {
     this.n++;
     if (failed) this.errors++;
     const i = Math.min(SIZE - 1, Math.max(0, bucketIndex(ms) + OFFSET));
     this.hist[i]++;
   }
+  /** One request of `m`: a plain answer, or a stream recorded as the proxy records it. */
+  answer(m: VariantModel, u: () => number): boolean {
+    const failed = u() < m.errorRate;
+    if (!m.stream) {
+      this.record(latency(m.latency, u), failed);
+      return failed;
+    }
+    const st = m.stream;
+    const ttftMs = latency(st.ttft, u);
+    const [lo, hi] = st.tokens;
+    const tokens = Math.max(1, Math.round((lo + u() * (hi - lo)) * (st.lengthScale ?? 1)));
+    const tpotMs = latency(st.tpot, u);
+    this.streams ??= noStreams();
+    recordStream(this.streams, {
+      end: failed ? 'error_event' : 'complete',
+      ttftMs,
+      tpotMs: tokens >= 2 ? tpotMs : null,
+      outputTokens: tokens,
+      tokensEstimated: false,
+      promptTokens: 20,
+      decodeMs: tpotMs * (tokens - 1),
+    });
+    this.record(ttftMs, failed);
+    return failed;
+  }
   stats(version: string, from: number, to: number): VersionStats {
     const h = new Map<number, number>();
     for (let i = 0; i < SIZE; i++) if (this.hist[i]) h.set(i - OFFSET, this.hist[i]);
-    return summarize('sim', version, from, to, this.n, this.errors, 0, h);
+    return summarize('sim', version, from, to, this.n, this.errors, 0, h, undefined, this.streams ?? undefined);
   }
   /** Counts only, as the fast path needs them (it never looks at latency). */
   counts(version: string, from: number, to: number): VersionStats {
@@ -143,6 +183,8 @@ class Cell {
   }
 }
 
+const UNREAD = new Cell();
+
 /** One rollout, seeded. */
 export function simulateRollout(
   c: SimCase,
@@ -158,7 +200,7 @@ export function simulateRollout(
   const preS = Math.round(policy.windowMs / 1000);
   for (let s = 0; s < preS; s++) {
     const n = poisson(c.rps, u);
-    for (let i = 0; i < n; i++) reference.record(latency(c.baseline.latency, u), u() < c.baseline.errorRate);
+    for (let i = 0; i < n; i++) reference.answer(c.baseline, u);
   }
   const referenceStats = reference.stats('v1', t0 - policy.windowMs, t0);
 
@@ -188,18 +230,15 @@ export function simulateRollout(
     // The second a step began in mixes two weights: neither step reads it (stepReadFrom).
     const read = t0 + s * 1000 >= stepReadFrom(progress.stepStartedAt);
     for (let i = 0; i < n; i++) {
-      if (u() < w) {
-        const failed = u() < c.canary.errorRate;
-        const ms = latency(c.canary.latency, u);
-        if (read) stepC.record(ms, failed);
+      const canary = u() < w;
+      // The same draws whether or not the second is read; an unread one goes to a scratch cell.
+      const failed = (read ? (canary ? stepC : stepB) : UNREAD).answer(canary ? c.canary : c.baseline, u);
+      if (canary) {
         canaryRequests++;
-        if (failed && u() < c.baseline.errorRate) userFailures++; // the retry on the baseline failed too
-      } else {
-        const failed = u() < c.baseline.errorRate;
-        const ms = latency(c.baseline.latency, u);
-        if (read) stepB.record(ms, failed);
-        if (failed) userFailures++;
-      }
+        // A failed canary request is retried on the baseline (streams only before their first byte:
+        // an error event after the 200 reaches the user as it is).
+        if (failed && (c.canary.stream || u() < c.baseline.errorRate)) userFailures++;
+      } else if (failed) userFailures++;
     }
 
     const nowS = s + 1; // the clock after second s: its cell has been flushed
@@ -308,6 +347,51 @@ export const P99_3X: LatencyModel = Object.freeze({
 
 const v = (errorRate: number, latency: LatencyModel = TYPICAL): VariantModel => ({ errorRate, latency });
 
+/** An LLM server's streams: first token after ≈ 100 ms (p95 ≈ 230 ms), 20 ms a token, answers of 10–500 tokens. */
+export const LLM: StreamModel = Object.freeze({
+  ttft: { medianMs: 100, sigma: 0.5 },
+  tpot: { medianMs: 20, sigma: 0.15 },
+  tokens: [10, 500] as [number, number],
+});
+export const llm = (errorRate: number, stream: Partial<StreamModel> = {}): VariantModel => ({
+  errorRate,
+  latency: TYPICAL,
+  stream: { ...LLM, ...stream },
+});
+
+/** The streaming cases: answer length is never latency; a late first token and slow tokens are caught. */
+export function streamCases(): SimCase[] {
+  const cases: SimCase[] = [];
+  for (const rps of [10, 100])
+    cases.push({ name: 'streams A/A, answers 10–500 tokens', rps, baseline: llm(0.01), canary: llm(0.01) });
+  cases.push({
+    name: 'streams 2.5× longer answers, same speed',
+    rps: 10,
+    baseline: llm(0.01),
+    canary: llm(0.01, { lengthScale: 2.5 }),
+  });
+  cases.push({
+    name: 'streams TTFT +200 ms',
+    rps: 10,
+    baseline: llm(0.01),
+    canary: llm(0.01, { ttft: { ...LLM.ttft, shiftMs: 200 } }),
+  });
+  cases.push({
+    name: 'streams TPOT 1.5×',
+    rps: 10,
+    baseline: llm(0.01),
+    canary: llm(0.01, { tpot: { ...LLM.tpot, medianMs: 30 } }),
+  });
+  cases.push({
+    name: 'streams 2.5× longer, outputTokensRatio 1.5 (cost guard)',
+    rps: 10,
+    baseline: llm(0.01),
+    canary: llm(0.01, { lengthScale: 2.5 }),
+    policy: { thresholds: { outputTokensRatio: 1.5 } },
+  });
+  return cases;
+}
+
 export function standardCases(): SimCase[] {
   const cases: SimCase[] = [];
   for (const rate of [0.001, 0.01, 0.02, 0.045]) {
@@ -341,5 +425,6 @@ export function standardCases(): SimCase[] {
     });
   cases.push({ name: 'p95 +150 ms', rps: 100, baseline: v(0.01), canary: v(0.01, { ...TYPICAL, shiftMs: 150 }) });
   cases.push({ name: 'p99 3×', rps: 100, baseline: v(0.01), canary: v(0.01, P99_3X) });
+  cases.push(...streamCases());
   return cases;
 }

@@ -58,4 +58,10 @@ export const settingsFields = {
     required: ['path'],
     properties: { path: { type: ['string', 'null'] } },
   },
+  pricing: {
+    type: ['object', 'null'],
+    additionalProperties: false,
+    required: ['inputPer1M', 'outputPer1M'],
+    properties: { inputPer1M: { type: 'number' }, outputPer1M: { type: 'number' } },
+  },
 } as const;

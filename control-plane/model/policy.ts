@@ -1,57 +1,13 @@
-import { parseDuration } from '../../common/duration.js';
-import { CanaryError } from '../../common/errors.js';
-import { type CompareSpec, parsePointer } from '../../proxy/contract/compare.js';
-import { DEFAULT_MAX_PROXY_LAG_MS } from '../../proxy/contract/route-table.js';
+import { bad, bool, dur, num } from './policy-fields.js';
+import { resolveShadow, type ShadowPolicy, shadowToApi } from './shadow-policy.js';
+
+export { DEFAULT_SHADOW, type ShadowPolicy } from './shadow-policy.js';
 
 /**
  * A canary's policy (DESIGN.md §3). Every field is optional in the API; defaults below.
  * Durations are stored resolved to milliseconds.
  */
 export type MetricsSourceName = 'proxy' | 'prometheus';
-
-/**
- * The shadow phase (policy.shadow): before any user gets an answer from the canary, a share
- * of live requests is also sent to it off the user's path and its answers are compared with
- * the baseline's. It leaves shadow for its first live step only through the gate in decide().
- */
-export interface ShadowPolicy {
-  /** Percent of live requests also sent to the canary. */
-  percent: number;
-  /** The least time in shadow, even when the evidence is in earlier. */
-  durationMs: number;
-  compare: CompareSpec;
-  /** The gate: the always-valid lower bound on agreement must reach this… */
-  agreementMin: number;
-  /** …over at least this many compared answers. */
-  minRequests: number;
-  /** Percent of shadowed requests also sent to the baseline twice: its noise floor. */
-  noisePercent: number;
-  /**
-   * Judge agreement against the noise floor: pass also when the canary disagrees at most
-   * 1 − agreementMin more often than the baseline disagrees with itself, and roll back only
-   * when it disagrees more than both allow. For nondeterministic models.
-   */
-  relativeToNoise: boolean;
-  /** A shadow answer not complete after this long is a timeout. */
-  timeoutMs: number;
-  /** Shadow requests in flight per proxy; past it they are dropped and counted. */
-  maxConcurrency: number;
-  /** While a proxy's own event loop lags more than this, it drops shadows (they use only spare capacity). */
-  maxProxyLagMs: number;
-}
-
-export const DEFAULT_SHADOW: Readonly<ShadowPolicy> = Object.freeze({
-  percent: 100,
-  durationMs: 5 * 60_000,
-  compare: Object.freeze({ fields: [], tolerance: 0, relativeTolerance: 0 }) as CompareSpec,
-  agreementMin: 0.95,
-  minRequests: 200,
-  noisePercent: 5,
-  relativeToNoise: false,
-  timeoutMs: 10_000,
-  maxConcurrency: 32,
-  maxProxyLagMs: DEFAULT_MAX_PROXY_LAG_MS,
-});
 
 export interface Policy {
   /** Where the analysis reads stats: the proxies' windowed stats, or Prometheus. */
@@ -93,6 +49,10 @@ export interface Policy {
     latencyP99ForMs: number;
     /** Optional relative p95 limit for slow models: the p95 limit becomes max(+delta, ratio ×). */
     latencyP95Ratio: number | null;
+    /** Streams: the canary's median time per output token must stay within this × the baseline's. */
+    tpotRatio: number;
+    /** Streams, a cost guard (null: off): the canary's median answer length within this × the baseline's. */
+    outputTokensRatio: number | null;
   };
 }
 
@@ -120,111 +80,13 @@ export const DEFAULT_POLICY: Readonly<Policy> = Object.freeze({
     latencyP99Ratio: 2.0,
     latencyP99ForMs: 5 * 60_000,
     latencyP95Ratio: null,
+    tpotRatio: 1.2,
+    outputTokensRatio: null,
   }),
 });
 
 /** The weights steps: "auto" may start at, and the ramp it continues with. */
 export const AUTO_STEPS = Object.freeze([1, 10, 50, 100]);
-
-const bad = (msg: string) => new CanaryError('BAD_REQUEST', `policy.${msg}`);
-
-function dur(v: unknown, name: string, dflt: number): number {
-  if (v === undefined) return dflt;
-  try {
-    return parseDuration(v, name);
-  } catch (e) {
-    throw bad((e as Error).message);
-  }
-}
-
-function num(v: unknown, name: string, dflt: number, min: number, max: number): number {
-  if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max)
-    throw bad(`${name}: expected a number from ${min} to ${max}, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-function bool(v: unknown, name: string, dflt: boolean): boolean {
-  if (v === undefined) return dflt;
-  if (typeof v !== 'boolean') throw bad(`${name}: expected true or false`);
-  return v;
-}
-
-function resolveShadow(v: unknown, base: ShadowPolicy | null): ShadowPolicy | null {
-  if (v === undefined) return base;
-  if (v === null || v === false) return null;
-  if (v === true) return structuredClone(base ?? DEFAULT_SHADOW) as ShadowPolicy;
-  if (typeof v !== 'object' || Array.isArray(v)) throw bad('shadow: expected an object, true, or null');
-  const s = v as Record<string, unknown>;
-  const known = new Set([
-    'percent',
-    'duration',
-    'compare',
-    'agreementMin',
-    'minRequests',
-    'noisePercent',
-    'relativeToNoise',
-    'timeout',
-    'maxConcurrency',
-    'maxProxyLag',
-  ]);
-  for (const k of Object.keys(s))
-    if (!known.has(k)) throw bad(`shadow.${k}: unknown field (known: ${[...known].join(', ')})`);
-  const b = base ?? DEFAULT_SHADOW;
-  const c = s.compare ?? {};
-  if (typeof c !== 'object' || c === null || Array.isArray(c)) throw bad('shadow.compare: expected an object');
-  const cmp = c as Record<string, unknown>;
-  for (const k of Object.keys(cmp))
-    if (!['field', 'fields', 'tolerance', 'relativeTolerance'].includes(k))
-      throw bad(`shadow.compare.${k}: unknown field (known: field, fields, tolerance, relativeTolerance)`);
-  if (cmp.field !== undefined && cmp.fields !== undefined) throw bad('shadow.compare: give field or fields, not both');
-  let fields = s.compare === undefined ? b.compare.fields : [];
-  if (cmp.field !== undefined) fields = [cmp.field as string];
-  if (cmp.fields !== undefined) {
-    if (!Array.isArray(cmp.fields)) throw bad('shadow.compare.fields: expected a list of JSON Pointers');
-    fields = cmp.fields as string[];
-  }
-  for (const f of fields) {
-    if (typeof f !== 'string') throw bad('shadow.compare.field: expected a JSON Pointer string such as "/prediction"');
-    try {
-      parsePointer(f);
-    } catch (e) {
-      throw bad(`shadow.compare.field: ${(e as Error).message}`);
-    }
-  }
-  const timeoutMs = dur(s.timeout, 'shadow.timeout', b.timeoutMs);
-  if (timeoutMs < 10) throw bad('shadow.timeout: must be at least 10ms');
-  const maxConcurrency = num(s.maxConcurrency, 'shadow.maxConcurrency', b.maxConcurrency, 1, 10_000);
-  if (!Number.isInteger(maxConcurrency)) throw bad('shadow.maxConcurrency: expected a whole number');
-  return {
-    percent: num(s.percent, 'shadow.percent', b.percent, 0.01, 100),
-    durationMs: dur(s.duration, 'shadow.duration', b.durationMs),
-    compare: {
-      fields,
-      tolerance: num(
-        cmp.tolerance,
-        'shadow.compare.tolerance',
-        s.compare === undefined ? b.compare.tolerance : 0,
-        0,
-        1e12,
-      ),
-      relativeTolerance: num(
-        cmp.relativeTolerance,
-        'shadow.compare.relativeTolerance',
-        s.compare === undefined ? b.compare.relativeTolerance : 0,
-        0,
-        1,
-      ),
-    },
-    agreementMin: num(s.agreementMin, 'shadow.agreementMin', b.agreementMin, 0.5, 0.9999),
-    minRequests: num(s.minRequests, 'shadow.minRequests', b.minRequests, 1, 1e9),
-    noisePercent: num(s.noisePercent, 'shadow.noisePercent', b.noisePercent, 0, 100),
-    relativeToNoise: bool(s.relativeToNoise, 'shadow.relativeToNoise', b.relativeToNoise),
-    timeoutMs,
-    maxConcurrency,
-    maxProxyLagMs: dur(s.maxProxyLag, 'shadow.maxProxyLag', b.maxProxyLagMs ?? DEFAULT_MAX_PROXY_LAG_MS),
-  };
-}
 
 /** Validates an API policy (strings for durations) over a base policy; throws BAD_REQUEST. */
 export function resolvePolicy(input: unknown, base: Policy = DEFAULT_POLICY): Policy {
@@ -277,6 +139,8 @@ export function resolvePolicy(input: unknown, base: Policy = DEFAULT_POLICY): Po
     'errorRateMax',
     'latencyP99Ratio',
     'latencyP99For',
+    'tpotRatio',
+    'outputTokensRatio',
   ]);
   for (const k of Object.keys(t)) if (!knownT.has(k)) throw bad(`thresholds.${k}: unknown field`);
   if (p.metrics !== undefined && p.metrics !== 'proxy' && p.metrics !== 'prometheus')
@@ -343,6 +207,13 @@ export function resolvePolicy(input: unknown, base: Policy = DEFAULT_POLICY): Po
           : t.latencyP95Ratio === undefined
             ? (base.thresholds.latencyP95Ratio ?? null)
             : num(t.latencyP95Ratio, 'thresholds.latencyP95Ratio', 1, 1, 1000),
+      tpotRatio: num(t.tpotRatio, 'thresholds.tpotRatio', base.thresholds.tpotRatio ?? 1.2, 1, 100),
+      outputTokensRatio:
+        t.outputTokensRatio === null
+          ? null
+          : t.outputTokensRatio === undefined
+            ? (base.thresholds.outputTokensRatio ?? null)
+            : num(t.outputTokensRatio, 'thresholds.outputTokensRatio', 1, 1, 1000),
     },
   };
 }
@@ -372,20 +243,7 @@ export function policyToApi(p: Policy) {
     businessFor: ms(p.businessForMs),
     confidence: p.confidence,
     businessMinOutcomes: p.businessMinOutcomes,
-    shadow: p.shadow
-      ? {
-          percent: p.shadow.percent,
-          duration: ms(p.shadow.durationMs),
-          compare: p.shadow.compare,
-          agreementMin: p.shadow.agreementMin,
-          minRequests: p.shadow.minRequests,
-          noisePercent: p.shadow.noisePercent,
-          relativeToNoise: p.shadow.relativeToNoise,
-          timeout: ms(p.shadow.timeoutMs),
-          maxConcurrency: p.shadow.maxConcurrency,
-          maxProxyLag: ms(p.shadow.maxProxyLagMs ?? DEFAULT_MAX_PROXY_LAG_MS),
-        }
-      : null,
+    shadow: p.shadow ? shadowToApi(p.shadow, ms) : null,
     thresholds: {
       errorRateDelta: p.thresholds.errorRateDelta,
       latencyP95DeltaMs: p.thresholds.latencyP95DeltaMs,
@@ -393,6 +251,8 @@ export function policyToApi(p: Policy) {
       latencyP99Ratio: p.thresholds.latencyP99Ratio,
       latencyP99For: ms(p.thresholds.latencyP99ForMs),
       latencyP95Ratio: p.thresholds.latencyP95Ratio ?? null,
+      tpotRatio: p.thresholds.tpotRatio ?? 1.2,
+      outputTokensRatio: p.thresholds.outputTokensRatio ?? null,
     },
   };
 }

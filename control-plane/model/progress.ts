@@ -9,6 +9,12 @@ export interface StepCounts {
   errors: number;
   slow95: number;
   slow99: number;
+  /** Streams with a time per output token, and how many of them were over the step's TPOT limit. */
+  tpotN?: number;
+  slowTpot?: number;
+  /** Streams that carried tokens, and how many were longer than the step's length limit. */
+  tokensN?: number;
+  longAnswers?: number;
 }
 
 /** The latency limits of one step, fixed once from the baseline's latency (never from the canary's). */
@@ -19,6 +25,12 @@ export interface LatencyLimits {
   p99Ms: number;
   baselineP95Ms: number;
   baselineP99Ms: number;
+  /** Streams: tpotRatio × the baseline's median time per output token (null: too few baseline streams). */
+  tpotMs?: number | null;
+  baselineTpotMs?: number | null;
+  /** Streams, with outputTokensRatio set: that ratio × the baseline's median answer length in tokens. */
+  tokensLimit?: number | null;
+  baselineTokens?: number | null;
 }
 
 /** One finished step (a stratum of the evidence): its weight, time span and counts. */

@@ -7,7 +7,13 @@ import type { RouteSettings } from '../../proxy/contract/route-table.js';
  * (`healthPath`: absent = the usual health paths are tried; null = no probe), which stays in
  * the control plane (the route table carries only RouteSettings).
  */
-export type DeploymentSettings = RouteSettings & { healthPath?: string | null };
+export type DeploymentSettings = RouteSettings & { healthPath?: string | null; pricing?: Pricing | null };
+
+/** A streaming deployment's token prices (any currency, per million tokens): verdicts show cost per 1,000 answers. */
+export interface Pricing {
+  inputPer1M: number;
+  outputPer1M: number;
+}
 
 /**
  * A deployment's data-plane settings as the API speaks them (durations as strings), and the
@@ -23,6 +29,8 @@ export interface SettingsInput {
   websockets?: unknown;
   allowForcedVariant?: unknown;
   retryCanaryOnBaseline?: unknown;
+  /** `{inputPer1M, outputPer1M}` or null: token prices, for the cost shown beside streaming verdicts. */
+  pricing?: unknown;
 }
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -80,11 +88,34 @@ export function resolveSettings(
         'expected a path starting with "/" (at most 200 characters), "auto", or null for no probe',
       );
   }
+  if (input.pricing !== undefined) settings.pricing = pricingOf(input.pricing);
   if (input.retryCanaryOnBaseline !== undefined) {
     if (typeof input.retryCanaryOnBaseline !== 'boolean') throw bad('retryCanaryOnBaseline', 'expected true or false');
     retry = input.retryCanaryOnBaseline;
   }
   return { settings, retryCanaryOnBaseline: retry };
+}
+
+/** What 1,000 answers cost at these prices, from the tokens measured (per-answer means). */
+export function costPer1kAnswers(
+  p: Pricing,
+  s: { streams: number; outputTokens: number; promptTokens: number },
+): number | null {
+  if (s.streams === 0) return null;
+  return (1000 * (s.promptTokens * p.inputPer1M + s.outputTokens * p.outputPer1M)) / 1e6 / s.streams;
+}
+
+function pricingOf(v: unknown): Pricing | null {
+  if (v === null) return null;
+  const p = v as Record<string, unknown>;
+  const price = (k: 'inputPer1M' | 'outputPer1M') => {
+    const n = p?.[k];
+    if (typeof n !== 'number' || !Number.isFinite(n) || n < 0 || n > 1e6)
+      throw bad(`pricing.${k}`, `expected a price per million tokens from 0 to 1000000, got ${JSON.stringify(n)}`);
+    return n;
+  };
+  if (typeof v !== 'object' || Array.isArray(v)) throw bad('pricing', 'expected {inputPer1M, outputPer1M} or null');
+  return { inputPer1M: price('inputPer1M'), outputPer1M: price('outputPer1M') };
 }
 
 const asDuration = (ms: number) =>
@@ -108,5 +139,6 @@ export function settingsToApi(
     websockets: s.websockets ?? true,
     allowForcedVariant: s.allowForcedVariant ?? false,
     health: { path: s.healthPath === undefined ? 'auto' : s.healthPath },
+    pricing: s.pricing ?? null,
   };
 }

@@ -26,7 +26,15 @@ export type Action =
   /** Critical with autoRollback off: the failure is recorded, nothing else happens. */
   | { type: 'record_failure' };
 
-export type RuleName = 'error_rate_max' | 'error_rate_delta' | 'latency_p95' | 'latency_p99' | 'business' | 'agreement';
+export type RuleName =
+  | 'error_rate_max'
+  | 'error_rate_delta'
+  | 'latency_p95'
+  | 'latency_p99'
+  | 'tpot'
+  | 'output_tokens'
+  | 'business'
+  | 'agreement';
 
 /**
  * A rule's evidence. `status`: fail (its rollback test rejected), warn (halfway there, or p99

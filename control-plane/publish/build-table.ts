@@ -43,8 +43,8 @@ function shadowRoute(c: CanaryRow): { shadow: ShadowRoute } | Record<string, nev
   };
 }
 
-/** What the proxies apply: the settings without the control plane's own (the version probe). */
+/** What the proxies apply: the settings without the control plane's own (the version probe, prices). */
 function routeSettings(s: DeploymentSettings): RouteSettings {
-  const { healthPath: _probe, ...route } = s;
+  const { healthPath: _probe, pricing: _pricing, ...route } = s;
   return route;
 }

@@ -1,5 +1,6 @@
 import { CanaryError } from '../../common/errors.js';
-import { withoutHistogram } from '../../proxy/contract/stats.js';
+import { type VersionStats, withoutHistogram } from '../../proxy/contract/stats.js';
+import { costPer1kAnswers, type Pricing } from '../model/settings.js';
 import type { CanaryRow } from '../state/types.js';
 import { decide, grossFailure } from './decide.js';
 import { type EvaluateResult, type RolloutDeps, RolloutPart } from './deps.js';
@@ -50,9 +51,10 @@ export class Analysis extends RolloutPart {
     const stats = await this.measure.step(c, d.baselineVersion, now);
     const decision = decide(progressOf(c, d.status === 'paused'), c.policy, stats, now);
     const ok = !('error' in stats);
+    const pricing = d.settings.pricing ?? null;
     const measured = {
-      baseline: ok ? withoutHistogram(stats.baseline) : null,
-      canary: ok ? withoutHistogram(stats.canary) : null,
+      baseline: ok ? priced(withoutHistogram(stats.baseline), pricing) : null,
+      canary: ok ? priced(withoutHistogram(stats.canary), pricing) : null,
     };
     const applied = await this.executor.apply(c, decision, measured, now, actor, leaseHolder);
     timer?.();
@@ -92,4 +94,10 @@ export class Analysis extends RolloutPart {
     }
     return trips.length;
   }
+}
+
+/** A version's stats with the cost of 1,000 of its streamed answers, when the deployment has prices. */
+function priced(s: VersionStats, pricing: Pricing | null): VersionStats {
+  if (!pricing || !s.streams) return s;
+  return { ...s, streams: { ...s.streams, costPer1kAnswers: costPer1kAnswers(pricing, s.streams) } };
 }

@@ -2,7 +2,7 @@ import { noAgreement, type VersionStats } from '../../proxy/contract/stats.js';
 import { AUTO_STEPS, type Policy } from '../model/policy.js';
 import type { CanaryProgress, StatsInput } from '../model/progress.js';
 import type { Action, Decision, RuleEvidence } from '../model/verdict.js';
-import { add, countsOf, currentStratum, latencyLimits, ZERO } from './evidence/counts.js';
+import { add, countsOf, currentStratum, latencyLimits, withStreamLimits, ZERO } from './evidence/counts.js';
 import type { RuleContext } from './evidence/one-sample.js';
 import { dur } from './evidence/text.js';
 import { agreementRule } from './rules/agreement.js';
@@ -10,6 +10,8 @@ import { businessOutcomes, businessRule } from './rules/business.js';
 import { errorDeltaRule } from './rules/error-rate-delta.js';
 import { errorMaxRule } from './rules/error-rate-max.js';
 import { latencyRule, sustainedP99 } from './rules/latency.js';
+import { outputTokensRule } from './rules/output-tokens.js';
+import { tpotRule } from './rules/tpot.js';
 import { autoStartWeight } from './sizing.js';
 
 export const EPS = 1e-9;
@@ -55,7 +57,13 @@ export function decide(
   // The step's latency limits are fixed once, from the baseline before the step or, failing
   // that, the baseline during it — never from the canary, so the latency tests stay valid.
   const baselineNow = stats.baseline;
-  const limits = progress.limits ?? latencyLimits(policy, stats.reference) ?? latencyLimits(policy, baselineNow);
+  // Stream limits fill in once the baseline has streamed enough (a step's latency limits may be
+  // fixed before any stream was seen); they too are fixed from the baseline, never the canary.
+  const limits = withStreamLimits(
+    policy,
+    progress.limits ?? latencyLimits(policy, stats.reference) ?? latencyLimits(policy, baselineNow),
+    [stats.reference, baselineNow],
+  );
   const current = currentStratum(progress, limits, stats, now);
   const strata = [...(progress.strata ?? []), current];
   const canary = strata.reduce((a, s) => add(a, s.canary), ZERO);
@@ -76,6 +84,12 @@ export function decide(
   const p99 = sustainedP99(rules[3], progress.p99BreachSince, policy, now);
   rules[3] = p99.rule;
   const p99BreachSince = p99.breachSince;
+  // Streams: how fast tokens come after the first (and, when asked, how long answers grow).
+  if (strata.some((s) => (s.canary.tpotN ?? 0) + (s.baseline.tpotN ?? 0) > 0)) {
+    rules.push(tpotRule(ctx));
+    const length = outputTokensRule(ctx);
+    if (length) rules.push(length);
+  }
   // In shadow no user got an answer from the canary: no business outcomes, but agreement.
   const shadow = progress.phase === 'shadow' ? (policy.shadow ?? null) : null;
   // Business outcomes are summarised whenever feedback arrives (the API shows them); judged only live.

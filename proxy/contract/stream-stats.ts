@@ -136,6 +136,8 @@ export interface StreamStats {
   tokensPerSecond: number | null;
   /** Share of streams whose tokens are counted events, not reported usage. */
   estimatedShare: number;
+  /** Set by the control plane when the deployment has token prices (settings.pricing). */
+  costPer1kAnswers?: number | null;
   /** The histograms, in memory only (the tpot and output-length rules read them). */
   histograms?: { ttft: Buckets; tpot: Buckets; tokens: Buckets };
 }

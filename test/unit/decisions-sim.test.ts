@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { P99_3X, runCase, type SimCase, TYPICAL } from '../../bench/sim/rollouts.js';
+import { LLM, llm, P99_3X, runCase, type SimCase, TYPICAL } from '../../bench/sim/rollouts.js';
 
 /**
  * A reduced, seeded run of `npm run sim` (the same harness and the real decide()): fewer
@@ -74,4 +74,32 @@ test('0.1% → 0.5% (5×) at 1000 rps: rolled back ≥ 90%', () => {
   const { results } = run({ name: '5x', rps: 1000, baseline: v(0.001), canary: v(0.005) }, 100);
   const rolledBack = results.filter((r) => r.outcome === 'rollback').length;
   assert.ok(rolledBack >= 90, `rolled back ${share(rolledBack, 100)}`);
+});
+
+test('streams: answer length is not latency — A/A with 10–500-token answers and a canary writing 2.5× longer answers at the same speed are not rolled back (≤ 1%)', () => {
+  const aa = run({ name: 'streams A/A', rps: 100, baseline: llm(0.01), canary: llm(0.01) }, 200).results;
+  const aaBack = aa.filter((r) => r.outcome === 'rollback').length;
+  assert.ok(aaBack <= 2, `A/A false rollbacks ${share(aaBack, 200)}`);
+  assert.ok(aa.filter((r) => r.outcome === 'promote').length >= 190, 'A/A streams promoted');
+  const longer = run(
+    { name: 'longer', rps: 10, baseline: llm(0.01), canary: llm(0.01, { lengthScale: 2.5 }), horizonS: 1200 },
+    100,
+  ).results;
+  const longBack = longer.filter((r) => r.outcome === 'rollback').length;
+  assert.ok(longBack <= 1, `longer answers rolled back ${share(longBack, 100)}`);
+});
+
+test('streams at 10 streams/s: a first token 200 ms late is caught ≥ 99% (by the first-token rule), tokens 1.5× slower ≥ 95% (by tpot)', () => {
+  const late = run(
+    { name: 'ttft', rps: 10, baseline: llm(0.01), canary: llm(0.01, { ttft: { ...LLM.ttft, shiftMs: 200 } }) },
+    100,
+  ).results;
+  const caught = late.filter((r) => r.outcome === 'rollback' && r.failedRules.includes('latency_p95')).length;
+  assert.ok(caught >= 99, `TTFT +200 ms caught ${share(caught, 100)}`);
+  const slow = run(
+    { name: 'tpot', rps: 10, baseline: llm(0.01), canary: llm(0.01, { tpot: { ...LLM.tpot, medianMs: 30 } }) },
+    100,
+  ).results;
+  const slowCaught = slow.filter((r) => r.outcome === 'rollback' && r.failedRules.includes('tpot')).length;
+  assert.ok(slowCaught >= 95, `TPOT 1.5× caught ${share(slowCaught, 100)}`);
 });

@@ -6,10 +6,12 @@ import type { RuleName } from '../../model/verdict.js';
  * By the union bound, P(any rule rolls back a canary as good as the baseline) ≤ the budget.
  */
 export const ALPHA_SHARES: Readonly<Record<RuleName, number>> = Object.freeze({
-  error_rate_max: 0.25,
-  error_rate_delta: 0.25,
-  latency_p95: 0.15,
-  latency_p99: 0.15,
+  error_rate_max: 0.22,
+  error_rate_delta: 0.22,
+  latency_p95: 0.14,
+  latency_p99: 0.14,
+  tpot: 0.06,
+  output_tokens: 0.02,
   business: 0.1,
   agreement: 0.1,
 });

@@ -7,7 +7,39 @@ import type { CanaryProgress, LatencyLimits, StepCounts, Stratum } from '../../m
 
 /** Baseline requests needed before a step's latency limits are fixed (p99 of 300 is ±~30%, limits are 2×). */
 export const MIN_REFERENCE_REQUESTS = 300;
-export const ZERO: StepCounts = Object.freeze({ n: 0, errors: 0, slow95: 0, slow99: 0 });
+/** Baseline streams needed before a step's TPOT and length limits are fixed (medians: ±~7% at 200). */
+export const MIN_REFERENCE_STREAMS = 200;
+export const ZERO: StepCounts = Object.freeze({
+  n: 0,
+  errors: 0,
+  slow95: 0,
+  slow99: 0,
+  tpotN: 0,
+  slowTpot: 0,
+  tokensN: 0,
+  longAnswers: 0,
+});
+
+const total = (b: Map<number, number>) => {
+  let n = 0;
+  for (const c of b.values()) n += c;
+  return n;
+};
+
+/** The stream limits from the baseline's streams: medians times the policy's ratios. */
+function streamLimits(policy: Policy, baseline: VersionStats): Partial<LatencyLimits> {
+  const h = baseline.streams?.histograms;
+  if (!h) return {};
+  const t = policy.thresholds;
+  const tpot = total(h.tpot) >= MIN_REFERENCE_STREAMS ? quantile(h.tpot, 0.5) : null;
+  const tokens = t.outputTokensRatio && total(h.tokens) >= MIN_REFERENCE_STREAMS ? quantile(h.tokens, 0.5) : null;
+  return {
+    tpotMs: tpot === null ? null : tpot * (t.tpotRatio ?? 1.2),
+    baselineTpotMs: tpot,
+    tokensLimit: tokens === null ? null : tokens * t.outputTokensRatio!,
+    baselineTokens: tokens,
+  };
+}
 
 /** The limits that follow from a baseline's latency histogram, or null with too little of it. */
 export function latencyLimits(policy: Policy, baseline: VersionStats | null | undefined): LatencyLimits | null {
@@ -21,24 +53,59 @@ export function latencyLimits(policy: Policy, baseline: VersionStats | null | un
     p99Ms: t.latencyP99Ratio * b99,
     baselineP95Ms: b95,
     baselineP99Ms: b99,
+    ...streamLimits(policy, baseline),
   };
+}
+
+/** `limits` with their stream limits filled in from the first baseline stats that can fix them. */
+export function withStreamLimits(
+  policy: Policy,
+  limits: LatencyLimits | null,
+  baselines: (VersionStats | null | undefined)[],
+): LatencyLimits | null {
+  if (!limits || (limits.tpotMs && (limits.tokensLimit || !policy.thresholds.outputTokensRatio))) return limits;
+  for (const b of baselines) {
+    if (!b) continue;
+    const s = streamLimits(policy, b);
+    const tpot = limits.tpotMs ?? s.tpotMs ?? null;
+    const tokens = limits.tokensLimit ?? s.tokensLimit ?? null;
+    if (tpot === (limits.tpotMs ?? null) && tokens === (limits.tokensLimit ?? null)) continue;
+    return {
+      ...limits,
+      tpotMs: tpot,
+      baselineTpotMs: limits.baselineTpotMs ?? s.baselineTpotMs ?? null,
+      tokensLimit: tokens,
+      baselineTokens: limits.baselineTokens ?? s.baselineTokens ?? null,
+    };
+  }
+  return limits;
 }
 
 export function countsOf(s: VersionStats, limits: LatencyLimits | null): StepCounts {
   const h = s.histogram;
+  const sh = s.streams?.histograms;
   return {
     n: s.requests,
     errors: s.modelErrors,
     slow95: limits && h ? countAbove(h, limits.p95Ms) : 0,
     slow99: limits && h ? countAbove(h, limits.p99Ms) : 0,
+    tpotN: sh ? total(sh.tpot) : 0,
+    slowTpot: sh && limits?.tpotMs ? countAbove(sh.tpot, limits.tpotMs) : 0,
+    tokensN: sh ? total(sh.tokens) : 0,
+    longAnswers: sh && limits?.tokensLimit ? countAbove(sh.tokens, limits.tokensLimit) : 0,
   };
 }
 
+/** Counts added field by field (steps stored before a field existed count it as 0). */
 export const add = (a: StepCounts, b: StepCounts): StepCounts => ({
   n: a.n + b.n,
   errors: a.errors + b.errors,
   slow95: a.slow95 + b.slow95,
   slow99: a.slow99 + b.slow99,
+  tpotN: (a.tpotN ?? 0) + (b.tpotN ?? 0),
+  slowTpot: (a.slowTpot ?? 0) + (b.slowTpot ?? 0),
+  tokensN: (a.tokensN ?? 0) + (b.tokensN ?? 0),
+  longAnswers: (a.longAnswers ?? 0) + (b.longAnswers ?? 0),
 });
 
 /** The current step as a stratum, from the stats read over [stepStartedAt, now]. */

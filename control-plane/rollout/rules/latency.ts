@@ -55,10 +55,13 @@ export function latencyRule(ctx: RuleContext, which: 'p95' | 'p99'): RuleEvidenc
   const limited = concurrent.filter((s) => s.limits !== null);
   const current = ctx.strata[ctx.strata.length - 1].limits;
   const t = ctx.policy.thresholds;
+  // A streamed answer's latency is its time to first token (the proxy records it so): say so.
+  const streaming = (ctx.canary.tokensN ?? 0) * 2 > ctx.canary.n;
+  const of = streaming ? 'time-to-first-token ' : '';
   const limitText =
     which === 'p95'
-      ? `canary p95 ≤ baseline p95 + ${t.latencyP95DeltaMs}ms${t.latencyP95Ratio ? ` (or × ${t.latencyP95Ratio})` : ''}${current ? ` = ${ms(current.p95Ms)}` : ''}`
-      : `canary p99 ≤ ${t.latencyP99Ratio} × baseline p99${current ? ` = ${ms(current.p99Ms)}` : ''}`;
+      ? `canary ${of}p95 ≤ baseline p95 + ${t.latencyP95DeltaMs}ms${t.latencyP95Ratio ? ` (or × ${t.latencyP95Ratio})` : ''}${current ? ` = ${ms(current.p95Ms)}` : ''}`
+      : `canary ${of}p99 ≤ ${t.latencyP99Ratio} × baseline p99${current ? ` = ${ms(current.p99Ms)}` : ''}`;
   if (limited.length === 0) {
     if (concurrent.length === 0) {
       return {
@@ -104,7 +107,9 @@ export function latencyRule(ctx: RuleContext, which: 'p95' | 'p99'): RuleEvidenc
     limit: share,
     alpha,
     limitText,
-    what: `share of canary requests over the ${which} limit`,
+    what: streaming
+      ? `share of canary streams whose first token came after the ${which} limit`
+      : `share of canary requests over the ${which} limit`,
     // Rollback mixes the uniform prior (fast on gross slowness) with one centred at 3× the
     // allowed share (power against tails a few times too heavy, like a p99 three times the baseline's).
     baseline: { x: bx, n: bn },
