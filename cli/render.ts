@@ -112,3 +112,46 @@ export function statsRows(a: any) {
     ['canary', a.canary],
   ].map(([role, s]: any) => [role, s?.version, s?.requests, pct(s?.errorRate), msf(s?.p50), msf(s?.p95), msf(s?.p99)]);
 }
+
+/**
+ * Streamed answers per variant, when the deployment streams: time to first token (what the
+ * latency rules judge), time per output token, decode speed, answer length, how streams ended,
+ * and the cost of 1,000 answers when the deployment has prices.
+ */
+export function streamsTable(a: any): string {
+  const rows = [
+    ['baseline', a?.baseline],
+    ['canary', a?.canary],
+  ].filter(([, s]: any) => s?.streams);
+  if (rows.length === 0) return '';
+  const cost = rows.some(([, s]: any) => s.streams.costPer1kAnswers != null);
+  const body = rows.map(([role, s]: any) => {
+    const st = s.streams;
+    const e = st.ends;
+    return [
+      role,
+      String(st.streams),
+      `${msf(st.ttft.p50)} / ${msf(st.ttft.p95)} / ${msf(st.ttft.p99)}`,
+      msf(st.tpot.p50),
+      st.tokensPerSecond == null ? '-' : st.tokensPerSecond.toFixed(0),
+      st.tokensPerAnswer == null
+        ? '-'
+        : `${st.tokensPerAnswer.toFixed(0)}${st.estimatedShare > 0.5 ? ' (events)' : ''}`,
+      `${e.complete} ok, ${e.errorEvent} error, ${e.cut} cut, ${e.clientGone} left`,
+      ...(cost ? [st.costPer1kAnswers == null ? '-' : st.costPer1kAnswers.toFixed(4)] : []),
+    ];
+  });
+  return `${table(
+    [
+      'STREAMS',
+      'N',
+      'TTFT P50 / P95 / P99',
+      'TPOT P50',
+      'TOKENS/S',
+      'TOKENS/ANSWER',
+      'ENDED',
+      ...(cost ? ['COST / 1K ANSWERS'] : []),
+    ],
+    body,
+  )}\n`;
+}

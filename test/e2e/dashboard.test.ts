@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
+import OpenAI from 'openai';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { loadControlPlaneConfig, loadProxyConfig } from '../../common/config.js';
 import { type RunningStack, startStack } from '../../control-plane/main.js';
 import { loadIris } from '../../model-servers/iris.js';
+import { DEFAULT_LLM, startLlmServer } from '../../model-servers/llm.js';
 import { type RunningModelServer, startModelServer } from '../../model-servers/server.js';
 import { freshSchema, silent } from '../helpers/servers.js';
 
@@ -318,4 +320,53 @@ test('the shadow panel shows agreement over time beside the noise floor, the gat
     assert.ok(overflow <= 0, `${width}px: page scrolls sideways by ${overflow}px`);
     await p.screenshot({ path: `${SHOTS}/shadow-${width}.png`, fullPage: true });
   }
+});
+
+test('a streaming deployment shows time to first token and per token per variant, tokens per answer, and their charts', async () => {
+  const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
+  const base = await startLlmServer({ version: 'l1' });
+  const verbose = await startLlmServer({ version: 'l2', behaviour: { ...DEFAULT_LLM, lengthScale: 2 } });
+  models.push(base as never, verbose as never);
+  const call = (method: string, path: string, body?: unknown) =>
+    fetch(`${stack.controlPlane.url}${path}`, { method, headers: auth, body: body ? JSON.stringify(body) : undefined });
+  await call('POST', '/v1/deployments', { name: 'chat', baseline: { version: 'l1', url: base.url } });
+  await call('POST', '/v1/deployments/chat/canary', {
+    version: 'l2',
+    url: verbose.url,
+    weight: 50,
+    policy: { interval: '1h', autoRollback: false },
+  });
+  const client = new OpenAI({ baseURL: `${stack.proxy.url}/chat/v1`, apiKey: 'unused', maxRetries: 0 });
+  for (let i = 0; i < 6; i++)
+    await Promise.all(
+      Array.from({ length: 10 }, async (_, j) => {
+        const s = await client.chat.completions.create({
+          model: 'any',
+          messages: [{ role: 'user', content: `q${i}-${j}` }],
+          stream: true,
+        });
+        for await (const _c of s) {
+          /* read it all */
+        }
+      }),
+    );
+  // Stats are flushed every second (and a step's first second is not read): evaluate until both variants' streams are in.
+  for (let i = 0; ; i++) {
+    const a = await (await call('POST', '/v1/deployments/chat/evaluate')).json();
+    if (a.canary?.streams?.streams >= 15 && a.baseline?.streams?.streams >= 15) break;
+    assert.ok(
+      i < 100,
+      `streams in the analysis: ${JSON.stringify([a.baseline?.streams?.streams, a.canary?.streams?.streams])}`,
+    );
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await page.goto(`${stack.controlPlane.url}/#/d/chat`);
+  await page.locator('#streams').waitFor({ timeout: 10_000 });
+  const rows = await page.locator('#streams tbody tr').allInnerTexts();
+  assert.equal(rows.length, 2, rows.join(' | '));
+  assert.match(rows.join('\n'), /baseline[\s\S]*ms[\s\S]*canary[\s\S]*ms/);
+  const perAnswer = (await page.locator('#streams .tokens-per-answer').allInnerTexts()).map(Number);
+  assert.ok(perAnswer[1] > 1.5 * perAnswer[0], `tokens per answer ${perAnswer}`);
+  assert.equal(await page.locator('#stream-charts svg.chart').count(), 2);
+  await page.screenshot({ path: `${SHOTS}/streams.png`, fullPage: true });
 });

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
@@ -73,14 +75,47 @@ test("Prometheus scrapes the control plane, the proxy admin port and Envoy's sta
 
 test("the alert rules pass `promtool check rules` (Debian's prometheus package) and name only metrics the code exports", async () => {
   const { stdout } = await run('promtool', ['check', 'rules', 'prometheus/alerts.yml']);
-  assert.match(stdout, /SUCCESS: 7 rules found/);
+  assert.match(stdout, /SUCCESS: 8 rules found/);
   const rules = readFileSync('prometheus/alerts.yml', 'utf8');
-  const code = ['proxy/telemetry/recorder.ts', 'control-plane/telemetry.ts']
+  const code = ['proxy/telemetry/recorder.ts', 'proxy/telemetry/stream-metrics.ts', 'control-plane/telemetry.ts']
     .map((f) => readFileSync(f, 'utf8'))
     .join('\n');
   for (const [, metric] of rules.matchAll(/\b(canary_(?:cp|proxy)_[a-z_]+?)(?:_total)?\b/g)) {
     assert.ok(code.includes(`'${metric}`), `${metric} is not exported by the code`);
   }
+});
+
+test("CanaryStreamErrors fires when error events and cuts pass 2% of a version's streams, and not below (`promtool test rules`)", async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'promtool-'));
+  const series = (end: string, perMin: number) =>
+    `      - series: 'canary_proxy_streams_total{deployment="chat",version="v2",role="canary",end="${end}"}'\n        values: '0+${perMin}x20'`;
+  const spec = (
+    errorsPerMin: number,
+    expected: string,
+  ) => `rule_files: [${JSON.stringify(path.resolve('prometheus/alerts.yml'))}]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+${series('complete', 1000)}
+${series('error_event', errorsPerMin)}
+${series('cut', 0)}
+${series('client_gone', 50)}
+    alert_rule_test:
+      - eval_time: 15m
+        alertname: CanaryStreamErrors
+        exp_alerts:${expected}
+`;
+  const firing = `
+          - exp_labels: { severity: warning, deployment: chat, version: v2 }
+            exp_annotations:
+              summary: "More than 2% of the streams of chat v2 end in an error event or are cut after their 200"
+              description: "Errors inside streams reach users although the status was 200; see \`canary health chat\`."`;
+  await writeFile(path.join(dir, 'fires.yml'), spec(50, firing));
+  await writeFile(path.join(dir, 'quiet.yml'), spec(10, ' []'));
+  const { stdout } = await run('promtool', ['test', 'rules', path.join(dir, 'fires.yml'), path.join(dir, 'quiet.yml')]);
+  assert.match(stdout, /SUCCESS/);
+  await rm(dir, { recursive: true, force: true });
 });
 
 function sources(dir: string): string[] {
