@@ -11,12 +11,9 @@ import { type RunningStack, startStack } from '../control-plane/main.js';
 import { loadIris } from '../model-servers/iris.js';
 import { trainModel } from '../model-servers/models.js';
 import { ApiClient } from './client.js';
+import { DEMO_INTERVAL, out, step, waitFor } from './demo-kit.js';
+import { llmAct } from './demo-llm.js';
 import { color, msf, pct, table, time, verdictColor } from './format.js';
-
-/** The demo shortens the analysis interval from 30 s to this, and says so. */
-const DEMO_INTERVAL = '2s';
-const out = (s = '') => process.stdout.write(`${s}\n`);
-const step = (n: number, s: string) => out(`\n${color.bold(`${n}.`)} ${color.bold(s)}`);
 
 type Model = ChildServer<{ url: string; version: string; accuracy: number }>;
 
@@ -74,22 +71,6 @@ class Traffic {
     this.running = false;
     if (this.ticker) clearInterval(this.ticker);
     await Promise.all(this.loops);
-  }
-}
-
-async function waitFor<T>(
-  what: string,
-  check: () => Promise<T | null>,
-  timeoutMs: number,
-  why?: () => Promise<string>,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== null) return v;
-    if (Date.now() > deadline)
-      throw new Error(`demo: timed out waiting for ${what}${why ? `; ${await why().catch(() => '')}` : ''}`);
-    await sleep(100);
   }
 }
 
@@ -342,6 +323,13 @@ export async function runDemo(opts: { keep: boolean }): Promise<void> {
     out(timeline((await api.call('GET', `/v1/deployments/${name}/events?limit=6`)).events));
     await traffic.stop();
     traffic = null;
+
+    await llmAct(9, {
+      api,
+      proxyUrl: stack.proxy.url,
+      name: name.replace('iris', 'chat'),
+      models: models as ChildServer<unknown>[],
+    });
 
     const versions = (await api.call('GET', `/v1/deployments/${name}/versions`)).versions;
     out(`\n   versions: ${versions.map((v: any) => `${v.version} ${v.state}`).join(', ')}`);

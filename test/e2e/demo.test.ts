@@ -31,6 +31,13 @@ test('the demo tells the whole story, exits 0 and leaves no server running', asy
   assert.match(stdout, /rolled back in shadow after \d+\.\ds: v4 agreed with v1 on \d+\.\d+% of \d+ real flowers/);
   assert.match(stdout, /users received 0 answers from v4 and saw 0 failed requests/);
   assert.match(stdout, /promoted: the baseline is now v3/);
+  assert.match(
+    stdout,
+    /llm-2 rolled back after \d+\.\ds: latency_p95: share of canary streams whose first token came after/,
+  );
+  assert.match(stdout, /llm-3 promoted after \d+\.\ds/);
+  assert.match(stdout, /canary +llm-3 .* tokens per answer, \$\d+\.\d+ per 1,000 answers/);
+  assert.match(stdout, /users got \d+ streamed answers, 0 of them failed/);
   assert.match(stdout, /versions: .*v3 serving/);
   assert.match(stdout, /versions: .*v4 rolled_back/);
   assert.match(stdout, /versions: .*v2 rolled_back/);

@@ -141,7 +141,7 @@ test('Ollama NDJSON: message.content or response carries output; done: true ends
 test('bounded: a 5 MB event is skipped and counted, a line that never ends is never held, and both keep what follows', () => {
   const big = `data: ${'x'.repeat(5 * 1024 * 1024)}\n\n`;
   const m = new StreamMeter('sse', 0, 64 * 1024);
-  const bytes = Buffer.from(big + `data: ${chunk({ content: 'after' })}\n\ndata: [DONE]\n\n`);
+  const bytes = Buffer.from(`${big}data: ${chunk({ content: 'after' })}\n\ndata: [DONE]\n\n`);
   for (let at = 0; at < bytes.length; at += 16 * 1024) m.push(bytes.subarray(at, at + 16 * 1024), 5);
   const s = m.finish('closed', 10);
   assert.equal(s.skipped, 1);
