@@ -14,6 +14,7 @@ import autocannon from 'autocannon';
 import { parseDuration } from '../common/duration.js';
 import { spawnCanary, spawnModelServer, spawnProxy } from '../common/processes.js';
 import { openLoop } from './open-loop.js';
+import { streamBench } from './streams.js';
 
 const DURATION_S = Math.round(parseDuration(process.env.BENCH_DURATION ?? '10s') / 1000);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
@@ -306,6 +307,9 @@ async function main(): Promise<void> {
         targetP99Ms: 2,
       },
     };
+    // LLM streams, side by side (bench/streams.ts): after the servers above are stopped would be
+    // quieter, but they are idle now, and one run keeps one machine state.
+    const streams = await streamBench(DURATION_S);
     let commit = 'unknown';
     try {
       commit = execSync('git rev-parse --short HEAD', { stdio: ['ignore', 'pipe', 'ignore'] })
@@ -333,12 +337,15 @@ async function main(): Promise<void> {
       },
       closedLoop: [direct, ours, shadowRow, upRow, minimalRow, ...(nginxRow ? [nginxRow] : []), hpRow],
       openLoop: [directOpen, oursOpen, shadowFull, splitHalf, shadowHalf],
-      summary,
+      streams,
+      summary: { ...summary, streams: streams.summary },
     };
     await mkdir(path.join(here, 'results'), { recursive: true });
     const file = path.join(here, 'results', `${report.date.slice(0, 19).replace(/[:T]/g, '-')}-${commit}.json`);
     await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
-    process.stdout.write(`${JSON.stringify(summary, null, 2)}\nwritten to ${path.relative(process.cwd(), file)}\n`);
+    process.stdout.write(
+      `${JSON.stringify(report.summary, null, 2)}\nwritten to ${path.relative(process.cwd(), file)}\n`,
+    );
   } finally {
     await Promise.all([
       v1.stop(),

@@ -11,6 +11,8 @@ export class LineSplitter {
   private partial = '';
   private skipping = false;
   private lastWasCR = false;
+  /** The last read ended inside a UTF-8 character (the decoder holds its first bytes). */
+  private midCharacter = false;
 
   constructor(
     private readonly maxLineChars: number,
@@ -19,7 +21,13 @@ export class LineSplitter {
   ) {}
 
   push(chunk: Buffer): void {
+    this.midCharacter = chunk.length > 0 && chunk[chunk.length - 1] >= 0x80;
     this.scan(this.decoder.write(chunk));
+  }
+
+  /** Nothing held: no partial line, nothing skipped, no CR waiting for its LF. */
+  get idle(): boolean {
+    return this.partial.length === 0 && !this.skipping && !this.lastWasCR && !this.midCharacter;
   }
 
   /** The stream ended: a last line without its line end is still a line. */
@@ -31,21 +39,26 @@ export class LineSplitter {
 
   private scan(text: string): void {
     let start = 0;
-    for (let i = 0; i < text.length; i++) {
-      const c = text.charCodeAt(i);
-      if (c !== 10 && c !== 13) continue;
-      // The LF of a CRLF whose CR ended the previous read (or the previous char) ends nothing new.
-      if (c === 10 && this.lastWasCR && i === start) {
-        this.lastWasCR = false;
-        start = i + 1;
-        continue;
-      }
-      this.lastWasCR = c === 13;
-      this.emit(text.slice(start, i));
-      start = i + 1;
+    // The LF of a CRLF whose CR ended the previous read ends nothing new.
+    if (this.lastWasCR && text.charCodeAt(0) === 10) start = 1;
+    this.lastWasCR = false;
+    // Line ends found with indexOf (native, fast); CR is looked for only when the text has one.
+    let nextCR = text.indexOf('\r', start);
+    for (;;) {
+      const nextLF = text.indexOf('\n', start);
+      if (nextCR >= 0 && nextCR < start) nextCR = text.indexOf('\r', start);
+      let end: number;
+      let crlf = false;
+      if (nextCR >= 0 && (nextLF < 0 || nextCR < nextLF)) {
+        end = nextCR;
+        crlf = text.charCodeAt(end + 1) === 10;
+        if (end + 1 === text.length) this.lastWasCR = true; // its LF may come in the next read
+      } else if (nextLF >= 0) end = nextLF;
+      else break;
+      this.emit(text.slice(start, end));
+      start = end + (crlf ? 2 : 1);
     }
     if (start < text.length) {
-      this.lastWasCR = false;
       if (this.skipping) return;
       this.partial += text.slice(start);
       if (this.partial.length > this.maxLineChars) {

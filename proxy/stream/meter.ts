@@ -1,4 +1,5 @@
 import { type Framing, framingOf, rawContentType } from './framing.js';
+import { takePlainTokens } from './plain-token.js';
 import { NdjsonParser, type SseEvent, SseParser } from './sse.js';
 
 /**
@@ -73,8 +74,13 @@ export class StreamMeter {
 
   push(chunk: Buffer, now: number): void {
     this.now = now;
-    this.parser.push(chunk);
+    // Once the stream is known to be OpenAI's, whole plain-token events are counted on bytes.
+    const rest =
+      this.known && this.parser instanceof SseParser && this.parser.idle ? takePlainTokens(chunk, this.token) : 0;
+    if (rest < chunk.length) this.parser.push(rest === 0 ? chunk : chunk.subarray(rest));
   }
+
+  private readonly token = () => this.output();
 
   /** The model reported an error inside the stream (the first end seen wins). */
   get errored(): boolean {

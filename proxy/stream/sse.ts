@@ -36,6 +36,11 @@ export class SseParser {
     this.lines.push(chunk);
   }
 
+  /** Between events: nothing held (no partial line, no data or event type waiting). */
+  get idle(): boolean {
+    return this.lines.idle && this.data.length === 0 && this.eventType === '' && !this.oversized;
+  }
+
   /** The stream ended; an event not closed by a blank line is not dispatched (the spec's rule). */
   end(): void {
     this.lines.end();
