@@ -138,9 +138,12 @@ export function decide(
         `${canary.n} canary requests so far; never advances on fewer than minRequests ${policy.minRequests}`,
       );
     const counted = pending.map((r) => r.needs).filter((n): n is NonNullable<typeof n> => !!n);
-    const requests = counted.some((n) => n.requests === null)
-      ? null
-      : Math.max(policy.minRequests - canary.n, ...counted.map((n) => n.requests!), 0);
+    // A pending rule without an estimate waits on something else (the baseline's own requests
+    // to fix its limits): no count of canary requests can be promised then.
+    const requests =
+      counted.some((n) => n.requests === null) || counted.length < pending.length
+        ? null
+        : Math.max(policy.minRequests - canary.n, ...counted.map((n) => n.requests!), 0);
     const seconds = requests !== null && canaryRate ? requests / canaryRate : null;
     let advice: string | null = null;
     const leftS = policy.maxStepDurationMs / 1000 - elapsedS;

@@ -6,9 +6,21 @@ import type { Trip } from './trip.js';
  * The windowed-stats contract between proxies and the control plane. Proxies add
  * per-second cells; readers merge the cells of one (deployment, version) over [from, to].
  */
-export type Outcome = 'success' | 'client_error' | 'server_error' | 'timeout' | 'connection_error' | 'aborted';
+/**
+ * How an attempt ended. `hedge_lost`: a canary request the baseline answered first after the
+ * hedge delay — a latency event (the canary was at least that slow), not a model error, so a
+ * hedged canary is measured by the same yardstick as the never-hedged baseline.
+ */
+export type Outcome =
+  | 'success'
+  | 'client_error'
+  | 'server_error'
+  | 'timeout'
+  | 'connection_error'
+  | 'aborted'
+  | 'hedge_lost';
 
-/** 5xx, timeouts and connection failures count against the model; 4xx and client aborts do not. */
+/** 5xx, timeouts and connection failures count against the model; 4xx, lost hedges and client aborts do not. */
 export function isModelError(outcome: Outcome): boolean {
   return outcome === 'server_error' || outcome === 'timeout' || outcome === 'connection_error';
 }

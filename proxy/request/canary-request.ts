@@ -40,7 +40,8 @@ export interface SafetyNetDeps {
  * A canary request, with the baseline as its safety net when the body can be resent:
  * - hedge: not answered after the hedge delay, the request also goes to the baseline; the
  *   first answer to arrive (response headers) goes to the user and the other is aborted. A
- *   canary that lost the race is charged a `timeout`: it did not answer in time.
+ *   canary that lost the race is recorded `hedge_lost` with the time it had taken: slow, not
+ *   failed (the fast trip still counts it, so a canary that never answers is tripped).
  * - retry: a canary failure before any byte reached the user is retried on the baseline.
  * The user never waits on a hanging canary longer than the hedge delay plus the baseline.
  */
@@ -91,7 +92,9 @@ export async function canaryRequest(
   if (timer) clearTimeout(timer);
 
   const lostRace = canaryCtl.why === 'lost';
-  const outcome: Outcome = lostRace ? 'timeout' : result.outcome;
+  // Lost to the hedge: "at least canaryMs slow", a latency event the latency rules see (auto
+  // hedging waits past both latency limits); not a model error, which the baseline could never incur.
+  const outcome: Outcome = lostRace ? 'hedge_lost' : result.outcome;
   deps.outcomes.attempt({
     deployment: name,
     upstream: canary,

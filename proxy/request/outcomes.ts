@@ -65,8 +65,16 @@ export class OutcomeRecorder {
       }
     }
     // The fast trip watches every routed canary answer (a non-failure ends a run of failures).
+    // A lost hedge extends a run too: eight canary requests in a row slower than the hedge delay
+    // (3× the baseline's p99) is a canary that does not answer.
     if (a.kind === 'routed' && a.role === 'canary' && a.outcome !== 'aborted')
-      trips.observe(a.deployment, a.upstream.version, a.outcome, isModelError(a.outcome), a.tableVersion ?? 0);
+      trips.observe(
+        a.deployment,
+        a.upstream.version,
+        a.outcome,
+        isModelError(a.outcome) || a.outcome === 'hedge_lost',
+        a.tableVersion ?? 0,
+      );
   }
 
   /** The answer a user got (prediction log: request id, version, input hash, outcome). */

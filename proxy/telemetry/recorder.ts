@@ -4,7 +4,15 @@ import type { Outcome } from '../contract/stats.js';
 import type { StreamSummary } from '../stream/meter.js';
 import { StreamMetrics } from './stream-metrics.js';
 
-const OUTCOMES: Outcome[] = ['success', 'client_error', 'server_error', 'timeout', 'connection_error', 'aborted'];
+const OUTCOMES: Outcome[] = [
+  'success',
+  'client_error',
+  'server_error',
+  'timeout',
+  'connection_error',
+  'aborted',
+  'hedge_lost',
+];
 /** Latency buckets in seconds, dense where model servers usually answer (5 ms – 1 s). */
 const LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 10];
 

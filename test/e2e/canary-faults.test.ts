@@ -146,7 +146,7 @@ for (const [what, mode] of [
   });
 }
 
-test('hedging: with a canary that answers in 2 s, users get the baseline after the hedge delay, and the canary is charged a timeout', async () => {
+test('hedging: with a canary that answers in 2 s, users get the baseline after the hedge delay, and the canary is recorded slow (hedge_lost), not failed', async () => {
   const v1 = await startModelServer({ model: 'v1' });
   const v2 = await startModelServer({ model: 'v3', version: 'v2', faults: parseFaults({ latencyMs: 2000 }) });
   const { stack: s, api } = await stack([v1, v2]);
@@ -175,7 +175,11 @@ test('hedging: with a canary that answers in 2 s, users get the baseline after t
   const metrics = await request(`${s.proxy.adminUrl}/metrics`).then((r) => r.body.text());
   assert.match(
     metrics,
-    /canary_proxy_requests_total\{deployment="slow",version="v2",role="canary",outcome="timeout"\} 4/,
+    /canary_proxy_requests_total\{deployment="slow",version="v2",role="canary",outcome="hedge_lost"\} 4/,
+  );
+  assert.match(
+    metrics,
+    /canary_proxy_requests_total\{deployment="slow",version="v2",role="canary",outcome="timeout"\} 0/,
   );
   assert.match(metrics, /canary_proxy_canary_hedges_total\{deployment="slow"\} 4/);
 });
@@ -214,4 +218,68 @@ test('per-deployment settings are set at creation and changed later with PATCH; 
   assert.match(bad.json().error.message, /^timeouts\.headers: expected a duration/);
   const events = (await api('GET', '/v1/deployments/gen/events')).events.map((e: { type: string }) => e.type);
   assert.equal(events[0], 'settings_changed');
+});
+
+test('identical heavy-tailed models (lognormal, median 4 ms, σ 1.5, and 0.5% stalls of 600 ms) with auto hedging: a lost hedge is never a canary error, and the canary is promoted', async (t) => {
+  // A model server whose latency has a heavy tail: 4 ms × e^(1.5 z), z standard normal, and
+  // 0.5% of requests stalled 600 ms — past the auto hedge delay (3 × p99 ≈ 400 ms), so hedged.
+  const heavy = (who: string) =>
+    startUpstream((req, res) => {
+      req.resume();
+      const z = Math.sqrt(-2 * Math.log(1 - Math.random())) * Math.cos(2 * Math.PI * Math.random());
+      setTimeout(
+        () => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ who }));
+        },
+        Math.random() < 0.005 ? 600 : Math.min(5000, 4 * Math.exp(1.5 * z)),
+      );
+    });
+  const v1 = await heavy('v1');
+  const v2 = await heavy('v2');
+  cleanups.push(
+    () => v1.close(),
+    () => v2.close(),
+  );
+  const { stack: s, api } = await stack([]);
+  await api('POST', '/v1/deployments', { name: 'tails', baseline: { version: 'v1', url: v1.url } });
+  const load = traffic(`${s.proxy.url}/tails/predict`, 16);
+  await eventually(() => assert.ok(load.seen.length > 500, `${load.seen.length} answers so far`), 30_000); // the live p99 ("auto" hedging)
+  await api('POST', '/v1/deployments/tails/canary', {
+    version: 'v2',
+    url: v2.url,
+    weight: 50,
+    policy: { interval: '1s', steps: [50, 100], minRequests: 200 },
+  });
+  let decided: any;
+  try {
+    decided = await eventually(
+      async () => {
+        const d = await api('GET', '/v1/deployments/tails');
+        if (d.canary === null) return d;
+        const a = await api('GET', '/v1/deployments/tails/analysis?limit=1');
+        assert.fail(`undecided at ${d.canary.weight}%: ${a.latest?.reasons.join('; ') ?? 'no analysis'}`);
+      },
+      180_000,
+      200,
+    );
+  } finally {
+    await load.stop();
+  }
+  const why = (await api('GET', '/v1/deployments/tails/events')).events[0]?.reason;
+  assert.equal(decided.baseline.version, 'v2', `promoted, not rolled back: ${why}`);
+  const metrics = await request(`${s.proxy.adminUrl}/metrics`).then((r) => r.body.text());
+  const count = (outcome: string) =>
+    Number(
+      new RegExp(
+        `canary_proxy_requests_total\\{deployment="tails",version="v2",role="canary",outcome="${outcome}"\\} (\\d+)`,
+      ).exec(metrics)?.[1] ?? 0,
+    );
+  t.diagnostic(`canary requests ${count('success')}, lost hedges ${count('hedge_lost')}`);
+  assert.equal(count('timeout'), 0, 'no canary request was charged a timeout');
+  assert.deepEqual(
+    load.seen.filter((r) => r.status !== 200).map((r) => r.status),
+    [],
+    'users saw no failures',
+  );
 });
