@@ -7,7 +7,7 @@
 import { execSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -202,7 +202,22 @@ export async function streamBench(durationS: number, concurrency = 200) {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const durationS = Math.round(parseDuration(process.env.BENCH_DURATION ?? '10s') / 1000);
   streamBench(durationS, Number(process.env.BENCH_STREAMS ?? 200))
-    .then((r) => process.stdout.write(`${JSON.stringify(r, null, 2)}\n`))
+    .then(async (r) => {
+      let commit = 'unknown';
+      try {
+        commit = execSync('git rev-parse --short HEAD', { stdio: ['ignore', 'pipe', 'ignore'] })
+          .toString()
+          .trim();
+      } catch {
+        /* not a git checkout */
+      }
+      const at = new Date().toISOString();
+      const report = { kind: 'streams', at, commit, machine: { cpus: os.cpus().length, node: process.version }, ...r };
+      await mkdir(path.join(here, 'results'), { recursive: true });
+      const file = path.join(here, 'results', `streams-${at.slice(0, 19).replace(/[:T]/g, '-')}-${commit}.json`);
+      await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify(r.summary, null, 2)}\nwritten to ${path.relative(process.cwd(), file)}\n`);
+    })
     .catch((err) => {
       process.stderr.write(`bench failed: ${err.stack ?? err}\n`);
       process.exit(1);
