@@ -341,3 +341,52 @@ test("a slowdown of the whole machine, which the baseline feels too, is not the 
     'warn',
   );
 });
+
+test('streams: the tpot limit is fixed from the baseline during the step when the step began before any stream, and a 1.5× slower token rate rolls back', async () => {
+  const { noStreams, recordStream } = await import('../../proxy/contract/stream-stats.js');
+  const streamed = (version: string, n: number, tpotMs: number) => {
+    const c = noStreams();
+    for (let i = 0; i < n; i++)
+      recordStream(c, {
+        end: 'complete',
+        ttftMs: 100,
+        tpotMs: tpotMs * (0.9 + (0.2 * i) / n),
+        outputTokens: 50,
+        tokensEstimated: false,
+        promptTokens: 10,
+        decodeMs: tpotMs * 49,
+      });
+    const h: Buckets = new Map();
+    addValue(h, 100, n);
+    return summarize('m', version, 0, 0, n, 0, 0, h, undefined, c);
+  };
+  // Latency limits fixed earlier, from plain requests: no tpot limit yet, and no reference now.
+  const fixed = decide(start(50), policy, pair(), 30_000).progress.limits!;
+  assert.equal(fixed.tpotMs ?? null, null);
+  const d = decide(
+    { ...start(50), limits: fixed },
+    policy,
+    {
+      baseline: streamed('v1', 400, 20),
+      canary: streamed('v2', 400, 30),
+      reference: null,
+    },
+    60_000,
+  );
+  assert.ok(d.progress.limits?.tpotMs, 'the tpot limit is filled in from the baseline during the step');
+  assert.equal(Math.round(d.progress.limits!.baselineTpotMs!), 20);
+  assert.equal(rule(d, 'tpot').status, 'fail', rule(d, 'tpot').summary);
+  assert.equal(d.verdict, 'critical');
+  // The same token rate passes.
+  const same = decide(
+    { ...start(50), limits: fixed },
+    policy,
+    {
+      baseline: streamed('v1', 400, 20),
+      canary: streamed('v2', 400, 20),
+      reference: null,
+    },
+    60_000,
+  );
+  assert.equal(rule(same, 'tpot').status, 'pass', rule(same, 'tpot').summary);
+});

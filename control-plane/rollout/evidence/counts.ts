@@ -57,28 +57,26 @@ export function latencyLimits(policy: Policy, baseline: VersionStats | null | un
   };
 }
 
-/** `limits` with their stream limits filled in from the first baseline stats that can fix them. */
+/** `limits` with any stream limit still missing filled in from the first baseline stats that can fix it. */
 export function withStreamLimits(
   policy: Policy,
   limits: LatencyLimits | null,
   baselines: (VersionStats | null | undefined)[],
 ): LatencyLimits | null {
-  if (!limits || (limits.tpotMs && (limits.tokensLimit || !policy.thresholds.outputTokensRatio))) return limits;
+  let out = limits;
   for (const b of baselines) {
+    if (!out || (out.tpotMs && (out.tokensLimit || !policy.thresholds.outputTokensRatio))) break;
     if (!b) continue;
     const s = streamLimits(policy, b);
-    const tpot = limits.tpotMs ?? s.tpotMs ?? null;
-    const tokens = limits.tokensLimit ?? s.tokensLimit ?? null;
-    if (tpot === (limits.tpotMs ?? null) && tokens === (limits.tokensLimit ?? null)) continue;
-    return {
-      ...limits,
-      tpotMs: tpot,
-      baselineTpotMs: limits.baselineTpotMs ?? s.baselineTpotMs ?? null,
-      tokensLimit: tokens,
-      baselineTokens: limits.baselineTokens ?? s.baselineTokens ?? null,
+    out = {
+      ...out,
+      tpotMs: out.tpotMs ?? s.tpotMs ?? null,
+      baselineTpotMs: out.baselineTpotMs ?? s.baselineTpotMs ?? null,
+      tokensLimit: out.tokensLimit ?? s.tokensLimit ?? null,
+      baselineTokens: out.baselineTokens ?? s.baselineTokens ?? null,
     };
   }
-  return limits;
+  return out;
 }
 
 export function countsOf(s: VersionStats, limits: LatencyLimits | null): StepCounts {
