@@ -55,7 +55,7 @@ export interface CanaryProgress {
   limits?: LatencyLimits | null;
   /** The current step as the last analysis saw it: folded into `strata` if the weight is changed by hand. */
   lastStep?: Stratum | null;
-  /** Since when the p99 test has said the canary's p99 is over its limit; never reset while the canary runs. */
+  /** Since when the p99 test has said the canary's p99 is over its limit; cleared only when it passes again. */
   p99BreachSince: number | null;
   /** Since when the business metric has shown a significant drop; null if not. */
   businessBreachSince?: number | null;

@@ -152,11 +152,18 @@ test('p99 over 2× the baseline holds (degraded) first, rolls back once sustaine
   );
   assert.equal(log[firstCritical].now - log[firstWarn].now, 5 * 60_000);
   assert.deepEqual(log[firstCritical].actions, ['rollback']);
-  // Once the test has rejected, a clean look keeps the clock.
+  // Once the test has rejected, a look that does not yet show p99 within its limit keeps the clock…
   const breached = log[firstWarn].d.progress;
-  const clean = decide(breached, policy, pair(), log[firstWarn].now + 30_000);
-  assert.equal(clean.progress.p99BreachSince, breached.p99BreachSince);
-  assert.equal(clean.verdict, 'degraded');
+  const unsure = decide(breached, policy, pair({ n: 150 }), log[firstWarn].now + 30_000);
+  assert.notEqual(rule(unsure, 'latency_p99').status, 'pass', rule(unsure, 'latency_p99').summary);
+  assert.equal(unsure.progress.p99BreachSince, breached.p99BreachSince);
+  assert.equal(unsure.verdict, 'degraded');
+  // …and one that shows it (the step's evidence, clean traffic after a blip) ends the breach: no latch.
+  const recovered = decide(breached, policy, pair({ n: 20_000 }), log[firstWarn].now + 60_000);
+  assert.equal(rule(recovered, 'latency_p99').status, 'pass', rule(recovered, 'latency_p99').summary);
+  assert.equal(recovered.progress.p99BreachSince, null);
+  assert.match(rule(recovered, 'latency_p99').summary, /has recovered/);
+  assert.notEqual(recovered.verdict, 'degraded');
 });
 
 test('evidence accumulates across steps: two steps that are each too short to judge are judged together', () => {

@@ -9,7 +9,9 @@ import { ms } from '../evidence/text.js';
 
 /**
  * p99 is a sustained rule: once its test rejects, the clock runs until latencyP99For (warn
- * until then), and neither a clean look nor a step advance resets it.
+ * until then), and neither a clean look nor a step advance resets it — only evidence does:
+ * when the test shows the canary's p99 within its limit (pass), the breach is over and the
+ * latch clears, so a blip followed by clean traffic is promoted, never held forever.
  */
 export function sustainedP99(
   p99: RuleEvidence,
@@ -32,6 +34,13 @@ export function sustainedP99(
     return { rule, breachSince };
   }
   if (since === null) return { rule: p99, breachSince: null };
+  if (p99.status === 'pass') {
+    const ago = Math.round((now - since) / 1000);
+    return {
+      rule: { ...p99, summary: `${p99.summary}; it was over its limit ${ago}s ago and has recovered` },
+      breachSince: null,
+    };
+  }
   const ago = Math.round((now - since) / 1000);
   return {
     rule: { ...p99, status: 'warn', summary: `${p99.summary}; p99 has been over its limit since ${ago}s ago` },
