@@ -78,6 +78,7 @@ export function decide(
     canaryRate,
     beta: 1 - policy.confidence,
     explain: opts.explain ?? true,
+    streams: strata.some((s) => (s.canary.tpotN ?? 0) + (s.baseline.tpotN ?? 0) > 0),
   };
 
   const rules = [errorMaxRule(ctx), errorDeltaRule(ctx), latencyRule(ctx, 'p95'), latencyRule(ctx, 'p99')];
@@ -85,7 +86,7 @@ export function decide(
   rules[3] = p99.rule;
   const p99BreachSince = p99.breachSince;
   // Streams: how fast tokens come after the first (and, when asked, how long answers grow).
-  if (strata.some((s) => (s.canary.tpotN ?? 0) + (s.baseline.tpotN ?? 0) > 0)) {
+  if (ctx.streams) {
     rules.push(tpotRule(ctx));
     const length = outputTokensRule(ctx);
     if (length) rules.push(length);

@@ -4,7 +4,7 @@ import { resolvePolicy } from '../../control-plane/model/policy.js';
 import type { CanaryProgress, StatsInput } from '../../control-plane/model/progress.js';
 import type { Decision } from '../../control-plane/model/verdict.js';
 import { decide, foldStep, grossFailure } from '../../control-plane/rollout/decide.js';
-import { ALPHA_SHARES } from '../../control-plane/rollout/evidence/budget.js';
+import { ALPHA_SHARES, STREAM_ALPHA_SHARES } from '../../control-plane/rollout/evidence/budget.js';
 import { autoStartWeight } from '../../control-plane/rollout/sizing.js';
 import { addValue, type Buckets } from '../../proxy/contract/histogram.js';
 import { summarize, type VersionStats } from '../../proxy/contract/stats.js';
@@ -312,9 +312,11 @@ test('explain: false (the simulation) decides exactly as the API does', () => {
   }
 });
 
-test('the false-rollback budget is split across the rules and sums to it', () => {
-  const total = Object.values(ALPHA_SHARES).reduce((a, b) => a + b, 0);
-  assert.ok(Math.abs(total - 1) < 1e-12);
+test('the false-rollback budget is split across the rules and sums to it, with and without the stream rules', () => {
+  for (const shares of [ALPHA_SHARES, STREAM_ALPHA_SHARES]) {
+    const total = Object.values(shares).reduce((a, b) => a + b, 0);
+    assert.ok(Math.abs(total - 1) < 1e-12);
+  }
   const d = decide(start(10), resolvePolicy({ falseRollbackRate: 0.02 }), pair(), 30_000);
   assert.equal(rule(d, 'error_rate_max').alpha, 0.02 * ALPHA_SHARES.error_rate_max);
 });

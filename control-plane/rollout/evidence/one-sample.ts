@@ -24,6 +24,8 @@ export interface RuleContext {
   beta: number;
   /** false: statuses only (no bounds, no "needs"): what the simulation and the fast path use. */
   explain: boolean;
+  /** The deployment streams (its answers carry a token rate): the budget has stream rules then. */
+  streams?: boolean;
 }
 
 /** How many canary requests (beyond `n`) until `passes(x, n)` holds, if the rate `rate` holds. */

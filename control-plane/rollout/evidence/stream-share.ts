@@ -24,7 +24,7 @@ export function streamShareRule(
     waiting: string;
   },
 ): RuleEvidence {
-  const alpha = alphaFor(ctx.policy, o.rule);
+  const alpha = alphaFor(ctx.policy, o.rule, true);
   const concurrent = ctx.strata.filter((s) => s.weight < 100 && o.pick(s.baseline).n > 0);
   const limited = concurrent.filter((s) => o.limitOf(s.limits));
   const current = o.limitOf(ctx.strata[ctx.strata.length - 1].limits) ?? null;

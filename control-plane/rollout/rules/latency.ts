@@ -54,7 +54,7 @@ export function sustainedP99(
  */
 export function latencyRule(ctx: RuleContext, which: 'p95' | 'p99'): RuleEvidence {
   const rule: RuleName = which === 'p95' ? 'latency_p95' : 'latency_p99';
-  const alpha = alphaFor(ctx.policy, rule);
+  const alpha = alphaFor(ctx.policy, rule, ctx.streams);
   const share = which === 'p95' ? 0.05 : 0.01;
   // Latency is judged only where the baseline served at the same time: at 100% the canary
   // carries the whole load and nothing measured at that load and time compares with it — the
