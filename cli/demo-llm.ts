@@ -104,10 +104,10 @@ export async function llmAct(
   const traffic = new ChatTraffic(`${ctx.proxyUrl}/${name}/v1/chat/completions`);
   traffic.start();
   try {
-    await sleep(3000); // the baseline's own streams fix the first-token and token-rate limits
+    await sleep(3000); // the baseline streams alone first: the latency and token-rate limits come from its own answers
     const policy = { interval: DEMO_INTERVAL, steps: [50, 100], minRequests: 50 };
     const judged = async (version: string) => {
-      await api.call('POST', `/v1/deployments/${name}/canary`, { version, url: undefined, policy });
+      await api.call('POST', `/v1/deployments/${name}/canary`, { version, policy });
       return waitFor(
         `the verdict on ${version}`,
         async () => {

@@ -85,3 +85,31 @@ test('fault injection: error rate, latency and hangs', async () => {
   assert.throws(() => parseFaults({ errorRate: 2 }), FaultConfigError);
   assert.throws(() => parseFaults({ latencyMs: 'slow' }), FaultConfigError);
 });
+
+test('the reference LLM server: models, completions with usage, deterministic answers, bad input and bad flags named', async () => {
+  const { parseLlmBehaviour, startLlmServer } = await import('../../model-servers/llm.js');
+  const s = await startLlmServer({ version: 'llm-1', behaviour: parseLlmBehaviour({ ttftMs: '1ms', tpotMs: '1ms' }) });
+  servers.push(s as never);
+  assert.equal((await get(`${s.url}/v1/models`)).json().data[0].id, 'llm-1');
+  const ask = () => post(`${s.url}/v1/chat/completions`, { model: 'x', messages: [{ role: 'user', content: 'hi' }] });
+  const a = await ask();
+  assert.equal(a.status, 200);
+  assert.equal(a.json().object, 'chat.completion');
+  assert.equal(a.json().choices[0].finish_reason, 'stop');
+  assert.ok(a.json().usage.completion_tokens >= 10 && a.json().usage.completion_tokens <= 60);
+  assert.equal(
+    (await ask()).json().choices[0].message.content,
+    a.json().choices[0].message.content,
+    'same prompt, same words',
+  );
+  const short = await post(`${s.url}/v1/completions`, { prompt: 'hi', max_tokens: 3 });
+  assert.equal(short.json().usage.completion_tokens, 3);
+  assert.equal(short.json().choices[0].finish_reason, 'length');
+  const bad = await post(`${s.url}/v1/chat/completions`, { model: 'x' });
+  assert.equal(bad.status, 400);
+  assert.match(bad.json().error.message, /messages/);
+  assert.equal((await get(`${s.url}/v1/nothing`)).status, 404);
+  assert.throws(() => parseLlmBehaviour({ tokens: '5-1' }), /--tokens: expected N or MIN-MAX/);
+  assert.throws(() => parseLlmBehaviour({ errorEventRate: '2' }), /--error-event-rate: expected a fraction/);
+  assert.throws(() => parseLlmBehaviour({ ttftMs: 'soon' }), FaultConfigError);
+});
