@@ -110,20 +110,30 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   };
   const tripRetry = setInterval(() => void reportTrips(), 1000);
   tripRetry.unref();
-  const trips = new CanaryTripper((trip) => {
-    recorder.canaryTrips.labels(trip.deployment).inc();
-    logger.warn(
-      {
-        deployment: trip.deployment,
-        version: trip.version,
-        consecutiveFailures: trip.consecutiveFailures,
-        outcomes: trip.outcomes,
-      },
-      'canary tripped: taken off live traffic by this proxy until the control plane publishes a newer route table',
-    );
-    unreported.push(trip);
-    void reportTrips();
-  });
+  const trips = new CanaryTripper(
+    (trip) => {
+      recorder.canaryTrips.labels(trip.deployment).inc();
+      logger.warn(
+        {
+          deployment: trip.deployment,
+          version: trip.version,
+          consecutiveFailures: trip.consecutiveFailures,
+          outcomes: trip.outcomes,
+        },
+        'canary tripped: taken off live traffic by this proxy until the control plane publishes a newer route table',
+      );
+      unreported.push(trip);
+      void reportTrips();
+    },
+    undefined,
+    (f) => {
+      recorder.sharedFaults.labels(f.deployment).inc();
+      logger.warn(
+        f,
+        'both versions failing: a canary run of failures while the baseline failed too is a shared fault; not tripped',
+      );
+    },
+  );
   const latency = new LatencyTracker();
 
   let table: RouteTable = EMPTY_TABLE;

@@ -38,6 +38,7 @@ export class ProxyRecorder {
   readonly canaryHedges: Counter<'deployment'>;
   readonly canaryDiverted: Counter<'deployment' | 'reason'>;
   readonly canaryTrips: Counter<'deployment'>;
+  readonly sharedFaults: Counter<'deployment'>;
   readonly bufferBudgetExceeded: Counter;
   readonly forced: Counter<'deployment' | 'version' | 'role' | 'outcome'>;
   readonly shadowRequests: Counter<'deployment' | 'version' | 'result'>;
@@ -153,6 +154,12 @@ export class ProxyRecorder {
       registers: [registry],
     });
     this.streams = new StreamMetrics(registry);
+    this.sharedFaults = new Counter({
+      name: 'canary_proxy_shared_faults_total',
+      help: 'Canary runs of failures not tripped because the baseline was failing too over the same seconds (a shared fault)',
+      labelNames: ['deployment'],
+      registers: [registry],
+    });
     this.canaryTrips = new Counter({
       name: 'canary_proxy_canary_trips_total',
       help: 'Canaries this proxy took off live traffic on its own (fast trip)',
