@@ -152,7 +152,9 @@ test('a healthy canary walks its steps and is promoted', async () => {
       const a = await api('GET', '/v1/deployments/iris/analysis?limit=1');
       assert.fail(`not promoted yet (weight ${d.canary?.weight}%): ${a.latest?.reasons.join('; ') ?? 'no analysis'}`);
     },
-    45_000,
+    // Generous: a step is decided when its evidence is in, and on a busy machine the latency
+    // tail is noisier, so the p99 test needs more requests (a loaded CI run took over 45 s).
+    150_000,
     100,
   );
   await load.stop();
