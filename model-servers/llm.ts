@@ -2,8 +2,9 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseDuration } from '../common/duration.js';
+import { seededRandom } from '../common/random.js';
 import { FaultConfigError } from './faults.js';
-import { generateTokens, hashText, prng } from './text.js';
+import { generateTokens, hashText } from './text.js';
 
 /**
  * How the reference LLM server behaves; each is a fault a test or demo can set.
@@ -164,7 +165,7 @@ export async function startLlmServer(opts: {
     cfg: LlmBehaviour,
   ): void {
     const seed = hashText(prompt);
-    const rnd = prng(seed ^ 0x9e3779b9);
+    const rnd = seededRandom(seed ^ 0x9e3779b9);
     const [lo, hi] = cfg.tokens;
     let n = Math.max(1, Math.round((lo + Math.floor(rnd() * (hi - lo + 1))) * cfg.lengthScale));
     const maxTokens = typeof body.max_tokens === 'number' ? body.max_tokens : null;

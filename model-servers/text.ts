@@ -1,3 +1,5 @@
+import { seededRandom } from '../common/random.js';
+
 /**
  * A tiny deterministic text generator for the reference LLM server: words drawn from a fixed
  * vocabulary by a seeded PRNG, so an answer's length and words follow from its prompt and no
@@ -9,18 +11,6 @@ const WORDS = (
   'measure judge promote hold learn predict iris flower petal sepal length width data'
 ).split(' ');
 
-/** mulberry32: small, fast, good enough for text. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** FNV-1a of a string: the seed an answer's words follow from. */
 export function hashText(s: string): number {
   let h = 0x811c9dc5;
@@ -30,7 +20,7 @@ export function hashText(s: string): number {
 
 /** `n` tokens (one word each, with its leading space after the first). */
 export function generateTokens(seed: number, n: number): string[] {
-  const rnd = prng(seed);
+  const rnd = seededRandom(seed);
   const out: string[] = [];
   for (let i = 0; i < n; i++) out.push((i === 0 ? '' : ' ') + WORDS[Math.floor(rnd() * WORDS.length)]);
   return out;
