@@ -11,6 +11,10 @@ export const ERRORS = {
   UPSTREAM_UNAVAILABLE: { status: 502, doc: 'the model server refused or reset the connection' },
   UPSTREAM_BAD_RESPONSE: { status: 502, doc: 'the model server sent a response that is not valid HTTP' },
   REQUEST_TIMEOUT: { status: 408, doc: 'the client did not send its request headers or body in time' },
+  PROTOCOL_MISMATCH: {
+    status: 502,
+    doc: 'a gRPC call was routed to a version served over HTTP/1.1; register it with an h2c:// URL',
+  },
   TOO_MANY_CONNECTIONS: { status: 503, doc: 'the proxy is at CANARY_MAX_CONNECTIONS client connections' },
   // control plane API
   BAD_REQUEST: { status: 400, doc: 'the request body or parameters are invalid' },

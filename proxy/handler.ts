@@ -4,18 +4,21 @@ import { performance } from 'node:perf_hooks';
 import type { ProxyConfig } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
 import { type Role, type RouteTable, type Upstream, upstreamParts } from './contract/route-table.js';
+import { isGrpcContentType } from './grpc/status.js';
 import { HeldBodies, planBody } from './request/body-plan.js';
 import { CanaryInFlight, canaryRequest } from './request/canary-request.js';
-import { FAILURE_TO_ERROR, isOwnBodyTooLarge, sendError } from './request/errors.js';
+import { FAILURE_TO_ERROR, isOwnBodyTooLarge, sendGrpcError, sendError as sendHttpError } from './request/errors.js';
 import type { OutcomeRecorder } from './request/outcomes.js';
 import { decideRoute } from './request/route-decision.js';
-import { requestIdOf, resolveTarget } from './request/target.js';
+import { normalizeRest, requestIdOf, resolveTarget } from './request/target.js';
 import { MAX_SHADOW_ANSWER_BYTES, type ShadowMirror } from './shadow/mirror.js';
 import type { CanaryTripper } from './split/trips.js';
 import type { ProxyRecorder } from './telemetry/recorder.js';
 import { BodyTooLargeError, prepareBody, type RequestBody } from './upstream/body.js';
 import { Cancel } from './upstream/cancel.js';
 import { AnswerCapture, type ForwardResult, forward } from './upstream/forward.js';
+import { forwardH2 } from './upstream/forward-h2.js';
+import type { H2Sessions } from './upstream/h2-sessions.js';
 import { requestHeadersForUpstream } from './upstream/headers.js';
 import type { LatencyTracker } from './upstream/hedge.js';
 import type { UpstreamPools } from './upstream/pools.js';
@@ -24,6 +27,8 @@ export interface HandlerDeps {
   config: Readonly<ProxyConfig>;
   table: () => RouteTable;
   pools: UpstreamPools;
+  /** Multiplexed sessions to `h2c://` upstreams. */
+  h2: H2Sessions;
   /** Prometheus metrics (counters the request path bumps itself: diversions, budget, hedges). */
   metrics: ProxyRecorder;
   /** Every outcome goes here: metrics, analysed stats, hedge latency, the trip, the prediction log. */
@@ -47,14 +52,17 @@ const EMPTY_SHA256 = createHash('sha256').digest('hex');
  * besides the upstream call.
  */
 export function createRequestHandler(deps: HandlerDeps) {
-  const { config, pools, metrics, outcomes, logger, trips, shadow } = deps;
+  const { config, pools, metrics, outcomes, logger, trips, shadow, h2 } = deps;
   const inFlight = new CanaryInFlight();
   const held = new HeldBodies();
   const net = { metrics, outcomes, latency: deps.latency, inFlight };
 
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();
-    const target = resolveTarget(req.url, config.deployment);
+    // A gRPC client reads errors from grpc-status, never from an HTTP error page.
+    const grpc = isGrpcContentType(req.headers['content-type']);
+    const sendError = grpc ? sendGrpcError : sendHttpError;
+    let target = resolveTarget(req.url, config.deployment);
     if (!target)
       return sendError(
         res,
@@ -62,6 +70,13 @@ export function createRequestHandler(deps: HandlerDeps) {
         `cannot parse request target ${JSON.stringify(req.url?.slice(0, 200))}, or its dot-segments leave the deployment`,
       );
     const table = deps.table();
+    // Gateway mode: a gRPC client cannot add a path prefix, so it may name the deployment in metadata.
+    const named = config.deployment ? undefined : req.headers['x-canary-deployment'];
+    if (typeof named === 'string') {
+      const path = normalizeRest(req.url ?? '');
+      if (path === null) return sendError(res, 'BAD_REQUEST_TARGET', 'the path climbs out of the deployment');
+      target = { deployment: named, path };
+    }
     const route = table.deployments[target.deployment];
     if (!route)
       return sendError(res, 'UNKNOWN_DEPLOYMENT', `no route for deployment ${JSON.stringify(target.deployment)}`);
@@ -78,7 +93,18 @@ export function createRequestHandler(deps: HandlerDeps) {
     const requestId = requestIdOf(req.headers['x-request-id']);
     // Retries, hedges and shadows send a request twice: only for methods the deployment says are
     // safe (the noise floor sends a shadowed request to the baseline twice).
-    const repeatable = !settings.retryMethods || settings.retryMethods.includes(method);
+    // A gRPC method is named by its path (/package.Service/Method) and is only sent twice when the
+    // deployment lists it (or "*"): a streaming call cannot be held for a second send.
+    const repeatable = grpc
+      ? !!settings.retryMethods && (settings.retryMethods.includes('*') || settings.retryMethods.includes(target.path))
+      : !settings.retryMethods || settings.retryMethods.includes(method);
+    if (grpc && !upstream.url.startsWith('h2c:'))
+      return sendError(
+        res,
+        'PROTOCOL_MISMATCH',
+        `${role} ${upstream.version} is served at ${upstreamParts(upstream.url).origin} (HTTP/1.1); a gRPC call needs an h2c:// model server URL`,
+        { 'x-canary-variant': role, 'x-canary-version': upstream.version },
+      );
     const plan = planBody({
       wantsSafetyNet: role === 'canary' && !forced && route.retryCanaryOnBaseline !== false && repeatable,
       shadowSampled: role === 'baseline' && decision.analysed && repeatable && shadow.sampled(route),
@@ -107,7 +133,7 @@ export function createRequestHandler(deps: HandlerDeps) {
     // (Deployment names are URL-safe: the route table refuses others.)
     const gatewayPrefix = config.deployment ? null : `/${route.name}`;
     const headers = requestHeadersForUpstream(
-      req.headersDistinct,
+      req.headersDistinct ?? req.headers,
       requestId,
       req.socket.remoteAddress,
       config.trustProxy,
@@ -124,7 +150,9 @@ export function createRequestHandler(deps: HandlerDeps) {
     let compareShadow: ((baseline: ReturnType<AnswerCapture['answer']>) => void) | null = null;
     let capture: AnswerCapture | undefined;
     if (plan.shadow === 'start') {
-      if (resendable && (body === null || (body as Buffer).length <= config.bufferBodyBytes)) {
+      // (Shadows go over HTTP/1.1 only, for now: an h2c:// canary's shadow is counted as dropped.)
+      const h1Canary = !route.canary?.url.startsWith('h2c:');
+      if (h1Canary && resendable && (body === null || (body as Buffer).length <= config.bufferBodyBytes)) {
         const copy = {
           method,
           path: target.path,
@@ -151,25 +179,24 @@ export function createRequestHandler(deps: HandlerDeps) {
       discardServerErrors: boolean,
       extra: Record<string, string> = {},
       claim?: () => boolean,
-    ) =>
-      forward(
-        pools.get(upstreamParts(to.url).origin),
-        {
-          method,
-          path: upstreamParts(to.url).prefix + target.path,
-          headers,
-          body,
-          signal,
-          capture: as === 'baseline' ? capture : undefined,
-          relocation: gatewayPrefix === null ? undefined : { deploymentPrefix: gatewayPrefix, upstreamUrl: to.url },
-          headersTimeoutMs: settings.headersTimeoutMs ?? config.upstreamTimeoutMs,
-          bodyTimeoutMs: settings.idleTimeoutMs ?? config.upstreamBodyTimeoutMs,
-        },
-        res,
-        { 'x-canary-variant': as, 'x-canary-version': to.version, 'x-request-id': requestId, ...extra },
-        discardServerErrors,
-        claim,
-      );
+    ) => {
+      const { origin, prefix } = upstreamParts(to.url);
+      const up = {
+        method,
+        path: prefix + target.path,
+        headers,
+        body,
+        signal,
+        capture: as === 'baseline' ? capture : undefined,
+        relocation: gatewayPrefix === null ? undefined : { deploymentPrefix: gatewayPrefix, upstreamUrl: to.url },
+        headersTimeoutMs: settings.headersTimeoutMs ?? config.upstreamTimeoutMs,
+        bodyTimeoutMs: settings.idleTimeoutMs ?? config.upstreamBodyTimeoutMs,
+      };
+      const ours = { 'x-canary-variant': as, 'x-canary-version': to.version, 'x-request-id': requestId, ...extra };
+      return origin.startsWith('h2c:')
+        ? forwardH2(h2, origin, up, res, ours, discardServerErrors, claim)
+        : forward(pools.get(origin), up, res, ours, discardServerErrors, claim);
+    };
 
     let final: ForwardResult;
     let finalRole: Role = role;

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { AddressPolicy, portOf } from '../common/address-policy.js';
 import type { ProxyConfig } from '../common/config.js';
@@ -8,6 +9,7 @@ import { EMPTY_TABLE, type RouteTable, upstreamParts } from './contract/route-ta
 import type { StatsStore } from './contract/stats.js';
 import type { Trip } from './contract/trip.js';
 import { createRequestHandler } from './handler.js';
+import { acceptBothProtocols } from './protocol/sniff.js';
 import { OutcomeRecorder } from './request/outcomes.js';
 import { resolveTarget } from './request/target.js';
 import { ShadowMirror } from './shadow/mirror.js';
@@ -23,6 +25,7 @@ import {
 } from './telemetry/prediction-log.js';
 import { ProxyRecorder } from './telemetry/recorder.js';
 import { createUpgradeHandler } from './upgrade.js';
+import { H2Sessions } from './upstream/h2-sessions.js';
 import { LatencyTracker } from './upstream/hedge.js';
 import { UpstreamPools } from './upstream/pools.js';
 
@@ -80,6 +83,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     keepAliveTimeoutMs: 60_000,
     policy,
   });
+  const h2 = new H2Sessions({ connectTimeoutMs: config.connectTimeoutMs, policy });
   const stats = new StatsAccumulator();
   const flusher = new StatsFlusher(stats, statsStore, config.statsFlushMs, logger, () =>
     recorder.statsFlushFailures.inc(),
@@ -149,6 +153,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       if (d.canary) origins.add(upstreamParts(d.canary.url).origin);
     }
     pools.retain(origins);
+    h2.retain(origins);
     logger.info(
       { routeTableVersion: next.version, deployments: Object.keys(next.deployments).length },
       'route table applied',
@@ -170,6 +175,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     config,
     table: () => table,
     pools,
+    h2,
     metrics: recorder,
     outcomes,
     logger,
@@ -180,6 +186,16 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   // Client-side limits that hold under abuse: a slow-header (slowloris) client is cut at the
   // header timeout, a slow body at the request timeout, an idle keep-alive socket at the
   // keep-alive timeout — checked every second, not node's default 30 s.
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    handle(req, res).catch((err: Error) => {
+      // A bug here must never take the proxy down: log, answer 500 if still possible.
+      logger.error({ err }, 'request handler failed');
+      if (!res.headersSent) {
+        res.writeHead(500, { 'content-type': 'application/json' });
+        res.end('{"error":{"code":"INTERNAL","message":"proxy error"}}');
+      } else res.destroy();
+    });
+  };
   const server = http.createServer(
     {
       headersTimeout: config.clientHeaderTimeoutMs,
@@ -187,17 +203,19 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       keepAliveTimeout: config.clientKeepAliveMs,
       connectionsCheckingInterval: 1000,
     },
-    (req, res) => {
-      handle(req, res).catch((err: Error) => {
-        // A bug here must never take the proxy down: log, answer 500 if still possible.
-        logger.error({ err }, 'request handler failed');
-        if (!res.headersSent) {
-          res.writeHead(500, { 'content-type': 'application/json' });
-          res.end('{"error":{"code":"INTERNAL","message":"proxy error"}}');
-        } else res.destroy();
-      });
-    },
+    onRequest,
   );
+  // HTTP/2 with prior knowledge (gRPC, curl --http2-prior-knowledge) on the same port. Its
+  // requests go through the same handler (node's compatibility API gives the same req/res shape);
+  // an idle session is closed after the keep-alive timeout.
+  const h2server = http2.createServer({ settings: { enablePush: false } }, onRequest as never);
+  h2server.setTimeout(config.clientKeepAliveMs, (session?: http2.Http2Session) => session?.close());
+  const h2clients = new Set<http2.ServerHttp2Session>();
+  h2server.on('session', (session: http2.ServerHttp2Session) => {
+    h2clients.add(session);
+    session.once('close', () => h2clients.delete(session));
+  });
+  acceptBothProtocols(server, h2server, config.clientHeaderTimeoutMs);
   server.on('clientError', (err: Error & { code?: string }, socket) => {
     // Malformed HTTP or a client too slow to send its request: answer and close, as node
     // would, but say why.
@@ -276,9 +294,12 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       closing ??= (async () => {
         const drained = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
+        // HTTP/2 clients get GOAWAY: calls in flight finish, new ones go elsewhere.
+        for (const session of h2clients) session.close();
         const grace = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownGraceMs).unref());
         await Promise.race([drained, grace]);
         server.closeAllConnections();
+        for (const session of h2clients) session.destroy();
         await new Promise<void>((resolve) => admin.close(() => resolve()));
         admin.closeAllConnections();
         clearInterval(tripRetry);
@@ -288,6 +309,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
         await predictions?.stop();
         await routeSource.stop();
         await pools.close();
+        await h2.close();
         logger.info('proxy stopped');
       })();
       return closing;

@@ -1,6 +1,6 @@
 import { parseDuration } from '../../common/duration.js';
 import { CanaryError } from '../../common/errors.js';
-import type { RouteSettings } from '../../proxy/contract/route-table.js';
+import { GRPC_METHOD_RE, type RouteSettings } from '../../proxy/contract/route-table.js';
 
 /**
  * What is stored per deployment: the proxies' route settings, and the version probe's path
@@ -66,9 +66,14 @@ export function resolveSettings(
   }
   if (input.retryMethods !== undefined) {
     const m = input.retryMethods;
-    if (!Array.isArray(m) || m.some((x) => typeof x !== 'string' || !METHODS.has(x.toUpperCase())))
-      throw bad('retryMethods', `expected a list of HTTP methods (${[...METHODS].join(', ')})`);
-    settings.retryMethods = [...new Set(m.map((x: string) => x.toUpperCase()))];
+    const ok = (x: unknown) =>
+      typeof x === 'string' && (METHODS.has(x.toUpperCase()) || x === '*' || GRPC_METHOD_RE.test(x));
+    if (!Array.isArray(m) || !m.every(ok))
+      throw bad(
+        'retryMethods',
+        `expected a list of HTTP methods (${[...METHODS].join(', ')}), gRPC methods (/package.Service/Method) or "*" (every unary gRPC method)`,
+      );
+    settings.retryMethods = [...new Set(m.map((x: string) => (x.startsWith('/') ? x : x.toUpperCase())))];
   }
   for (const k of ['websockets', 'allowForcedVariant'] as const) {
     if (input[k] === undefined) continue;

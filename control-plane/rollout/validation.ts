@@ -1,5 +1,6 @@
 import { type AddressPolicy, AddressPolicyError } from '../../common/address-policy.js';
 import { CanaryError } from '../../common/errors.js';
+import { UPSTREAM_SCHEMES, urlOrigin } from '../../proxy/contract/route-table.js';
 
 /** Checks of what people name in commands: deployment and version names, model server URLs. */
 
@@ -13,8 +14,11 @@ export function checkUrl(url: unknown, field: string): string {
   } catch {
     throw new CanaryError('BAD_REQUEST', `${field}: not a URL: ${JSON.stringify(url)}`);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:')
-    throw new CanaryError('BAD_REQUEST', `${field}: only http and https model servers are supported`);
+  if (!UPSTREAM_SCHEMES.has(u.protocol))
+    throw new CanaryError(
+      'BAD_REQUEST',
+      `${field}: only http, https and h2c (HTTP/2 with prior knowledge: gRPC) model servers are supported`,
+    );
   if (u.search || u.hash)
     throw new CanaryError(
       'BAD_REQUEST',
@@ -23,7 +27,7 @@ export function checkUrl(url: unknown, field: string): string {
   if (u.username || u.password)
     throw new CanaryError('BAD_REQUEST', `${field}: credentials in a model server URL are not allowed`);
   // The path is a prefix every request keeps: http://h/models/iris receives /models/iris/predict.
-  return u.origin + u.pathname.replace(/\/+$/, '');
+  return urlOrigin(u) + u.pathname.replace(/\/+$/, '');
 }
 
 export function checkName(v: unknown, field: string): string {

@@ -33,7 +33,11 @@ export interface RouteSettings {
    * answer wins: ms, "auto" (the larger of 250 ms and 3 × the baseline's live p99) or "off".
    */
   hedgeCanaryAfter?: number | 'auto' | 'off';
-  /** Methods safe to send twice (retry and hedge); absent: every method (model inference is). */
+  /**
+   * Methods safe to send twice (retry and hedge); absent: every HTTP method (model inference is).
+   * gRPC calls are named by their path (`/package.Service/Method`), or `*` for all: only unary
+   * methods belong here, since a call is read whole before it is sent.
+   */
   retryMethods?: string[];
   /** WebSocket upgrades pass through to the chosen variant (default), or are refused with 501. */
   websockets?: boolean;
@@ -100,12 +104,23 @@ function checkUpstream(u: unknown, where: string): Upstream {
   } catch {
     throw new RouteTableError(`${where}.url: not a URL: ${JSON.stringify(url)}`);
   }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new RouteTableError(`${where}.url: only http and https upstreams are supported`);
+  if (!UPSTREAM_SCHEMES.has(parsed.protocol)) {
+    throw new RouteTableError(`${where}.url: only http, https and h2c upstreams are supported`);
   }
   if (parsed.search || parsed.hash)
     throw new RouteTableError(`${where}.url: a query string or fragment is not allowed (requests keep their own)`);
-  return { version, url: parsed.origin + parsed.pathname.replace(/\/+$/, '') };
+  return { version, url: urlOrigin(parsed) + parsed.pathname.replace(/\/+$/, '') };
+}
+
+/** A gRPC method as its HTTP/2 path: /package.Service/Method. */
+export const GRPC_METHOD_RE = /^\/[A-Za-z_][\w.]*\/[A-Za-z_]\w*$/;
+
+/** Model server URL schemes: HTTP/1.1 (http, https) and HTTP/2 with prior knowledge (h2c: gRPC servers). */
+export const UPSTREAM_SCHEMES = new Set(['http:', 'https:', 'h2c:']);
+
+/** A URL's origin; WHATWG URL gives "null" for schemes it does not know, such as h2c. */
+export function urlOrigin(u: URL): string {
+  return u.protocol === 'h2c:' ? `h2c://${u.host}` : u.origin;
 }
 
 const PARTS = new Map<string, { origin: string; prefix: string }>();
@@ -115,7 +130,7 @@ export function upstreamParts(url: string): { origin: string; prefix: string } {
   let p = PARTS.get(url);
   if (!p) {
     const u = new URL(url);
-    p = { origin: u.origin, prefix: u.pathname.replace(/\/+$/, '') };
+    p = { origin: urlOrigin(u), prefix: u.pathname.replace(/\/+$/, '') };
     if (PARTS.size > 10_000) PARTS.clear(); // the table's URLs, not per request: a bound for safety
     PARTS.set(url, p);
   }
@@ -140,8 +155,9 @@ function checkSettings(input: unknown, where: string): RouteSettings {
     out.hedgeCanaryAfter = s.hedgeCanaryAfter as RouteSettings['hedgeCanaryAfter'];
   }
   if (s.retryMethods !== undefined) {
-    if (!Array.isArray(s.retryMethods) || s.retryMethods.some((m) => typeof m !== 'string' || !/^[A-Z]+$/.test(m)))
-      throw new RouteTableError(`${where}.retryMethods: expected a list of upper-case methods`);
+    const ok = (m: unknown) => typeof m === 'string' && (/^[A-Z]+$/.test(m) || m === '*' || GRPC_METHOD_RE.test(m));
+    if (!Array.isArray(s.retryMethods) || !s.retryMethods.every(ok))
+      throw new RouteTableError(`${where}.retryMethods: expected upper-case HTTP methods, gRPC methods or "*"`);
     out.retryMethods = s.retryMethods as string[];
   }
   for (const k of ['websockets', 'allowForcedVariant'] as const) {

@@ -18,7 +18,12 @@ export interface BodyLimits {
   bufferBytes: number;
 }
 
+/** An HTTP/2 request (node's compatibility API): its body is DATA frames, with or without a length. */
+const h2Stream = (req: IncomingMessage) => (req as unknown as { stream?: { endAfterHeaders: boolean } }).stream;
+
 function hasBody(req: IncomingMessage): boolean {
+  const h2 = h2Stream(req);
+  if (h2) return !h2.endAfterHeaders && req.headers['content-length'] !== '0';
   return (
     req.headers['transfer-encoding'] !== undefined ||
     (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0')
@@ -50,10 +55,13 @@ export async function prepareBody(req: IncomingMessage, limits: BodyLimits, must
     if (length <= limits.bufferBytes || mustBuffer) return bufferKnownLength(req, length);
     return req; // known length within the limit: the parser enforces it, stream as is
   }
-  // Chunked: count as we read.
+  // Chunked (or HTTP/2 without a length): count as we read.
   const it = req[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const chunks: Buffer[] = [];
   let size = 0;
+  // An HTTP/2 call that need not be held streams at once: a gRPC client may send one message and
+  // wait for an answer before the next (bidi), so waiting here for more would never end.
+  if (!mustBuffer && h2Stream(req)) return Readable.from(rest(chunks, it, size, limits.maxBytes));
   for (;;) {
     const { value, done } = await it.next();
     if (done) return Buffer.concat(chunks, size);

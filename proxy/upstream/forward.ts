@@ -49,6 +49,8 @@ export class AnswerCapture {
 
 export interface ForwardResult {
   outcome: Outcome;
+  /** A gRPC call's status code (from its trailers, or from the HTTP status when it had none). */
+  grpcStatus?: number;
   statusCode: number | null;
   /** true once anything was written to the client: no retry or error page is possible. */
   responded: boolean;
@@ -169,7 +171,10 @@ export function forward(
           // Node's server would add "Keep-Alive: timeout=N" to every answer; the client gets the
           // model's headers and ours (x-canary-*), nothing else. (The connection stays keep-alive.)
           (res as unknown as { _defaultKeepAlive: boolean })._defaultKeepAlive = false;
-          res.writeHead(status, statusText, rawResponseHeadersForClient(rawHeaders, extraHeaders, up.relocation));
+          const headers = rawResponseHeadersForClient(rawHeaders, extraHeaders, up.relocation);
+          // HTTP/2 has no reason phrase.
+          if ('stream' in res) res.writeHead(status, headers);
+          else res.writeHead(status, statusText, headers);
           res.on('drain', resume);
           return !res.writableNeedDrain;
         },

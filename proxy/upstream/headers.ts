@@ -53,7 +53,8 @@ export function requestHeadersForUpstream(
   const listed = connectionListed(incoming.connection);
   const out: Record<string, string | string[]> = {};
   for (const name in incoming) {
-    if (NOT_FORWARDED.has(name) || listed?.has(name)) continue;
+    // HTTP/2 pseudo-headers (:method, :path, :authority) describe this hop: each sender sets its own.
+    if (NOT_FORWARDED.has(name) || listed?.has(name) || name.charCodeAt(0) === 0x3a) continue;
     const v = incoming[name];
     if (v !== undefined) out[name] = Array.isArray(v) && v.length === 1 ? v[0] : v;
   }
@@ -61,7 +62,8 @@ export function requestHeadersForUpstream(
   const prior = trustProxy ? incoming['x-forwarded-for'] : undefined;
   const chain = Array.isArray(prior) ? prior.join(', ') : prior;
   out['x-forwarded-for'] = chain ? `${chain}, ${remoteAddress ?? ''}` : (remoteAddress ?? '');
-  const host = Array.isArray(incoming.host) ? incoming.host[0] : incoming.host;
+  const authority = incoming.host ?? incoming[':authority'];
+  const host = Array.isArray(authority) ? authority[0] : authority;
   if (host) out['x-forwarded-host'] = host;
   if (forwardedPrefix !== null) out['x-forwarded-prefix'] = forwardedPrefix;
   return out;
@@ -93,6 +95,38 @@ export function rawResponseHeadersForClient(
     out.push(name, moved ? relocate(value, relocation) : value);
   }
   for (const name in extra) out.push(name, extra[name]);
+  return out;
+}
+
+/**
+ * An HTTP/2 upstream's response headers (node's header object) for the client, minus pseudo and
+ * hop-by-hop headers, plus ours; Location rewritten as for HTTP/1.1 answers.
+ */
+export function headersForClient(
+  headers: Record<string, string | string[] | number | undefined>,
+  extra: Record<string, string>,
+  relocation?: Relocation,
+): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const name in headers) {
+    const v = headers[name];
+    if (v === undefined || name.charCodeAt(0) === 0x3a || HOP_BY_HOP.has(name)) continue;
+    const moved = relocation && (name === 'location' || name === 'content-location') && typeof v === 'string';
+    out[name] = moved ? relocate(v, relocation) : typeof v === 'number' ? String(v) : v;
+  }
+  return Object.assign(out, extra);
+}
+
+/** An upstream's trailers (grpc-status, grpc-message, metadata) for the client, unchanged but for pseudo-headers. */
+export function trailersForClient(
+  trailers: Record<string, string | string[] | number | undefined>,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name in trailers) {
+    const v = trailers[name];
+    if (v === undefined || name.charCodeAt(0) === 0x3a) continue;
+    out[name] = Array.isArray(v) ? v.join(', ') : String(v);
+  }
   return out;
 }
 

@@ -1,0 +1,205 @@
+import type { ServerResponse } from 'node:http';
+import http2, { type IncomingHttpHeaders } from 'node:http2';
+import { performance } from 'node:perf_hooks';
+import type { Readable } from 'node:stream';
+import type { Outcome } from '../contract/stats.js';
+import {
+  DEFAULT_GRPC_OUTCOMES,
+  type GrpcOutcomes,
+  grpcCodeForHttpStatus,
+  isGrpcContentType,
+  parseGrpcStatus,
+} from '../grpc/status.js';
+import { BodyTooLargeError } from './body.js';
+import { classifyError, classifyStatus, type ForwardResult, type UpstreamRequest } from './forward.js';
+import type { H2Sessions } from './h2-sessions.js';
+import { headersForClient, trailersForClient } from './headers.js';
+
+const { NGHTTP2_CANCEL } = http2.constants;
+
+/** What an HTTP/2 answer ended as: the gRPC status when it is a gRPC call, else the HTTP status's outcome. */
+export function h2Outcome(
+  status: number,
+  grpc: boolean,
+  grpcStatus: number | null,
+  outcomes: GrpcOutcomes,
+): { outcome: Outcome; grpcStatus?: number } {
+  if (!grpc) return { outcome: classifyStatus(status) };
+  const code = grpcStatus ?? grpcCodeForHttpStatus(status);
+  return { outcome: outcomes.outcome(code), grpcStatus: code };
+}
+
+/**
+ * Sends one request to an `h2c://` upstream on its multiplexed session and streams the answer
+ * into `res` (an HTTP/1.1 or HTTP/2 client), with flow control both ways: the upstream stream
+ * pauses while the client is not draining, and a streamed request body is piped with its
+ * backpressure. The request goes as it came (`:path`, metadata, `grpc-timeout`, `te: trailers`);
+ * the answer's trailers reach the client unchanged.
+ *
+ * A gRPC call's outcome is its `grpc-status` (trailers, or the headers of a Trailers-Only
+ * answer); a reset or a lost connection before the status is the model's failure. When the call
+ * may still be retried or raced (`discardServerErrors`, `claim`), the answer's headers are held
+ * until its first message or its status, so a model error that comes before any message is
+ * dropped and the caller can resend the call elsewhere. Never throws.
+ */
+export function forwardH2(
+  sessions: H2Sessions,
+  origin: string,
+  up: UpstreamRequest,
+  res: ServerResponse,
+  extraHeaders: Record<string, string>,
+  discardServerErrors: boolean,
+  claim?: () => boolean,
+  grpcOutcomes: GrpcOutcomes = DEFAULT_GRPC_OUTCOMES,
+): Promise<ForwardResult> {
+  return new Promise<ForwardResult>((resolve) => {
+    let statusCode: number | null = null;
+    let responded = false;
+    let dropped = false;
+    let settled = false;
+    let grpc = isGrpcContentType(up.headers['content-type']);
+    let grpcStatus: number | null = null;
+    let held: IncomingHttpHeaders | null = null;
+    let headersTimer: NodeJS.Timeout | null = null;
+    const signal = up.signal;
+    let stream: http2.ClientHttp2Stream | null = null;
+
+    const settle = (r: ForwardResult) => {
+      if (settled) return;
+      settled = true;
+      if (headersTimer) clearTimeout(headersTimer);
+      signal?.removeListener('abort', onCancel);
+      if (stream && !stream.closed) stream.close(NGHTTP2_CANCEL);
+      resolve(r);
+    };
+    const failed = (err: Error & { code?: string }) => {
+      if (err instanceof BodyTooLargeError)
+        return settle({ outcome: 'client_error', statusCode: 413, responded, error: err });
+      if (signal?.aborted) return settle({ outcome: 'aborted', statusCode, responded, error: err });
+      if (responded && !res.destroyed) res.destroy();
+      settle({ outcome: classifyError(err), statusCode, responded, error: err });
+    };
+    const onCancel = () => failed(Object.assign(new Error(`cancelled: ${signal!.why}`), { code: 'UND_ERR_ABORTED' }));
+    if (signal?.aborted) return onCancel();
+    signal?.once('abort', onCancel);
+
+    /** Sends the held answer's headers to the client; false when this answer is dropped. */
+    const commit = (headers: IncomingHttpHeaders, endsHere: boolean): boolean => {
+      if (claim && !claim()) {
+        dropped = true;
+        return false;
+      }
+      responded = true;
+      if (up.capture) up.capture.status = statusCode!;
+      const out = headersForClient(headers, extraHeaders, up.relocation);
+      if (endsHere) {
+        // Trailers-Only (the status is in the headers): one HEADERS frame, ended, as the model sent it.
+        res.statusCode = statusCode!;
+        for (const name in out) res.setHeader(name, out[name]);
+      } else res.writeHead(statusCode!, out);
+      return true;
+    };
+    const finish = () => {
+      if (!dropped) res.end();
+      settle({ ...h2Outcome(statusCode!, grpc, grpcStatus, grpcOutcomes), statusCode, responded });
+    };
+
+    let session: http2.ClientHttp2Session;
+    try {
+      session = sessions.get(origin);
+    } catch (err) {
+      return failed(err as Error);
+    }
+    const requestHeaders: http2.OutgoingHttpHeaders = {
+      ...up.headers,
+      ':method': up.method,
+      ':path': up.path,
+      ':authority': new URL(origin).host,
+      ':scheme': 'http',
+    };
+    if (grpc) requestHeaders.te = 'trailers';
+    try {
+      stream = session.request(requestHeaders, { endStream: up.body === null });
+    } catch (err) {
+      return failed(Object.assign(err as Error, { code: 'UND_ERR_SOCKET' }));
+    }
+    const s = stream;
+    headersTimer = setTimeout(
+      () => failed(Object.assign(new Error('no response headers in time'), { code: 'UND_ERR_HEADERS_TIMEOUT' })),
+      up.headersTimeoutMs,
+    );
+    if (Buffer.isBuffer(up.body)) s.end(up.body);
+    else if (up.body) {
+      const body = up.body as Readable;
+      body.once('error', (err) => failed(err));
+      body.pipe(s);
+    }
+
+    s.on('response', (headers, flags) => {
+      const status = Number(headers[':status']);
+      if (status < 200) return;
+      if (headersTimer) clearTimeout(headersTimer);
+      headersTimer = null;
+      statusCode = status;
+      grpc ||= isGrpcContentType(headers['content-type']);
+      s.setTimeout(up.bodyTimeoutMs, () =>
+        failed(Object.assign(new Error('the answer stalled'), { code: 'UND_ERR_BODY_TIMEOUT' })),
+      );
+      const endsHere = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
+      if (grpc && endsHere) grpcStatus = parseGrpcStatus(headers['grpc-status']);
+      const { outcome } = h2Outcome(status, grpc, grpcStatus, grpcOutcomes);
+      const modelFailedAlready = endsHere ? outcome !== 'success' && outcome !== 'client_error' : status >= 500;
+      if (discardServerErrors && modelFailedAlready) {
+        dropped = true;
+        return;
+      }
+      // A gRPC answer that may still be dropped waits for its first message or its status.
+      if (grpc && !endsHere && (discardServerErrors || claim)) held = headers;
+      else commit(headers, endsHere);
+    });
+    s.on('data', (chunk: Buffer) => {
+      if (held) {
+        const h = held;
+        held = null;
+        if (!commit(h, false)) return;
+      }
+      if (dropped || res.destroyed) return;
+      up.capture?.add(chunk);
+      if (!res.write(chunk)) {
+        s.pause();
+        res.once('drain', () => s.resume());
+      }
+    });
+    s.on('trailers', (trailers) => {
+      grpcStatus = parseGrpcStatus(trailers['grpc-status']);
+      if (held) {
+        const h = held;
+        held = null;
+        const { outcome } = h2Outcome(statusCode!, grpc, grpcStatus, grpcOutcomes);
+        if (discardServerErrors && outcome !== 'success' && outcome !== 'client_error') {
+          dropped = true;
+          return;
+        }
+        if (!commit(h, false)) return;
+      }
+      if (!dropped) res.addTrailers(trailersForClient(trailers));
+    });
+    s.on('end', () => {
+      if (statusCode === null) return; // reset before any answer: 'close' reports it
+      if (held) {
+        const h = held;
+        held = null;
+        if (!commit(h, false)) return finish();
+      }
+      finish();
+    });
+    s.on('close', () => {
+      if (settled) return;
+      if (statusCode !== null && s.rstCode === http2.constants.NGHTTP2_NO_ERROR) return finish();
+      failed(Object.assign(new Error(`the model server reset the stream (code ${s.rstCode})`), { code: 'ECONNRESET' }));
+    });
+    s.on('error', (err: Error & { code?: string }) =>
+      failed(Object.assign(err, { code: err.code === 'ERR_HTTP2_STREAM_ERROR' ? 'ECONNRESET' : err.code })),
+    );
+  });
+}
