@@ -23,7 +23,13 @@ export interface GrpcInferBehaviour {
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const LOAD_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, defaults: true, oneofs: true };
+const LOAD_OPTIONS: protoLoader.Options = {
+  keepCase: true,
+  longs: String,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+};
 
 /** The package definitions of both protocols (for servers and clients alike). */
 export function loadInferenceProtos() {
@@ -43,7 +49,10 @@ export interface RunningGrpcInferServer {
   calls: Map<string, number>;
   /** The grpc-timeout each ModelInfer call arrived with (its deadline as the server sees it). */
   deadlines: (number | null)[];
-  /** Sends GOAWAY on every connection (a server draining for a restart) and keeps serving new ones. */
+  /**
+   * Sends GOAWAY on every connection as an abruptly restarting server does (last stream id 0:
+   * calls it had not answered are refused) and keeps serving new connections.
+   */
   goAway(): void;
   close(): Promise<void>;
 }

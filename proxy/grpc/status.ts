@@ -101,7 +101,13 @@ export const DEFAULT_GRPC_OUTCOMES = new GrpcOutcomes();
 
 export const grpcCodeName = (code: number): GrpcCodeName | 'INVALID' => GRPC_CODES[code] ?? 'INVALID';
 
-/** grpc-message is percent-encoded UTF-8 (PROTOCOL-HTTP2.md). */
+/** grpc-message: UTF-8 with every byte outside printable ASCII, and '%', percent-encoded (PROTOCOL-HTTP2.md). */
 export function encodeGrpcMessage(message: string): string {
-  return encodeURIComponent(message).replace(/%20/g, ' ');
+  let out = '';
+  for (const byte of Buffer.from(message, 'utf8'))
+    out +=
+      byte >= 0x20 && byte <= 0x7e && byte !== 0x25
+        ? String.fromCharCode(byte)
+        : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  return out;
 }

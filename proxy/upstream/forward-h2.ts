@@ -1,7 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import http2, { type IncomingHttpHeaders } from 'node:http2';
 import { performance } from 'node:perf_hooks';
-import type { Readable } from 'node:stream';
 import type { Outcome } from '../contract/stats.js';
 import {
   DEFAULT_GRPC_OUTCOMES,
@@ -14,8 +13,11 @@ import { BodyTooLargeError } from './body.js';
 import { classifyError, classifyStatus, type ForwardResult, type UpstreamRequest } from './forward.js';
 import type { H2Sessions } from './h2-sessions.js';
 import { headersForClient, trailersForClient } from './headers.js';
+import { ReplayableBody } from './replayable-body.js';
 
-const { NGHTTP2_CANCEL } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
+/** A streamed request body is kept up to this size, to resend it when an upstream refuses the stream unprocessed. */
+const REPLAY_BYTES = 1 << 20;
 
 /** What an HTTP/2 answer ended as: the gRPC status when it is a gRPC call, else the HTTP status's outcome. */
 export function h2Outcome(
@@ -104,102 +106,122 @@ export function forwardH2(
       settle({ ...h2Outcome(statusCode!, grpc, grpcStatus, grpcOutcomes), statusCode, responded });
     };
 
-    let session: http2.ClientHttp2Session;
-    try {
-      session = sessions.get(origin);
-    } catch (err) {
-      return failed(err as Error);
-    }
-    const requestHeaders: http2.OutgoingHttpHeaders = {
-      ...up.headers,
-      ':method': up.method,
-      ':path': up.path,
-      ':authority': new URL(origin).host,
-      ':scheme': 'http',
-    };
-    if (grpc) requestHeaders.te = 'trailers';
-    try {
-      stream = session.request(requestHeaders, { endStream: up.body === null });
-    } catch (err) {
-      return failed(Object.assign(err as Error, { code: 'UND_ERR_SOCKET' }));
-    }
-    const s = stream;
-    headersTimer = setTimeout(
-      () => failed(Object.assign(new Error('no response headers in time'), { code: 'UND_ERR_HEADERS_TIMEOUT' })),
-      up.headersTimeoutMs,
-    );
-    if (Buffer.isBuffer(up.body)) s.end(up.body);
-    else if (up.body) {
-      const body = up.body as Readable;
-      body.once('error', (err) => failed(err));
-      body.pipe(s);
-    }
-
-    s.on('response', (headers, flags) => {
-      const status = Number(headers[':status']);
-      if (status < 200) return;
+    const streamed = up.body && !Buffer.isBuffer(up.body) ? new ReplayableBody(up.body, REPLAY_BYTES) : null;
+    const send = (replays: number): void => {
+      let session: http2.ClientHttp2Session;
+      try {
+        session = sessions.get(origin);
+      } catch (err) {
+        return failed(err as Error);
+      }
+      const replayable = replays > 0 && (up.body === null || Buffer.isBuffer(up.body) || streamed!.replayable);
+      const requestHeaders: http2.OutgoingHttpHeaders = {
+        ...up.headers,
+        ':method': up.method,
+        ':path': up.path,
+        ':authority': new URL(origin).host,
+        ':scheme': 'http',
+      };
+      if (grpc) requestHeaders.te = 'trailers';
+      try {
+        stream = session.request(requestHeaders, { endStream: up.body === null });
+      } catch (err) {
+        // The session got GOAWAY or closed a moment ago: a fresh one takes the call.
+        if (replayable) return send(replays - 1);
+        return failed(Object.assign(err as Error, { code: 'UND_ERR_SOCKET' }));
+      }
+      const s = stream;
+      const current = () => stream === s && !settled;
+      /** The server refused the stream unprocessed (RST_STREAM REFUSED_STREAM, as after GOAWAY): safe to send again. */
+      const refused = () => statusCode === null && s.rstCode === NGHTTP2_REFUSED_STREAM && replayable;
       if (headersTimer) clearTimeout(headersTimer);
-      headersTimer = null;
-      statusCode = status;
-      grpc ||= isGrpcContentType(headers['content-type']);
-      s.setTimeout(up.bodyTimeoutMs, () =>
-        failed(Object.assign(new Error('the answer stalled'), { code: 'UND_ERR_BODY_TIMEOUT' })),
+      headersTimer = setTimeout(
+        () => failed(Object.assign(new Error('no response headers in time'), { code: 'UND_ERR_HEADERS_TIMEOUT' })),
+        up.headersTimeoutMs,
       );
-      const endsHere = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
-      if (grpc && endsHere) grpcStatus = parseGrpcStatus(headers['grpc-status']);
-      const { outcome } = h2Outcome(status, grpc, grpcStatus, grpcOutcomes);
-      const modelFailedAlready = endsHere ? outcome !== 'success' && outcome !== 'client_error' : status >= 500;
-      if (discardServerErrors && modelFailedAlready) {
-        dropped = true;
-        return;
+      if (Buffer.isBuffer(up.body)) s.end(up.body);
+      else if (streamed) {
+        const body = streamed.open();
+        body.once('error', (err) => current() && failed(err));
+        body.pipe(s);
       }
-      // A gRPC answer that may still be dropped waits for its first message or its status.
-      if (grpc && !endsHere && (discardServerErrors || claim)) held = headers;
-      else commit(headers, endsHere);
-    });
-    s.on('data', (chunk: Buffer) => {
-      if (held) {
-        const h = held;
-        held = null;
-        if (!commit(h, false)) return;
-      }
-      if (dropped || res.destroyed) return;
-      up.capture?.add(chunk);
-      if (!res.write(chunk)) {
-        s.pause();
-        res.once('drain', () => s.resume());
-      }
-    });
-    s.on('trailers', (trailers) => {
-      grpcStatus = parseGrpcStatus(trailers['grpc-status']);
-      if (held) {
-        const h = held;
-        held = null;
-        const { outcome } = h2Outcome(statusCode!, grpc, grpcStatus, grpcOutcomes);
-        if (discardServerErrors && outcome !== 'success' && outcome !== 'client_error') {
+
+      s.on('response', (headers, flags) => {
+        if (!current()) return;
+        const status = Number(headers[':status']);
+        if (status < 200) return;
+        if (headersTimer) clearTimeout(headersTimer);
+        headersTimer = null;
+        statusCode = status;
+        grpc ||= isGrpcContentType(headers['content-type']);
+        s.setTimeout(up.bodyTimeoutMs, () =>
+          failed(Object.assign(new Error('the answer stalled'), { code: 'UND_ERR_BODY_TIMEOUT' })),
+        );
+        const endsHere = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
+        if (grpc && endsHere) grpcStatus = parseGrpcStatus(headers['grpc-status']);
+        const { outcome } = h2Outcome(status, grpc, grpcStatus, grpcOutcomes);
+        const modelFailedAlready = endsHere ? outcome !== 'success' && outcome !== 'client_error' : status >= 500;
+        if (discardServerErrors && modelFailedAlready) {
           dropped = true;
           return;
         }
-        if (!commit(h, false)) return;
-      }
-      if (!dropped) res.addTrailers(trailersForClient(trailers));
-    });
-    s.on('end', () => {
-      if (statusCode === null) return; // reset before any answer: 'close' reports it
-      if (held) {
-        const h = held;
-        held = null;
-        if (!commit(h, false)) return finish();
-      }
-      finish();
-    });
-    s.on('close', () => {
-      if (settled) return;
-      if (statusCode !== null && s.rstCode === http2.constants.NGHTTP2_NO_ERROR) return finish();
-      failed(Object.assign(new Error(`the model server reset the stream (code ${s.rstCode})`), { code: 'ECONNRESET' }));
-    });
-    s.on('error', (err: Error & { code?: string }) =>
-      failed(Object.assign(err, { code: err.code === 'ERR_HTTP2_STREAM_ERROR' ? 'ECONNRESET' : err.code })),
-    );
+        // A gRPC answer that may still be dropped waits for its first message or its status.
+        if (grpc && !endsHere && (discardServerErrors || claim)) held = headers;
+        else commit(headers, endsHere);
+      });
+      s.on('data', (chunk: Buffer) => {
+        if (!current()) return;
+        if (held) {
+          const h = held;
+          held = null;
+          if (!commit(h, false)) return;
+        }
+        if (dropped || res.destroyed) return;
+        up.capture?.add(chunk);
+        if (!res.write(chunk)) {
+          s.pause();
+          res.once('drain', () => s.resume());
+        }
+      });
+      s.on('trailers', (trailers) => {
+        if (!current()) return;
+        grpcStatus = parseGrpcStatus(trailers['grpc-status']);
+        if (held) {
+          const h = held;
+          held = null;
+          const { outcome } = h2Outcome(statusCode!, grpc, grpcStatus, grpcOutcomes);
+          if (discardServerErrors && outcome !== 'success' && outcome !== 'client_error') {
+            dropped = true;
+            return;
+          }
+          if (!commit(h, false)) return;
+        }
+        if (!dropped) res.addTrailers(trailersForClient(trailers));
+      });
+      s.on('end', () => {
+        if (!current()) return;
+        if (statusCode === null) return; // reset before any answer: 'close' reports it
+        if (held) {
+          const h = held;
+          held = null;
+          if (!commit(h, false)) return finish();
+        }
+        finish();
+      });
+      s.on('close', () => {
+        if (!current()) return;
+        if (refused()) return send(replays - 1);
+        if (statusCode !== null && s.rstCode === http2.constants.NGHTTP2_NO_ERROR) return finish();
+        failed(
+          Object.assign(new Error(`the model server reset the stream (code ${s.rstCode})`), { code: 'ECONNRESET' }),
+        );
+      });
+      s.on('error', (err: Error & { code?: string }) => {
+        if (!current()) return;
+        if (refused()) return send(replays - 1);
+        failed(Object.assign(err, { code: err.code === 'ERR_HTTP2_STREAM_ERROR' ? 'ECONNRESET' : err.code }));
+      });
+    };
+    send(1);
   });
 }

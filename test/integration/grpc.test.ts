@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { loadInferenceProtos, startGrpcInferServer } from '../../model-servers/grpc-infer.js';
-import { route, startTestProxy } from '../helpers/servers.js';
+import { eventually, route, startTestProxy } from '../helpers/servers.js';
 
 // gRPC through the proxy as gRPC clients see it: @grpc/grpc-js clients against the project's
 // open-inference-protocol server, through the proxy and directly, compared call by call.
@@ -81,4 +81,198 @@ test('ModelInfer through the proxy (sidecar, and gateway with x-canary-deploymen
     assert.equal(via.headers['x-canary-version'], 'v1');
     assert.ok(via.headers['x-request-id']);
   }
+});
+
+async function proxyWith(deployments: Record<string, unknown>, config: Record<string, unknown> = {}) {
+  const proxy = await startTestProxy({ version: 1, deployments }, { config });
+  cleanups.push(() => proxy.close());
+  return proxy;
+}
+
+async function server(opts: Parameters<typeof startGrpcInferServer>[0] = {}) {
+  const s = await startGrpcInferServer(opts);
+  cleanups.push(() => s.close());
+  return s;
+}
+
+const stats = (proxy: Awaited<ReturnType<typeof proxyWith>>, version: string, deployment = 'sum') =>
+  proxy.stats.read(deployment, version, Date.now() - 60_000, Date.now() + 1000);
+
+test('status codes, details and trailers reach the client unchanged; the caller’s codes are never the model’s failures', async () => {
+  const model = await server();
+  const proxy = await proxyWith({ sum: route('sum', model.url, null) }, { deployment: 'sum' });
+  const cases = [
+    ['empty input', { model_name: 'sum', inputs: [] }],
+    ['unknown model', { model_name: 'nope', inputs: inferRequest([1]).inputs }],
+  ] as const;
+  for (const [what, request] of cases) {
+    const direct = await unary(client(model.url), 'ModelInfer', request);
+    const via = await unary(client(proxy.url), 'ModelInfer', request);
+    assert.ok(direct.error, what);
+    assert.equal(via.error?.code, direct.error.code, what);
+    assert.equal(via.error?.details, direct.error.details, what);
+    assert.equal(via.trailers['x-served-by'], 'v1', what);
+  }
+  await eventually(async () => {
+    const s = await stats(proxy, 'v1');
+    assert.equal(s.requests, 2, `requests ${s.requests}`);
+    assert.equal(s.clientErrors, 2, `client errors ${s.clientErrors}`);
+    assert.equal(s.modelErrors, 0);
+  }, 10_000);
+});
+
+test('deadlines propagate (grpc-timeout reaches the model); health checks, a server stream and a bidi stream pass through', async () => {
+  const model = await server();
+  const proxy = await proxyWith({ sum: route('sum', model.url, null) }, { deployment: 'sum' });
+  const c = client(proxy.url);
+  const r = await unary(c, 'ModelInfer', inferRequest([2]), {}, 4000);
+  assert.equal(r.error, null);
+  const left = model.deadlines.at(-1);
+  assert.ok(left !== null && left !== undefined && left > 0 && left <= 4000, `deadline at the model: ${left}`);
+
+  const health = client(proxy.url, Health);
+  const check = await unary(health, 'Check', { service: '' });
+  assert.equal((check.value as { status: string }).status, 'SERVING');
+  const watched = await new Promise<string[]>((resolve, reject) => {
+    const seen: string[] = [];
+    const call = (health as unknown as Record<string, (r: unknown) => grpc.ClientReadableStream<{ status: string }>>).Watch({
+      service: '',
+    });
+    call.on('data', (m) => seen.push(m.status));
+    call.on('error', reject);
+    call.on('end', () => resolve(seen));
+  });
+  assert.deepEqual(watched, ['SERVING', 'NOT_SERVING']);
+
+  const bidi = (c as unknown as Record<string, () => grpc.ClientDuplexStream<unknown, { infer_response: { outputs: { contents: { fp32_contents: number[] } }[] } }>>).ModelStreamInfer();
+  const sums: number[] = [];
+  // Ping-pong: each request is written only after the previous answer came back, as an
+  // interactive client would; a proxy that waited for the whole request stream would hang here.
+  const done = new Promise<void>((resolve, reject) => {
+    bidi.on('data', (m) => {
+      sums.push(m.infer_response.outputs[0].contents.fp32_contents[0]);
+      if (sums.length < 3) bidi.write(inferRequest([sums.length + 1, 10], `s${sums.length}`));
+      else bidi.end();
+    });
+    bidi.on('error', reject);
+    bidi.on('end', resolve);
+  });
+  bidi.write(inferRequest([0, 10], 's0'));
+  await done;
+  assert.deepEqual(sums, [10, 12, 13]);
+});
+
+test('a 4 MB request and 200 concurrent calls multiplexed on one client connection', async () => {
+  const model = await server();
+  const proxy = await proxyWith({ sum: route('sum', model.url, null) }, { deployment: 'sum' });
+  const c = client(proxy.url);
+  const big = Array.from({ length: 1_000_000 }, (_, i) => i % 7); // 1M floats ≈ 5 MB on the wire
+  const r = await unary(c, 'ModelInfer', inferRequest(big), {}, 30_000);
+  assert.equal(r.error, null, r.error?.message);
+  const sum = big.reduce((a, v) => a + v, 0);
+  assert.equal((r.value as { outputs: { contents: { fp32_contents: number[] } }[] }).outputs[0].contents.fp32_contents[0], sum);
+
+  const all = await Promise.all(Array.from({ length: 200 }, (_, i) => unary(c, 'ModelInfer', inferRequest([i]), {}, 30_000)));
+  assert.equal(all.filter((x) => x.error).length, 0);
+  assert.deepEqual(
+    all.map((x) => (x.value as { outputs: { contents: { fp32_contents: number[] } }[] }).outputs[0].contents.fp32_contents[0]),
+    all.map((_, i) => i),
+  );
+});
+
+const sumOf = (r: CallResult) =>
+  (r.value as { outputs: { contents: { fp32_contents: number[] } }[] }).outputs[0].contents.fp32_contents[0];
+
+test('a canary failing 40% of calls with UNAVAILABLE: every call is answered (retried on the baseline) and the failures are the canary’s', async () => {
+  const baseline = await server({ version: 'v1' });
+  const canary = await server({ version: 'v2', errorRate: 0.4 });
+  const proxy = await proxyWith(
+    { sum: route('sum', baseline.url, canary.url, 50, { settings: { retryMethods: ['*'], hedgeCanaryAfter: 'off' } }) },
+    { deployment: 'sum' },
+  );
+  const c = client(proxy.url);
+  const all = await Promise.all(Array.from({ length: 200 }, (_, i) => unary(c, 'ModelInfer', inferRequest([i]))));
+  assert.deepEqual(
+    all.filter((r) => r.error).map((r) => r.error?.message),
+    [],
+  );
+  assert.deepEqual(all.map(sumOf), all.map((_, i) => i));
+  const retried = all.filter((r) => r.headers['x-canary-retried-from'] === 'v2').length;
+  await eventually(async () => {
+    const s = await stats(proxy, 'v2');
+    assert.ok(s.modelErrors > 10 && s.modelErrors === retried, `canary model errors ${s.modelErrors}, retried ${retried}`);
+  }, 10_000);
+});
+
+test('without a retry setting a gRPC call is not held: the canary’s UNAVAILABLE reaches the client and is counted', async () => {
+  const baseline = await server({ version: 'v1' });
+  const canary = await server({ version: 'v2', errorRate: 1 });
+  const proxy = await proxyWith({ sum: route('sum', baseline.url, canary.url, 100) }, { deployment: 'sum' });
+  const r = await unary(client(proxy.url), 'ModelInfer', inferRequest([1]));
+  assert.equal(r.error?.code, grpc.status.UNAVAILABLE);
+  assert.equal(r.error?.details, 'v2: injected failure');
+  await eventually(async () => {
+    const s = await stats(proxy, 'v2');
+    assert.equal(s.modelErrors, 1, `model errors ${s.modelErrors}`);
+  }, 10_000);
+});
+
+test('a hanging canary is hedged and a canary without the method (UNIMPLEMENTED) is retried: no call fails', async () => {
+  const baseline = await server({ version: 'v1' });
+  const hanging = await server({ version: 'v2', hangRate: 1 });
+  const hedged = await proxyWith(
+    { sum: route('sum', baseline.url, hanging.url, 100, { settings: { retryMethods: ['/inference.GRPCInferenceService/ModelInfer'], hedgeCanaryAfter: 50 } }) },
+    { deployment: 'sum' },
+  );
+  // A deadline well past the hedge delay: a call that waited on the canary would miss it.
+  const h = await Promise.all(Array.from({ length: 20 }, (_, i) => unary(client(hedged.url), 'ModelInfer', inferRequest([i]), {}, 5000)));
+  assert.deepEqual(h.map((r) => r.error?.message ?? null), h.map(() => null));
+  assert.ok(h.every((r) => r.headers['x-canary-hedged-from'] === 'v2' && r.headers['x-canary-version'] === 'v1'));
+
+  const lacking = await server({ version: 'v3', missing: ['ModelInfer'] });
+  const retried = await proxyWith(
+    { sum: route('sum', baseline.url, lacking.url, 100, { settings: { retryMethods: ['*'], hedgeCanaryAfter: 'off' } }) },
+    { deployment: 'sum' },
+  );
+  const u = await Promise.all(Array.from({ length: 20 }, (_, i) => unary(client(retried.url), 'ModelInfer', inferRequest([i]))));
+  assert.deepEqual(u.map((r) => r.error?.message ?? null), u.map(() => null));
+  await eventually(async () => {
+    const s = await stats(retried, 'v2');
+    assert.equal(s.modelErrors, 20, `UNIMPLEMENTED counted as the canary's failure: ${s.modelErrors}`);
+  }, 10_000);
+});
+
+test('a GOAWAY from the model server mid-load loses no call', async () => {
+  const model = await server();
+  const proxy = await proxyWith({ sum: route('sum', model.url, null) }, { deployment: 'sum' });
+  const c = client(proxy.url);
+  const calls: Promise<CallResult>[] = [];
+  for (let i = 0; i < 300; i++) {
+    calls.push(unary(c, 'ModelInfer', inferRequest([i]), {}, 30_000));
+    if (i % 100 === 50) {
+      await calls.at(-1);
+      model.goAway();
+    }
+  }
+  const all = await Promise.all(calls);
+  assert.deepEqual(all.filter((r) => r.error).map((r) => r.error?.message), []);
+  assert.deepEqual(all.map(sumOf), all.map((_, i) => i));
+});
+
+test('bad input gets a gRPC status a gRPC client can read', async () => {
+  const model = await server();
+  const http1 = await startTestProxy({ version: 1, deployments: {} });
+  cleanups.push(() => http1.close());
+  const proxy = await proxyWith({
+    sum: route('sum', model.url, null),
+    plain: route('plain', 'http://127.0.0.1:9', null),
+  });
+  const unknown = await unary(client(proxy.url), 'ModelInfer', inferRequest([1]), { 'x-canary-deployment': 'nope' });
+  assert.equal(unknown.error?.code, grpc.status.NOT_FOUND);
+  assert.match(unknown.error!.details, /UNKNOWN_DEPLOYMENT: no route for deployment "nope"/);
+  const noName = await unary(client(proxy.url), 'ModelInfer', inferRequest([1]));
+  assert.equal(noName.error?.code, grpc.status.NOT_FOUND);
+  const mismatch = await unary(client(proxy.url), 'ModelInfer', inferRequest([1]), { 'x-canary-deployment': 'plain' });
+  assert.equal(mismatch.error?.code, grpc.status.UNIMPLEMENTED);
+  assert.match(mismatch.error!.details, /served at http:\/\/127\.0\.0\.1:9 \(HTTP\/1\.1\); a gRPC call needs an h2c:\/\/ model server URL/);
 });
