@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
 import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
+import protobuf from 'protobufjs';
 import { loadInferenceProtos, startGrpcInferServer } from '../../model-servers/grpc-infer.js';
-import { eventually, route, startTestProxy } from '../helpers/servers.js';
+import { eventually, route, startTestProxy, startUpstream } from '../helpers/servers.js';
 
 // gRPC through the proxy as gRPC clients see it: @grpc/grpc-js clients against the project's
 // open-inference-protocol server, through the proxy and directly, compared call by call.
@@ -135,7 +139,9 @@ test('deadlines propagate (grpc-timeout reaches the model); health checks, a ser
   assert.equal((check.value as { status: string }).status, 'SERVING');
   const watched = await new Promise<string[]>((resolve, reject) => {
     const seen: string[] = [];
-    const call = (health as unknown as Record<string, (r: unknown) => grpc.ClientReadableStream<{ status: string }>>).Watch({
+    const call = (
+      health as unknown as Record<string, (r: unknown) => grpc.ClientReadableStream<{ status: string }>>
+    ).Watch({
       service: '',
     });
     call.on('data', (m) => seen.push(m.status));
@@ -144,7 +150,15 @@ test('deadlines propagate (grpc-timeout reaches the model); health checks, a ser
   });
   assert.deepEqual(watched, ['SERVING', 'NOT_SERVING']);
 
-  const bidi = (c as unknown as Record<string, () => grpc.ClientDuplexStream<unknown, { infer_response: { outputs: { contents: { fp32_contents: number[] } }[] } }>>).ModelStreamInfer();
+  const bidi = (
+    c as unknown as Record<
+      string,
+      () => grpc.ClientDuplexStream<
+        unknown,
+        { infer_response: { outputs: { contents: { fp32_contents: number[] } }[] } }
+      >
+    >
+  ).ModelStreamInfer();
   const sums: number[] = [];
   // Ping-pong: each request is written only after the previous answer came back, as an
   // interactive client would; a proxy that waited for the whole request stream would hang here.
@@ -170,12 +184,19 @@ test('a 4 MB request and 200 concurrent calls multiplexed on one client connecti
   const r = await unary(c, 'ModelInfer', inferRequest(big), {}, 30_000);
   assert.equal(r.error, null, r.error?.message);
   const sum = big.reduce((a, v) => a + v, 0);
-  assert.equal((r.value as { outputs: { contents: { fp32_contents: number[] } }[] }).outputs[0].contents.fp32_contents[0], sum);
+  assert.equal(
+    (r.value as { outputs: { contents: { fp32_contents: number[] } }[] }).outputs[0].contents.fp32_contents[0],
+    sum,
+  );
 
-  const all = await Promise.all(Array.from({ length: 200 }, (_, i) => unary(c, 'ModelInfer', inferRequest([i]), {}, 30_000)));
+  const all = await Promise.all(
+    Array.from({ length: 200 }, (_, i) => unary(c, 'ModelInfer', inferRequest([i]), {}, 30_000)),
+  );
   assert.equal(all.filter((x) => x.error).length, 0);
   assert.deepEqual(
-    all.map((x) => (x.value as { outputs: { contents: { fp32_contents: number[] } }[] }).outputs[0].contents.fp32_contents[0]),
+    all.map(
+      (x) => (x.value as { outputs: { contents: { fp32_contents: number[] } }[] }).outputs[0].contents.fp32_contents[0],
+    ),
     all.map((_, i) => i),
   );
 });
@@ -196,11 +217,17 @@ test('a canary failing 40% of calls with UNAVAILABLE: every call is answered (re
     all.filter((r) => r.error).map((r) => r.error?.message),
     [],
   );
-  assert.deepEqual(all.map(sumOf), all.map((_, i) => i));
+  assert.deepEqual(
+    all.map(sumOf),
+    all.map((_, i) => i),
+  );
   const retried = all.filter((r) => r.headers['x-canary-retried-from'] === 'v2').length;
   await eventually(async () => {
     const s = await stats(proxy, 'v2');
-    assert.ok(s.modelErrors > 10 && s.modelErrors === retried, `canary model errors ${s.modelErrors}, retried ${retried}`);
+    assert.ok(
+      s.modelErrors > 10 && s.modelErrors === retried,
+      `canary model errors ${s.modelErrors}, retried ${retried}`,
+    );
   }, 10_000);
 });
 
@@ -221,21 +248,37 @@ test('a hanging canary is hedged and a canary without the method (UNIMPLEMENTED)
   const baseline = await server({ version: 'v1' });
   const hanging = await server({ version: 'v2', hangRate: 1 });
   const hedged = await proxyWith(
-    { sum: route('sum', baseline.url, hanging.url, 100, { settings: { retryMethods: ['/inference.GRPCInferenceService/ModelInfer'], hedgeCanaryAfter: 50 } }) },
+    {
+      sum: route('sum', baseline.url, hanging.url, 100, {
+        settings: { retryMethods: ['/inference.GRPCInferenceService/ModelInfer'], hedgeCanaryAfter: 50 },
+      }),
+    },
     { deployment: 'sum' },
   );
   // A deadline well past the hedge delay: a call that waited on the canary would miss it.
-  const h = await Promise.all(Array.from({ length: 20 }, (_, i) => unary(client(hedged.url), 'ModelInfer', inferRequest([i]), {}, 5000)));
-  assert.deepEqual(h.map((r) => r.error?.message ?? null), h.map(() => null));
+  const h = await Promise.all(
+    Array.from({ length: 20 }, (_, i) => unary(client(hedged.url), 'ModelInfer', inferRequest([i]), {}, 5000)),
+  );
+  assert.deepEqual(
+    h.map((r) => r.error?.message ?? null),
+    h.map(() => null),
+  );
   assert.ok(h.every((r) => r.headers['x-canary-hedged-from'] === 'v2' && r.headers['x-canary-version'] === 'v1'));
 
   const lacking = await server({ version: 'v3', missing: ['ModelInfer'] });
   const retried = await proxyWith(
-    { sum: route('sum', baseline.url, lacking.url, 100, { settings: { retryMethods: ['*'], hedgeCanaryAfter: 'off' } }) },
+    {
+      sum: route('sum', baseline.url, lacking.url, 100, { settings: { retryMethods: ['*'], hedgeCanaryAfter: 'off' } }),
+    },
     { deployment: 'sum' },
   );
-  const u = await Promise.all(Array.from({ length: 20 }, (_, i) => unary(client(retried.url), 'ModelInfer', inferRequest([i]))));
-  assert.deepEqual(u.map((r) => r.error?.message ?? null), u.map(() => null));
+  const u = await Promise.all(
+    Array.from({ length: 20 }, (_, i) => unary(client(retried.url), 'ModelInfer', inferRequest([i]))),
+  );
+  assert.deepEqual(
+    u.map((r) => r.error?.message ?? null),
+    u.map(() => null),
+  );
   await eventually(async () => {
     const s = await stats(retried, 'v2');
     assert.equal(s.modelErrors, 20, `UNIMPLEMENTED counted as the canary's failure: ${s.modelErrors}`);
@@ -255,8 +298,14 @@ test('a GOAWAY from the model server mid-load loses no call', async () => {
     }
   }
   const all = await Promise.all(calls);
-  assert.deepEqual(all.filter((r) => r.error).map((r) => r.error?.message), []);
-  assert.deepEqual(all.map(sumOf), all.map((_, i) => i));
+  assert.deepEqual(
+    all.filter((r) => r.error).map((r) => r.error?.message),
+    [],
+  );
+  assert.deepEqual(
+    all.map(sumOf),
+    all.map((_, i) => i),
+  );
 });
 
 test('bad input gets a gRPC status a gRPC client can read', async () => {
@@ -274,5 +323,91 @@ test('bad input gets a gRPC status a gRPC client can read', async () => {
   assert.equal(noName.error?.code, grpc.status.NOT_FOUND);
   const mismatch = await unary(client(proxy.url), 'ModelInfer', inferRequest([1]), { 'x-canary-deployment': 'plain' });
   assert.equal(mismatch.error?.code, grpc.status.UNIMPLEMENTED);
-  assert.match(mismatch.error!.details, /served at http:\/\/127\.0\.0\.1:9 \(HTTP\/1\.1\); a gRPC call needs an h2c:\/\/ model server URL/);
+  assert.match(
+    mismatch.error!.details,
+    /served at http:\/\/127\.0\.0\.1:9 \(HTTP\/1\.1\); a gRPC call needs an h2c:\/\/ model server URL/,
+  );
+});
+
+/** One call by Debian's python3-grpcio (an independent gRPC implementation), raw message bytes both ways. */
+function pythonCall(target: string, method: string, request: Buffer, md: Record<string, string> = {}) {
+  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), '../helpers/grpc_call.py');
+  const pairs = Object.entries(md).map(([k, v]) => `${k}=${v}`);
+  return new Promise<{ code: string; details: string | null; answer: string | null; trailers: Record<string, string> }>(
+    (resolve, reject) =>
+      execFile(
+        '/usr/bin/python3',
+        [script, target.replace(/^\w+:\/\//, ''), method, request.toString('hex'), ...pairs],
+        (err, out, errOut) => (err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(JSON.parse(out))),
+      ),
+  );
+}
+
+test('python3-grpcio, an independent client, gets the same answers, codes and trailers through the proxy as directly', async () => {
+  const model = await server();
+  const proxy = await proxyWith({ sum: route('sum', model.url, null) });
+  const root = new protobuf.Root().loadSync(
+    path.join(path.dirname(fileURLToPath(import.meta.url)), '../../model-servers/protos/inference.proto'),
+    { keepCase: true },
+  );
+  // A Trailers-Only answer carries the proxy's headers in its one HEADERS frame, so they show as trailers.
+  const comparable = (r: Awaited<ReturnType<typeof pythonCall>>) => {
+    const { date: _d, 'x-canary-variant': _v, 'x-canary-version': _n, 'x-request-id': _r, ...trailers } = r.trailers;
+    return { ...r, trailers };
+  };
+  const Request = root.lookupType('inference.ModelInferRequest');
+  const encode = (m: object) => Buffer.from(Request.encode(Request.fromObject(m)).finish());
+  const infer = '/inference.GRPCInferenceService/ModelInfer';
+  const cases: [string, Buffer][] = [
+    [infer, encode(inferRequest([1.5, 2.5]))],
+    [infer, encode({ model_name: 'sum', inputs: [] })],
+    ['/inference.GRPCInferenceService/ServerLive', Buffer.alloc(0)],
+    ['/grpc.health.v1.Health/Check', Buffer.alloc(0)],
+  ];
+  for (const [method, request] of cases) {
+    const direct = await pythonCall(model.url, method, request);
+    const via = await pythonCall(proxy.url, method, request, { 'x-canary-deployment': 'sum' });
+    assert.deepEqual(comparable(via), comparable(direct), method);
+  }
+  assert.equal((await pythonCall(proxy.url, infer, cases[0][1], { 'x-canary-deployment': 'sum' })).code, 'OK');
+  assert.equal(
+    (await pythonCall(proxy.url, infer, cases[1][1], { 'x-canary-deployment': 'sum' })).code,
+    'INVALID_ARGUMENT',
+  );
+});
+
+test('curl --http2-prior-knowledge and HTTP/1.1 clients share the data port; JSON over HTTP/2 reaches an HTTP/1.1 model', async () => {
+  const json = await startUpstream((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json', connection: 'keep-alive' });
+      res.end(JSON.stringify({ got: JSON.parse(body || 'null'), http: req.httpVersion, path: req.url }));
+    });
+  });
+  cleanups.push(() => json.close());
+  const proxy = await proxyWith({ m: route('m', json.url, null) });
+  const curl = (args: string[]) =>
+    new Promise<string>((resolve, reject) =>
+      execFile('curl', ['-sS', '-i', ...args], (err, out, errOut) =>
+        err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out),
+      ),
+    );
+  const h2 = await curl([
+    '--http2-prior-knowledge',
+    '-H',
+    'content-type: application/json',
+    '-d',
+    '{"x":[1,2]}',
+    `${proxy.url}/m/predict`,
+  ]);
+  assert.match(h2, /^HTTP\/2 200/);
+  assert.match(h2, /x-canary-variant: baseline/);
+  assert.ok(h2.endsWith('{"got":{"x":[1,2]},"http":"1.1","path":"/predict"}'), h2);
+  const h1 = await curl(['-d', '{"x":[3]}', '-H', 'content-type: application/json', `${proxy.url}/m/predict`]);
+  assert.match(h1, /^HTTP\/1\.1 200 OK/);
+  assert.ok(h1.endsWith('{"got":{"x":[3]},"http":"1.1","path":"/predict"}'), h1);
+  const missing = await curl(['--http2-prior-knowledge', `${proxy.url}/nope/x`]);
+  assert.match(missing, /^HTTP\/2 404/);
+  assert.match(missing, /UNKNOWN_DEPLOYMENT/);
 });
