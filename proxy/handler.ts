@@ -220,6 +220,7 @@ export function createRequestHandler(deps: HandlerDeps) {
           latencyMs: performance.now() - t0,
           ownBodyLimit: isOwnBodyTooLarge(final),
           stream: final.stream,
+          grpc: final.grpc,
         });
       }
     } finally {

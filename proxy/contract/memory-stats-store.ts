@@ -1,3 +1,4 @@
+import { addGrpcCodes, noGrpcCodes } from './grpc-codes.js';
 import { type Buckets, mergeInto } from './histogram.js';
 import {
   addAgreement,
@@ -41,6 +42,7 @@ export class MemoryStatsStore implements StatsStore {
     const latency: Buckets = new Map();
     const agreement = noAgreement();
     const streams = noStreams();
+    const grpc = noGrpcCodes();
     for (const c of this.cells.values()) {
       if (c.deployment !== deployment || c.version !== version || c.epochSecond < from || c.epochSecond > to) continue;
       requests += c.requests;
@@ -49,6 +51,7 @@ export class MemoryStatsStore implements StatsStore {
       mergeInto(latency, c.latency);
       if (c.agreement) addAgreement(agreement, c.agreement);
       if (c.stream) addStreams(streams, c.stream);
+      if (c.grpc) addGrpcCodes(grpc, c.grpc);
     }
     return summarize(
       deployment,
@@ -61,6 +64,7 @@ export class MemoryStatsStore implements StatsStore {
       latency,
       agreement,
       streams,
+      grpc,
     );
   }
 

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { grpcCodeOfRedisField, grpcRedisField, noGrpcCodes } from './grpc-codes.js';
 import type { Buckets } from './histogram.js';
 import { redisKeys } from './keys.js';
 import {
@@ -68,6 +69,7 @@ export class RedisStatsStore implements StatsStore {
       if (c.agreement)
         for (const f of AGREEMENT_FIELDS) if (c.agreement[f]) fields.push(AGREEMENT_REDIS_FIELDS[f], c.agreement[f]);
       if (c.stream) streamRedisFields(c.stream, fields);
+      if (c.grpc) c.grpc.forEach((n, code) => n && fields.push(grpcRedisField(code), n));
       return [this.keys.stats(c.deployment, c.version, c.epochSecond), fields];
     });
     await this.flushing().canaryFlush(this.keys.flush(flushId), this.ttlSeconds, JSON.stringify(payload));
@@ -143,6 +145,7 @@ export class RedisStatsStore implements StatsStore {
     const latency: Buckets = new Map();
     const agreement = noAgreement();
     const streams = noStreams();
+    const grpc = noGrpcCodes();
     for (const [err, value] of results) {
       if (err) throw err;
       for (const [field, raw] of Object.entries(value as Record<string, string>)) {
@@ -155,7 +158,9 @@ export class RedisStatsStore implements StatsStore {
           latency.set(i, (latency.get(i) ?? 0) + n);
         } else {
           const f = AGREEMENT_BY_REDIS_FIELD.get(field);
+          const code = f ? null : grpcCodeOfRedisField(field);
           if (f) agreement[f] += n;
+          else if (code !== null) grpc[code] += n;
           else readStreamRedisField(streams, field, n);
         }
       }
@@ -171,6 +176,7 @@ export class RedisStatsStore implements StatsStore {
       latency,
       agreement,
       streams,
+      grpc,
     );
   }
 }

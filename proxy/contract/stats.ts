@@ -1,3 +1,4 @@
+import { addGrpcCodes, type GrpcCounts, grpcCounts, noGrpcCodes } from './grpc-codes.js';
 import { type Buckets, mergeInto, quantile } from './histogram.js';
 import { addStreams, copyStreams, type StreamCounts, type StreamStats, streamStats } from './stream-stats.js';
 import type { Trip } from './trip.js';
@@ -86,6 +87,8 @@ export interface StatsCell {
   agreement?: AgreementCounts;
   /** Present when streamed answers (SSE, NDJSON) ended in this second. */
   stream?: StreamCounts;
+  /** Present when gRPC calls ended in this second: one count per status code (grpc-codes.ts). */
+  grpc?: number[];
 }
 
 /**
@@ -126,6 +129,8 @@ export interface VersionStats {
   histogram?: Buckets;
   /** Streamed answers over the range: TTFT, TPOT, tokens, how they ended (absent with none). */
   streams?: StreamStats;
+  /** gRPC calls over the range by status code (absent with none). */
+  grpc?: GrpcCounts;
 }
 
 /** The stats without their histogram, as the API shows and stores them. */
@@ -178,9 +183,12 @@ export function summarize(
   latency: Buckets,
   agreement: AgreementCounts = noAgreement(),
   streams?: StreamCounts,
+  grpcCodes?: number[],
 ): VersionStats {
+  const grpc = grpcCounts(grpcCodes);
   return {
     ...(streams && streams.streams > 0 ? { streams: streamStats(streams) } : {}),
+    ...(grpc ? { grpc } : {}),
     deployment,
     version,
     from,
@@ -210,6 +218,7 @@ export function mergeCells(into: Map<string, StatsCell>, cells: StatsCell[]): vo
         latency: new Map(c.latency),
         agreement: c.agreement && { ...c.agreement },
         stream: c.stream && copyStreams(c.stream),
+        grpc: c.grpc && [...c.grpc],
       });
       continue;
     }
@@ -224,6 +233,10 @@ export function mergeCells(into: Map<string, StatsCell>, cells: StatsCell[]): vo
     if (c.stream) {
       if (cur.stream) addStreams(cur.stream, c.stream);
       else cur.stream = copyStreams(c.stream);
+    }
+    if (c.grpc) {
+      cur.grpc ??= noGrpcCodes();
+      addGrpcCodes(cur.grpc, c.grpc);
     }
   }
 }

@@ -1,3 +1,4 @@
+import { GRPC_CODES, type GrpcCodeName } from '../contract/grpc-codes.js';
 import type { Outcome } from '../contract/stats.js';
 
 /**
@@ -5,26 +6,6 @@ import type { Outcome } from '../contract/stats.js';
  * call is usually an HTTP 200 whose failure is in the `grpc-status` trailer, so the proxy reads
  * the trailer (or a Trailers-Only answer's headers), never the HTTP status alone.
  */
-export const GRPC_CODES = [
-  'OK',
-  'CANCELLED',
-  'UNKNOWN',
-  'INVALID_ARGUMENT',
-  'DEADLINE_EXCEEDED',
-  'NOT_FOUND',
-  'ALREADY_EXISTS',
-  'PERMISSION_DENIED',
-  'RESOURCE_EXHAUSTED',
-  'FAILED_PRECONDITION',
-  'ABORTED',
-  'OUT_OF_RANGE',
-  'UNIMPLEMENTED',
-  'INTERNAL',
-  'UNAVAILABLE',
-  'DATA_LOSS',
-  'UNAUTHENTICATED',
-] as const;
-export type GrpcCodeName = (typeof GRPC_CODES)[number];
 
 export const GRPC = Object.fromEntries(GRPC_CODES.map((name, i) => [name, i])) as Record<GrpcCodeName, number>;
 

@@ -105,6 +105,7 @@ export async function canaryRequest(
     ownBodyLimit: isOwnBodyTooLarge(result),
     tableVersion,
     stream: result.stream,
+    grpc: result.grpc,
   });
 
   if (!lostRace && (result.responded || !isModelError(result.outcome)))
@@ -121,6 +122,7 @@ export async function canaryRequest(
     outcome: b.outcome,
     latencyMs,
     stream: b.stream,
+    grpc: b.grpc,
   });
   return { result: b, role: 'baseline', upstream: route.baseline };
 }

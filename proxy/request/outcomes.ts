@@ -3,6 +3,7 @@ import { isModelError, type Outcome } from '../contract/stats.js';
 import type { CanaryTripper } from '../split/trips.js';
 import type { StreamSummary } from '../stream/meter.js';
 import type { StatsAccumulator } from '../telemetry/accumulator.js';
+import type { GrpcCall } from '../telemetry/grpc-metrics.js';
 import type { PredictionLog, PredictionRecord } from '../telemetry/prediction-log.js';
 import type { ProxyRecorder } from '../telemetry/recorder.js';
 import type { LatencyTracker } from '../upstream/hedge.js';
@@ -33,6 +34,8 @@ export interface Attempt {
   tableVersion?: number;
   /** A streamed answer: what was measured inside it. */
   stream?: StreamSummary;
+  /** A gRPC call: its method and status code. */
+  grpc?: GrpcCall;
 }
 
 /** The one place outcomes are recorded: Prometheus, the analysed stats, the hedge's latency, the trip, the prediction log. */
@@ -56,10 +59,11 @@ export class OutcomeRecorder {
     if (!a.ownBodyLimit) {
       metrics.record(a.deployment, a.upstream.version, a.role, a.outcome, a.latencyMs);
       if (a.stream) metrics.stream(a.deployment, a.upstream.version, a.role, a.stream);
+      if (a.grpc) metrics.grpc(a.deployment, a.upstream.version, a.role, a.grpc);
       // What the user waited for: a stream's first token, never its length (that is the answer's size).
       const waitedMs = a.stream?.ttftMs ?? a.latencyMs;
       if (a.kind === 'routed' || a.kind === 'upgrade') {
-        stats.record(a.deployment, a.upstream.version, a.outcome, waitedMs, Date.now(), a.stream);
+        stats.record(a.deployment, a.upstream.version, a.outcome, waitedMs, Date.now(), a.stream, a.grpc?.code);
         if (a.kind === 'routed' && a.role === 'baseline' && a.outcome === 'success')
           latency.observe(a.deployment, waitedMs);
       }

@@ -1,3 +1,4 @@
+import { noGrpcCodes } from '../contract/grpc-codes.js';
 import { addValue } from '../contract/histogram.js';
 import {
   type AgreementField,
@@ -29,6 +30,7 @@ export class StatsAccumulator {
     latencyMs: number,
     nowMs: number,
     stream?: MeasuredStream,
+    grpcCode?: number,
   ): void {
     if (outcome === 'aborted' && !stream) return; // the client left: says nothing about the model
     const cell = this.cell(deployment, version, Math.floor(nowMs / 1000));
@@ -37,6 +39,10 @@ export class StatsAccumulator {
       recordStream(cell.stream, stream);
     }
     if (outcome === 'aborted') return;
+    if (grpcCode !== undefined) {
+      cell.grpc ??= noGrpcCodes();
+      cell.grpc[grpcCode]++;
+    }
     cell.requests++;
     if (isModelError(outcome)) cell.modelErrors++;
     else if (outcome === 'client_error') cell.clientErrors++;

@@ -2,6 +2,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 import type { Role, RouteTable } from '../contract/route-table.js';
 import type { Outcome } from '../contract/stats.js';
 import type { StreamSummary } from '../stream/meter.js';
+import { type GrpcCall, GrpcMetrics } from './grpc-metrics.js';
 import { StreamMetrics } from './stream-metrics.js';
 
 const OUTCOMES: Outcome[] = [
@@ -50,6 +51,7 @@ export class ProxyRecorder {
   predictionQueue: () => number = () => 0;
   private readonly children = new Map<string, SeriesChildren>();
   private readonly streams: StreamMetrics;
+  private readonly grpcCalls: GrpcMetrics;
 
   constructor(registry = new Registry(), opts: { defaultMetrics?: boolean } = {}) {
     this.registry = registry;
@@ -154,6 +156,7 @@ export class ProxyRecorder {
       registers: [registry],
     });
     this.streams = new StreamMetrics(registry);
+    this.grpcCalls = new GrpcMetrics(registry);
     this.sharedFaults = new Counter({
       name: 'canary_proxy_shared_faults_total',
       help: 'Canary runs of failures not tripped because the baseline was failing too over the same seconds (a shared fault)',
@@ -194,6 +197,11 @@ export class ProxyRecorder {
   /** A streamed answer's TTFT, TPOT, tokens and end. */
   stream(deployment: string, version: string, role: Role, s: StreamSummary): void {
     this.streams.observe(deployment, version, role, s);
+  }
+
+  /** A gRPC call's method and status code. */
+  grpc(deployment: string, version: string, role: Role, call: GrpcCall): void {
+    this.grpcCalls.observe(deployment, version, role, call);
   }
 
   onTable(table: RouteTable): void {

@@ -25,10 +25,10 @@ export function h2Outcome(
   grpc: boolean,
   grpcStatus: number | null,
   outcomes: GrpcOutcomes,
-): { outcome: Outcome; grpcStatus?: number } {
+): { outcome: Outcome; code?: number } {
   if (!grpc) return { outcome: classifyStatus(status) };
   const code = grpcStatus ?? grpcCodeForHttpStatus(status);
-  return { outcome: outcomes.outcome(code), grpcStatus: code };
+  return { outcome: outcomes.outcome(code), code };
 }
 
 /**
@@ -103,7 +103,8 @@ export function forwardH2(
     };
     const finish = () => {
       if (!dropped) res.end();
-      settle({ ...h2Outcome(statusCode!, grpc, grpcStatus, grpcOutcomes), statusCode, responded });
+      const { outcome, code } = h2Outcome(statusCode!, grpc, grpcStatus, grpcOutcomes);
+      settle({ outcome, statusCode, responded, grpc: code === undefined ? undefined : { method: up.path, code } });
     };
 
     const streamed = up.body && !Buffer.isBuffer(up.body) ? new ReplayableBody(up.body, REPLAY_BYTES) : null;

@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import type { Pool } from 'undici';
 import type { Outcome } from '../contract/stats.js';
 import { StreamMeter, type StreamSummary } from '../stream/meter.js';
+import type { GrpcCall } from '../telemetry/grpc-metrics.js';
 import { BodyTooLargeError, type RequestBody } from './body.js';
 import type { Cancel } from './cancel.js';
 import { type Relocation, rawResponseHeadersForClient } from './headers.js';
@@ -49,8 +50,8 @@ export class AnswerCapture {
 
 export interface ForwardResult {
   outcome: Outcome;
-  /** A gRPC call's status code (from its trailers, or from the HTTP status when it had none). */
-  grpcStatus?: number;
+  /** A gRPC call's method and status code (from its trailers, or from the HTTP status when it had none). */
+  grpc?: GrpcCall;
   statusCode: number | null;
   /** true once anything was written to the client: no retry or error page is possible. */
   responded: boolean;

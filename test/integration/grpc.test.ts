@@ -4,9 +4,11 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
+import { Redis } from 'ioredis';
 import protobuf from 'protobufjs';
 import { loadInferenceProtos, startGrpcInferServer } from '../../model-servers/grpc-infer.js';
-import { eventually, route, startTestProxy, startUpstream } from '../helpers/servers.js';
+import { RedisStatsStore } from '../../proxy/contract/redis-stats-store.js';
+import { eventually, REDIS_URL, route, startTestProxy, startUpstream, testPrefix } from '../helpers/servers.js';
 
 // gRPC through the proxy as gRPC clients see it: @grpc/grpc-js clients against the project's
 // open-inference-protocol server, through the proxy and directly, compared call by call.
@@ -207,10 +209,19 @@ const sumOf = (r: CallResult) =>
 test('a canary failing 40% of calls with UNAVAILABLE: every call is answered (retried on the baseline) and the failures are the canary’s', async () => {
   const baseline = await server({ version: 'v1' });
   const canary = await server({ version: 'v2', errorRate: 0.4 });
-  const proxy = await proxyWith(
-    { sum: route('sum', baseline.url, canary.url, 50, { settings: { retryMethods: ['*'], hedgeCanaryAfter: 'off' } }) },
-    { deployment: 'sum' },
+  // Stats through the real Redis store, as the control plane reads them.
+  const redis = new Redis(REDIS_URL);
+  cleanups.push(() => void redis.quit());
+  const proxy = await startTestProxy(
+    {
+      version: 1,
+      deployments: {
+        sum: route('sum', baseline.url, canary.url, 50, { settings: { retryMethods: ['*'], hedgeCanaryAfter: 'off' } }),
+      },
+    },
+    { config: { deployment: 'sum' }, stats: new RedisStatsStore(redis, testPrefix()) },
   );
+  cleanups.push(() => proxy.close());
   const c = client(proxy.url);
   const all = await Promise.all(Array.from({ length: 200 }, (_, i) => unary(c, 'ModelInfer', inferRequest([i]))));
   assert.deepEqual(
@@ -228,7 +239,25 @@ test('a canary failing 40% of calls with UNAVAILABLE: every call is answered (re
       s.modelErrors > 10 && s.modelErrors === retried,
       `canary model errors ${s.modelErrors}, retried ${retried}`,
     );
+    assert.deepEqual(s.grpc, { OK: s.requests - retried, UNAVAILABLE: retried });
+    const b = await stats(proxy, 'v1');
+    assert.deepEqual(b.grpc, { OK: b.requests }, 'the baseline: its own calls and none of the retries');
   }, 10_000);
+  const metrics = await (await fetch(`${proxy.adminUrl}/metrics`)).text();
+  const line = (role: string, code: string) =>
+    metrics
+      .split('\n')
+      .find(
+        (l) =>
+          l.startsWith('canary_proxy_grpc_calls_total{') &&
+          l.includes(`role="${role}"`) &&
+          l.includes(`grpc_code="${code}"`),
+      );
+  assert.match(
+    line('canary', 'UNAVAILABLE') ?? '',
+    new RegExp(`method="/inference.GRPCInferenceService/ModelInfer".* ${retried}$`),
+  );
+  assert.ok(line('baseline', 'OK'), 'baseline OK calls counted');
 });
 
 test('without a retry setting a gRPC call is not held: the canary’s UNAVAILABLE reaches the client and is counted', async () => {

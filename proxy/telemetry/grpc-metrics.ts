@@ -1,0 +1,45 @@
+import { Counter, type Registry } from 'prom-client';
+import type { Role } from '../contract/route-table.js';
+import { grpcCodeName } from '../grpc/status.js';
+
+/** Distinct method label values per deployment; calls to further methods are labelled `other`. */
+export const MAX_METHODS_PER_DEPLOYMENT = 32;
+
+/** What a finished gRPC call was: its method (`/package.Service/Method`) and status code. */
+export interface GrpcCall {
+  method: string;
+  code: number;
+}
+
+/**
+ * gRPC calls by method and status code on the admin port's /metrics. The method label is bounded
+ * per deployment (a client inventing method names cannot grow the series without end).
+ */
+export class GrpcMetrics {
+  private readonly calls: Counter<'deployment' | 'version' | 'role' | 'method' | 'grpc_code'>;
+  private readonly methods = new Map<string, Set<string>>();
+
+  constructor(registry: Registry) {
+    this.calls = new Counter({
+      name: 'canary_proxy_grpc_calls_total',
+      help: 'gRPC calls answered, by model version, role, method and grpc-status code (a failed call is usually an HTTP 200)',
+      labelNames: ['deployment', 'version', 'role', 'method', 'grpc_code'],
+      registers: [registry],
+    });
+  }
+
+  observe(deployment: string, version: string, role: Role, call: GrpcCall): void {
+    this.calls
+      .labels(deployment, version, role, this.methodLabel(deployment, call.method), grpcCodeName(call.code))
+      .inc();
+  }
+
+  private methodLabel(deployment: string, method: string): string {
+    let seen = this.methods.get(deployment);
+    if (!seen) this.methods.set(deployment, (seen = new Set()));
+    if (seen.has(method)) return method;
+    if (seen.size >= MAX_METHODS_PER_DEPLOYMENT) return 'other';
+    seen.add(method);
+    return method;
+  }
+}
