@@ -118,6 +118,21 @@ export function statsRows(a: any) {
  * latency rules judge), time per output token, decode speed, answer length, how streams ended,
  * and the cost of 1,000 answers when the deployment has prices.
  */
+/** gRPC calls per variant by status code (only when gRPC calls were counted). */
+export function grpcTable(a: any): string {
+  const rows = [
+    ['baseline', a?.baseline],
+    ['canary', a?.canary],
+  ].filter(([, s]: any) => s?.grpc);
+  if (rows.length === 0) return '';
+  const body = rows.map(([role, s]: any) => {
+    const codes = Object.entries(s.grpc as Record<string, number>).sort((x, y) => y[1] - x[1]);
+    const calls = codes.reduce((n, [, c]) => n + c, 0);
+    return [role, String(calls), codes.map(([code, n]) => `${code} ${n}`).join(', ')];
+  });
+  return `${table(['GRPC', 'CALLS', 'STATUS CODES'], body)}\n`;
+}
+
 export function streamsTable(a: any): string {
   const rows = [
     ['baseline', a?.baseline],

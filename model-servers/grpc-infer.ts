@@ -18,7 +18,7 @@ export interface GrpcInferBehaviour {
   hangRate: number;
   latencyMs: number;
   /** Methods this server does not implement (a canary missing what the baseline serves). */
-  missing: string[];
+  missing: readonly string[];
   seed: number;
 }
 

@@ -15,7 +15,15 @@ import {
 } from '../args.js';
 import { ApiError } from '../client.js';
 import { color, msf, pct, table, time, verdictColor } from '../format.js';
-import { agreementText, businessLine, rulesTable, showDeployment, statsRows, streamsTable } from '../render.js';
+import {
+  agreementText,
+  businessLine,
+  grpcTable,
+  rulesTable,
+  showDeployment,
+  statsRows,
+  streamsTable,
+} from '../render.js';
 /** A deployment's canary: `start|status|traffic|promote|rollback|pause|resume|evaluate|health|agreement|metrics|wait|load`. */
 export async function canaryCommands(command: string, rest: string[]): Promise<boolean> {
   const api = client();
@@ -93,7 +101,7 @@ export async function canaryCommands(command: string, rest: string[]): Promise<b
         const human = () => {
           let s = showDeployment(d);
           if (a?.latest) s += `\n  why       ${a.latest.reasons.join('\n            ')}`;
-          const streams = a?.latest ? streamsTable(a.latest) : '';
+          const streams = a?.latest ? streamsTable(a.latest) + grpcTable(a.latest) : '';
           if (streams) s += `\n${streams.trimEnd()}`;
           return s;
         };
@@ -189,7 +197,7 @@ export async function canaryCommands(command: string, rest: string[]): Promise<b
           return a.canary ? `canary ${a.canary.version}: no analysis yet` : `no canary has run for ${args[0]}`;
         return (
           `canary ${a.canary.version} (${a.canary.outcome}) — ${verdictColor(a.latest.verdict)} at ${time(a.latest.at)}, weight ${a.latest.weight}%\n` +
-          `${table(['ROLE', 'VERSION', 'REQUESTS', 'ERROR RATE', 'P50', 'P95', 'P99'], statsRows(a.latest))}\n${streamsTable(a.latest)}${businessLine(a.latest)}` +
+          `${table(['ROLE', 'VERSION', 'REQUESTS', 'ERROR RATE', 'P50', 'P95', 'P99'], statsRows(a.latest))}\n${streamsTable(a.latest)}${grpcTable(a.latest)}${businessLine(a.latest)}` +
           (a.latest.rules?.length ? rulesTable(a.latest) : `  ${a.latest.reasons.join('\n  ')}`)
         );
       });

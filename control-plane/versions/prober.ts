@@ -1,6 +1,7 @@
 import { request } from 'undici';
 import type { Logger } from '../../common/logger.js';
 import type { ControlStore } from '../state/store.js';
+import { probeGrpcHealth } from './grpc-probe.js';
 
 /** How many earlier serving versions per deployment are kept probed and ready for rollback. */
 export const READY_PREVIOUS_VERSIONS = 3;
@@ -58,6 +59,7 @@ export class VersionProber {
 
   /** One version: its path (the URL's prefix kept), or the usual ones in turn. */
   private async probe(url: string, path: string | undefined): Promise<{ healthy: boolean; error: string | null }> {
+    if (url.startsWith('h2c:')) return probeGrpcHealth(url, this.timeoutMs);
     const paths = path === undefined ? USUAL_HEALTH_PATHS : [path];
     const answers: string[] = [];
     let up = false;
