@@ -108,6 +108,16 @@ function weightedClusters(d: DeploymentRoute) {
   return { clusters };
 }
 
+/** An h2c:// version (a gRPC model server): Envoy speaks HTTP/2 with prior knowledge to it. */
+const H2C_PROTOCOL_OPTIONS = {
+  typed_extension_protocol_options: {
+    'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+      '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+      explicit_http_config: { http2_protocol_options: {} },
+    },
+  },
+};
+
 function upstreamResources(
   d: DeploymentRoute,
   version: string,
@@ -126,7 +136,12 @@ function upstreamResources(
       },
     ],
   };
-  const base = { name, connect_timeout: { seconds: '5', nanos: 0 }, lb_policy: 'ROUND_ROBIN' };
+  const base = {
+    name,
+    connect_timeout: { seconds: '5', nanos: 0 },
+    lb_policy: 'ROUND_ROBIN',
+    ...(u.protocol === 'h2c:' ? H2C_PROTOCOL_OPTIONS : {}),
+  };
   // IP addresses go through EDS; host names (compose service names) are resolved by the client.
   if (isIP(u.hostname))
     return { cluster: { ...base, type: 'EDS', eds_cluster_config: { eds_config: ads } }, endpoint: assignment };

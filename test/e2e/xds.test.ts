@@ -75,10 +75,10 @@ before(async () => {
     loadProxyConfig({ CANARY_PROXY_PORT: '0', CANARY_ADMIN_PORT: '0', CANARY_PROXY_HOST: '127.0.0.1' }),
     { logger: silent },
   );
-  await api('POST', '/v1/deployments', { name: 'who', baseline: { version: 'v1', url: `http://127.0.0.1:${p1}` } });
+  await api('POST', '/v1/deployments', { name: 'who', baseline: { version: 'v1', url: `h2c://127.0.0.1:${p1}` } });
   await api('POST', '/v1/deployments/who/canary', {
     version: 'v2',
-    url: `http://127.0.0.1:${p2}`,
+    url: `h2c://127.0.0.1:${p2}`,
     weight: 20,
     policy: { interval: '1h', minRequests: 50 },
   });
@@ -110,6 +110,27 @@ test('a gRPC client dialing xds:///{deployment} splits 20% to the canary', async
   const status = await api('GET', '/v1/xds');
   assert.ok(status.counters.acks >= 4, 'listener, route, cluster and endpoint updates were ACKed');
   assert.equal(status.counters.nacks, 0);
+});
+
+test('the same h2c:// versions through canary-mesh’s own proxy (x-canary-deployment metadata) see the same 20% split', async () => {
+  const viaProxy = new Who(stack.proxy.url.replace('http://', ''), grpc.credentials.createInsecure());
+  const md = new grpc.Metadata();
+  md.set('x-canary-deployment', 'who');
+  let canary = 0;
+  const n = 2000;
+  for (let i = 0; i < n; i++) {
+    const server = await new Promise<string>((resolve, reject) =>
+      (
+        viaProxy as unknown as {
+          Ask: (r: object, m: grpc.Metadata, o: object, cb: (e: Error | null, r: { server: string }) => void) => void;
+        }
+      ).Ask({}, md, { deadline: Date.now() + 5000 }, (err, res) => (err ? reject(err) : resolve(res.server))),
+    );
+    if (server === 'v2') canary++;
+  }
+  viaProxy.close();
+  const s = (canary / n) * 100;
+  assert.ok(Math.abs(s - 20) <= 3, `canary share through the proxy ${s.toFixed(1)}% (binomial sd ≈ 0.9 points)`);
 });
 
 test('a weight change through the REST API shifts traffic within a second, on the same ADS stream, with no failed call', async () => {

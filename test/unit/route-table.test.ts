@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseRouteTable, RouteTableError } from '../../proxy/contract/route-table.js';
+import { parseRouteTable, RouteTableError, upstreamParts } from '../../proxy/contract/route-table.js';
 import { resolveTarget } from '../../proxy/request/target.js';
 import { rawResponseHeadersForClient, requestHeadersForUpstream } from '../../proxy/upstream/headers.js';
 
@@ -129,6 +129,45 @@ test("xDS: a version URL's path prefix becomes Envoy's prefix_rewrite; versions 
     ],
   );
   assert.equal(different[0].match.runtime_fraction.default_value.denominator, 'TEN_THOUSAND');
+});
+
+test('xDS: an h2c:// version is a cluster Envoy speaks HTTP/2 to (HttpProtocolOptions), an http:// one is not; both encode as Envoy’s Cluster', async () => {
+  const { buildSnapshot, checkConsistency } = await import('../../control-plane/xds/snapshot.js');
+  const { TYPE } = await import('../../control-plane/xds/protos.js');
+  const { encode, decode } = await import('../../control-plane/xds/codec.js');
+  const snapshot = buildSnapshot(
+    parseRouteTable({
+      version: 1,
+      deployments: {
+        infer: {
+          baseline: { version: 'v1', url: 'h2c://127.0.0.1:8001' },
+          canary: { version: 'v2', url: 'http://127.0.0.1:8002', weight: 10 },
+        },
+      },
+    }),
+  );
+  assert.deepEqual(checkConsistency(snapshot), []);
+  const cluster = (name: string) =>
+    decode(TYPE.cluster, encode(TYPE.cluster, snapshot.resources[TYPE.cluster].get(name)!)) as any;
+  const options =
+    cluster('infer__v1').typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'];
+  const url = 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+  assert.equal(options.type_url, url);
+  assert.deepEqual(decode(url, options.value), { explicit_http_config: { http2_protocol_options: {} } });
+  assert.equal(cluster('infer__v2').typed_extension_protocol_options, undefined);
+});
+
+test('h2c:// model server URLs are accepted (origin kept, as WHATWG URL gives "null" for it); other schemes are refused', () => {
+  const t = parseRouteTable({
+    version: 1,
+    deployments: { g: { baseline: { version: 'v1', url: 'h2c://models.internal:8001/' } } },
+  });
+  assert.equal(t.deployments.g.baseline.url, 'h2c://models.internal:8001');
+  assert.deepEqual(upstreamParts('h2c://models.internal:8001'), { origin: 'h2c://models.internal:8001', prefix: '' });
+  assert.throws(
+    () => parseRouteTable({ version: 1, deployments: { g: { baseline: { version: 'v1', url: 'grpc://h:1' } } } }),
+    /only http, https and h2c upstreams/,
+  );
 });
 
 test('a route table refuses an upstream URL with a query or fragment, and keeps a path prefix without its trailing slash', () => {
