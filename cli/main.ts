@@ -16,6 +16,8 @@ Servers:
   canary model-server --model llm [--version LABEL] [--ttft 20ms] [--tpot 5ms] [--tokens 10-60]
                       [--length-scale 1] [--error-event-rate 0] [--cut-rate 0] [--error-rate 0]
                                       an OpenAI-compatible streaming server (/v1/chat/completions)
+  canary model-server --model grpc [--port 8001] [--version LABEL] [--error-rate 0] [--latency 5ms]
+                      [--hang-rate 0]   a gRPC server (h2c://): open inference protocol, grpc.health.v1
   canary demo [--keep]                the whole story in under a minute
 
 Client (against CANARY_API_URL, default http://127.0.0.1:8090; add --json for scripts):

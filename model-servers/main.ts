@@ -1,5 +1,6 @@
 import { createLogger } from '../common/logger.js';
 import { FaultConfigError, faultsFromEnv, parseFaults } from './faults.js';
+import { startGrpcInferServer } from './grpc-infer.js';
 import { parseLlmBehaviour, startLlmServer } from './llm.js';
 import { MODEL_NAMES, type ModelName } from './models.js';
 import { startModelServer } from './server.js';
@@ -65,13 +66,31 @@ async function runLlmServer(args: ModelServerArgs): Promise<void> {
   announce({ url: server.url, version: server.version }, server.close);
 }
 
+/** `canary model-server --model grpc [--port 8001] [--error-rate 0.4] [--latency 5ms] [--hang-rate 0]`: gRPC on h2c. */
+async function runGrpcServer(args: ModelServerArgs): Promise<void> {
+  const logger = createLogger('canary-model-server');
+  const faults = parseFaults({ errorRate: args.errorRate, latencyMs: args.latency, hangRate: args.hangRate });
+  if (args.jitter !== undefined) throw new FaultConfigError('--jitter is for the iris models');
+  const server = await startGrpcInferServer({
+    version: args.version ?? process.env.CANARY_MODEL_VERSION ?? 'grpc',
+    port: portOf(args.port),
+    host: args.host ?? process.env.HOST ?? '127.0.0.1',
+    errorRate: faults.errorRate,
+    latencyMs: faults.latencyMs,
+    hangRate: faults.hangRate,
+  });
+  logger.info({ url: server.url, faults }, 'gRPC model server listening (open inference protocol, grpc.health.v1)');
+  announce({ url: server.url }, server.close);
+}
+
 /** `canary model-server --model v1 [--port 8000] [--error-rate 0.1] [--latency 20ms] ...` */
 export async function runModelServerCommand(args: ModelServerArgs): Promise<void> {
   const logger = createLogger('canary-model-server');
   const model = (args.model ?? process.env.CANARY_MODEL ?? 'v1') as ModelName;
   if ((model as string) === 'llm') return runLlmServer(args);
+  if ((model as string) === 'grpc') return runGrpcServer(args);
   if (!MODEL_NAMES.includes(model))
-    throw new Error(`--model: expected one of ${MODEL_NAMES.join(', ')}, llm, got ${JSON.stringify(model)}`);
+    throw new Error(`--model: expected one of ${MODEL_NAMES.join(', ')}, llm, grpc, got ${JSON.stringify(model)}`);
   const llmOnly = [args.ttft, args.tpot, args.tokens, args.lengthScale, args.errorEventRate, args.cutRate];
   if (llmOnly.some((v) => v !== undefined))
     throw new FaultConfigError(

@@ -69,7 +69,9 @@ export class RedisStatsStore implements StatsStore {
       if (c.agreement)
         for (const f of AGREEMENT_FIELDS) if (c.agreement[f]) fields.push(AGREEMENT_REDIS_FIELDS[f], c.agreement[f]);
       if (c.stream) streamRedisFields(c.stream, fields);
-      if (c.grpc) c.grpc.forEach((n, code) => n && fields.push(grpcRedisField(code), n));
+      if (c.grpc)
+        for (let code = 0; code < c.grpc.length; code++)
+          if (c.grpc[code]) fields.push(grpcRedisField(code), c.grpc[code]);
       return [this.keys.stats(c.deployment, c.version, c.epochSecond), fields];
     });
     await this.flushing().canaryFlush(this.keys.flush(flushId), this.ttlSeconds, JSON.stringify(payload));

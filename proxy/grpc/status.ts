@@ -27,7 +27,7 @@ export const DEFAULT_GRPC_MODEL_ERRORS: readonly GrpcCodeName[] = [
 /** Is this a gRPC call (application/grpc, +proto, +json; not gRPC-Web, which is HTTP/1 framed)? */
 export function isGrpcContentType(contentType: string | string[] | undefined): boolean {
   const ct = Array.isArray(contentType) ? contentType[0] : contentType;
-  if (!ct || !ct.startsWith('application/grpc')) return false;
+  if (!ct?.startsWith('application/grpc')) return false;
   const next = ct.charCodeAt(16);
   return Number.isNaN(next) || next === 0x2b /* + */ || next === 0x3b /* ; */;
 }

@@ -36,7 +36,10 @@ export class GrpcMetrics {
 
   private methodLabel(deployment: string, method: string): string {
     let seen = this.methods.get(deployment);
-    if (!seen) this.methods.set(deployment, (seen = new Set()));
+    if (!seen) {
+      seen = new Set();
+      this.methods.set(deployment, seen);
+    }
     if (seen.has(method)) return method;
     if (seen.size >= MAX_METHODS_PER_DEPLOYMENT) return 'other';
     seen.add(method);

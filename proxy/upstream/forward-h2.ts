@@ -1,6 +1,5 @@
 import type { ServerResponse } from 'node:http';
 import http2, { type IncomingHttpHeaders } from 'node:http2';
-import { performance } from 'node:perf_hooks';
 import type { Outcome } from '../contract/stats.js';
 import {
   DEFAULT_GRPC_OUTCOMES,
@@ -108,7 +107,7 @@ export function forwardH2(
     };
 
     const streamed = up.body && !Buffer.isBuffer(up.body) ? new ReplayableBody(up.body, REPLAY_BYTES) : null;
-    const send = (replays: number): void => {
+    const send = (replays: number): unknown => {
       let session: http2.ClientHttp2Session;
       try {
         session = sessions.get(origin);

@@ -11,7 +11,7 @@ import { eventually, freshSchema, REDIS_URL, silent, testPrefix } from '../helpe
  * @grpc/grpc-js client calls ModelInfer through the proxy, the control plane is driven over
  * HTTP, and the verdicts come from grpc-status, never from the HTTP status (always 200).
  */
-const cleanups: (() => Promise<unknown> | void)[] = [];
+const cleanups: (() => Promise<unknown> | undefined)[] = [];
 after(async () => {
   for (const c of cleanups.reverse()) await c();
 });
