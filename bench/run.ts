@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { parseDuration } from '../common/duration.js';
 import { spawnCanary, spawnModelServer, spawnProxy } from '../common/processes.js';
+import { grpcBench } from './grpc.js';
 import { openLoop } from './open-loop.js';
 import { streamBench } from './streams.js';
 
@@ -310,6 +311,8 @@ async function main(): Promise<void> {
     // LLM streams, side by side (bench/streams.ts): after the servers above are stopped would be
     // quieter, but they are idle now, and one run keeps one machine state.
     const streams = await streamBench(DURATION_S);
+    // Unary gRPC, side by side (bench/grpc.ts): direct, canary-mesh, a minimal node:http2 proxy.
+    const grpcRows = await grpcBench(DURATION_S);
     let commit = 'unknown';
     try {
       commit = execSync('git rev-parse --short HEAD', { stdio: ['ignore', 'pipe', 'ignore'] })
@@ -338,7 +341,8 @@ async function main(): Promise<void> {
       closedLoop: [direct, ours, shadowRow, upRow, minimalRow, ...(nginxRow ? [nginxRow] : []), hpRow],
       openLoop: [directOpen, oursOpen, shadowFull, splitHalf, shadowHalf],
       streams,
-      summary: { ...summary, streams: streams.summary },
+      grpc: grpcRows,
+      summary: { ...summary, streams: streams.summary, grpc: grpcRows.summary },
     };
     await mkdir(path.join(here, 'results'), { recursive: true });
     const file = path.join(here, 'results', `${report.date.slice(0, 19).replace(/[:T]/g, '-')}-${commit}.json`);

@@ -18,6 +18,18 @@ const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
 /** A streamed request body is kept up to this size, to resend it when an upstream refuses the stream unprocessed. */
 const REPLAY_BYTES = 1 << 20;
 
+/** `h2c://host:port` → `host:port`, parsed once per origin (origins are the route table's: few). */
+const AUTHORITIES = new Map<string, string>();
+function authorityOf(origin: string): string {
+  let a = AUTHORITIES.get(origin);
+  if (a === undefined) {
+    a = new URL(origin).host;
+    if (AUTHORITIES.size > 10_000) AUTHORITIES.clear();
+    AUTHORITIES.set(origin, a);
+  }
+  return a;
+}
+
 /** What an HTTP/2 answer ended as: the gRPC status when it is a gRPC call, else the HTTP status's outcome. */
 export function h2Outcome(
   status: number,
@@ -119,7 +131,7 @@ export function forwardH2(
         ...up.headers,
         ':method': up.method,
         ':path': up.path,
-        ':authority': new URL(origin).host,
+        ':authority': authorityOf(origin),
         ':scheme': 'http',
       };
       if (grpc) requestHeaders.te = 'trailers';

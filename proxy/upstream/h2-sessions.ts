@@ -83,11 +83,23 @@ export class H2Sessions {
       }
   }
 
-  async close(): Promise<void> {
+  /** Closes every session: calls in flight get `graceMs` to finish, then the sessions are destroyed. */
+  async close(graceMs = 2000): Promise<void> {
     const all = [...this.sessions.values()];
     this.sessions.clear();
-    await Promise.all(
-      all.map((s) => new Promise<void>((resolve) => (s.closed ? resolve() : s.close(() => resolve())))),
-    );
+    const closing = (s: http2.ClientHttp2Session) =>
+      new Promise<void>((resolve) => {
+        if (s.closed) return resolve();
+        const force = setTimeout(() => {
+          s.destroy();
+          resolve();
+        }, graceMs);
+        force.unref();
+        s.close(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+    await Promise.all(all.map(closing));
   }
 }

@@ -1,0 +1,167 @@
+// `npm run bench:grpc` (also part of `npm run bench`): unary gRPC ModelInfer calls, side by
+// side in one run: the model server direct, through canary-mesh (20% canary, metrics and
+// stats on) and through a minimal node:http2 forwarding proxy (the floor). Calls per second
+// and the proxy process's CPU per call; the load generator is @grpc/grpc-js in this process.
+
+import { execSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import { parseDuration } from '../common/duration.js';
+import { spawnModelServer, spawnProxy } from '../common/processes.js';
+import { loadInferenceProtos } from '../model-servers/grpc-infer.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const WEIGHT = 20;
+
+export interface GrpcRow {
+  scenario: string;
+  callsPerSecond: number;
+  p50: number;
+  p99: number;
+  failed: number;
+  cpuUsPerCall?: number;
+}
+
+const CLOCK_TICKS = Number(execSync('getconf CLK_TCK').toString().trim()) || 100;
+async function cpuMicros(pid: number): Promise<number> {
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1e6;
+}
+
+/** Closed loop: `concurrency` calls in flight on one client channel for `durationS`. */
+async function calls(scenario: string, target: string, durationS: number, concurrency: number, pid?: number) {
+  const { Inference } = loadInferenceProtos();
+  const client = new Inference(target, grpc.credentials.createInsecure()) as unknown as grpc.Client &
+    Record<string, (r: unknown, md: grpc.Metadata, cb: (e: grpc.ServiceError | null) => void) => void>;
+  const md = new grpc.Metadata();
+  md.set('x-canary-deployment', 'infer');
+  const request = {
+    model_name: 'sum',
+    inputs: [{ name: 'x', datatype: 'FP32', shape: ['4'], contents: { fp32_contents: [6.1, 2.9, 4.7, 1.4] } }],
+  };
+  const one = () => new Promise<boolean>((resolve) => client.ModelInfer(request, md, (e) => resolve(!e)));
+  for (let i = 0; i < 200; i++) await one(); // warm-up: connections, JIT
+  const latencies: number[] = [];
+  let failed = 0;
+  const cpu0 = pid ? await cpuMicros(pid) : 0;
+  const end = performance.now() + durationS * 1000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < end) {
+        const t0 = performance.now();
+        if (!(await one())) failed++;
+        latencies.push(performance.now() - t0);
+      }
+    }),
+  );
+  const cpu = pid ? (await cpuMicros(pid)) - cpu0 : 0;
+  client.close();
+  latencies.sort((a, b) => a - b);
+  const row: GrpcRow = {
+    scenario,
+    callsPerSecond: +(latencies.length / durationS).toFixed(0),
+    p50: +latencies[Math.floor(latencies.length * 0.5)].toFixed(3),
+    p99: +latencies[Math.floor(latencies.length * 0.99)].toFixed(3),
+    failed,
+    ...(pid ? { cpuUsPerCall: +(cpu / latencies.length).toFixed(1) } : {}),
+  };
+  process.stderr.write(
+    `  ${scenario.padEnd(34)} ${String(row.callsPerSecond).padStart(7)} calls/s  p50 ${row.p50} ms  p99 ${row.p99} ms  failed ${failed}${row.cpuUsPerCall ? `  ${row.cpuUsPerCall} µs CPU per call in the proxy` : ''}\n`,
+  );
+  return row;
+}
+
+async function minimalProxy(baseline: string, canary: string) {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(here, 'minimal-h2-proxy.ts'), baseline, canary, String(WEIGHT)],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  for await (const line of createInterface({ input: child.stdout! })) {
+    const msg = JSON.parse(line);
+    if (msg.ready)
+      return {
+        target: `127.0.0.1:${msg.port}`,
+        pid: child.pid!,
+        stop: async () => {
+          child.kill('SIGTERM');
+          await once(child, 'exit');
+        },
+      };
+  }
+  throw new Error('minimal-h2-proxy.ts did not start');
+}
+
+export async function grpcBench(durationS: number, concurrency = 32) {
+  process.stderr.write(`gRPC unary ModelInfer, ${durationS}s per run, ${concurrency} calls in flight on one channel\n`);
+  const v1 = await spawnModelServer('grpc', ['--version', 'v1'], { LOG_LEVEL: 'warn' });
+  const v2 = await spawnModelServer('grpc', ['--version', 'v2'], { LOG_LEVEL: 'warn' });
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'canary-bench-grpc-'));
+  const routesFile = path.join(dir, 'routes.json');
+  await writeFile(
+    routesFile,
+    JSON.stringify({
+      version: 1,
+      deployments: {
+        infer: {
+          baseline: { version: 'v1', url: v1.ready.url },
+          canary: { version: 'v2', url: v2.ready.url, weight: WEIGHT },
+        },
+      },
+    }),
+  );
+  const proxy = await spawnProxy({ CANARY_ROUTES_FILE: routesFile, LOG_LEVEL: 'warn' });
+  const minimal = await minimalProxy(v1.ready.url, v2.ready.url);
+  try {
+    const direct = await calls('direct (model server)', v1.ready.url.slice('h2c://'.length), durationS, concurrency);
+    const ours = await calls(
+      `canary-mesh proxy (${WEIGHT}% canary)`,
+      `127.0.0.1:${proxy.ready.port}`,
+      durationS,
+      concurrency,
+      proxy.child.pid,
+    );
+    const floor = await calls('minimal node:http2 proxy', minimal.target, durationS, concurrency, minimal.pid);
+    const summary = {
+      throughputVsFloor: +(ours.callsPerSecond / floor.callsPerSecond).toFixed(2),
+      cpuPerCallVsFloor: +(ours.cpuUsPerCall! / floor.cpuUsPerCall!).toFixed(2),
+      throughputVsDirect: +(ours.callsPerSecond / direct.callsPerSecond).toFixed(2),
+    };
+    process.stderr.write(
+      `  canary-mesh vs the floor: ${summary.throughputVsFloor}× the calls/s, ${summary.cpuPerCallVsFloor}× the CPU per call (target ≤ 1.2×)\n`,
+    );
+    return { rows: [direct, ours, floor], summary };
+  } finally {
+    await Promise.all([v1.stop(), v2.stop(), proxy.stop(), minimal.stop()]);
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const durationS = Math.round(parseDuration(process.env.BENCH_DURATION ?? '10s') / 1000);
+  grpcBench(durationS)
+    .then(async (r) => {
+      let commit = 'unknown';
+      try {
+        commit = execSync('git rev-parse --short HEAD', { stdio: ['ignore', 'pipe', 'ignore'] })
+          .toString()
+          .trim();
+      } catch {
+        /* not a git checkout */
+      }
+      const at = new Date().toISOString();
+      const report = { kind: 'grpc', at, commit, machine: { cpus: os.cpus().length, node: process.version }, ...r };
+      await mkdir(path.join(here, 'results'), { recursive: true });
+      const file = path.join(here, 'results', `grpc-${at.slice(0, 19).replace(/[:T]/g, '-')}-${commit}.json`);
+      await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+      process.stderr.write(`written to ${path.relative(process.cwd(), file)}\n`);
+    })
+    .catch((err) => {
+      console.error(err);
+      process.exit(1);
+    });
+}
