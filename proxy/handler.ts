@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import type { ProxyConfig } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
 import { type Role, type RouteTable, type Upstream, upstreamParts } from './contract/route-table.js';
-import { isGrpcContentType } from './grpc/status.js';
+import { grpcOutcomesFor, isGrpcContentType } from './grpc/status.js';
 import { HeldBodies, planBody } from './request/body-plan.js';
 import { CanaryInFlight, canaryRequest } from './request/canary-request.js';
 import { FAILURE_TO_ERROR, isOwnBodyTooLarge, sendGrpcError, sendError as sendHttpError } from './request/errors.js';
@@ -194,7 +194,7 @@ export function createRequestHandler(deps: HandlerDeps) {
       };
       const ours = { 'x-canary-variant': as, 'x-canary-version': to.version, 'x-request-id': requestId, ...extra };
       return origin.startsWith('h2c:')
-        ? forwardH2(h2, origin, up, res, ours, discardServerErrors, claim)
+        ? forwardH2(h2, origin, up, res, ours, discardServerErrors, claim, grpcOutcomesFor(settings.grpcModelErrors))
         : forward(pools.get(origin), up, res, ours, discardServerErrors, claim);
     };
 

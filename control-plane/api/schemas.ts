@@ -50,6 +50,7 @@ export const settingsFields = {
   },
   hedgeCanaryAfter: { type: ['string', 'number'] },
   retryMethods: { type: 'array', items: { type: 'string' } },
+  grpcModelErrors: { type: 'array', items: { type: 'string' } },
   websockets: { type: 'boolean' },
   allowForcedVariant: { type: 'boolean' },
   health: {

@@ -1,5 +1,6 @@
 import { parseDuration } from '../../common/duration.js';
 import { CanaryError } from '../../common/errors.js';
+import { DEFAULT_GRPC_MODEL_ERROR_NAMES, GRPC_CODES, type GrpcCodeName } from '../../proxy/contract/grpc-codes.js';
 import { GRPC_METHOD_RE, type RouteSettings } from '../../proxy/contract/route-table.js';
 
 /**
@@ -28,6 +29,8 @@ export interface SettingsInput {
   retryMethods?: unknown;
   websockets?: unknown;
   allowForcedVariant?: unknown;
+  /** gRPC status code names that are the model's failures (the rest but OK are the caller's). */
+  grpcModelErrors?: unknown;
   retryCanaryOnBaseline?: unknown;
   /** `{inputPer1M, outputPer1M}` or null: token prices, for the cost shown beside streaming verdicts. */
   pricing?: unknown;
@@ -74,6 +77,15 @@ export function resolveSettings(
         `expected a list of HTTP methods (${[...METHODS].join(', ')}), gRPC methods (/package.Service/Method) or "*" (every unary gRPC method)`,
       );
     settings.retryMethods = [...new Set(m.map((x: string) => (x.startsWith('/') ? x : x.toUpperCase())))];
+  }
+  if (input.grpcModelErrors !== undefined) {
+    const codes = input.grpcModelErrors;
+    if (!Array.isArray(codes) || !codes.every((c) => GRPC_CODES.includes(c) && c !== 'OK'))
+      throw bad(
+        'grpcModelErrors',
+        `expected a list of gRPC status code names other than OK (${GRPC_CODES.slice(1).join(', ')})`,
+      );
+    settings.grpcModelErrors = [...new Set(codes as GrpcCodeName[])];
   }
   for (const k of ['websockets', 'allowForcedVariant'] as const) {
     if (input[k] === undefined) continue;
@@ -143,6 +155,7 @@ export function settingsToApi(
     retryMethods: s.retryMethods ?? 'all',
     websockets: s.websockets ?? true,
     allowForcedVariant: s.allowForcedVariant ?? false,
+    grpcModelErrors: s.grpcModelErrors ?? [...DEFAULT_GRPC_MODEL_ERROR_NAMES],
     health: { path: s.healthPath === undefined ? 'auto' : s.healthPath },
     pricing: s.pricing ?? null,
   };

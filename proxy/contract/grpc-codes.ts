@@ -24,6 +24,22 @@ export const GRPC_CODES = [
 ] as const;
 export type GrpcCodeName = (typeof GRPC_CODES)[number];
 
+/**
+ * The model's failures by default: the server broke, is overloaded, lacks a method the
+ * baseline serves (UNIMPLEMENTED), or missed the deadline the proxy passed on. Every other
+ * code but OK is the caller's (a bad tensor, a missing model name, auth); CANCELLED by the
+ * client is an abort.
+ */
+export const DEFAULT_GRPC_MODEL_ERROR_NAMES: readonly GrpcCodeName[] = [
+  'UNKNOWN',
+  'DEADLINE_EXCEEDED',
+  'RESOURCE_EXHAUSTED',
+  'UNIMPLEMENTED',
+  'INTERNAL',
+  'UNAVAILABLE',
+  'DATA_LOSS',
+];
+
 /** gRPC calls of a version by status code name (only codes seen). */
 export type GrpcCounts = Partial<Record<GrpcCodeName, number>>;
 

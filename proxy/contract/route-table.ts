@@ -4,6 +4,7 @@
  * where they live in Redis). Nothing here knows about the control plane.
  */
 import { type CompareSpec, parsePointer } from './compare.js';
+import { GRPC_CODES, type GrpcCodeName } from './grpc-codes.js';
 
 export type Role = 'baseline' | 'canary';
 
@@ -43,6 +44,12 @@ export interface RouteSettings {
   websockets?: boolean;
   /** Testers may pick the variant with `x-canary-force: canary|baseline`; such requests are not analysed. */
   allowForcedVariant?: boolean;
+  /**
+   * gRPC status codes (names) that are the model's failures; every other code but OK is the
+   * caller's. Absent: UNKNOWN, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNIMPLEMENTED, INTERNAL,
+   * UNAVAILABLE, DATA_LOSS.
+   */
+  grpcModelErrors?: GrpcCodeName[];
 }
 
 /**
@@ -164,6 +171,12 @@ function checkSettings(input: unknown, where: string): RouteSettings {
     if (s[k] === undefined) continue;
     if (typeof s[k] !== 'boolean') throw new RouteTableError(`${where}.${k}: expected a boolean`);
     out[k] = s[k] as boolean;
+  }
+  if (s.grpcModelErrors !== undefined) {
+    const codes = s.grpcModelErrors;
+    if (!Array.isArray(codes) || !codes.every((c) => GRPC_CODES.includes(c) && c !== 'OK'))
+      throw new RouteTableError(`${where}.grpcModelErrors: expected gRPC status code names other than OK`);
+    out.grpcModelErrors = codes as GrpcCodeName[];
   }
   return out;
 }

@@ -1,4 +1,4 @@
-import { GRPC_CODES, type GrpcCodeName } from '../contract/grpc-codes.js';
+import { DEFAULT_GRPC_MODEL_ERROR_NAMES, GRPC_CODES, type GrpcCodeName } from '../contract/grpc-codes.js';
 import type { Outcome } from '../contract/stats.js';
 
 /**
@@ -8,21 +8,6 @@ import type { Outcome } from '../contract/stats.js';
  */
 
 export const GRPC = Object.fromEntries(GRPC_CODES.map((name, i) => [name, i])) as Record<GrpcCodeName, number>;
-
-/**
- * The model's failures by default: the server broke, is overloaded, lacks a method the
- * baseline serves (UNIMPLEMENTED), or missed the deadline the proxy passed on. Every other
- * code but OK and CANCELLED is the caller's (a bad tensor, a missing model name, auth).
- */
-export const DEFAULT_GRPC_MODEL_ERRORS: readonly GrpcCodeName[] = [
-  'UNKNOWN',
-  'DEADLINE_EXCEEDED',
-  'RESOURCE_EXHAUSTED',
-  'UNIMPLEMENTED',
-  'INTERNAL',
-  'UNAVAILABLE',
-  'DATA_LOSS',
-];
 
 /** Is this a gRPC call (application/grpc, +proto, +json; not gRPC-Web, which is HTTP/1 framed)? */
 export function isGrpcContentType(contentType: string | string[] | undefined): boolean {
@@ -66,7 +51,7 @@ export function parseGrpcStatus(v: string | string[] | undefined): number | null
 /** Which codes are the model's failures; built once per settings object. */
 export class GrpcOutcomes {
   private readonly model: boolean[];
-  constructor(modelErrors: readonly GrpcCodeName[] = DEFAULT_GRPC_MODEL_ERRORS) {
+  constructor(modelErrors: readonly GrpcCodeName[] = DEFAULT_GRPC_MODEL_ERROR_NAMES) {
     this.model = GRPC_CODES.map((name) => modelErrors.includes(name));
   }
 
@@ -79,6 +64,18 @@ export class GrpcOutcomes {
 }
 
 export const DEFAULT_GRPC_OUTCOMES = new GrpcOutcomes();
+
+const BY_SETTING = new WeakMap<readonly GrpcCodeName[], GrpcOutcomes>();
+/** The classifier for a deployment's `grpcModelErrors` setting, built once per route table. */
+export function grpcOutcomesFor(modelErrors: readonly GrpcCodeName[] | undefined): GrpcOutcomes {
+  if (!modelErrors) return DEFAULT_GRPC_OUTCOMES;
+  let o = BY_SETTING.get(modelErrors);
+  if (!o) {
+    o = new GrpcOutcomes(modelErrors);
+    BY_SETTING.set(modelErrors, o);
+  }
+  return o;
+}
 
 export const grpcCodeName = (code: number): GrpcCodeName | 'INVALID' => GRPC_CODES[code] ?? 'INVALID';
 

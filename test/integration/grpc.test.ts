@@ -440,3 +440,25 @@ test('curl --http2-prior-knowledge and HTTP/1.1 clients share the data port; JSO
   assert.match(missing, /^HTTP\/2 404/);
   assert.match(missing, /UNKNOWN_DEPLOYMENT/);
 });
+
+test('which codes are the model’s failures is a per-deployment setting (grpcModelErrors)', async () => {
+  const model = await server();
+  const strict = await proxyWith(
+    { sum: route('sum', model.url, null, 0, { settings: { grpcModelErrors: ['INVALID_ARGUMENT', 'UNAVAILABLE'] } }) },
+    { deployment: 'sum' },
+  );
+  const r = await unary(client(strict.url), 'ModelInfer', { model_name: 'sum', inputs: [] });
+  assert.equal(r.error?.code, grpc.status.INVALID_ARGUMENT);
+  await eventually(async () => {
+    const s = await stats(strict, 'v1');
+    assert.equal(s.modelErrors, 1, `INVALID_ARGUMENT charged to the model here: ${s.modelErrors}`);
+  }, 10_000);
+  await assert.rejects(
+    () =>
+      startTestProxy({
+        version: 1,
+        deployments: { sum: route('sum', model.url, null, 0, { settings: { grpcModelErrors: ['OK'] } }) },
+      }),
+    /grpcModelErrors: expected gRPC status code names other than OK/,
+  );
+});
