@@ -44,7 +44,14 @@ async function calls(scenario: string, target: string, durationS: number, concur
     model_name: 'sum',
     inputs: [{ name: 'x', datatype: 'FP32', shape: ['4'], contents: { fp32_contents: [6.1, 2.9, 4.7, 1.4] } }],
   };
-  const one = () => new Promise<boolean>((resolve) => client.ModelInfer(request, md, (e) => resolve(!e)));
+  const errors = new Map<string, number>();
+  const one = () =>
+    new Promise<boolean>((resolve) =>
+      client.ModelInfer(request, md, (e) => {
+        if (e) errors.set(e.message, (errors.get(e.message) ?? 0) + 1);
+        resolve(!e);
+      }),
+    );
   for (let i = 0; i < 200; i++) await one(); // warm-up: connections, JIT
   const latencies: number[] = [];
   let failed = 0;
@@ -60,6 +67,7 @@ async function calls(scenario: string, target: string, durationS: number, concur
     }),
   );
   const cpu = pid ? (await cpuMicros(pid)) - cpu0 : 0;
+  for (const [message, n] of errors) process.stderr.write(`  ${scenario}: ${n} × ${message}\n`);
   client.close();
   latencies.sort((a, b) => a - b);
   const row: GrpcRow = {

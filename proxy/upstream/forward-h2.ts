@@ -82,7 +82,10 @@ export function forwardH2(
       settled = true;
       if (headersTimer) clearTimeout(headersTimer);
       signal?.removeListener('abort', onCancel);
-      if (stream && !stream.closed) stream.close(NGHTTP2_CANCEL);
+      // A call cut short (failed, dropped, cancelled) is reset; one the server ended is left to
+      // close by itself: an RST_STREAM for a stream the server already closed counts against
+      // the session's invalid-frame limit, and a node server drops the whole session past it.
+      if (stream && !stream.closed && !stream.readableEnded) stream.close(NGHTTP2_CANCEL);
       resolve(r);
     };
     const failed = (err: Error & { code?: string }) => {

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import protobuf from 'protobufjs';
+import { spawnModelServer } from '../../common/processes.js';
 import { loadInferenceProtos, startGrpcInferServer } from '../../model-servers/grpc-infer.js';
 import { RedisStatsStore } from '../../proxy/contract/redis-stats-store.js';
 import { eventually, REDIS_URL, route, startTestProxy, startUpstream, testPrefix } from '../helpers/servers.js';
@@ -461,4 +462,29 @@ test('which codes are the model’s failures is a per-deployment setting (grpcMo
       }),
     /grpcModelErrors: expected gRPC status code names other than OK/,
   );
+});
+
+test('6,000 calls to model servers in their own processes (20% canary, hedging on) keep healthy sessions: no reset of streams the server ended', async () => {
+  // A node server closes a session (GOAWAY INTERNAL_ERROR) that sends it too many frames for
+  // streams it already closed, as an RST_STREAM after every finished call did.
+  const v1 = await spawnModelServer('grpc', ['--version', 'v1'], { LOG_LEVEL: 'warn' });
+  const v2 = await spawnModelServer('grpc', ['--version', 'v2'], { LOG_LEVEL: 'warn' });
+  cleanups.push(
+    () => v1.stop(),
+    () => v2.stop(),
+  );
+  const proxy = await proxyWith({ sum: route('sum', v1.ready.url, v2.ready.url, 20) }, { deployment: 'sum' });
+  const c = client(proxy.url);
+  const failures = new Map<string, number>();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 32 }, async () => {
+      while (next < 6000) {
+        next++;
+        const r = await unary(c, 'ModelInfer', inferRequest([1]), {}, 30_000);
+        if (r.error) failures.set(r.error.message, (failures.get(r.error.message) ?? 0) + 1);
+      }
+    }),
+  );
+  assert.deepEqual([...failures], []);
 });
