@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { Readable } from 'node:stream';
 import type { ProxyConfig } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
 import { type Role, type RouteTable, type Upstream, upstreamParts } from './contract/route-table.js';
@@ -17,11 +18,12 @@ import type { ProxyRecorder } from './telemetry/recorder.js';
 import { BodyTooLargeError, prepareBody, type RequestBody } from './upstream/body.js';
 import { Cancel } from './upstream/cancel.js';
 import { AnswerCapture, type ForwardResult, forward } from './upstream/forward.js';
-import { forwardH2 } from './upstream/forward-h2.js';
+import { forwardH2, REPLAY_BYTES } from './upstream/forward-h2.js';
 import type { H2Sessions } from './upstream/h2-sessions.js';
 import { requestHeadersForUpstream } from './upstream/headers.js';
 import type { LatencyTracker } from './upstream/hedge.js';
 import type { UpstreamPools } from './upstream/pools.js';
+import { ReplayableBody } from './upstream/replayable-body.js';
 
 export interface HandlerDeps {
   config: Readonly<ProxyConfig>;
@@ -42,6 +44,7 @@ export interface HandlerDeps {
   shadow: ShadowMirror;
 }
 
+const isH2c = (url: string) => url.startsWith('h2c:');
 const EMPTY_SHA256 = createHash('sha256').digest('hex');
 
 /**
@@ -98,7 +101,7 @@ export function createRequestHandler(deps: HandlerDeps) {
     const repeatable = grpc
       ? !!settings.retryMethods && (settings.retryMethods.includes('*') || settings.retryMethods.includes(target.path))
       : !settings.retryMethods || settings.retryMethods.includes(method);
-    if (grpc && !upstream.url.startsWith('h2c:'))
+    if (grpc && !isH2c(upstream.url))
       return sendError(
         res,
         'PROTOCOL_MISMATCH',
@@ -140,6 +143,14 @@ export function createRequestHandler(deps: HandlerDeps) {
       gatewayPrefix,
     );
     const resendable = plan.hold && (body === null || Buffer.isBuffer(body));
+    // A gRPC call that is not held (a streaming call cannot be) is still retried, not hedged: its
+    // body is kept as it streams while small and unanswered, so a canary failing before any
+    // message is retried on the baseline (unary calls' default safety net; like gRPC's own retry
+    // policy, never once an answer reached the client).
+    const grpcRetry =
+      grpc && role === 'canary' && !forced && route.retryCanaryOnBaseline !== false && isH2c(route.baseline.url);
+    const replay = grpcRetry && !resendable && body instanceof Readable ? new ReplayableBody(body, REPLAY_BYTES) : null;
+    const resend = { hedge: resendable, retry: resendable || grpcRetry, replay };
     const release = held.take(resendable && Buffer.isBuffer(body) ? body.length : 0);
     let inputSha256: string | null | undefined;
     const inputHash = () => {
@@ -151,7 +162,7 @@ export function createRequestHandler(deps: HandlerDeps) {
     let capture: AnswerCapture | undefined;
     if (plan.shadow === 'start') {
       // (Shadows go over HTTP/1.1 only, for now: an h2c:// canary's shadow is counted as dropped.)
-      const h1Canary = !route.canary?.url.startsWith('h2c:');
+      const h1Canary = !isH2c(route.canary?.url ?? '');
       if (h1Canary && resendable && (body === null || (body as Buffer).length <= config.bufferBodyBytes)) {
         const copy = {
           method,
@@ -186,6 +197,7 @@ export function createRequestHandler(deps: HandlerDeps) {
         path: prefix + target.path,
         headers,
         body,
+        replay: replay ?? undefined,
         signal,
         capture: as === 'baseline' ? capture : undefined,
         relocation: gatewayPrefix === null ? undefined : { deploymentPrefix: gatewayPrefix, upstreamUrl: to.url },
@@ -207,7 +219,7 @@ export function createRequestHandler(deps: HandlerDeps) {
           result: final,
           role: finalRole,
           upstream: finalUpstream,
-        } = await canaryRequest(net, route, upstream, resendable, attempt, client, table.version));
+        } = await canaryRequest(net, route, upstream, resend, attempt, client, table.version));
       } else {
         const t0 = performance.now();
         final = await attempt(upstream, role, client, false, forced ? { 'x-canary-forced': 'true' } : {});

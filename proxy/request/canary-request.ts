@@ -5,6 +5,7 @@ import type { ProxyRecorder } from '../telemetry/recorder.js';
 import { Cancel } from '../upstream/cancel.js';
 import type { ForwardResult } from '../upstream/forward.js';
 import { hedgeDelay, type LatencyTracker } from '../upstream/hedge.js';
+import type { ReplayableBody } from '../upstream/replayable-body.js';
 import { isOwnBodyTooLarge } from './errors.js';
 import type { OutcomeRecorder } from './outcomes.js';
 
@@ -29,6 +30,16 @@ export class CanaryInFlight {
   }
 }
 
+/** Whether a canary request may be sent again to the baseline. */
+export interface Resend {
+  /** The body is held whole: the request may be raced (hedged) as well as retried. */
+  hedge: boolean;
+  /** A failure before any answer reached the client may be retried. */
+  retry: boolean;
+  /** A streamed body kept while small and unanswered (a gRPC call): retried only while it is whole. */
+  replay: ReplayableBody | null;
+}
+
 export interface SafetyNetDeps {
   metrics: ProxyRecorder;
   outcomes: OutcomeRecorder;
@@ -49,7 +60,7 @@ export async function canaryRequest(
   deps: SafetyNetDeps,
   route: DeploymentRoute,
   canary: Upstream,
-  resendable: boolean,
+  resend: Resend,
   attempt: Attempt,
   client: Cancel,
   tableVersion: number,
@@ -81,12 +92,12 @@ export async function canaryRequest(
     }
     return backup;
   };
-  const delay = resendable ? hedgeDelay(route.settings, deps.latency, name) : null;
+  const delay = resend.hedge ? hedgeDelay(route.settings, deps.latency, name) : null;
   const timer = delay === null ? null : setTimeout(() => startBackup('x-canary-hedged-from'), delay);
 
   deps.inFlight.add(name, 1);
   const t0 = performance.now();
-  const result = await attempt(canary, 'canary', canaryCtl, resendable, {}, claim('canary'));
+  const result = await attempt(canary, 'canary', canaryCtl, resend.retry, {}, claim('canary'));
   const canaryMs = performance.now() - t0;
   deps.inFlight.add(name, -1);
   if (timer) clearTimeout(timer);
@@ -110,7 +121,8 @@ export async function canaryRequest(
 
   if (!lostRace && (result.responded || !isModelError(result.outcome)))
     return { result, role: 'canary', upstream: canary };
-  if (!backup && resendable && !client.aborted) startBackup('x-canary-retried-from');
+  const canRetry = resend.retry && (resend.replay?.replayable ?? true);
+  if (!backup && canRetry && !client.aborted) startBackup('x-canary-retried-from');
   if (!backup) return { result, role: 'canary', upstream: canary };
   const b = (await backup) as ForwardResult;
   const latencyMs = performance.now() - backupT0;

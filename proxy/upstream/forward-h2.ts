@@ -15,8 +15,8 @@ import { headersForClient, trailersForClient } from './headers.js';
 import { ReplayableBody } from './replayable-body.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
-/** A streamed request body is kept up to this size, to resend it when an upstream refuses the stream unprocessed. */
-const REPLAY_BYTES = 1 << 20;
+/** A streamed request body is kept up to this size, to resend it while no answer reached the client. */
+export const REPLAY_BYTES = 1 << 20;
 
 /** `h2c://host:port` → `host:port`, parsed once per origin (origins are the route table's: few). */
 const AUTHORITIES = new Map<string, string>();
@@ -51,9 +51,11 @@ export function h2Outcome(
  *
  * A gRPC call's outcome is its `grpc-status` (trailers, or the headers of a Trailers-Only
  * answer); a reset or a lost connection before the status is the model's failure. When the call
- * may still be retried or raced (`discardServerErrors`, `claim`), the answer's headers are held
- * until its first message or its status, so a model error that comes before any message is
- * dropped and the caller can resend the call elsewhere. Never throws.
+ * may still be retried or raced (`discardServerErrors` while its body can be sent again,
+ * `claim`), the answer's headers are held until its first message or its status, so a model
+ * error that comes before any message is dropped and the caller can resend the call elsewhere;
+ * headers are only held once the client has sent its whole request (a bidi call whose client
+ * waits for the server's metadata is never stalled). Never throws.
  */
 export function forwardH2(
   sessions: H2Sessions,
@@ -106,6 +108,7 @@ export function forwardH2(
         return false;
       }
       responded = true;
+      streamed?.release();
       if (up.capture) up.capture.status = statusCode!;
       const out = headersForClient(headers, extraHeaders, up.relocation);
       if (endsHere) {
@@ -121,15 +124,20 @@ export function forwardH2(
       settle({ outcome, statusCode, responded, grpc: code === undefined ? undefined : { method: up.path, code } });
     };
 
-    const streamed = up.body && !Buffer.isBuffer(up.body) ? new ReplayableBody(up.body, REPLAY_BYTES) : null;
-    const send = (replays: number): unknown => {
+    const streamed =
+      up.replay ?? (up.body && !Buffer.isBuffer(up.body) ? new ReplayableBody(up.body, REPLAY_BYTES) : null);
+    /** The body can be sent again from its start (by this call, or by the caller's next attempt). */
+    const resendable = () => streamed === null || streamed.replayable;
+    /** The client has sent all of its request. */
+    const requestDone = () => streamed === null || streamed.ended;
+    const send = (replays: number): void => {
       let session: http2.ClientHttp2Session;
       try {
         session = sessions.get(origin);
       } catch (err) {
         return failed(err as Error);
       }
-      const replayable = replays > 0 && (up.body === null || Buffer.isBuffer(up.body) || streamed!.replayable);
+      const replayable = replays > 0 && resendable();
       const requestHeaders: http2.OutgoingHttpHeaders = {
         ...up.headers,
         ':method': up.method,
@@ -176,12 +184,13 @@ export function forwardH2(
         if (grpc && endsHere) grpcStatus = parseGrpcStatus(headers['grpc-status']);
         const { outcome } = h2Outcome(status, grpc, grpcStatus, grpcOutcomes);
         const modelFailedAlready = endsHere ? outcome !== 'success' && outcome !== 'client_error' : status >= 500;
-        if (discardServerErrors && modelFailedAlready) {
+        const mayDrop = discardServerErrors && resendable();
+        if (mayDrop && modelFailedAlready) {
           dropped = true;
           return;
         }
         // A gRPC answer that may still be dropped waits for its first message or its status.
-        if (grpc && !endsHere && (discardServerErrors || claim)) held = headers;
+        if (grpc && !endsHere && (mayDrop || claim) && requestDone()) held = headers;
         else commit(headers, endsHere);
       });
       s.on('data', (chunk: Buffer) => {
@@ -205,7 +214,7 @@ export function forwardH2(
           const h = held;
           held = null;
           const { outcome } = h2Outcome(statusCode!, grpc, grpcStatus, grpcOutcomes);
-          if (discardServerErrors && outcome !== 'success' && outcome !== 'client_error') {
+          if (discardServerErrors && resendable() && outcome !== 'success' && outcome !== 'client_error') {
             dropped = true;
             return;
           }

@@ -7,12 +7,15 @@ import type { GrpcCall } from '../telemetry/grpc-metrics.js';
 import { BodyTooLargeError, type RequestBody } from './body.js';
 import type { Cancel } from './cancel.js';
 import { type Relocation, rawResponseHeadersForClient } from './headers.js';
+import type { ReplayableBody } from './replayable-body.js';
 
 export interface UpstreamRequest {
   method: string;
   path: string;
   headers: Record<string, string | string[]>;
   body: RequestBody;
+  /** The streamed body, kept to be sent again by the next attempt (h2c:// upstreams only). */
+  replay?: ReplayableBody;
   headersTimeoutMs: number;
   bodyTimeoutMs: number;
   /** Cancelled when the client goes away (or a hedge is lost): the model server sees its request end at once. */

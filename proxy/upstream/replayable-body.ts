@@ -4,13 +4,17 @@ import { PassThrough, type Readable } from 'node:stream';
  * A streamed request body that can be sent again from its start while it is small: every chunk
  * read from the client is kept (up to `maxBytes`) as it passes through, so when an HTTP/2
  * upstream refuses the stream unprocessed (REFUSED_STREAM, as a draining server does after
- * GOAWAY), the body is replayed on a fresh session — also while the client is still sending it.
- * Backpressure is the current copy's: the client is paused while it does not drain.
+ * GOAWAY), or a canary fails a gRPC call before answering any message, the body is replayed on
+ * a fresh stream — also while the client is still sending it. Once an answer is committed to
+ * the client the copy is released. Backpressure is the current copy's: the client is paused
+ * while it does not drain.
  */
 export class ReplayableBody {
   private readonly chunks: Buffer[] = [];
   private size = 0;
-  private ended = false;
+  private released = false;
+  /** The client has sent the whole body. */
+  ended = false;
   private failed: Error | null = null;
   private current: PassThrough | null = null;
 
@@ -20,7 +24,7 @@ export class ReplayableBody {
   ) {
     source.on('data', (chunk: Buffer) => {
       this.size += chunk.length;
-      if (this.size <= maxBytes) this.chunks.push(chunk);
+      if (this.size <= maxBytes && !this.released) this.chunks.push(chunk);
       else this.chunks.length = 0;
       const out = this.current;
       if (out && !out.write(chunk)) {
@@ -40,7 +44,13 @@ export class ReplayableBody {
 
   /** Whether the body so far is all kept: a send may start over. */
   get replayable(): boolean {
-    return this.size <= this.maxBytes && !this.failed;
+    return this.size <= this.maxBytes && !this.failed && !this.released;
+  }
+
+  /** No send will start over (an answer reached the client): the copy is dropped. */
+  release(): void {
+    this.released = true;
+    this.chunks.length = 0;
   }
 
   /** A fresh stream of the whole body, from its first byte; the one before it gets no more. */

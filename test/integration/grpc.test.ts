@@ -261,17 +261,37 @@ test('a canary failing 40% of calls with UNAVAILABLE: every call is answered (re
   assert.ok(line('baseline', 'OK'), 'baseline OK calls counted');
 });
 
-test('without a retry setting a gRPC call is not held: the canary’s UNAVAILABLE reaches the client and is counted', async () => {
+test('by default a unary call the canary fails is retried on the baseline from its streamed body; not past 1 MiB, nor when retries are off', async () => {
   const baseline = await server({ version: 'v1' });
   const canary = await server({ version: 'v2', errorRate: 1 });
   const proxy = await proxyWith({ sum: route('sum', baseline.url, canary.url, 100) }, { deployment: 'sum' });
-  const r = await unary(client(proxy.url), 'ModelInfer', inferRequest([1]));
-  assert.equal(r.error?.code, grpc.status.UNAVAILABLE);
-  assert.equal(r.error?.details, 'v2: injected failure');
+  const c = client(proxy.url);
+  // (First: failures in a row trip the canary, and later calls go to the baseline.)
+  // A request past the kept copy (1 MiB) cannot be sent again: the canary's own answer reaches the client.
+  const big = await unary(c, 'ModelInfer', inferRequest(Array.from({ length: 400_000 }, () => 1)));
+  assert.equal(big.error?.code, grpc.status.UNAVAILABLE, JSON.stringify(big.headers));
+  assert.equal(big.error?.details, 'v2: injected failure');
+  const all = await Promise.all(Array.from({ length: 20 }, (_, i) => unary(c, 'ModelInfer', inferRequest([i, 1]))));
+  assert.deepEqual(
+    all.map((r) => r.error?.message ?? sumOf(r)),
+    all.map((_, i) => i + 1),
+  );
+  assert.ok(all.every((r) => r.headers['x-canary-version'] === 'v1'));
+  // (Routed to the canary and retried, unless the trip had diverted the call already.)
+  const retried = all.filter((r) => r.headers['x-canary-retried-from'] === 'v2').length;
+  assert.ok(retried > 0, 'calls retried');
   await eventually(async () => {
     const s = await stats(proxy, 'v2');
-    assert.equal(s.modelErrors, 1, `model errors ${s.modelErrors}`);
+    assert.equal(s.modelErrors, 1 + retried, `model errors ${s.modelErrors}, retried ${retried}`);
   }, 10_000);
+
+  const off = await proxyWith(
+    { sum: route('sum', baseline.url, canary.url, 100, { retryCanaryOnBaseline: false }) },
+    { deployment: 'sum' },
+  );
+  const r = await unary(client(off.url), 'ModelInfer', inferRequest([1]));
+  assert.equal(r.error?.code, grpc.status.UNAVAILABLE);
+  assert.equal(r.error?.details, 'v2: injected failure');
 });
 
 test('a hanging canary is hedged and a canary without the method (UNIMPLEMENTED) is retried: no call fails', async () => {
