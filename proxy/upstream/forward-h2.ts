@@ -135,7 +135,8 @@ export function forwardH2(
       try {
         session = sessions.get(origin);
       } catch (err) {
-        return failed(err as Error);
+        failed(err as Error);
+        return;
       }
       const replayable = replays > 0 && resendable();
       const requestHeaders: http2.OutgoingHttpHeaders = {
@@ -150,8 +151,12 @@ export function forwardH2(
         stream = session.request(requestHeaders, { endStream: up.body === null });
       } catch (err) {
         // The session got GOAWAY or closed a moment ago: a fresh one takes the call.
-        if (replayable) return send(replays - 1);
-        return failed(Object.assign(err as Error, { code: 'UND_ERR_SOCKET' }));
+        if (replayable) {
+          send(replays - 1);
+          return;
+        }
+        failed(Object.assign(err as Error, { code: 'UND_ERR_SOCKET' }));
+        return;
       }
       const s = stream;
       const current = () => stream === s && !settled;
@@ -234,7 +239,10 @@ export function forwardH2(
       });
       s.on('close', () => {
         if (!current()) return;
-        if (refused()) return send(replays - 1);
+        if (refused()) {
+          send(replays - 1);
+          return;
+        }
         if (statusCode !== null && s.rstCode === http2.constants.NGHTTP2_NO_ERROR) return finish();
         failed(
           Object.assign(new Error(`the model server reset the stream (code ${s.rstCode})`), { code: 'ECONNRESET' }),
@@ -242,7 +250,10 @@ export function forwardH2(
       });
       s.on('error', (err: Error & { code?: string }) => {
         if (!current()) return;
-        if (refused()) return send(replays - 1);
+        if (refused()) {
+          send(replays - 1);
+          return;
+        }
         failed(Object.assign(err, { code: err.code === 'ERR_HTTP2_STREAM_ERROR' ? 'ECONNRESET' : err.code }));
       });
     };
