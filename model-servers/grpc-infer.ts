@@ -144,11 +144,21 @@ export async function startGrpcInferServer(
       call: grpc.ServerDuplexStream<{ model_name: string; id: string; inputs: Tensor[] }, unknown>,
     ) => {
       count('ModelStreamInfer');
+      // Each answer takes the server's latency; the call ends after the last one.
+      let pending = 0;
+      let ended = false;
       call.on('data', (request) => {
-        const r = infer(request);
-        call.write(r.error ? { error_message: r.error.details } : { infer_response: r.answer });
+        pending++;
+        later(() => {
+          const r = infer(request);
+          call.write(r.error ? { error_message: r.error.details } : { infer_response: r.answer });
+          if (--pending === 0 && ended) call.end(served());
+        });
       });
-      call.on('end', () => call.end(served()));
+      call.on('end', () => {
+        ended = true;
+        if (pending === 0) call.end(served());
+      });
     },
   };
   for (const m of b.missing) delete impl[m];

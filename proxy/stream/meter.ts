@@ -13,7 +13,8 @@ export const STREAM_ENDS: readonly StreamEnd[] = ['complete', 'error_event', 'cu
 
 /** What one streamed answer was, as the user felt it. Times in milliseconds. */
 export interface StreamSummary {
-  framing: Framing;
+  /** How its events were told apart: SSE, NDJSON lines, or gRPC's length-prefixed messages. */
+  framing: Framing | 'grpc';
   end: StreamEnd;
   /** Time to first token: from the request to the first event carrying output; null if none did. */
   ttftMs: number | null;

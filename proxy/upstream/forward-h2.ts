@@ -1,6 +1,8 @@
 import type { ServerResponse } from 'node:http';
 import http2, { type IncomingHttpHeaders } from 'node:http2';
-import type { Outcome } from '../contract/stats.js';
+import { performance } from 'node:perf_hooks';
+import { isModelError, type Outcome } from '../contract/stats.js';
+import { GrpcMessageMeter } from '../grpc/message-meter.js';
 import {
   DEFAULT_GRPC_OUTCOMES,
   type GrpcOutcomes,
@@ -8,6 +10,7 @@ import {
   isGrpcContentType,
   parseGrpcStatus,
 } from '../grpc/status.js';
+import type { StreamEnd } from '../stream/meter.js';
 import { BodyTooLargeError } from './body.js';
 import { classifyError, classifyStatus, type ForwardResult, type UpstreamRequest } from './forward.js';
 import type { H2Sessions } from './h2-sessions.js';
@@ -28,6 +31,13 @@ function authorityOf(origin: string): string {
     AUTHORITIES.set(origin, a);
   }
   return a;
+}
+
+/** How a gRPC stream ended, from its call's result. */
+function streamEnd(r: ForwardResult): StreamEnd {
+  if (r.outcome === 'aborted') return 'client_gone';
+  if (r.error) return 'cut'; // reset, lost or stalled before its status
+  return isModelError(r.outcome) ? 'error_event' : 'complete';
 }
 
 /** What an HTTP/2 answer ended as: the gRPC status when it is a gRPC call, else the HTTP status's outcome. */
@@ -78,10 +88,14 @@ export function forwardH2(
     let headersTimer: NodeJS.Timeout | null = null;
     const signal = up.signal;
     let stream: http2.ClientHttp2Stream | null = null;
+    const startedAt = performance.now();
+    /** The gRPC answer's messages, as they reach the client. */
+    let meter: GrpcMessageMeter | null = null;
 
     const settle = (r: ForwardResult) => {
       if (settled) return;
       settled = true;
+      if (meter) r.stream = meter.summary(streamEnd(r)) ?? undefined;
       if (headersTimer) clearTimeout(headersTimer);
       signal?.removeListener('abort', onCancel);
       // A call cut short (failed, dropped, cancelled) is reset; one the server ended is left to
@@ -115,7 +129,10 @@ export function forwardH2(
         // Trailers-Only (the status is in the headers): one HEADERS frame, ended, as the model sent it.
         res.statusCode = statusCode!;
         for (const name in out) res.setHeader(name, out[name]);
-      } else res.writeHead(statusCode!, out);
+      } else {
+        res.writeHead(statusCode!, out);
+        if (grpc) meter = new GrpcMessageMeter(startedAt);
+      }
       return true;
     };
     const finish = () => {
@@ -207,6 +224,7 @@ export function forwardH2(
         }
         if (dropped || res.destroyed) return;
         up.capture?.add(chunk);
+        meter?.push(chunk, performance.now());
         if (!res.write(chunk)) {
           s.pause();
           res.once('drain', () => s.resume());

@@ -179,6 +179,33 @@ test('deadlines propagate (grpc-timeout reaches the model); health checks, a ser
   assert.deepEqual(sums, [10, 12, 13]);
 });
 
+test('a streaming call is judged as a stream: its time to first message is its TTFT, each message a token', async () => {
+  const model = await server({ latencyMs: 200 });
+  const proxy = await proxyWith({ sum: route('sum', model.url, null) }, { deployment: 'sum' });
+  const c = client(proxy.url);
+  const bidi = (c as unknown as Record<string, () => grpc.ClientDuplexStream<unknown, unknown>>).ModelStreamInfer();
+  const answers = new Promise<number>((resolve, reject) => {
+    let n = 0;
+    bidi.on('data', () => n++);
+    bidi.on('error', reject);
+    bidi.on('end', () => resolve(n));
+  });
+  for (let i = 0; i < 4; i++) bidi.write(inferRequest([i], `s${i}`));
+  bidi.end();
+  assert.equal(await answers, 4);
+  // A unary call beside it is judged by its latency, not counted as a stream.
+  assert.equal((await unary(c, 'ModelInfer', inferRequest([1]))).error, null);
+  await eventually(async () => {
+    const s = await stats(proxy, 'v1');
+    assert.equal(s.requests, 2, `calls ${s.requests}`);
+    assert.equal(s.streams?.streams, 1, `streams ${JSON.stringify(s.streams)}`);
+    assert.equal(s.streams?.outputTokens, 4);
+    assert.equal(s.streams?.ends.complete, 1);
+    // The first message left the model 200 ms after its request (a lower bound: a busy machine only adds).
+    assert.ok((s.streams?.ttft.p50 ?? 0) >= 150, `TTFT p50 ${s.streams?.ttft.p50}`);
+  }, 10_000);
+});
+
 test('a 4 MB request and 200 concurrent calls multiplexed on one client connection', async () => {
   const model = await server();
   const proxy = await proxyWith({ sum: route('sum', model.url, null) }, { deployment: 'sum' });

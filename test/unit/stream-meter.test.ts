@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createParser } from 'eventsource-parser';
+import { GrpcMessageMeter } from '../../proxy/grpc/message-meter.js';
 import { framingOf } from '../../proxy/stream/framing.js';
 import { StreamMeter } from '../../proxy/stream/meter.js';
 import { type SseEvent, SseParser } from '../../proxy/stream/sse.js';
@@ -155,4 +156,38 @@ test('bounded: a 5 MB event is skipped and counted, a line that never ends is ne
   const held = (p as unknown as { lines: { partial: string } }).lines.partial.length;
   assert.ok(held <= 64 * 1024, `holds ${held} characters`);
   assert.equal(p.skipped, 1);
+});
+
+test('gRPC messages: counted by their 5-byte prefixes at every split point; one message is not a stream', () => {
+  const message = (payload: Buffer, compressed = 0) => {
+    const prefix = Buffer.alloc(5);
+    prefix[0] = compressed;
+    prefix.writeUInt32BE(payload.length, 1);
+    return Buffer.concat([prefix, payload]);
+  };
+  // Payloads that look like prefixes, an empty message, and one larger than any chunk.
+  const wire = Buffer.concat([
+    message(Buffer.from([0, 0, 0, 0, 9, 1, 2])),
+    message(Buffer.alloc(0)),
+    message(Buffer.alloc(70_000, 7), 1),
+    message(Buffer.from('ok')),
+  ]);
+  for (let cut = 0; cut <= wire.length; cut += cut < 40 ? 1 : 997) {
+    const m = new GrpcMessageMeter(0);
+    m.push(wire.subarray(0, cut), 10);
+    m.push(wire.subarray(cut), 30);
+    assert.equal(m.messages, 4, `split at ${cut}`);
+  }
+  const bytes = new GrpcMessageMeter(100);
+  for (let i = 0; i < wire.length; i++) bytes.push(wire.subarray(i, i + 1), 100 + i);
+  assert.equal(bytes.messages, 4);
+  const s = bytes.summary('complete');
+  assert.equal(s?.framing, 'grpc');
+  assert.equal(s?.ttftMs, 4, 'time to the first message: its prefix complete');
+  assert.equal(s?.outputTokens, 4);
+  assert.equal(s?.tpotMs, (s!.decodeMs as number) / 3);
+
+  const unary = new GrpcMessageMeter(0);
+  unary.push(message(Buffer.from('one answer')), 5);
+  assert.equal(unary.summary('complete'), null, 'a unary answer is judged by its latency');
 });
