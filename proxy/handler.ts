@@ -161,9 +161,7 @@ export function createRequestHandler(deps: HandlerDeps) {
     let compareShadow: ((baseline: ReturnType<AnswerCapture['answer']>) => void) | null = null;
     let capture: AnswerCapture | undefined;
     if (plan.shadow === 'start') {
-      // (Shadows go over HTTP/1.1 only, for now: an h2c:// canary's shadow is counted as dropped.)
-      const h1Canary = !isH2c(route.canary?.url ?? '');
-      if (h1Canary && resendable && (body === null || (body as Buffer).length <= config.bufferBodyBytes)) {
+      if (resendable && (body === null || (body as Buffer).length <= config.bufferBodyBytes)) {
         const copy = {
           method,
           path: target.path,

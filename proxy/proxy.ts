@@ -163,7 +163,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   await routeSource.start(applyTable);
   recorder.setRouteSourceConnected(routeSource.status().connected);
 
-  const shadow = new ShadowMirror({ pools, stats, recorder });
+  const shadow = new ShadowMirror({ pools, h2, stats, recorder });
   const outcomes = new OutcomeRecorder({
     metrics: recorder,
     stats,

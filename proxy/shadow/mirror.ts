@@ -2,10 +2,14 @@ import { performance } from 'node:perf_hooks';
 import { type Answer, compareAnswers } from '../contract/compare.js';
 import { type DeploymentRoute, type ShadowRoute, type Upstream, upstreamParts } from '../contract/route-table.js';
 import { isModelError, type Outcome } from '../contract/stats.js';
+import { DEFAULT_GRPC_OUTCOMES, type GrpcOutcomes, grpcOutcomesFor, isGrpcContentType } from '../grpc/status.js';
 import type { StatsAccumulator } from '../telemetry/accumulator.js';
 import type { ProxyRecorder } from '../telemetry/recorder.js';
 import { classifyError, classifyStatus } from '../upstream/forward.js';
+import { h2Outcome } from '../upstream/forward-h2.js';
+import type { H2Sessions } from '../upstream/h2-sessions.js';
 import type { UpstreamPools } from '../upstream/pools.js';
+import { requestH2 } from '../upstream/request-h2.js';
 
 /** How often the proxy's event-loop delay is sampled. */
 const LAG_SAMPLE_MS = 50;
@@ -44,7 +48,9 @@ export class ShadowMirror {
   /** The proxy's own event-loop delay: the largest timer drift over the last second. */
   private lagMs = 0;
   private readonly lagTimer: NodeJS.Timeout;
-  constructor(private readonly deps: { pools: UpstreamPools; stats: StatsAccumulator; recorder: ProxyRecorder }) {
+  constructor(
+    private readonly deps: { pools: UpstreamPools; h2: H2Sessions; stats: StatsAccumulator; recorder: ProxyRecorder },
+  ) {
     let last = performance.now();
     const recent: number[] = [];
     this.lagTimer = setInterval(() => {
@@ -96,8 +102,9 @@ export class ShadowMirror {
     }
     this.inFlight.set(route.name, busy + wanted);
     const release = () => this.inFlight.set(route.name, (this.inFlight.get(route.name) ?? 1) - 1);
-    const toCanary = this.send(canary, req, shadow).finally(release);
-    const again = noise ? this.send(route.baseline, req, shadow).finally(release) : null;
+    const outcomes = grpcOutcomesFor(route.settings?.grpcModelErrors);
+    const toCanary = this.send(canary, req, shadow, outcomes).finally(release);
+    const again = noise ? this.send(route.baseline, req, shadow, outcomes).finally(release) : null;
     let baselineAnswer!: (a: Answer | null) => void;
     const fromBaseline = new Promise<Answer | null>((r) => {
       baselineAnswer = r;
@@ -152,8 +159,38 @@ export class ShadowMirror {
     recorder.shadowNoise.labels(name, route.baseline.version, agreed ? 'agreed' : 'disagreed').inc();
   }
 
+  /** An off-path call to an `h2c://` version (a gRPC answer's outcome is its grpc-status; its bytes are compared). */
+  private async sendH2(
+    origin: string,
+    prefix: string,
+    req: MirroredRequest,
+    signal: AbortSignal,
+    grpcOutcomes: GrpcOutcomes,
+    t0: number,
+  ): Promise<Sent> {
+    const grpc = isGrpcContentType(req.headers['content-type'] as string | undefined);
+    const headers = { ...req.headers, 'x-canary-shadow': 'true', ...(grpc ? { te: 'trailers' } : {}) };
+    const r = await requestH2(
+      this.deps.h2,
+      origin,
+      { method: req.method, path: prefix + req.path, headers, body: req.body },
+      MAX_SHADOW_ANSWER_BYTES,
+      signal,
+    );
+    const { outcome } = h2Outcome(r.status, grpc, r.grpcStatus, grpcOutcomes);
+    const latencyMs = performance.now() - t0;
+    return r.body
+      ? { answer: { status: r.status, body: r.body }, outcome, latencyMs }
+      : { answer: null, outcome, latencyMs };
+  }
+
   /** One off-path request with its own deadline and answer cap; never throws. */
-  private async send(to: Upstream, req: MirroredRequest, shadow: ShadowRoute): Promise<Sent> {
+  private async send(
+    to: Upstream,
+    req: MirroredRequest,
+    shadow: ShadowRoute,
+    grpcOutcomes: GrpcOutcomes = DEFAULT_GRPC_OUTCOMES,
+  ): Promise<Sent> {
     const t0 = performance.now();
     const ctl = new AbortController();
     let timedOut = false;
@@ -163,6 +200,7 @@ export class ShadowMirror {
     }, shadow.timeoutMs);
     try {
       const { origin, prefix } = upstreamParts(to.url);
+      if (origin.startsWith('h2c:')) return await this.sendH2(origin, prefix, req, ctl.signal, grpcOutcomes, t0);
       const r = await this.deps.pools.get(origin).request({
         method: req.method as 'POST',
         path: prefix + req.path,

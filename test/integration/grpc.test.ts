@@ -362,6 +362,26 @@ test('a hanging canary is hedged and a canary without the method (UNIMPLEMENTED)
   }, 10_000);
 });
 
+test('an h2c:// canary in its shadow phase is shadowed over HTTP/2: its answers compared byte for byte, its failures counted from grpc-status', async () => {
+  const baseline = await server({ version: 'v1' });
+  // Answers naming the same model version are the same bytes; a quarter of calls fail.
+  const canary = await server({ version: 'v1', errorRate: 0.25 });
+  const shadow = { percent: 100, noisePercent: 0, timeoutMs: 5000, maxConcurrency: 1000, maxProxyLagMs: 60_000 };
+  const proxy = await proxyWith(
+    { sum: route('sum', baseline.url, canary.url, 0, { shadow, settings: { retryMethods: ['*'] } }) },
+    { deployment: 'sum' },
+  );
+  const c = client(proxy.url);
+  const all = await Promise.all(Array.from({ length: 40 }, (_, i) => unary(c, 'ModelInfer', inferRequest([i]))));
+  assert.ok(all.every((r) => r.error === null && r.headers['x-canary-variant'] === 'baseline'));
+  await eventually(async () => {
+    const a = (await stats(proxy, 'v2')).agreement!;
+    assert.equal(a.compared + a.errors, 40, `shadows ${JSON.stringify(a)}`);
+    assert.ok(a.errors > 0 && a.agreed === a.compared, `shadows ${JSON.stringify(a)}`);
+  }, 10_000);
+  assert.equal(canary.calls.get('ModelInfer'), 40, 'every call mirrored to the canary');
+});
+
 test('a GOAWAY from the model server mid-load loses no call', async () => {
   const model = await server();
   const proxy = await proxyWith({ sum: route('sum', model.url, null) }, { deployment: 'sum' });
