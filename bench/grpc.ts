@@ -5,7 +5,7 @@
 
 import { execSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -14,6 +14,8 @@ import * as grpc from '@grpc/grpc-js';
 import { parseDuration } from '../common/duration.js';
 import { spawnModelServer, spawnProxy } from '../common/processes.js';
 import { loadInferenceProtos } from '../model-servers/grpc-infer.js';
+
+import { writeReport } from './report.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const WEIGHT = 20;
@@ -153,20 +155,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const durationS = Math.round(parseDuration(process.env.BENCH_DURATION ?? '10s') / 1000);
   grpcBench(durationS)
     .then(async (r) => {
-      let commit = 'unknown';
-      try {
-        commit = execSync('git rev-parse --short HEAD', { stdio: ['ignore', 'pipe', 'ignore'] })
-          .toString()
-          .trim();
-      } catch {
-        /* not a git checkout */
-      }
-      const at = new Date().toISOString();
-      const report = { kind: 'grpc', at, commit, machine: { cpus: os.cpus().length, node: process.version }, ...r };
-      await mkdir(path.join(here, 'results'), { recursive: true });
-      const file = path.join(here, 'results', `grpc-${at.slice(0, 19).replace(/[:T]/g, '-')}-${commit}.json`);
-      await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
-      process.stderr.write(`written to ${path.relative(process.cwd(), file)}\n`);
+      const file = await writeReport('grpc', r);
+      process.stderr.write(`written to ${file}\n`);
     })
     .catch((err) => {
       console.error(err);

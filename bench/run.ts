@@ -15,6 +15,7 @@ import { parseDuration } from '../common/duration.js';
 import { spawnCanary, spawnModelServer, spawnProxy } from '../common/processes.js';
 import { grpcBench } from './grpc.js';
 import { openLoop } from './open-loop.js';
+import { headCommit } from './report.js';
 import { streamBench } from './streams.js';
 
 const DURATION_S = Math.round(parseDuration(process.env.BENCH_DURATION ?? '10s') / 1000);
@@ -313,14 +314,7 @@ async function main(): Promise<void> {
     const streams = await streamBench(DURATION_S);
     // Unary gRPC, side by side (bench/grpc.ts): direct, canary-mesh, a minimal node:http2 proxy.
     const grpcRows = await grpcBench(DURATION_S);
-    let commit = 'unknown';
-    try {
-      commit = execSync('git rev-parse --short HEAD', { stdio: ['ignore', 'pipe', 'ignore'] })
-        .toString()
-        .trim();
-    } catch {
-      /* not a git checkout */
-    }
+    const commit = headCommit();
     const report = {
       date: new Date().toISOString(),
       commit,

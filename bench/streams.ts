@@ -7,7 +7,7 @@
 import { execSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -17,6 +17,8 @@ import { Pool } from 'undici';
 import { parseDuration } from '../common/duration.js';
 import { spawnModelServer, spawnProxy } from '../common/processes.js';
 import { exactQuantile } from '../proxy/contract/histogram.js';
+
+import { writeReport } from './report.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CLOCK_TICKS = Number(execSync('getconf CLK_TCK').toString().trim()) || 100;
@@ -203,20 +205,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const durationS = Math.round(parseDuration(process.env.BENCH_DURATION ?? '10s') / 1000);
   streamBench(durationS, Number(process.env.BENCH_STREAMS ?? 200))
     .then(async (r) => {
-      let commit = 'unknown';
-      try {
-        commit = execSync('git rev-parse --short HEAD', { stdio: ['ignore', 'pipe', 'ignore'] })
-          .toString()
-          .trim();
-      } catch {
-        /* not a git checkout */
-      }
-      const at = new Date().toISOString();
-      const report = { kind: 'streams', at, commit, machine: { cpus: os.cpus().length, node: process.version }, ...r };
-      await mkdir(path.join(here, 'results'), { recursive: true });
-      const file = path.join(here, 'results', `streams-${at.slice(0, 19).replace(/[:T]/g, '-')}-${commit}.json`);
-      await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
-      process.stdout.write(`${JSON.stringify(r.summary, null, 2)}\nwritten to ${path.relative(process.cwd(), file)}\n`);
+      const file = await writeReport('streams', r);
+      process.stdout.write(`${JSON.stringify(r.summary, null, 2)}\nwritten to ${file}\n`);
     })
     .catch((err) => {
       process.stderr.write(`bench failed: ${err.stack ?? err}\n`);

@@ -4,19 +4,23 @@ import type { Outcome } from '../contract/stats.js';
 import { encodeGrpcMessage, GRPC } from '../grpc/status.js';
 import { BodyTooLargeError } from '../upstream/body.js';
 import type { ForwardResult } from '../upstream/forward.js';
+import { isHttp2 } from '../upstream/headers.js';
+
+/** An answer already under way cannot become an error: the client sees it cut instead. */
+function cutIfStarted(res: ServerResponse): boolean {
+  if (!res.headersSent) return false;
+  res.destroy();
+  return true;
+}
 
 /** The proxy's own answers when no model answered: a JSON error with a stable code. */
-
 export function sendError(
   res: ServerResponse,
   code: ErrorCode,
   message: string,
   extra: Record<string, string> = {},
 ): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
+  if (cutIfStarted(res)) return;
   const body = errorBody(code, message);
   // HTTP/2 has no Connection header (the stream ends; the session stays).
   if (isHttp2(res)) delete extra.connection;
@@ -27,9 +31,6 @@ export function sendError(
   });
   res.end(body);
 }
-
-/** Is this an HTTP/2 stream's response (node's compatibility API)? */
-export const isHttp2 = (res: ServerResponse): boolean => 'stream' in res;
 
 /** The gRPC status a gRPC client gets for each of the proxy's own errors. */
 const GRPC_FOR_ERROR: Partial<Record<ErrorCode, number>> = {
@@ -53,10 +54,7 @@ export function sendGrpcError(
   message: string,
   extra: Record<string, string> = {},
 ): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
+  if (cutIfStarted(res)) return;
   const { connection: _, ...rest } = extra;
   res.statusCode = 200;
   res.setHeader('content-type', 'application/grpc');

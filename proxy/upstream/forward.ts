@@ -6,7 +6,7 @@ import { StreamMeter, type StreamSummary } from '../stream/meter.js';
 import type { GrpcCall } from '../telemetry/grpc-metrics.js';
 import { BodyTooLargeError, type RequestBody } from './body.js';
 import type { Cancel } from './cancel.js';
-import { type Relocation, rawResponseHeadersForClient } from './headers.js';
+import { isHttp2, type Relocation, rawResponseHeadersForClient } from './headers.js';
 import type { ReplayableBody } from './replayable-body.js';
 
 export interface UpstreamRequest {
@@ -177,7 +177,7 @@ export function forward(
           (res as unknown as { _defaultKeepAlive: boolean })._defaultKeepAlive = false;
           const headers = rawResponseHeadersForClient(rawHeaders, extraHeaders, up.relocation);
           // HTTP/2 has no reason phrase.
-          if ('stream' in res) res.writeHead(status, headers);
+          if (isHttp2(res)) res.writeHead(status, headers);
           else res.writeHead(status, statusText, headers);
           res.on('drain', resume);
           return !res.writableNeedDrain;

@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { upstreamParts } from '../contract/route-table.js';
 
 /**
@@ -161,3 +161,6 @@ export function relocate(value: string, r: Relocation): string {
     path = path.slice(upstream.prefix.length) || '/';
   return r.deploymentPrefix + path;
 }
+
+/** Is this an HTTP/2 stream's response (node's compatibility API)? */
+export const isHttp2 = (res: ServerResponse): boolean => 'stream' in res;
