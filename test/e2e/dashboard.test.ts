@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
 import OpenAI from 'openai';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { loadControlPlaneConfig, loadProxyConfig } from '../../common/config.js';
 import { type RunningStack, startStack } from '../../control-plane/main.js';
+import { loadInferenceProtos, startGrpcInferServer } from '../../model-servers/grpc-infer.js';
 import { loadIris } from '../../model-servers/iris.js';
 import { DEFAULT_LLM, startLlmServer } from '../../model-servers/llm.js';
 import { type RunningModelServer, startModelServer } from '../../model-servers/server.js';
@@ -369,4 +371,67 @@ test('a streaming deployment shows time to first token and per token per variant
   assert.ok(perAnswer[1] > 1.5 * perAnswer[0], `tokens per answer ${perAnswer}`);
   assert.equal(await page.locator('#stream-charts svg.chart').count(), 2);
   await page.screenshot({ path: `${SHOTS}/streams.png`, fullPage: true });
+});
+
+test('a gRPC deployment shows its status codes per variant (the failures are in grpc-status, not in the HTTP status)', async () => {
+  const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
+  const base = await startGrpcInferServer({ version: 'g1' });
+  const failing = await startGrpcInferServer({ version: 'g2', errorRate: 0.4 });
+  models.push(base as never, failing as never);
+  const call = (method: string, path: string, body?: unknown) =>
+    fetch(`${stack.controlPlane.url}${path}`, { method, headers: auth, body: body ? JSON.stringify(body) : undefined });
+  await call('POST', '/v1/deployments', { name: 'infer', baseline: { version: 'g1', url: base.url } });
+  await call('POST', '/v1/deployments/infer/canary', {
+    version: 'g2',
+    url: failing.url,
+    weight: 50,
+    policy: { interval: '1h', autoRollback: false },
+  });
+  const { Inference } = loadInferenceProtos();
+  const client = new Inference(
+    stack.proxy.url.replace('http://', ''),
+    grpc.credentials.createInsecure(),
+  ) as grpc.Client & Record<string, (r: unknown, md: grpc.Metadata, cb: (e: grpc.ServiceError | null) => void) => void>;
+  const md = new grpc.Metadata();
+  md.set('x-canary-deployment', 'infer');
+  const request = {
+    model_name: 'sum',
+    inputs: [{ name: 'x', datatype: 'FP32', shape: ['1'], contents: { fp32_contents: [1] } }],
+  };
+  // Calls keep coming while the analysis is read (a step's first second is not read).
+  const failed: number[] = [];
+  let running = true;
+  const load = (async () => {
+    while (running) {
+      const codes = await Promise.all(
+        Array.from(
+          { length: 10 },
+          () => new Promise<number>((r) => client.ModelInfer(request, md, (e) => r(e?.code ?? 0))),
+        ),
+      );
+      failed.push(...codes.filter((c) => c !== 0));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+  try {
+    for (let i = 0; ; i++) {
+      const a = await (await call('POST', '/v1/deployments/infer/evaluate')).json();
+      if (a.canary?.grpc?.UNAVAILABLE > 0 && a.baseline?.grpc?.OK > 0) break;
+      assert.ok(i < 100, `gRPC codes in the analysis: ${JSON.stringify([a.baseline?.grpc, a.canary?.grpc])}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } finally {
+    running = false;
+    await load;
+    client.close();
+  }
+  // The canary's failures were retried on the baseline: users saw none.
+  assert.deepEqual(failed, []);
+  await page.goto(`${stack.controlPlane.url}/#/d/infer`);
+  await page.locator('#grpc').waitFor({ timeout: 10_000 });
+  const rows = await page.locator('#grpc tbody tr').allInnerTexts();
+  assert.equal(rows.length, 2, rows.join(' | '));
+  assert.match(rows[0], /^baseline\s+\d+\s+OK \d+$/);
+  assert.match(rows[1], /^canary\s+\d+\s+.*UNAVAILABLE \d+/);
+  await page.screenshot({ path: `${SHOTS}/grpc.png`, fullPage: true });
 });
