@@ -1,16 +1,21 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import OpenAI from 'openai';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { loadControlPlaneConfig, loadProxyConfig } from '../../common/config.js';
+import { CANARY_BIN } from '../../common/processes.js';
 import { type RunningStack, startStack } from '../../control-plane/main.js';
 import { loadInferenceProtos, startGrpcInferServer } from '../../model-servers/grpc-infer.js';
 import { loadIris } from '../../model-servers/iris.js';
 import { DEFAULT_LLM, startLlmServer } from '../../model-servers/llm.js';
 import { type RunningModelServer, startModelServer } from '../../model-servers/server.js';
 import { freshSchema, silent } from '../helpers/servers.js';
+
+const run = promisify(execFile);
 
 // Screenshots land here for a person to look at; the folder is ignored by git.
 const SHOTS = 'test-results/dashboard';
@@ -434,4 +439,14 @@ test('a gRPC deployment shows its status codes per variant (the failures are in 
   assert.match(rows[0], /^baseline\s+\d+\s+OK \d+$/);
   assert.match(rows[1], /^canary\s+\d+\s+.*UNAVAILABLE \d+/);
   await page.screenshot({ path: `${SHOTS}/grpc.png`, fullPage: true });
+  // The same codes in the CLI, as a user types it against the running control plane.
+  const env = { ...process.env, CANARY_API_URL: stack.controlPlane.url, CANARY_API_TOKEN: TOKEN, NO_COLOR: '1' };
+  for (const command of ['status', 'health']) {
+    const { stdout } = await run(process.execPath, [CANARY_BIN, command, 'infer'], { env, timeout: 60_000 });
+    assert.match(
+      stdout,
+      /GRPC[\s\S]*baseline[^\n]*OK \d+[\s\S]*canary[^\n]*UNAVAILABLE \d+/,
+      `canary ${command}:\n${stdout}`,
+    );
+  }
 });
