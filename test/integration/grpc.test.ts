@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import http2 from 'node:http2';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -9,7 +10,15 @@ import protobuf from 'protobufjs';
 import { spawnModelServer } from '../../common/processes.js';
 import { loadInferenceProtos, startGrpcInferServer } from '../../model-servers/grpc-infer.js';
 import { RedisStatsStore } from '../../proxy/contract/redis-stats-store.js';
-import { eventually, REDIS_URL, route, startTestProxy, startUpstream, testPrefix } from '../helpers/servers.js';
+import {
+  echoUpstream,
+  eventually,
+  REDIS_URL,
+  route,
+  startTestProxy,
+  startUpstream,
+  testPrefix,
+} from '../helpers/servers.js';
 
 // gRPC through the proxy as gRPC clients see it: @grpc/grpc-js clients against the project's
 // open-inference-protocol server, through the proxy and directly, compared call by call.
@@ -507,6 +516,76 @@ test('curl --http2-prior-knowledge and HTTP/1.1 clients share the data port; JSO
   const missing = await curl(['--http2-prior-knowledge', `${proxy.url}/nope/x`]);
   assert.match(missing, /^HTTP\/2 404/);
   assert.match(missing, /UNKNOWN_DEPLOYMENT/);
+});
+
+test('an HTTP/2 client gets every feature an HTTP/1.1 client does: split, sticky key, forced variant, retry, request id, limits, stats', async () => {
+  const baseline = await echoUpstream('v1');
+  const canary = await startUpstream((req, res) => {
+    req.resume();
+    // Fails every request without a key, answers the sticky ones.
+    req.on('end', () => {
+      res.writeHead(req.headers['x-canary-key'] ? 200 : 503, { 'content-type': 'application/json' });
+      res.end('{"who":"v2"}');
+    });
+  });
+  cleanups.push(
+    () => baseline.close(),
+    () => canary.close(),
+  );
+  const proxy = await proxyWith(
+    { m: route('m', baseline.url, canary.url, 50, { settings: { allowForcedVariant: true } }) },
+    { maxBodyBytes: 64 * 1024 },
+  );
+  const session = http2.connect(proxy.url);
+  cleanups.push(() => void session.close());
+  const h2 = (headers: Record<string, string>, body?: Buffer) =>
+    new Promise<{ status: number; headers: http2.IncomingHttpHeaders; body: string }>((resolve, reject) => {
+      const s = session.request({
+        ':method': 'POST',
+        ':path': '/m/predict',
+        'content-type': 'application/json',
+        ...headers,
+      });
+      s.end(body ?? '{"x":1}');
+      let got: http2.IncomingHttpHeaders = {};
+      let text = '';
+      s.on('response', (h) => (got = h));
+      s.setEncoding('utf8');
+      s.on('data', (c) => (text += c));
+      s.on('end', () => resolve({ status: Number(got[':status']), headers: got, body: text }));
+      s.on('error', reject);
+    });
+  // The split, by sticky keys (the canary answers requests with a key).
+  const keyed = await Promise.all(Array.from({ length: 40 }, (_, i) => h2({ 'x-canary-key': `user-${i}` })));
+  const onCanary = keyed.filter((r) => r.headers['x-canary-variant'] === 'canary').length;
+  assert.ok(onCanary > 5 && onCanary < 35, `${onCanary} of 40 keys on the canary at a 50% weight`);
+  // Sticky keys: one key, one variant, every time.
+  for (const key of ['alice', 'bob', 'carol', 'dave']) {
+    const seen = new Set(
+      (await Promise.all(Array.from({ length: 8 }, () => h2({ 'x-canary-key': key })))).map(
+        (r) => r.headers['x-canary-variant'],
+      ),
+    );
+    assert.equal(seen.size, 1, `key ${key}: ${[...seen]}`);
+  }
+  // Split with retries: every canary draw fails and is answered by the baseline.
+  const all = await Promise.all(Array.from({ length: 100 }, () => h2({})));
+  assert.ok(all.every((r) => r.status === 200 && r.body.includes('"who":"v1"')));
+  const retried = all.filter((r) => r.headers['x-canary-retried-from'] === 'v2').length;
+  // (Eight failures in a row trip the canary; later draws go to the baseline.)
+  assert.ok(retried >= 8, `${retried} canary draws retried`);
+  const forced = await h2({ 'x-canary-force': 'canary', 'x-canary-key': 'k' });
+  assert.equal(forced.headers['x-canary-variant'], 'canary');
+  assert.equal(forced.headers['x-canary-forced'], 'true');
+  const id = await h2({ 'x-request-id': 'req-h2-1' });
+  assert.equal(id.headers['x-request-id'], 'req-h2-1');
+  const big = await h2({}, Buffer.alloc(100 * 1024, 32));
+  assert.equal(big.status, 413);
+  assert.match(big.body, /BODY_TOO_LARGE/);
+  await eventually(async () => {
+    const s = await stats(proxy, 'v2', 'm');
+    assert.equal(s.modelErrors, retried, `canary model errors ${s.modelErrors}, retried ${retried}`);
+  }, 10_000);
 });
 
 test('which codes are the model’s failures is a per-deployment setting (grpcModelErrors)', async () => {
