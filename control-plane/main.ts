@@ -111,7 +111,7 @@ export async function startControlPlane(
     config.apiPort,
     config.xdsPort,
     portOf(config.redisUrl),
-    portOf(db.url),
+    db.embedded ? null : portOf(db.url),
     Number(process.env.CANARY_PROXY_PORT ?? 8080),
     Number(process.env.CANARY_ADMIN_PORT ?? 9901),
   ]);

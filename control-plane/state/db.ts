@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { Logger } from '../../common/logger.js';
+import { EmbeddedPostgres } from './embedded-postgres.js';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
 
@@ -12,6 +13,8 @@ export interface Database {
   /** The connection string in use (for the embedded server: its local address). */
   url: string;
   embedded: boolean;
+  /** The embedded database's thread (embedded only). */
+  server?: EmbeddedPostgres;
   close(): Promise<void>;
 }
 
@@ -64,38 +67,40 @@ export async function connectDatabase(url: string, logger?: Logger, max = 10): P
 
 /**
  * The embedded default: PGlite (PostgreSQL compiled to WebAssembly) keeping its files in
- * `dataDir`, served on a loopback port by pglite-socket so the same `pg` code path runs.
+ * `dataDir`, in a worker thread of its own (embedded-postgres.ts) so that no SQL runs on the
+ * proxy's event loop, served on a Unix socket by pglite-socket so the same `pg` code path runs.
  * PGlite is one session; the pool therefore holds one connection, which also serialises
  * transactions.
  */
 export async function startEmbeddedDatabase(dataDir: string, logger?: Logger): Promise<Database> {
-  const { PGlite } = await import('@electric-sql/pglite');
-  const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
   await mkdir(dataDir, { recursive: true });
   const unlock = await lockDataDir(dataDir);
-  let db: Awaited<ReturnType<typeof PGlite.create>>;
+  let server: EmbeddedPostgres;
   try {
-    db = await PGlite.create(path.resolve(dataDir));
+    server = await EmbeddedPostgres.start(dataDir, logger);
   } catch (err) {
     await unlock();
     throw err;
   }
-  const server = new PGLiteSocketServer({ db, port: 0, host: '127.0.0.1' });
-  await server.start();
-  const conn = server.getServerConn();
-  const url = `postgres://postgres@${conn}/postgres`;
-  logger?.info({ dataDir, url }, 'embedded PostgreSQL (PGlite) started');
-  const pool = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: 10_000 });
+  logger?.info({ dataDir, socket: server.socketDir }, 'embedded PostgreSQL (PGlite) started in its own thread');
+  const pool = new pg.Pool({ ...server.connection, max: 1, connectionTimeoutMillis: 10_000 });
   pool.on('error', (err) => logger?.warn({ err: err.message }, 'embedded PostgreSQL connection failed'));
-  await migrate(pool, logger);
+  try {
+    await migrate(pool, logger);
+  } catch (err) {
+    await pool.end();
+    await server.stop();
+    await unlock();
+    throw err;
+  }
   return {
     pool,
-    url,
+    url: server.url,
     embedded: true,
+    server,
     close: async () => {
       await pool.end();
       await server.stop();
-      await db.close();
       await unlock();
     },
   };

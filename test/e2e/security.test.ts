@@ -5,6 +5,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
+import { threadId } from 'node:worker_threads';
+import { pino } from 'pino';
 import { chromium } from 'playwright-core';
 import { loadControlPlaneConfig } from '../../common/config.js';
 import { type RunningControlPlane, startControlPlane } from '../../control-plane/main.js';
@@ -436,4 +438,38 @@ test("server-side request forgery: version and sink URLs never point at link-loc
     ).status,
     201,
   );
+});
+
+test('the embedded database runs in its own thread: a crash of it is logged, queries fail at once (no hang), and it is restarted with the data kept', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'canary-crash-'));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  const lines: { level: number; msg: string }[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const db = await startEmbeddedDatabase(dir, logger);
+  cleanups.push(() => db.close());
+  await db.pool.query('CREATE TABLE kept (n int)');
+  await db.pool.query('INSERT INTO kept VALUES (1), (2)');
+  assert.ok(db.server?.thread, 'a worker thread serves the database');
+  assert.notEqual(db.server.thread.threadId, threadId, 'not the main thread');
+  // A crash, as an abort inside the WebAssembly engine would end the thread.
+  await db.server.thread.terminate();
+  const failed = await db.pool.query('SELECT 1').then(
+    () => null,
+    (err: Error) => err,
+  );
+  assert.ok(failed, 'a query while the database is down fails (it does not wait on a dead thread)');
+  await eventually(
+    async () => {
+      const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM kept');
+      assert.equal(rows[0].n, 2);
+    },
+    60_000,
+    200,
+  );
+  assert.ok(
+    lines.some((l) => l.level >= 50 && /embedded PostgreSQL crashed/.test(l.msg)),
+    'the crash is logged as an error',
+  );
+  assert.ok(lines.some((l) => /embedded PostgreSQL restarted/.test(l.msg)));
+  assert.equal(db.server.restarts, 1);
 });
