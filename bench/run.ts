@@ -33,22 +33,63 @@ interface Row {
   errors: number;
   non2xx: number;
   cpuUsPerRequest?: number;
+  mainThreadCpuUsPerRequest?: number;
 }
 
 const CLOCK_TICKS = Number(execSync('getconf CLK_TCK').toString().trim()) || 100;
-/** CPU time (user + system) a process has used, in µs, from /proc. */
-function cpuMicros(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+/** CPU time (user + system) a process has used, in µs, from /proc; with `mainThread`, its main thread's only. */
+function cpuMicros(pid: number, mainThread = false): number {
+  const stat = mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`;
+  const fields = readFileSync(stat, 'utf8').split(') ')[1].split(' ');
   return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1e6; // utime, stime
 }
-/** Runs `work` and adds the CPU µs per request that the processes `pids` spent on it. */
+/**
+ * Runs `work` and adds the CPU µs per request that the processes `pids` spent on it, in all
+ * their threads and in their main threads (the event loop that proxies requests; `canary up`'s
+ * database has a thread of its own).
+ */
 async function withCpu(pids: number[], work: () => Promise<Row>): Promise<Row> {
-  const before = pids.map(cpuMicros);
+  const before = pids.map((p) => cpuMicros(p));
+  const beforeMain = pids.map((p) => cpuMicros(p, true));
   const row = await work();
-  const used = pids.map(cpuMicros).reduce((a, v, i) => a + v - before[i], 0);
+  const used = pids.map((p) => cpuMicros(p)).reduce((a, v, i) => a + v - before[i], 0);
+  const usedMain = pids.map((p) => cpuMicros(p, true)).reduce((a, v, i) => a + v - beforeMain[i], 0);
   row.cpuUsPerRequest = +(used / (row.rps * DURATION_S)).toFixed(1);
-  process.stderr.write(`  ${' '.repeat(34)} ${row.cpuUsPerRequest} µs CPU per request in the measured process(es)\n`);
+  row.mainThreadCpuUsPerRequest = +(usedMain / (row.rps * DURATION_S)).toFixed(1);
+  process.stderr.write(
+    `  ${' '.repeat(34)} ${row.cpuUsPerRequest} µs CPU per request in the measured process(es), ${row.mainThreadCpuUsPerRequest} µs on their main threads\n`,
+  );
   return row;
+}
+
+/**
+ * What a person at the dashboard (and a script polling the API) makes the control plane do:
+ * the dashboard's own requests for a deployment, over and over, until stopped.
+ */
+function controlPlaneReader(api: string, deployment: string) {
+  let running = true;
+  let requests = 0;
+  const paths = [
+    `/v1/deployments/${deployment}`,
+    `/v1/deployments/${deployment}/analysis?limit=200`,
+    `/v1/deployments/${deployment}/events?limit=100`,
+    `/v1/deployments/${deployment}/versions`,
+    `/v1/deployments/${deployment}/agreement`,
+    '/v1/deployments',
+  ];
+  const loops = Array.from({ length: 2 }, async (_, i) => {
+    for (let j = i; running; j++) {
+      await fetch(`${api}${paths[j % paths.length]}`).then((r) => r.arrayBuffer());
+      requests++;
+    }
+  });
+  return {
+    stop: async () => {
+      running = false;
+      await Promise.all(loops);
+      return requests;
+    },
+  };
 }
 
 function print(row: Row): Row {
@@ -265,6 +306,15 @@ async function main(): Promise<void> {
     const splitHalf = await fixedRate(`canary-mesh proxy, 20% canary @${half}`, proxyUrl, DURATION_S, half);
     const shadowHalf = await fixedRate(`canary-mesh proxy, canary in shadow @${half}`, shadowUrl, DURATION_S, half);
 
+    // Control-plane load beside traffic: users' latency through `canary up` at a fixed rate,
+    // with and without the dashboard's API requests in a loop, side by side.
+    const UP_RATE = 1000;
+    const upQuiet = await fixedRate(`canary up @${UP_RATE}`, upUrl, DURATION_S, UP_RATE);
+    const reader = controlPlaneReader(up.ready.api, 'iris');
+    const upBusy = await fixedRate(`canary up @${UP_RATE}, API read in a loop`, upUrl, DURATION_S, UP_RATE);
+    const apiRequests = await reader.stop();
+    process.stderr.write(`  (${apiRequests} API requests, ${(apiRequests / DURATION_S).toFixed(0)}/s, beside it)\n`);
+
     const ratio = (r: Row) => +(r.rps / direct.rps).toFixed(3);
     const summary = {
       throughputRatio: {
@@ -274,8 +324,21 @@ async function main(): Promise<void> {
         nginx: nginxRow ? ratio(nginxRow) : null,
         httpProxy: ratio(hpRow),
       },
-      // The target: canary up's throughput at least 0.9× canary proxy's.
+      // The targets: canary up's throughput at least 0.9× canary proxy's and 0.8× the minimal
+      // proxy's, with CPU per request on its proxy's thread within 1.1× canary proxy's.
       canaryUpVsProxyThroughput: +(upRow.rps / ours.rps).toFixed(3),
+      canaryUpVsMinimalThroughput: +(upRow.rps / minimalRow.rps).toFixed(3),
+      canaryUpMainThreadCpuVsProxy: +(
+        (upRow.mainThreadCpuUsPerRequest ?? 0) / (ours.mainThreadCpuUsPerRequest ?? 1)
+      ).toFixed(3),
+      // Users' latency through canary up while the control plane's API is read in a loop (the target: unchanged).
+      controlPlaneLoadBesideTraffic: {
+        rps: UP_RATE,
+        apiRequestsPerSecond: +(apiRequests / DURATION_S).toFixed(0),
+        userP50Ms: { quiet: upQuiet.p50, apiBusy: upBusy.p50 },
+        userP99Ms: { quiet: upQuiet.p99, apiBusy: upBusy.p99 },
+        userP99VsQuiet: +(upBusy.p99 / upQuiet.p99).toFixed(3),
+      },
       cpuUsPerRequest: {
         modelServer: direct.cpuUsPerRequest,
         canaryMeshProxy: ours.cpuUsPerRequest,
@@ -333,7 +396,7 @@ async function main(): Promise<void> {
         note: 'load generator, proxies and model servers share the machine',
       },
       closedLoop: [direct, ours, shadowRow, upRow, minimalRow, ...(nginxRow ? [nginxRow] : []), hpRow],
-      openLoop: [directOpen, oursOpen, shadowFull, splitHalf, shadowHalf],
+      openLoop: [directOpen, oursOpen, shadowFull, splitHalf, shadowHalf, upQuiet, upBusy],
       streams,
       grpc: grpcRows,
       summary: { ...summary, streams: streams.summary, grpc: grpcRows.summary },

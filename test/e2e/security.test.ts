@@ -473,3 +473,55 @@ test('the embedded database runs in its own thread: a crash of it is logged, que
   assert.ok(lines.some((l) => /embedded PostgreSQL restarted/.test(l.msg)));
   assert.equal(db.server.restarts, 1);
 });
+
+test('canary up on the embedded database: a crash of its thread mid-traffic loses no prediction row and fails no user request', async () => {
+  const { startStack } = await import('../../control-plane/main.js');
+  const { loadProxyConfig } = await import('../../common/config.js');
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'canary-up-crash-'));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  const model = await startUpstream((req, res) => {
+    req.resume();
+    req.on('end', () => res.end('{"prediction":"setosa"}'));
+  });
+  cleanups.push(() => model.close());
+  const stack = await startStack(
+    loadControlPlaneConfig({ CANARY_DATA_DIR: dir, CANARY_API_PORT: '0', CANARY_XDS_PORT: 'off' }),
+    loadProxyConfig({ CANARY_PROXY_PORT: '0', CANARY_ADMIN_PORT: '0', CANARY_PROXY_HOST: '127.0.0.1' }),
+    { logger: silent },
+  );
+  cleanups.push(() => stack.close());
+  const created = await fetch(`${stack.controlPlane.url}/v1/deployments`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'm', baseline: { version: 'v1', url: model.url } }),
+  });
+  assert.equal(created.status, 201);
+  await eventually(async () => assert.equal((await fetch(`${stack.proxy.url}/m/predict`)).status, 200), 10_000);
+  const ids = new Set<string>();
+  const statuses: number[] = [];
+  for (let i = 0; i < 3000; i++) {
+    if (i === 1000) await stack.controlPlane.db.server!.thread!.terminate(); // the crash, mid-traffic
+    const r = await fetch(`${stack.proxy.url}/m/predict`, { method: 'POST', body: JSON.stringify({ i }) });
+    await r.arrayBuffer();
+    statuses.push(r.status);
+    ids.add(r.headers.get('x-request-id')!);
+  }
+  assert.equal(ids.size, 3000);
+  assert.deepEqual(
+    statuses.filter((s) => s !== 200),
+    [],
+    'users never wait on the database',
+  );
+  await eventually(
+    async () => {
+      const { rows } = await stack.controlPlane.db.pool.query<{ n: number; distinct: number }>(
+        'SELECT count(*)::int AS n, count(DISTINCT request_id)::int AS distinct FROM predictions WHERE request_id = ANY($1)',
+        [[...ids]],
+      );
+      assert.deepEqual(rows[0], { n: 3000, distinct: 3000 }, 'every answered request logged once');
+    },
+    90_000,
+    500,
+  );
+  assert.equal(stack.controlPlane.db.server!.restarts, 1);
+});
