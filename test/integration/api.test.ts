@@ -254,6 +254,13 @@ test('the control plane serves its own /metrics for Prometheus: weights, verdict
       .statusCode,
     201,
   );
+  // Every series an alert reads is there at 0 from the deployment's creation, so the first
+  // rollback, trip or failing analysis is an increase Prometheus sees.
+  const fresh = (await inject('GET', '/metrics', undefined, null)).body;
+  for (const action of ['advance', 'promote', 'rollback', 'record_failure', 'hold'])
+    assert.match(fresh, new RegExp(`canary_cp_decisions_total\\{deployment="observed",action="${action}"\\} 0`));
+  assert.match(fresh, /canary_cp_proxy_trips_total\{deployment="observed"\} 0/);
+  assert.match(fresh, /canary_cp_analysis_failures_total\{deployment="observed"\} 0/);
   assert.equal(
     (
       await inject('POST', '/v1/deployments/observed/canary', {

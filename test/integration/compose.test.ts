@@ -118,6 +118,20 @@ ${series('client_gone', 50)}
   await rm(dir, { recursive: true, force: true });
 });
 
+test('every shipped alert has unit tests (`promtool test rules prometheus/alerts.test.yml`), the first rollback of a deployment included', async () => {
+  const { stdout } = await run('promtool', ['test', 'rules', 'prometheus/alerts.test.yml']);
+  assert.match(stdout, /SUCCESS/);
+  const alerts = [...readFileSync('prometheus/alerts.yml', 'utf8').matchAll(/- alert: (\w+)/g)].map((m) => m[1]);
+  const tested = new Set(
+    [...readFileSync('prometheus/alerts.test.yml', 'utf8').matchAll(/alertname: (\w+)/g)].map((m) => m[1]),
+  );
+  assert.deepEqual(
+    alerts.filter((a) => !tested.has(a)),
+    [],
+    'alerts without a unit test',
+  );
+});
+
 function sources(dir: string): string[] {
   return readdirSync(dir).flatMap((f) => {
     const p = path.join(dir, f);
