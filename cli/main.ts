@@ -4,6 +4,7 @@ import { ConfigError } from '../common/config.js';
 import { UsageError } from './args.js';
 import { ApiError } from './client.js';
 import { runClientCommand } from './commands.js';
+import { exitCodeOf } from './exit-codes.js';
 
 const USAGE = `canary — ship new model versions safely
 
@@ -37,11 +38,16 @@ Client (against CANARY_API_URL, default http://127.0.0.1:8090; add --json for sc
   canary agreement NAME [--limit 10]  shadow phase: agreement with the baseline, noise floor, disagreements
   canary metrics NAME [--limit N]
   canary history NAME [--limit N]
-  canary wait NAME [--timeout 30m]    follow a rollout (CI): exit 0 promoted, 1 rolled back, 2 timeout
+  canary wait NAME [--timeout 30m] [--every 2s]
+                                      follow a rollout (CI): exit 0 promoted, 1 rolled back, 3 timed out,
+                                      4 control plane unreachable (retried through restarts), 5 unknown deployment
   canary completion bash|zsh          shell completion: source <(canary completion bash)
   canary load URL [--rps 50] [--duration 30s] [--connections 8] [--body FILE | --iris]
                                       traffic with a live line per variant and a summary (exit 1 if any failed)
 
+Durations: 5s, 2m, 250ms, 1h; a bare number is seconds.
+Exit codes: 0 ok, 1 refused or failed (wait: rolled back), 2 usage, 3 timed out, 4 control plane
+unreachable, 5 no such deployment.
 Environment: see the README ("Configuration").`;
 
 /** One example per command, shown by `canary <command> --help`. */
@@ -241,5 +247,5 @@ main(process.argv.slice(2)).catch((err: Error & { code?: string }) => {
     const detail = err instanceof ApiError ? ` [${err.code}]` : '';
     process.stderr.write(`canary: ${err.message}${detail}\n`);
   }
-  process.exit(usage ? 2 : 1);
+  process.exit(exitCodeOf(err, usage));
 });

@@ -1,5 +1,4 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseDuration } from '../../common/duration.js';
 import {
   canaryOf,
   client,
@@ -14,6 +13,7 @@ import {
   UsageError,
 } from '../args.js';
 import { ApiError } from '../client.js';
+import { cliDuration, EXIT } from '../exit-codes.js';
 import { color, msf, pct, table, time, verdictColor } from '../format.js';
 import {
   agreementText,
@@ -83,7 +83,7 @@ export async function canaryCommands(command: string, rest: string[]): Promise<b
       const { values, args } = parse(rest, { watch: { type: 'boolean', short: 'w' }, every: { type: 'string' } }, [
         'name',
       ]);
-      const every = num(values.every, 'every') ?? 2;
+      const every = cliDuration(values.every, 'every', '2s');
       for (;;) {
         let d: any, a: any;
         try {
@@ -94,7 +94,7 @@ export async function canaryCommands(command: string, rest: string[]): Promise<b
           if (!values.watch || !(err instanceof ApiError) || err.code !== 'UNREACHABLE') throw err;
           if (values.json) out(JSON.stringify({ reconnecting: true, error: { code: err.code, message: err.message } }));
           else out(`${time(new Date().toISOString())}  reconnecting: ${err.message}`);
-          await sleep(every * 1000);
+          await sleep(every);
           continue;
         }
         const data = { deployment: d, analysis: a?.latest ?? null };
@@ -115,7 +115,7 @@ export async function canaryCommands(command: string, rest: string[]): Promise<b
           if (!values.json) out('no canary running: done watching');
           return true;
         }
-        await sleep(every * 1000);
+        await sleep(every);
       }
     }
     case 'traffic': {
@@ -250,24 +250,50 @@ export async function canaryCommands(command: string, rest: string[]): Promise<b
       return true;
     }
     case 'wait': {
-      // For CI pipelines: follow the rollout until it ends. Exit 0 promoted, 1 rolled back, 2 timeout.
+      // For CI pipelines: follow the rollout until it ends, through control-plane restarts.
+      // Exit codes (cli/exit-codes.ts): 0 promoted, 1 rolled back, 3 timed out, 4 unreachable, 5 unknown deployment.
       const { values, args } = parse(rest, { timeout: { type: 'string' }, every: { type: 'string' } }, ['name']);
-      let timeoutMs: number;
-      try {
-        timeoutMs = parseDuration(values.timeout ?? '30m', '--timeout');
-      } catch (err) {
-        throw new UsageError((err as Error).message);
-      }
-      const every = (num(values.every, 'every') ?? 2) * 1000;
+      const timeoutMs = cliDuration(values.timeout, 'timeout', '30m');
+      const every = cliDuration(values.every, 'every', '2s');
       const name = enc(args[0]);
       const deadline = Date.now() + timeoutMs;
-      const first = await api.call('GET', `/v1/deployments/${name}`);
-      const watched: string | undefined = first.canary?.version;
+      let down: string | null = null;
+      /** One API read, retried while the control plane is unreachable or restarting (until the deadline). */
+      const read = async (path: string): Promise<any> => {
+        for (;;) {
+          try {
+            const r = await api.call('GET', path);
+            if (down) process.stderr.write('canary: wait: the control plane answers again\n');
+            down = null;
+            return r;
+          } catch (err) {
+            const restarting = err instanceof ApiError && (err.code === 'UNREACHABLE' || err.status >= 500);
+            if (!restarting) throw err;
+            if (!down) process.stderr.write(`canary: wait: ${err.message}; retrying until the timeout\n`);
+            down = err.message;
+            if (Date.now() + every > deadline) return null;
+            await sleep(every);
+          }
+        }
+      };
+      const first = await read(`/v1/deployments/${name}`);
+      const watched: string | undefined = first?.canary?.version;
       let last = '';
       for (;;) {
-        const a = await api.call('GET', `/v1/deployments/${name}/analysis?limit=1`);
+        const a = first && (await read(`/v1/deployments/${name}/analysis?limit=1`));
+        if (a === null) {
+          process.stderr.write(
+            `canary: wait: the control plane did not answer for the rest of the timeout (${down})\n`,
+          );
+          process.exitCode = EXIT.unreachable;
+          return true;
+        }
         const c = a.canary;
-        if (!c) throw new UsageError(`no canary has run for ${args[0]}`);
+        if (!c) {
+          process.stderr.write(`canary: wait: no canary has run for ${args[0]}\n`);
+          process.exitCode = EXIT.notFound;
+          return true;
+        }
         if (watched === undefined || c.version === watched) {
           if (c.outcome !== 'running') {
             const result =
@@ -276,7 +302,7 @@ export async function canaryCommands(command: string, rest: string[]): Promise<b
                 : `rolled back: ${c.version}${a.latest ? ` — ${a.latest.reasons[0]}` : ''}`;
             if (values.json) out(JSON.stringify({ outcome: c.outcome, canary: c, latest: a.latest }));
             else out(`${time(new Date().toISOString())}  ${result}`);
-            process.exitCode = c.outcome === 'promoted' ? 0 : 1;
+            process.exitCode = c.outcome === 'promoted' ? EXIT.ok : EXIT.failed;
             return true;
           }
           const line = `${c.version} at ${c.weight}%  ${a.latest ? `${a.latest.verdict}: ${a.latest.reasons[0] ?? ''}` : 'no analysis yet'}`;
@@ -288,7 +314,7 @@ export async function canaryCommands(command: string, rest: string[]): Promise<b
         }
         if (Date.now() > deadline) {
           process.stderr.write(`canary: wait: ${args[0]} still rolling out after ${values.timeout ?? '30m'}\n`);
-          process.exitCode = 2;
+          process.exitCode = EXIT.timedOut;
           return true;
         }
         await sleep(every);
@@ -306,12 +332,7 @@ export async function canaryCommands(command: string, rest: string[]): Promise<b
         },
         ['url'],
       );
-      let durationMs: number;
-      try {
-        durationMs = parseDuration(values.duration ?? '30s', '--duration');
-      } catch (err) {
-        throw new UsageError((err as Error).message);
-      }
+      const durationMs = cliDuration(values.duration, 'duration', '30s');
       try {
         new URL(args[0]);
       } catch {

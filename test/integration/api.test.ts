@@ -179,7 +179,7 @@ test('the CLI: human tables by default, --json for scripts, a clear message and 
 
   const failures: [string[], RegExp, number][] = [
     [['promote', 'iris'], /NO_CANARY/, 1],
-    [['status', 'ghost'], /no deployment named "ghost".*DEPLOYMENT_NOT_FOUND/, 1],
+    [['status', 'ghost'], /no deployment named "ghost".*DEPLOYMENT_NOT_FOUND/, 5],
     [['traffic', 'iris', 'lots'], /weight must be a number/, 2],
     [['frobnicate'], /unknown command/, 2],
     [['status'], /missing <name>/, 2],
@@ -196,7 +196,7 @@ test('the CLI: human tables by default, --json for scripts, a clear message and 
   }
   await assert.rejects(
     run(process.execPath, [CANARY_BIN, 'deployments'], { env: { ...env, CANARY_API_URL: 'http://127.0.0.1:1' } }),
-    (e: { stderr: string }) => /cannot reach the control plane/.test(e.stderr),
+    (e: { code: number; stderr: string }) => e.code === 4 && /cannot reach the control plane/.test(e.stderr),
   );
 });
 
@@ -229,7 +229,12 @@ test('`canary wait` follows a rollout for CI: exit 0 when promoted, 1 when rolle
   await assert.rejects(
     timeout,
     (e: { code: number; stdout: string; stderr: string }) =>
-      e.code === 2 && /v2 at 10%/.test(e.stdout) && /still rolling out/.test(e.stderr),
+      e.code === 3 && /v2 at 10%/.test(e.stdout) && /still rolling out/.test(e.stderr),
+  );
+  // A bare number is seconds; an unknown deployment has its own exit code.
+  await assert.rejects(
+    run(process.execPath, [CANARY_BIN, 'wait', 'no-such-deployment', '--timeout', '5'], { env }),
+    (e: { code: number; stderr: string }) => e.code === 5 && /no-such-deployment/.test(e.stderr),
   );
 
   const promoted = run(process.execPath, [CANARY_BIN, 'wait', 'waiting', '--every', '0.2'], { env });

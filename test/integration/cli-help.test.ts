@@ -54,7 +54,7 @@ test('with --json, errors are JSON on stdout with the same exit codes', async ()
   const env = { ...process.env, CANARY_API_URL: 'http://127.0.0.1:1' };
   await assert.rejects(
     run(process.execPath, [CANARY_BIN, 'status', 'iris', '--json'], { env }),
-    (e: { code: number; stdout: string }) => e.code === 1 && JSON.parse(e.stdout).error.code === 'UNREACHABLE',
+    (e: { code: number; stdout: string }) => e.code === 4 && JSON.parse(e.stdout).error.code === 'UNREACHABLE',
   );
   await assert.rejects(
     run(process.execPath, [CANARY_BIN, 'start', '--json']),
