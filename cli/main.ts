@@ -42,8 +42,9 @@ Client (against CANARY_API_URL, default http://127.0.0.1:8090; add --json for sc
                                       follow a rollout (CI): exit 0 promoted, 1 rolled back, 3 timed out,
                                       4 control plane unreachable (retried through restarts), 5 unknown deployment
   canary completion bash|zsh          shell completion: source <(canary completion bash)
-  canary load URL [--rps 50] [--duration 30s] [--connections 8] [--body FILE | --iris]
-                                      traffic with a live line per variant and a summary (exit 1 if any failed)
+  canary load URL [--rps 50|max] [--duration 30s] [--connections 8] [--method POST] [--body FILE | --iris]
+                                      traffic (POST of the Iris flowers unless --body FILE): a live line per
+                                      variant, a summary with 4xx and 5xx apart (exit 1 if any request failed)
 
 Durations: 5s, 2m, 250ms, 1h; a bare number is seconds.
 Exit codes: 0 ok, 1 refused or failed (wait: rolled back), 2 usage, 3 timed out, 4 control plane

@@ -329,6 +329,7 @@ export async function canaryCommands(command: string, rest: string[]): Promise<b
           connections: { type: 'string' },
           body: { type: 'string' },
           iris: { type: 'boolean' },
+          method: { type: 'string' },
         },
         ['url'],
       );
@@ -339,8 +340,17 @@ export async function canaryCommands(command: string, rest: string[]): Promise<b
         throw new UsageError(`not a URL: ${JSON.stringify(args[0])} (for example http://127.0.0.1:8080/iris/predict)`);
       }
       if (values.body && values.iris) throw new UsageError('--body and --iris: use one');
-      const rps = num(values.rps, 'rps') ?? null;
-      if (rps !== null && !(rps > 0)) throw new UsageError('--rps: more than 0');
+      const method = typeof values.method === 'string' ? values.method.toUpperCase() : 'POST';
+      if (!/^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS)$/.test(method))
+        throw new UsageError(
+          `--method: GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS, got ${JSON.stringify(values.method)}`,
+        );
+      const bodyless = method === 'GET' || method === 'HEAD';
+      if (bodyless && (values.body || values.iris))
+        throw new UsageError(`--method ${method} sends no body: drop --body/--iris`);
+      // 50 requests a second unless told otherwise ("--rps max": as fast as it goes).
+      const rps = values.rps === 'max' ? null : (num(values.rps, 'rps') ?? 50);
+      if (rps !== null && !(rps > 0)) throw new UsageError('--rps: more than 0, or max');
       const { runLoad } = await import('../load.js');
       const tty = process.stderr.isTTY && !values.json;
       const summary = await runLoad({
@@ -348,7 +358,9 @@ export async function canaryCommands(command: string, rest: string[]): Promise<b
         rps,
         durationS: Math.max(1, Math.round(durationMs / 1000)),
         connections: num(values.connections, 'connections') ?? 8,
-        body: values.iris ? { iris: true } : typeof values.body === 'string' ? { file: values.body } : null,
+        method,
+        // A JSON body by default: the Iris flowers in turn, unless a file is given or the method takes none.
+        body: typeof values.body === 'string' ? { file: values.body } : bodyless ? null : { iris: true },
         json: values.json === true,
         out,
         progress: (l) => {

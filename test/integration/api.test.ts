@@ -326,10 +326,10 @@ test('`canary load` sends real flowers at a set rate and reports both variants (
     ],
     { env },
   );
-  assert.match(stdout, /VARIANT\s+REQUESTS\s+ERRORS\s+P50\s+P99/);
-  assert.match(stdout, /baseline\s+\d+\s+0/);
-  assert.match(stdout, /canary\s+\d+\s+0/);
-  assert.match(stderr, /rps\s+errors 0/, 'a live progress line');
+  assert.match(stdout, /VARIANT\s+REQUESTS\s+4XX\s+5XX\s+P50\s+P99/);
+  assert.match(stdout, /baseline\s+\d+\s+0\s+0/);
+  assert.match(stdout, /canary\s+\d+\s+0\s+0/);
+  assert.match(stderr, /rps\s+4xx 0\s+5xx 0/, 'a live progress line');
   const json = JSON.parse(
     (
       await run(
@@ -354,4 +354,28 @@ test('`canary load` sends real flowers at a set rate and reports both variants (
   // machine sends fewer, never more (66 were seen once under CI load).
   assert.ok(json.requests >= 1 && json.requests <= 120, `${json.requests} requests at 40 rps for 1 s`);
   assert.ok(json.byVariant.baseline.requests > 0 && json.byVariant.canary.requests > 0);
+
+  // As its usage says: 50 rps by default, POST with a JSON body; failures counted by class, exit 1.
+  const plain = await run(
+    process.execPath,
+    [CANARY_BIN, 'load', `${stack.proxy.url}/loaded/predict`, '--duration', '1', '--json'],
+    { env },
+  );
+  const byDefault = JSON.parse(plain.stdout);
+  assert.equal(byDefault.errors, 0, 'the default request is a real prediction (POST, JSON)');
+  assert.ok(
+    byDefault.requests >= 1 && byDefault.requests <= 150,
+    `${byDefault.requests} requests at the default 50 rps for 1 s`,
+  );
+  await assert.rejects(
+    run(
+      process.execPath,
+      [CANARY_BIN, 'load', `${stack.proxy.url}/loaded/predict`, '--method', 'GET', '--duration', '1'],
+      { env },
+    ),
+    (e: { code: number; stdout: string }) =>
+      e.code === 1 &&
+      /failed \(\d+ 4xx, 0 5xx, 0 socket errors\)/.test(e.stdout) &&
+      /check the URL, --method/.test(e.stdout),
+  );
 });
