@@ -1,13 +1,13 @@
 # The canary-mesh image: every canary-mesh service in compose.yaml runs it with a different
 # command (`canary control-plane`, `canary proxy`, `canary model-server ...`).
 
-FROM node:20-bookworm-slim AS deps
+FROM node:24-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 # Runtime dependencies only; the xDS types are generated in the final stage.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules

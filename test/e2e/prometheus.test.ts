@@ -262,8 +262,31 @@ test('every PromQL expression of the Grafana dashboard runs on a real Prometheus
       assert.ok(body.data.result.length > 0, `${panel}: ${expr} returned no series`);
     }
   }
-  // The deployment variable's query too.
-  const variable = dash.templating.list[0].query.query;
+  // The deployment variable's query too; every panel reads the dashboard's data-source variable,
+  // so the dashboard shows data in any Grafana it is imported into (no hard-coded uid).
+  const vars = dash.templating.list as unknown as { name: string; type: string; query: unknown }[];
+  assert.deepEqual(
+    vars.find((v) => v.name === 'datasource'),
+    {
+      name: 'datasource',
+      type: 'datasource',
+      label: 'Prometheus',
+      query: 'prometheus',
+      current: {},
+      hide: 0,
+      refresh: 1,
+      regex: '',
+      includeAll: false,
+      multi: false,
+    },
+  );
+  const uids = JSON.stringify(dash).match(/"uid":"[^"]*"/g) ?? [];
+  assert.deepEqual(
+    [...new Set(uids)].filter((u) => u !== '"uid":"${datasource}"' && u !== '"uid":"canary-mesh"'),
+    [],
+    'data sources named only through ${datasource}',
+  );
+  const variable = (vars.find((v) => v.name === 'deployment')!.query as { query: string }).query;
   const m = /^label_values\((\w+), (\w+)\)$/.exec(variable)!;
   const values = (await (await request(`${promUrl}/api/v1/label/${m[2]}/values?match[]=${m[1]}`)).body.json()) as {
     data: string[];
