@@ -28,7 +28,7 @@ export class ControlPlaneMetrics {
     // deployment would otherwise never alert (each counter lists them itself: a scrape
     // collects the metrics concurrently).
     const deployments = async () => (await store.listDeployments().catch(() => [])).map((d) => d.name);
-    const decisions = (this.decisions = new Counter({
+    const decisions = new Counter({
       name: 'canary_cp_decisions_total',
       help: 'Analyses by what they did: advance, promote, rollback, record_failure or hold',
       labelNames: ['deployment', 'action'],
@@ -36,14 +36,15 @@ export class ControlPlaneMetrics {
       async collect() {
         for (const d of await deployments()) for (const action of ACTIONS) decisions.labels(d, action).inc(0);
       },
-    }));
+    });
+    this.decisions = decisions;
     this.analysisSeconds = new Histogram({
       name: 'canary_cp_analysis_duration_seconds',
       help: 'Time one analysis takes (measure, decide, record)',
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers: [registry],
     });
-    const failures = (this.analysisFailures = new Counter({
+    const failures = new Counter({
       name: 'canary_cp_analysis_failures_total',
       help: 'Analyses that could not judge (error verdicts: metrics unavailable) or failed to run',
       labelNames: ['deployment'],
@@ -51,7 +52,8 @@ export class ControlPlaneMetrics {
       async collect() {
         for (const d of await deployments()) failures.labels(d).inc(0);
       },
-    }));
+    });
+    this.analysisFailures = failures;
     this.leader = new Gauge({
       name: 'canary_cp_leader',
       help: '1 while this replica holds the analysis lease',
@@ -63,7 +65,7 @@ export class ControlPlaneMetrics {
       labelNames: ['outcome'],
       registers: [registry],
     });
-    const trips = (this.proxyTrips = new Counter({
+    const trips = new Counter({
       name: 'canary_cp_proxy_trips_total',
       help: 'Canaries a proxy took off live traffic on its own',
       labelNames: ['deployment'],
@@ -71,7 +73,8 @@ export class ControlPlaneMetrics {
       async collect() {
         for (const d of await deployments()) trips.labels(d).inc(0);
       },
-    }));
+    });
+    this.proxyTrips = trips;
     new Gauge({
       name: 'canary_cp_canary_weight_percent',
       help: 'Weight of the running canary per deployment (0 when none)',

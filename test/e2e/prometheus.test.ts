@@ -282,9 +282,9 @@ test('every PromQL expression of the Grafana dashboard runs on a real Prometheus
   );
   const uids = JSON.stringify(dash).match(/"uid":"[^"]*"/g) ?? [];
   assert.deepEqual(
-    [...new Set(uids)].filter((u) => u !== '"uid":"${datasource}"' && u !== '"uid":"canary-mesh"'),
+    [...new Set(uids)].filter((u) => u !== `"uid":"\${datasource}"` && u !== '"uid":"canary-mesh"'),
     [],
-    'data sources named only through ${datasource}',
+    'data sources named only through the datasource variable',
   );
   const variable = (vars.find((v) => v.name === 'deployment')!.query as { query: string }).query;
   const m = /^label_values\((\w+), (\w+)\)$/.exec(variable)!;
