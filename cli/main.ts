@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../common/config.js';
-import { UsageError } from './args.js';
+import { didYouMean, optionError, UsageError } from './args.js';
 import { ApiError } from './client.js';
 import { runClientCommand } from './commands.js';
 import { exitCodeOf } from './exit-codes.js';
@@ -124,13 +124,57 @@ autoload -U +X bashcompinit && bashcompinit
 ${bash}`;
 }
 
-/** `canary <command> --help`: its usage lines and an example; never starts anything. */
+/** A command's usage lines (with their continuation lines), from the usage text. */
+function usageLines(command: string): string[] {
+  const lines = USAGE.split('\n');
+  const out: string[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    if (!new RegExp(`^\\s+canary ${command.replace(/[-]/g, '\\-')}(\\s|$)`).test(lines[i])) continue;
+    out.push(lines[i]);
+    // Continuation lines are indented deeper and do not start a command.
+    while (i + 1 < lines.length && /^\s{6,}\S/.test(lines[i + 1]) && !/^\s+canary /.test(lines[i + 1]))
+      out.push(lines[++i]);
+  }
+  return out;
+}
+
+/** The flags a command's usage names, each with its default when the usage shows one (`[--weight 20]`). */
+function flagsHelp(lines: string[]): string[] {
+  const seen = new Map<string, string>();
+  for (const l of lines)
+    for (const m of l.matchAll(/(--[a-z-]+)(?: ([^\]\s|]+))?/g)) {
+      const [, flag, value] = m;
+      if (seen.has(flag)) continue;
+      const placeholder = value === undefined || /^[A-Z][A-Z_]*$/.test(value) || value.startsWith('--');
+      seen.set(
+        flag,
+        placeholder
+          ? `${flag}${value && !value.startsWith('--') ? ` ${value}` : ''}`
+          : `${flag} ${value}`.padEnd(28) + `default ${value}`,
+      );
+    }
+  return [...seen.values()];
+}
+
+/** `canary <command> --help` (or `canary help <command>`): its usage, flags with defaults, an example. */
 function commandHelp(command: string): string | null {
-  const lines = USAGE.split('\n').filter((l) =>
-    new RegExp(`^\\s+canary ${command.replace(/[-]/g, '\\-')}(\\s|$)`).test(l),
-  );
+  const lines = usageLines(command);
   if (lines.length === 0) return null;
-  return `usage:\n${lines.map((l) => l.replace(/^\s+/, '  ')).join('\n')}\n\nexample:\n  ${EXAMPLES[command] ?? `canary ${command}`}\n\nEvery client command takes --json; see \`canary --help\` for all commands.`;
+  const client = !['up', 'control-plane', 'proxy', 'model-server', 'demo', 'completion'].includes(command);
+  const flags = [
+    ...flagsHelp(lines),
+    ...(client ? ['--json'.padEnd(28) + 'JSON output (errors too), for scripts'] : []),
+  ];
+  return [
+    'usage:',
+    ...lines,
+    ...(flags.length ? ['', 'flags:', ...flags.map((f) => `  ${f}`)] : []),
+    '',
+    'example:',
+    `  ${EXAMPLES[command] ?? `canary ${command}`}`,
+    '',
+    'Durations: 5s, 2m, 250ms; a bare number is seconds. See `canary --help` for every command and the exit codes.',
+  ].join('\n');
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -143,7 +187,7 @@ async function main(argv: string[]): Promise<void> {
   // --help anywhere after a command prints that command's help and starts nothing.
   if (command && (rest.includes('--help') || rest.includes('-h'))) {
     const help = commandHelp(command);
-    if (!help) throw new UsageError(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+    if (!help) throw new UsageError(`unknown command ${JSON.stringify(command)}${suggestCommand(command)}\n\n${USAGE}`);
     process.stdout.write(`${help}\n`);
     return;
   }
@@ -217,15 +261,23 @@ async function main(argv: string[]): Promise<void> {
       process.stdout.write(`${completionScript(shell)}\n`);
       return;
     }
-    case undefined:
     case 'help':
+      if (rest[0]) {
+        const help = commandHelp(rest[0]);
+        if (!help) throw new UsageError(`unknown command ${JSON.stringify(rest[0])}${suggestCommand(rest[0])}`);
+        process.stdout.write(`${help}\n`);
+        return;
+      }
+      process.stdout.write(`${USAGE}\n`);
+      return;
+    case undefined:
     case '--help':
     case '-h':
       process.stdout.write(`${USAGE}\n`);
       return;
     default:
       if (await runClientCommand(command, rest)) return;
-      throw new UsageError(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+      throw new UsageError(`unknown command ${JSON.stringify(command)}${suggestCommand(command)}\n\n${USAGE}`);
   }
 }
 
@@ -235,11 +287,26 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
+/** "; did you mean deploy?" for a mistyped command. */
+function suggestCommand(typed: string): string {
+  const near = didYouMean(typed, [...commandsAndFlags().keys()]);
+  return near ? `; did you mean ${near}?` : '';
+}
+
 main(process.argv.slice(2)).catch((err: Error & { code?: string }) => {
-  const usage =
-    err instanceof UsageError ||
-    err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ||
-    err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE';
+  const command = process.argv[2];
+  // The server commands parse their own flags: their errors get the same words as the client's.
+  if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE')
+    err = new UsageError(
+      optionError(
+        err,
+        (commandsAndFlags().get(command) ?? []).map((f) => f.replace(/^--/, '')),
+      ),
+    );
+  const usage = err instanceof UsageError;
+  // A usage error in a known command ends with that command's usage.
+  const lines = usage && !err.message.includes('\n') ? usageLines(command ?? '') : [];
+  if (lines.length) err.message += `\n\nusage:\n${lines.join('\n')}`;
   if (process.argv.includes('--json')) {
     // Scripts asked for JSON: errors come as JSON on stdout too, with the same exit codes.
     const code = err instanceof ApiError ? err.code : usage ? 'USAGE' : (err.code ?? 'ERROR');

@@ -45,6 +45,20 @@ export class ConfigError extends Error {
   readonly code = 'BAD_CONFIG';
 }
 
+/**
+ * A port that cannot be listened on, named by the setting that chose it: "port 8080 is in use
+ * (CANARY_PROXY_PORT)" tells a user what to change; node's EADDRINUSE does not.
+ */
+export function portError(err: Error & { code?: string }, port: number, setting: string): Error {
+  if (err.code === 'EADDRINUSE')
+    return new ConfigError(
+      `port ${port} is in use (${setting}): stop what listens there, or set ${setting} to another port`,
+    );
+  if (err.code === 'EACCES')
+    return new ConfigError(`port ${port} needs privileges this process lacks (${setting}): choose a port above 1023`);
+  return err;
+}
+
 type Env = Record<string, string | undefined>;
 
 function int(env: Env, name: string, dflt: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {

@@ -7,6 +7,7 @@ import {
   loadControlPlaneConfig,
   loadProxyConfig,
   type ProxyConfig,
+  portError,
 } from '../common/config.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { redisRetryStrategy, statsRedis } from '../common/redis.js';
@@ -91,7 +92,9 @@ export async function startControlPlane(
   if (config.xdsPort !== null) {
     const cache = new SnapshotCache();
     const server = new XdsServer(cache, logger);
-    const port = await server.listen(config.xdsPort, config.xdsHost);
+    const port = await server.listen(config.xdsPort, config.xdsHost).catch((err) => {
+      throw portError(err, config.xdsPort!, 'CANARY_XDS_PORT');
+    });
     closers.push(() => server.close());
     xds = { server, port };
     publisher = new FanOutPublisher([
@@ -173,7 +176,9 @@ export async function startControlPlane(
   });
 
   await rollout.changes.publishRoutes();
-  await app.listen({ port: config.apiPort, host: config.apiHost });
+  await app.listen({ port: config.apiPort, host: config.apiHost }).catch((err) => {
+    throw portError(err, config.apiPort, 'CANARY_API_PORT');
+  });
   const port = (app.server.address() as AddressInfo).port;
   policy.protect([port, xds?.port]);
   loop.start();

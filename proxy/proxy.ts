@@ -2,7 +2,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { AddressPolicy, portOf } from '../common/address-policy.js';
-import type { ProxyConfig } from '../common/config.js';
+import { type ProxyConfig, portError } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
 import { createAdminServer } from './admin.js';
 import { EMPTY_TABLE, type RouteTable, upstreamParts } from './contract/route-table.js';
@@ -56,11 +56,12 @@ export interface RunningProxy {
   close(): Promise<void>;
 }
 
-function listen(server: http.Server, port: number, host: string): Promise<number> {
+function listen(server: http.Server, port: number, host: string, setting: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    const failed = (err: Error) => reject(portError(err, port, setting));
+    server.once('error', failed);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', failed);
       resolve((server.address() as AddressInfo).port);
     });
   });
@@ -270,8 +271,8 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
 
   flusher.start();
   predictions?.start();
-  const port = await listen(server, config.port, config.host);
-  const adminPort = await listen(admin, config.adminPort, config.host);
+  const port = await listen(server, config.port, config.host, 'CANARY_PROXY_PORT');
+  const adminPort = await listen(admin, config.adminPort, config.host, 'CANARY_ADMIN_PORT');
   policy.protect([port, adminPort]);
   const local = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   logger.info(

@@ -11,6 +11,7 @@ import {
   parse,
   print,
   UsageError,
+  warnIfDown,
 } from '../args.js';
 import { ApiError } from '../client.js';
 import { cliDuration, EXIT } from '../exit-codes.js';
@@ -71,6 +72,7 @@ export async function canaryCommands(command: string, rest: string[]): Promise<b
         ...(Object.keys(policy).length ? { policy } : {}),
         ...(values.force ? { force: true } : {}),
       });
+      if (typeof values.url === 'string' && !values.json) await warnIfDown(values.url);
       print(
         values.json,
         d,
@@ -121,7 +123,7 @@ export async function canaryCommands(command: string, rest: string[]): Promise<b
     case 'traffic': {
       const { values, args } = parse(rest, PRECONDITION_OPTIONS, ['name', 'weight']);
       const weight = Number(args[1]);
-      if (!Number.isFinite(weight))
+      if (!Number.isFinite(weight) || weight < 0 || weight > 100)
         throw new UsageError(`weight must be a number from 0 to 100, got ${JSON.stringify(args[1])}`);
       const d = await api.call(
         'PUT',

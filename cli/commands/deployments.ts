@@ -1,4 +1,4 @@
-import { client, enc, jsonOption, num, parse, print, UsageError } from '../args.js';
+import { client, enc, jsonOption, num, parse, print, UsageError, warnIfDown } from '../args.js';
 import { color, table, time, verdictColor } from '../format.js';
 import { showDeployment } from '../render.js';
 /** `canary deployments|deploy|register|versions|history`. */
@@ -47,6 +47,7 @@ export async function deploymentCommands(command: string, rest: string[]): Promi
         },
         ...(values.policy ? { policy: jsonOption(values.policy, 'policy') } : {}),
       });
+      if (!values.json) await warnIfDown(String(values.url));
       print(values.json, d, () => `created ${d.name} with baseline ${d.baseline.version}\n${showDeployment(d)}`);
       return true;
     }
@@ -62,6 +63,7 @@ export async function deploymentCommands(command: string, rest: string[]): Promi
         url: values.url,
         ...(values.metadata ? { metadata: jsonOption(values.metadata, 'metadata') } : {}),
       });
+      if (!values.json) await warnIfDown(String(values.url));
       print(values.json, v, () => `registered ${args[0]} ${v.version} at ${v.url} (${v.state})`);
       return true;
     }

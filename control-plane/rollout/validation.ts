@@ -6,18 +6,25 @@ import { UPSTREAM_SCHEMES, urlOrigin } from '../../proxy/contract/route-table.js
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
+/** "127.0.0.1:8002" or "model:8000" is a URL without its scheme: say what to write. */
+function schemeHint(url: string): string {
+  return url.includes('://')
+    ? ''
+    : ` (a model server URL starts with its scheme: http://${url}, or h2c://${url} for gRPC)`;
+}
+
 export function checkUrl(url: unknown, field: string): string {
   if (typeof url !== 'string') throw new CanaryError('BAD_REQUEST', `${field}: expected a URL string`);
   let u: URL;
   try {
     u = new URL(url);
   } catch {
-    throw new CanaryError('BAD_REQUEST', `${field}: not a URL: ${JSON.stringify(url)}`);
+    throw new CanaryError('BAD_REQUEST', `${field}: not a URL: ${JSON.stringify(url)}${schemeHint(url)}`);
   }
   if (!UPSTREAM_SCHEMES.has(u.protocol))
     throw new CanaryError(
       'BAD_REQUEST',
-      `${field}: only http, https and h2c (HTTP/2 with prior knowledge: gRPC) model servers are supported`,
+      `${field}: only http, https and h2c (HTTP/2 with prior knowledge: gRPC) model servers are supported${schemeHint(url)}`,
     );
   if (u.search || u.hash)
     throw new CanaryError(

@@ -183,7 +183,17 @@ test('the CLI: human tables by default, --json for scripts, a clear message and 
     [['traffic', 'iris', 'lots'], /weight must be a number/, 2],
     [['frobnicate'], /unknown command/, 2],
     [['status'], /missing <name>/, 2],
+    // A URL without its scheme: the message says what to write.
+    [['deploy', 'hinted', '--version', 'v1', '--url', '127.0.0.1:8002'], /http:\/\/127\.0\.0\.1:8002/, 1],
   ];
+  // A version registered at a URL where nothing answers: done, with a warning.
+  const dead = await run(
+    process.execPath,
+    [CANARY_BIN, 'register', 'iris', '--version', 'v-dead', '--url', 'http://127.0.0.1:1'],
+    { env },
+  );
+  assert.match(dead.stdout, /registered iris v-dead/);
+  assert.match(dead.stderr, /warning: http:\/\/127\.0\.0\.1:1 does not answer from here \(ECONNREFUSED\)/);
   for (const [args, message, exitCode] of failures) {
     await assert.rejects(
       run(process.execPath, [CANARY_BIN, ...args], { env }),

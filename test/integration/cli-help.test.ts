@@ -89,3 +89,70 @@ test('`canary completion bash` is a valid bash script that completes commands an
     (e: { code: number }) => e.code === 2,
   );
 });
+
+test('CLI mistakes get a clear word: did-you-mean for flags and commands with the usage, help per command with flags and defaults, a weight out of range before any call', async () => {
+  const env = { ...process.env, CANARY_API_URL: 'http://127.0.0.1:1' };
+  await assert.rejects(
+    run(process.execPath, [CANARY_BIN, 'start', 'iris', '--verison', 'v2'], { env }),
+    (e: { code: number; stderr: string }) =>
+      e.code === 2 &&
+      /unknown option --verison; did you mean --version\?/.test(e.stderr) &&
+      /usage:\n {2}canary start NAME/.test(e.stderr),
+  );
+  await assert.rejects(
+    run(process.execPath, [CANARY_BIN, 'deplyo', 'iris'], { env }),
+    (e: { code: number; stderr: string }) => e.code === 2 && /did you mean deploy\?/.test(e.stderr),
+  );
+  await assert.rejects(
+    run(process.execPath, [CANARY_BIN, 'model-server', '--prot', '8000'], { env }),
+    (e: { code: number; stderr: string }) => e.code === 2 && /did you mean --port\?/.test(e.stderr),
+  );
+  // Out of range is a usage error (2) from traffic as from start, and no request is sent.
+  for (const args of [
+    ['traffic', 'iris', '150'],
+    ['start', 'iris', '--version', 'v2', '--weight', '150'],
+  ])
+    await assert.rejects(
+      run(process.execPath, [CANARY_BIN, ...args], { env }),
+      (e: { code: number; stderr: string }) => e.code === 2 && !/cannot reach/.test(e.stderr),
+      args.join(' '),
+    );
+  for (const help of [
+    ['help', 'start'],
+    ['start', '--help'],
+  ]) {
+    const { stdout } = await run(process.execPath, [CANARY_BIN, ...help]);
+    assert.match(stdout, /^usage:\n {2}canary start NAME/);
+    assert.match(stdout, /flags:[\s\S]*--weight 20\s+default 20[\s\S]*--interval 30s\s+default 30s[\s\S]*--json/);
+  }
+});
+
+test('a port in use is named by its setting', async () => {
+  const net = await import('node:net');
+  const { mkdtemp, writeFile } = await import('node:fs/promises');
+  const os = await import('node:os');
+  const routes = `${await mkdtemp(`${os.tmpdir()}/canary-port-`)}/routes.json`;
+  await writeFile(routes, JSON.stringify({ version: 1, deployments: {} }));
+  const busy = net.createServer();
+  await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+  const port = (busy.address() as { port: number }).port;
+  try {
+    await assert.rejects(
+      run(process.execPath, [CANARY_BIN, 'proxy'], {
+        env: {
+          ...process.env,
+          CANARY_PROXY_PORT: String(port),
+          CANARY_PROXY_HOST: '127.0.0.1',
+          CANARY_ADMIN_PORT: '0',
+          CANARY_ROUTES_FILE: routes,
+          REDIS_URL: '',
+        },
+        timeout: 30_000,
+      }),
+      (e: { code: number; stderr: string }) =>
+        e.code !== 0 && new RegExp(`port ${port} is in use \\(CANARY_PROXY_PORT\\)`).test(e.stderr),
+    );
+  } finally {
+    busy.close();
+  }
+});
