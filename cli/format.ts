@@ -29,7 +29,22 @@ export const pct = (x: number | null | undefined) => (x === null || x === undefi
 export const msf = (x: number | null | undefined) => (x === null || x === undefined ? '-' : `${x.toFixed(1)}ms`);
 export const time = (iso: string | null | undefined) => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-');
 
-/** A split bar like [██████░░░░] for weight percent. */
+/** How long ago an instant was, as a person says it: "40 s ago", "2 min ago", "3 h ago", "5 days ago". */
+export function ago(iso: string | null | undefined, now = Date.now()): string {
+  if (!iso) return '';
+  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
+  if (s < 86_400) return `${Math.round(s / 3600)} h ago`;
+  return `${Math.round(s / 86_400)} days ago`;
+}
+
+/** The last canary in a line: "v2 rolled back 2 min ago: canary error rate 14% …". */
+export function lastCanaryLine(l: { version: string; outcome: string; endedAt: string | null; reason: string | null }) {
+  const how = l.outcome.replace('_', ' ');
+  return `${l.version} ${l.outcome === 'rolled_back' ? color.red(how) : color.green(how)} ${ago(l.endedAt)}${l.reason ? `: ${l.reason}` : ''}`;
+}
+
 /** The split as a bar readable without colour too: █ baseline, ░ canary. */
 export function splitBar(weight: number, width = 20): string {
   const c = Math.round((weight / 100) * width);

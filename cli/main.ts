@@ -37,7 +37,7 @@ Client (against CANARY_API_URL, default http://127.0.0.1:8090; add --json for sc
   canary health NAME
   canary agreement NAME [--limit 10]  shadow phase: agreement with the baseline, noise floor, disagreements
   canary metrics NAME [--limit N]
-  canary history NAME [--limit N]
+  canary history NAME [--limit N] [--version V]
   canary wait NAME [--timeout 30m] [--every 2s]
                                       follow a rollout (CI): exit 0 promoted, 1 rolled back, 3 timed out,
                                       4 control plane unreachable (retried through restarts), 5 unknown deployment

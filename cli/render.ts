@@ -1,4 +1,4 @@
-import { color, msf, pct, splitBar, table, time, verdictColor } from './format.js';
+import { color, lastCanaryLine, msf, pct, splitBar, table, time, verdictColor } from './format.js';
 /** How the client commands show API answers to a person (tables, rules, agreement); `--json` prints them as they are. */
 
 /** `canary agreement`: the shadow phase's agreement, its noise floor, the gate, and how the models differ. */
@@ -62,6 +62,7 @@ export function showDeployment(d: any): string {
     );
   } else {
     lines.push('  canary    none');
+    if (d.lastCanary) lines.push(`  last      canary ${lastCanaryLine(d.lastCanary)}`);
   }
   return lines.join('\n');
 }

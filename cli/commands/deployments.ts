@@ -1,5 +1,5 @@
 import { client, enc, jsonOption, num, parse, print, UsageError, warnIfDown } from '../args.js';
-import { color, table, time, verdictColor } from '../format.js';
+import { ago, color, table, time, verdictColor } from '../format.js';
 import { showDeployment } from '../render.js';
 /** `canary deployments|deploy|register|versions|history`. */
 export async function deploymentCommands(command: string, rest: string[]): Promise<boolean> {
@@ -12,7 +12,7 @@ export async function deploymentCommands(command: string, rest: string[]): Promi
         r.deployments.length === 0
           ? 'no deployments yet: canary deploy <name> --version v1 --url http://model:8000'
           : table(
-              ['NAME', 'STATUS', 'BASELINE', 'CANARY', 'WEIGHT', 'VERDICT'],
+              ['NAME', 'STATUS', 'BASELINE', 'CANARY', 'WEIGHT', 'VERDICT', 'LAST CANARY'],
               r.deployments.map((d: any) => [
                 d.name,
                 d.status,
@@ -20,6 +20,9 @@ export async function deploymentCommands(command: string, rest: string[]): Promi
                 d.canary?.version,
                 d.canary ? `${d.canary.weight}%` : null,
                 verdictColor(d.canary?.lastVerdict),
+                d.lastCanary
+                  ? `${d.lastCanary.version} ${d.lastCanary.outcome.replace('_', ' ')} ${ago(d.lastCanary.endedAt)}`
+                  : null,
               ]),
             ),
       );
@@ -86,17 +89,19 @@ export async function deploymentCommands(command: string, rest: string[]): Promi
       return true;
     }
     case 'history': {
-      const { values, args } = parse(rest, { limit: { type: 'string' } }, ['name']);
+      const { values, args } = parse(rest, { limit: { type: 'string' }, version: { type: 'string' } }, ['name']);
+      const version = typeof values.version === 'string' ? `&version=${enc(values.version)}` : '';
       const r = await api.call(
         'GET',
-        `/v1/deployments/${enc(args[0])}/events?limit=${num(values.limit, 'limit') ?? 50}`,
+        `/v1/deployments/${enc(args[0])}/events?limit=${num(values.limit, 'limit') ?? 50}${version}`,
       );
       print(values.json, r, () =>
         table(
-          ['TIME', 'EVENT', 'ACTOR', 'REASON'],
+          ['TIME', 'EVENT', 'VERSION', 'ACTOR', 'REASON'],
           r.events.map((e: any) => [
             time(e.at),
             e.type,
+            e.version,
             e.actor,
             e.reason ? (e.reason.length > 100 ? `${e.reason.slice(0, 97)}...` : e.reason) : null,
           ]),

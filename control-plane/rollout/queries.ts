@@ -88,9 +88,9 @@ export class Queries extends RolloutPart {
     };
   }
 
-  async events(name: string, limit: number) {
+  async events(name: string, limit: number, version?: string) {
     await deploymentOrThrow(this.store, name);
-    return this.store.events(name, limit);
+    return this.store.events(name, limit, version);
   }
 
   async versions(name: string) {

@@ -68,6 +68,7 @@ export const toEvent = (r: pg.QueryResultRow): EventRow => ({
   reason: r.reason,
   before: r.before,
   after: r.after,
+  version: r.version ?? null,
   at: r.at.getTime(),
 });
 
@@ -88,14 +89,31 @@ export const toAnalysis = (r: pg.QueryResultRow): AnalysisRow => ({
 });
 
 export const DEPLOYMENT_SELECT = `
-  SELECT d.*, v.url AS baseline_url, row_to_json(c.*) AS canary_json
+  SELECT d.*, v.url AS baseline_url, row_to_json(c.*) AS canary_json, row_to_json(last.*) AS last_canary_json
     FROM deployments d
     JOIN versions v ON v.deployment = d.name AND v.version = d.baseline_version
-    LEFT JOIN canaries c ON c.deployment = d.name AND c.outcome = 'running'`;
+    LEFT JOIN canaries c ON c.deployment = d.name AND c.outcome = 'running'
+    LEFT JOIN LATERAL (
+      SELECT lc.version, lc.outcome, lc.ended_at,
+             (SELECT e.reason FROM events e
+               WHERE e.deployment = d.name AND e.version = lc.version AND e.type IN ('rolled_back', 'promoted')
+               ORDER BY e.id DESC LIMIT 1) AS reason
+        FROM canaries lc
+       WHERE lc.deployment = d.name AND lc.outcome <> 'running'
+       ORDER BY lc.id DESC LIMIT 1) last ON true`;
 
 export function toDeployment(r: pg.QueryResultRow): DeploymentRow {
   const c = r.canary_json;
+  const last = r.last_canary_json;
   return {
+    lastCanary: last
+      ? {
+          version: last.version,
+          outcome: last.outcome,
+          endedAt: last.ended_at ? new Date(last.ended_at).getTime() : null,
+          reason: last.reason ?? null,
+        }
+      : null,
     name: r.name,
     status: r.status,
     baselineVersion: r.baseline_version,

@@ -103,10 +103,19 @@ export class ControlStore {
     return r.rows[0] ? toVersion(r.rows[0]) : null;
   }
 
-  async events(deployment: string, limit: number): Promise<EventRow[]> {
-    return (
-      await this.pool.query('SELECT * FROM events WHERE deployment = $1 ORDER BY id DESC LIMIT $2', [deployment, limit])
-    ).rows.map(toEvent);
+  /** The newest events of a deployment, of one version's when `version` is given. */
+  async events(deployment: string, limit: number, version?: string): Promise<EventRow[]> {
+    const r =
+      version === undefined
+        ? await this.pool.query('SELECT * FROM events WHERE deployment = $1 ORDER BY id DESC LIMIT $2', [
+            deployment,
+            limit,
+          ])
+        : await this.pool.query(
+            'SELECT * FROM events WHERE deployment = $1 AND version = $3 ORDER BY id DESC LIMIT $2',
+            [deployment, limit, version],
+          );
+    return r.rows.map(toEvent);
   }
 
   async analyses(deployment: string, limit: number, canaryId?: number): Promise<AnalysisRow[]> {
@@ -184,8 +193,13 @@ export class ControlStore {
       after?: unknown;
     },
   ): Promise<EventRow> {
+    // The version it concerns: the one it names, else the canary running when it happened
+    // (step_advanced, analysis_failed, paused …; the same transaction sees it before it ends).
     const r = await q.query(
-      'INSERT INTO events (deployment, type, actor, reason, before, after) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *',
+      `INSERT INTO events (deployment, type, actor, reason, before, after, version)
+       VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7,
+         (SELECT version FROM canaries WHERE deployment = $1 AND outcome = 'running' ORDER BY id DESC LIMIT 1)))
+       RETURNING *`,
       [
         e.deployment,
         e.type,
@@ -193,6 +207,7 @@ export class ControlStore {
         e.reason ?? null,
         JSON.stringify(e.before ?? null),
         JSON.stringify(e.after ?? null),
+        versionNamed(e.before, e.after),
       ],
     );
     return toEvent(r.rows[0]);
@@ -372,4 +387,13 @@ export class ControlStore {
   async releaseLease(name: string, holder: string): Promise<void> {
     await this.pool.query('DELETE FROM leases WHERE name = $1 AND holder = $2', [name, holder]);
   }
+}
+
+/** The version an event's own record names: a canary's, a registered one, or a new deployment's baseline. */
+function versionNamed(before: unknown, after: unknown): string | null {
+  const b = (before ?? {}) as Record<string, unknown>,
+    a = (after ?? {}) as Record<string, unknown>;
+  for (const v of [a.canary, b.canary, a.version, (a.baseline as { version?: unknown } | undefined)?.version])
+    if (typeof v === 'string') return v;
+  return null;
 }

@@ -69,6 +69,8 @@ export interface DeploymentRow {
   createdAt: number;
   updatedAt: number;
   canary: CanaryRow | null;
+  /** The canary that ran last and has ended (how, when, and the reason recorded for it). */
+  lastCanary: { version: string; outcome: string; endedAt: number | null; reason: string | null } | null;
 }
 
 export interface VersionRow {
@@ -93,6 +95,8 @@ export interface EventRow {
   reason: string | null;
   before: unknown;
   after: unknown;
+  /** The version the event concerns (null: the deployment's, e.g. leader_changed). */
+  version: string | null;
   at: number;
 }
 

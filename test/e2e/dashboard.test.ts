@@ -170,6 +170,17 @@ test('rollback is confirmed, then the event appears in the history with its reas
     0,
     'no earlier baseline to roll back to, so no button',
   );
+  // The history names the version each event concerns, and shows one version's events on request.
+  assert.equal(await row.getAttribute('data-version'), 'v2');
+  assert.match(await row.innerText(), /rolled_back\s+v2/);
+  await page.selectOption('#history-version', 'v1');
+  const shown = async () =>
+    page
+      .locator('#events tbody tr:not([hidden])')
+      .evaluateAll((trs) => trs.map((tr) => (tr as HTMLElement).dataset.version));
+  assert.ok((await shown()).length > 0 && (await shown()).every((v) => v === 'v1'), `${await shown()}`);
+  await page.selectOption('#history-version', '');
+  assert.ok((await shown()).includes('v2'));
 });
 
 test('the start form keeps what was typed through refreshes and a refused start, and shows the error next to it', async () => {

@@ -153,7 +153,7 @@ test('the API drives the real proxy: a canary at 20% gets traffic, traffic chang
 test('the CLI: human tables by default, --json for scripts, a clear message and non-zero exit on errors', async () => {
   const env = { ...process.env, CANARY_API_URL: stack.controlPlane.url, CANARY_API_TOKEN: TOKEN, NO_COLOR: '1' };
   const list = await run(process.execPath, [CANARY_BIN, 'deployments'], { env });
-  assert.match(list.stdout, /^NAME\s+STATUS\s+BASELINE\s+CANARY\s+WEIGHT\s+VERDICT/);
+  assert.match(list.stdout, /^NAME\s+STATUS\s+BASELINE\s+CANARY\s+WEIGHT\s+VERDICT\s+LAST CANARY/);
   assert.match(list.stdout, /iris\s+progressing\s+v1\s+v2\s+100%/);
   const json = JSON.parse((await run(process.execPath, [CANARY_BIN, 'status', 'iris', '--json'], { env })).stdout);
   assert.equal(json.deployment.canary.version, 'v2');
@@ -167,7 +167,28 @@ test('the CLI: human tables by default, --json for scripts, a clear message and 
   const watch = await run(process.execPath, [CANARY_BIN, 'status', 'iris', '--watch'], { env, timeout: 10_000 });
   assert.match(watch.stdout, /no canary running: done watching/, 'status --watch ends with the canary');
   const hist = await run(process.execPath, [CANARY_BIN, 'history', 'iris'], { env });
-  assert.match(hist.stdout, /rolled_back\s+cli\s+cli test/);
+  assert.match(hist.stdout, /^TIME\s+EVENT\s+VERSION\s+ACTOR\s+REASON/);
+  assert.match(hist.stdout, /rolled_back\s+v2\s+cli\s+cli test/);
+  assert.match(hist.stdout, /deployment_created\s+v1\s+/);
+  // The CLI remembers what just happened: the last canary, how it ended and why.
+  const after = await run(process.execPath, [CANARY_BIN, 'status', 'iris'], { env });
+  assert.match(after.stdout, /canary\s+none\n\s+last\s+canary v2 rolled back \d+ s ago: cli test/);
+  const listed = await run(process.execPath, [CANARY_BIN, 'deployments'], { env });
+  assert.match(listed.stdout, /iris\s+stable\s+v1\s+.*v2 rolled back \d+ s ago/);
+  // History by version: only v2's events, each naming it.
+  const onlyV2 = JSON.parse(
+    (await run(process.execPath, [CANARY_BIN, 'history', 'iris', '--version', 'v2', '--json'], { env })).stdout,
+  );
+  const types = onlyV2.events.map((e: { type: string; version: string }) => `${e.type}:${e.version}`);
+  assert.ok(
+    types.includes('canary_started:v2') && types.includes('rolled_back:v2') && types.includes('traffic_adjusted:v2'),
+    types.join(' '),
+  );
+  assert.ok(
+    types.includes('paused:v2'),
+    `an event that does not name the version is the running canary's: ${types.join(' ')}`,
+  );
+  assert.ok(onlyV2.events.every((e: { version: string }) => e.version === 'v2'));
   const versions = await run(process.execPath, [CANARY_BIN, 'versions', 'iris', '--json'], { env });
   assert.deepEqual(
     JSON.parse(versions.stdout).versions.map((v: { version: string; state: string }) => [v.version, v.state]),

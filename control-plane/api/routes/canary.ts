@@ -128,15 +128,16 @@ export function canaryRoutes(app: FastifyInstance, opts: AppOptions): void {
         params: nameParam,
         querystring: {
           type: 'object',
-          properties: { limit: { type: 'integer', minimum: 1, maximum: 1000, default: 50 } },
+          properties: {
+            limit: { type: 'integer', minimum: 1, maximum: 1000, default: 50 },
+            version: { type: 'string', minLength: 1, maxLength: 200 },
+          },
         },
       },
     },
     async (req) => {
-      const events = await rollout.queries.events(
-        (req.params as { name: string }).name,
-        (req.query as { limit: number }).limit,
-      );
+      const q = req.query as { limit: number; version?: string };
+      const events = await rollout.queries.events((req.params as { name: string }).name, q.limit, q.version);
       const deliveries = opts.alerts ? await opts.alerts.deliveries(events.map((e) => e.id)) : new Map();
       return { events: events.map((e) => ({ ...eventView(e), deliveries: deliveries.get(e.id) ?? [] })) };
     },
