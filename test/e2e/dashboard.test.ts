@@ -189,7 +189,7 @@ test('the start form keeps what was typed through refreshes and a refused start,
   await form.locator('input[name=weight]').fill('20');
   await form.locator('input[name=interval]').fill('abc');
   await form.locator('button[type=submit]').click();
-  await page.locator('#start-error', { hasText: /interval/ }).waitFor();
+  await page.locator('#start-error', { hasText: /Interval: "abc" is not a duration/ }).waitFor();
   await page.waitForTimeout(2500); // at least one refresh of the page
   assert.equal(await form.locator('input[name=weight]').inputValue(), '20');
   assert.equal(await form.locator('input[name=interval]').inputValue(), 'abc');
@@ -201,6 +201,39 @@ test('the start form keeps what was typed through refreshes and a refused start,
   await page.locator('#start-error', { hasText: /VERSION_FAILED|force/ }).waitFor();
   assert.equal(await form.locator('input[name=weight]').inputValue(), '20');
   assert.equal(stack.proxy.table().deployments.iris.canary, null, 'nothing was started');
+});
+
+test('the start form refuses what it cannot parse, naming the field, and defaults to the newest version that never served', async () => {
+  const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
+  const call = (method: string, path: string, body?: unknown) =>
+    fetch(`${stack.controlPlane.url}${path}`, { method, headers: auth, body: body ? JSON.stringify(body) : undefined });
+  // v1 served, v2 was promoted over it (v1 is now a retired baseline), v3 is new.
+  await call('POST', '/v1/deployments', { name: 'forms', baseline: { version: 'v1', url: models[0].url } });
+  await call('POST', '/v1/deployments/forms/canary', {
+    version: 'v2',
+    url: models[1].url,
+    weight: 10,
+    policy: { interval: '1h' },
+  });
+  assert.equal((await call('POST', '/v1/deployments/forms/promote', {})).status, 200);
+  await call('POST', '/v1/deployments/forms/versions', { version: 'v3', url: models[0].url });
+  await page.goto(`${stack.controlPlane.url}/#/d/forms`);
+  await page.locator('h1', { hasText: 'forms' }).waitFor();
+  const form = page.locator('#start-form');
+  assert.equal(await form.locator('select[name=version]').inputValue(), 'v3', 'the newest version, not the retired v1');
+  assert.match(await form.locator('select[name=version] option[value=v1]').innerText(), /an earlier baseline/);
+  for (const [field, value, said] of [
+    ['steps', '1, 10, 5O, 100', /Steps: "5O" is not a percentage/],
+    ['steps', '1, 10,, 100', /Steps: "" is not a percentage/],
+    ['errorRateMax', '', /Max canary error rate: "" is not a number/],
+  ] as const) {
+    await form.locator(`input[name=${field}]`).fill(value);
+    await form.locator('button[type=submit]').click();
+    await page.locator('#start-error', { hasText: said }).waitFor();
+    await form.locator(`input[name=${field}]`).fill(field === 'steps' ? '1, 10, 50, 100' : '0.05');
+  }
+  const d = await (await call('GET', '/v1/deployments/forms')).json();
+  assert.equal(d.canary, null, 'nothing was started from a form it could not read');
 });
 
 test('an error from the API is shown, not swallowed', async () => {
