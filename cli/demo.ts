@@ -334,7 +334,7 @@ export async function runDemo(opts: { keep: boolean }): Promise<void> {
     const versions = (await api.call('GET', `/v1/deployments/${name}/versions`)).versions;
     out(`\n   versions: ${versions.map((v: any) => `${v.version} ${v.state}`).join(', ')}`);
     out(
-      `\n${color.green('done')} in ${((Date.now() - t0) / 1000).toFixed(1)}s. Dashboard: ${stack.controlPlane.url}/  (run \`canary demo --keep\` to keep it up)`,
+      `\n${color.green('done')} in ${((Date.now() - t0) / 1000).toFixed(1)}s. Dashboard: ${stack.controlPlane.url}/  (run \`npx canary demo --keep\` to keep it up)`,
     );
     if (opts.keep) {
       out(

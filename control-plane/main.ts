@@ -313,7 +313,11 @@ export async function runControlPlaneCommand(): Promise<void> {
 
 export async function runUpCommand(opts: { json?: boolean } = {}): Promise<void> {
   const proxyConfig = loadProxyConfig();
-  const stack = await startStack(loadControlPlaneConfig(), proxyConfig);
+  // On a terminal (`canary up &` beside the commands one types) only warnings and errors are
+  // logged, so info lines do not land on the prompt; LOG_LEVEL says otherwise.
+  const quiet = process.env.LOG_LEVEL === undefined && process.stdout.isTTY === true;
+  const logger = createLogger('canary', quiet ? 'warn' : undefined);
+  const stack = await startStack(loadControlPlaneConfig(), proxyConfig, { logger });
   const xds = stack.controlPlane.xds;
   process.stdout.write(
     `${JSON.stringify({ ready: true, component: 'up', api: stack.controlPlane.url, proxy: stack.proxy.url, admin: stack.proxy.adminUrl, xds: xds ? xds.port : null })}\n`,
@@ -331,6 +335,7 @@ export async function runUpCommand(opts: { json?: boolean } = {}): Promise<void>
         `  admin      ${stack.proxy.adminUrl}   (/metrics, /healthz, /readyz, /routes)`,
         `  xDS        ${xds ? `port ${xds.port} (ADS for Envoy)` : 'off'}`,
         '  next: npx canary deploy NAME --version v1 --url http://your-model:8000',
+        ...(quiet ? ['  (logging warnings only on this terminal: LOG_LEVEL=info for more)'] : []),
         '',
       ].join('\n'),
     );

@@ -156,3 +156,35 @@ test('a port in use is named by its setting', async () => {
     busy.close();
   }
 });
+
+test('on a terminal `canary up` logs only warnings (nothing lands on the prompt) and says how to see more', async () => {
+  const { mkdtemp, rm } = await import('node:fs/promises');
+  const os = await import('node:os');
+  const dir = await mkdtemp(`${os.tmpdir()}/canary-tty-`);
+  // util-linux `script` runs the command on a pseudo-terminal, as a person's shell would.
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    CANARY_DATA_DIR: dir,
+    CANARY_API_PORT: '0',
+    CANARY_PROXY_PORT: '0',
+    CANARY_ADMIN_PORT: '0',
+    CANARY_XDS_PORT: 'off',
+    DATABASE_URL: '',
+    REDIS_URL: '',
+  };
+  delete env.LOG_LEVEL;
+  const { spawn } = await import('node:child_process');
+  const child = spawn('script', ['-qfc', `${process.execPath} ${CANARY_BIN} up`, '/dev/null'], { env });
+  let out = '';
+  child.stdout.on('data', (c) => (out += c));
+  try {
+    for (let i = 0; i < 600 && !out.includes('canary-mesh is up'); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(out, /canary-mesh is up[\s\S]*logging warnings only on this terminal: LOG_LEVEL=info for more/);
+    await new Promise((r) => setTimeout(r, 1500)); // info lines (route table applied …) would come now
+    assert.doesNotMatch(out, /"level":30/, 'no info lines on the terminal');
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+    await rm(dir, { recursive: true, force: true });
+  }
+});
