@@ -150,7 +150,7 @@ function flagsHelp(lines: string[]): string[] {
         flag,
         placeholder
           ? `${flag}${value && !value.startsWith('--') ? ` ${value}` : ''}`
-          : `${flag} ${value}`.padEnd(28) + `default ${value}`,
+          : `${`${flag} ${value}`.padEnd(28)}default ${value}`,
       );
     }
   return [...seen.values()];
@@ -163,7 +163,7 @@ function commandHelp(command: string): string | null {
   const client = !['up', 'control-plane', 'proxy', 'model-server', 'demo', 'completion'].includes(command);
   const flags = [
     ...flagsHelp(lines),
-    ...(client ? ['--json'.padEnd(28) + 'JSON output (errors too), for scripts'] : []),
+    ...(client ? [`${'--json'.padEnd(28)}JSON output (errors too), for scripts`] : []),
   ];
   return [
     'usage:',

@@ -105,31 +105,29 @@ export class ControlStore {
 
   /** The newest events of a deployment, of one version's when `version` is given. */
   async events(deployment: string, limit: number, version?: string): Promise<EventRow[]> {
-    const r =
-      version === undefined
-        ? await this.pool.query('SELECT * FROM events WHERE deployment = $1 ORDER BY id DESC LIMIT $2', [
-            deployment,
-            limit,
-          ])
-        : await this.pool.query(
-            'SELECT * FROM events WHERE deployment = $1 AND version = $3 ORDER BY id DESC LIMIT $2',
-            [deployment, limit, version],
-          );
-    return r.rows.map(toEvent);
+    return (await this.newest('events', deployment, limit, version === undefined ? null : ['version', version])).map(
+      toEvent,
+    );
   }
 
   async analyses(deployment: string, limit: number, canaryId?: number): Promise<AnalysisRow[]> {
-    const r =
-      canaryId === undefined
-        ? await this.pool.query('SELECT * FROM analyses WHERE deployment = $1 ORDER BY id DESC LIMIT $2', [
-            deployment,
-            limit,
-          ])
-        : await this.pool.query(
-            'SELECT * FROM analyses WHERE deployment = $1 AND canary_id = $3 ORDER BY id DESC LIMIT $2',
-            [deployment, limit, canaryId],
-          );
-    return r.rows.map(toAnalysis);
+    return (
+      await this.newest('analyses', deployment, limit, canaryId === undefined ? null : ['canary_id', canaryId])
+    ).map(toAnalysis);
+  }
+
+  /** A deployment's newest rows of `table`, only those with `column = value` when a filter is given. */
+  private async newest(
+    table: 'events' | 'analyses',
+    deployment: string,
+    limit: number,
+    filter: ['version' | 'canary_id', unknown] | null,
+  ) {
+    const where = filter ? ` AND ${filter[0]} = $3` : '';
+    const params = filter ? [deployment, limit, filter[1]] : [deployment, limit];
+    return (
+      await this.pool.query(`SELECT * FROM ${table} WHERE deployment = $1${where} ORDER BY id DESC LIMIT $2`, params)
+    ).rows;
   }
 
   /** The most recent canary of one version (to know how it ended and what it was last judged). */

@@ -20,6 +20,10 @@ const run = promisify(execFile);
 // Screenshots land here for a person to look at; the folder is ignored by git.
 const SHOTS = 'test-results/dashboard';
 const TOKEN = 'dash-token';
+const AUTH = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
+/** The API as a script calls it, with the token. */
+const call = (method: string, path: string, body?: unknown) =>
+  fetch(`${stack.controlPlane.url}${path}`, { method, headers: AUTH, body: body ? JSON.stringify(body) : undefined });
 let stack: RunningStack, browser: Browser, page: Page, models: RunningModelServer[], drop: () => Promise<void>;
 
 before(async () => {
@@ -204,9 +208,6 @@ test('the start form keeps what was typed through refreshes and a refused start,
 });
 
 test('the start form refuses what it cannot parse, naming the field, and defaults to the newest version that never served', async () => {
-  const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
-  const call = (method: string, path: string, body?: unknown) =>
-    fetch(`${stack.controlPlane.url}${path}`, { method, headers: auth, body: body ? JSON.stringify(body) : undefined });
   // v1 served, v2 was promoted over it (v1 is now a retired baseline), v3 is new.
   await call('POST', '/v1/deployments', { name: 'forms', baseline: { version: 'v1', url: models[0].url } });
   await call('POST', '/v1/deployments/forms/canary', {
@@ -374,12 +375,9 @@ test('the shadow panel shows agreement over time beside the noise floor, the gat
 });
 
 test('a streaming deployment shows time to first token and per token per variant, tokens per answer, and their charts', async () => {
-  const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
   const base = await startLlmServer({ version: 'l1' });
   const verbose = await startLlmServer({ version: 'l2', behaviour: { ...DEFAULT_LLM, lengthScale: 2 } });
   models.push(base as never, verbose as never);
-  const call = (method: string, path: string, body?: unknown) =>
-    fetch(`${stack.controlPlane.url}${path}`, { method, headers: auth, body: body ? JSON.stringify(body) : undefined });
   await call('POST', '/v1/deployments', { name: 'chat', baseline: { version: 'l1', url: base.url } });
   await call('POST', '/v1/deployments/chat/canary', {
     version: 'l2',
@@ -423,12 +421,9 @@ test('a streaming deployment shows time to first token and per token per variant
 });
 
 test('a gRPC deployment shows its status codes per variant (the failures are in grpc-status, not in the HTTP status)', async () => {
-  const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
   const base = await startGrpcInferServer({ version: 'g1' });
   const failing = await startGrpcInferServer({ version: 'g2', errorRate: 0.4 });
   models.push(base as never, failing as never);
-  const call = (method: string, path: string, body?: unknown) =>
-    fetch(`${stack.controlPlane.url}${path}`, { method, headers: auth, body: body ? JSON.stringify(body) : undefined });
   await call('POST', '/v1/deployments', { name: 'infer', baseline: { version: 'g1', url: base.url } });
   await call('POST', '/v1/deployments/infer/canary', {
     version: 'g2',
