@@ -387,11 +387,14 @@ export class ControlStore {
   }
 }
 
-/** The version an event's own record names: a canary's, a registered one, or a new deployment's baseline. */
+/**
+ * The version an event's own record names: a canary's (by name, or in the stats an analysis
+ * records), a registered one, or a new deployment's baseline.
+ */
 function versionNamed(before: unknown, after: unknown): string | null {
   const b = (before ?? {}) as Record<string, unknown>,
     a = (after ?? {}) as Record<string, unknown>;
-  for (const v of [a.canary, b.canary, a.version, (a.baseline as { version?: unknown } | undefined)?.version])
-    if (typeof v === 'string') return v;
+  const of = (v: unknown) => (typeof v === 'object' && v !== null ? (v as { version?: unknown }).version : v);
+  for (const v of [of(a.canary), of(b.canary), a.version, of(a.baseline)]) if (typeof v === 'string') return v;
   return null;
 }

@@ -112,6 +112,11 @@ test('a canary failing 30% of requests is rolled back by its first analyses, nev
     .filter((e: { type: string; after?: { running?: boolean } }) => !(e.type === 'proxy_tripped' && !e.after?.running))
     .map((e: { type: string }) => e.type);
   assert.deepEqual(types.slice(0, 3), ['rolled_back', 'auto_rollback_triggered', 'analysis_failed']);
+  const failed = await api('GET', '/v1/deployments/iris/events?version=v2');
+  assert.ok(
+    failed.events.some((e: { type: string }) => e.type === 'analysis_failed'),
+    'the analysis that failed v2 is among v2 events (it records both sides stats, and concerns the canary)',
+  );
   const analysis = await api('GET', '/v1/deployments/iris/analysis');
   assert.equal(analysis.latest.verdict, 'critical');
   // Counted in analyses, not seconds (a busy machine only slows the clock): rolled back by an
