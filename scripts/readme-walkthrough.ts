@@ -1,14 +1,26 @@
 /**
  * `npm run readme:walkthrough`: runs the README's walkthrough on this machine and writes what
- * each command printed back into its transcripts, so the README shows today's output. The test
+ * each command printed back into its transcripts, and the demo's output into "What the demo
+ * shows", so the README shows today's output. The test
  * (test/e2e/readme-walkthrough.test.ts) runs the same commands and checks the README still
  * matches them.
  */
+import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { CANARY_BIN } from '../common/processes.js';
 import { runWalkthrough, walkthroughSteps } from '../test/helpers/walkthrough.js';
 
 const file = new URL('../README.md', import.meta.url);
-const readme = await readFile(file, 'utf8');
+let readme = await readFile(file, 'utf8');
+
+process.stderr.write('running the demo…\n');
+const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
+for (const k of ['DATABASE_URL', 'REDIS_URL', 'CANARY_DATA_DIR']) delete env[k];
+const demo = (await promisify(execFile)(process.execPath, [CANARY_BIN, 'demo'], { env })).stdout;
+const demoAt = readme.indexOf('```\n', readme.indexOf('## What the demo shows')) + 4;
+readme = readme.slice(0, demoAt) + demo.trimEnd() + readme.slice(readme.indexOf('\n```', demoAt));
+
 const steps = walkthroughSteps(readme);
 process.stderr.write(`running ${steps.filter((s) => s.kind === 'command').length} commands of the walkthrough…\n`);
 const run = await runWalkthrough(steps);
