@@ -5,6 +5,9 @@
  * - Poisson arrivals at `rps`; each request goes to the canary with probability weight/100
  *   (the proxy's random split), fails with its variant's probability, and takes a latency from
  *   its variant's distribution (lognormal, optionally with a Pareto tail, optionally shifted).
+ * - The proxy's fast trip (proxy/split/trips.ts, the proxy's own class) sees every routed answer
+ *   with its time; a trip rolls the canary back, as the control plane does on its report.
+ * - Optionally a fault both versions share (outages, bursts) at a phase drawn per rollout.
  * - A failed canary request is retried on the baseline, as the proxy does. The retry reaches the
  *   user but not the analysed stats (the proxy records retries apart: they are not a routing
  *   draw), so the sim counts it only in what users saw.
@@ -27,6 +30,7 @@ import { autoStartWeight } from '../../control-plane/rollout/sizing.js';
 import { bucketIndex } from '../../proxy/contract/histogram.js';
 import { summarize, type VersionStats } from '../../proxy/contract/stats.js';
 import { noStreams, recordStream, type StreamCounts } from '../../proxy/contract/stream-stats.js';
+import { CanaryTripper } from '../../proxy/split/trips.js';
 
 /** Latency of one variant, in ms: shift + lognormal(median, sigma), and with probability tailP × Pareto(tailAlpha). */
 export interface LatencyModel {
@@ -54,11 +58,23 @@ export interface VariantModel {
   stream?: StreamModel;
 }
 
+/**
+ * A fault both versions share (an outage of a dependency, a burst): for `forS` seconds every
+ * `everyS` seconds, at a phase drawn per rollout, each request of either version also fails
+ * with probability `errorRate`.
+ */
+export interface SharedFaultModel {
+  everyS: number;
+  forS: number;
+  errorRate: number;
+}
+
 export interface SimCase {
   name: string;
   rps: number;
   baseline: VariantModel;
   canary: VariantModel;
+  shared?: SharedFaultModel;
   policy?: Record<string, unknown>;
   /** Rollout horizon in seconds (60 min by default). */
   horizonS?: number;
@@ -136,8 +152,8 @@ class Cell {
     this.hist[i]++;
   }
   /** One request of `m`: a plain answer, or a stream recorded as the proxy records it. */
-  answer(m: VariantModel, u: () => number): boolean {
-    const failed = u() < m.errorRate;
+  answer(m: VariantModel, u: () => number, sharedRate = 0): boolean {
+    const failed = u() < m.errorRate || (sharedRate > 0 && u() < sharedRate);
     if (!m.stream) {
       this.record(latency(m.latency, u), failed);
       return failed;
@@ -223,6 +239,18 @@ export function simulateRollout(
     failedRules,
   });
 
+  // The proxy's own fast trip, fed every routed answer as the proxy feeds it.
+  let trippedAtS: number | null = null;
+  let tableVersion = 1;
+  const tripper = new CanaryTripper(() => {
+    trippedAtS ??= 0;
+  });
+  const phase = c.shared ? u() * c.shared.everyS : 0;
+  const sharedAt = (t: number) =>
+    c.shared && (((t - phase) % c.shared.everyS) + c.shared.everyS) % c.shared.everyS < c.shared.forS
+      ? c.shared.errorRate
+      : 0;
+
   for (let s = 0; s < horizon; s++) {
     // Second s: traffic at the current weight. Its cell is readable from second s + 1 on.
     const n = poisson(c.rps, u);
@@ -231,25 +259,39 @@ export function simulateRollout(
     const read = t0 + s * 1000 >= stepReadFrom(progress.stepStartedAt);
     for (let i = 0; i < n; i++) {
       const canary = u() < w;
+      const at = s + (i + 0.5) / n;
       // The same draws whether or not the second is read; an unread one goes to a scratch cell.
-      const failed = (read ? (canary ? stepC : stepB) : UNREAD).answer(canary ? c.canary : c.baseline, u);
+      const failed = (read ? (canary ? stepC : stepB) : UNREAD).answer(canary ? c.canary : c.baseline, u, sharedAt(at));
+      const atMs = t0 + Math.floor(at * 1000);
+      if (canary) tripper.observe('sim', 'v2', 'server_error', failed, tableVersion, atMs);
+      else tripper.observeBaseline('sim', failed, atMs);
       if (canary) {
         canaryRequests++;
         // A failed canary request is retried on the baseline (streams only before their first byte:
         // an error event after the 200 reaches the user as it is).
-        if (failed && (c.canary.stream || u() < c.baseline.errorRate)) userFailures++;
+        if (failed && !c.canary.stream) {
+          const retryFailed = u() < c.baseline.errorRate || (sharedAt(at) > 0 && u() < sharedAt(at));
+          tripper.observeBaseline('sim', retryFailed, atMs); // the proxy's trip sees the retry too
+          if (retryFailed) userFailures++;
+        } else if (failed) userFailures++;
       } else if (failed) userFailures++;
     }
 
     const nowS = s + 1; // the clock after second s: its cell has been flushed
     const now = t0 + nowS * 1000;
+    // A trip is reported at once; the control plane rolls the canary back (autoRollback).
+    if (trippedAtS !== null) return end('rollback', nowS, ['proxy_trip']);
     // The loop's own schedule (schedule.ts): a full analysis when due; between intervals the
     // fast gross-failure check, and a full analysis at once when it fails.
     const scheduled = { stepStartedAt: progress.stepStartedAt, lastAnalysisAt, policy };
     const { step } = readWindows(scheduled, now);
     const due =
       analysisDue(scheduled, now) ||
-      (stepC.n > 0 && grossFailure(progress, policy, stepC.counts('v2', step.from, now)).status === 'fail');
+      (stepC.n > 0 &&
+        grossFailure(progress, policy, {
+          canary: stepC.counts('v2', step.from, now),
+          baseline: stepB.counts('v1', step.from, now),
+        }).status === 'fail');
     if (!due) continue;
     lastAnalysisAt = now;
     const stats: StatsInput = {
@@ -266,6 +308,7 @@ export function simulateRollout(
     if (a === 'advance') {
       stepB = new Cell();
       stepC = new Cell();
+      tripper.onTable(++tableVersion); // a new route table clears the proxy's runs
     }
   }
   return end('running', horizon);
@@ -425,6 +468,35 @@ export function standardCases(): SimCase[] {
     });
   cases.push({ name: 'p95 +150 ms', rps: 100, baseline: v(0.01), canary: v(0.01, { ...TYPICAL, shiftMs: 150 }) });
   cases.push({ name: 'p99 3×', rps: 100, baseline: v(0.01), canary: v(0.01, P99_3X) });
+  cases.push(...sharedFaultCases());
   cases.push(...streamCases());
+  return cases;
+}
+
+/** Faults both versions share: healthy canaries that must not be rolled back for them. */
+export function sharedFaultCases(): SimCase[] {
+  const cases: SimCase[] = [];
+  const outage = { everyS: 10, forS: 1.5, errorRate: 1 };
+  for (const rps of [100, 1000])
+    cases.push({
+      name: 'A/A, shared outage 1.5 s every 10 s',
+      rps,
+      baseline: v(0.01),
+      canary: v(0.01),
+      shared: outage,
+    });
+  const rare = { everyS: 60, forS: 2, errorRate: 1 };
+  cases.push({ name: 'A/A, shared outage 2 s every 60 s', rps: 100, baseline: v(0.01), canary: v(0.01), shared: rare });
+  const bursts = { everyS: 60, forS: 1, errorRate: 0.6 };
+  for (const rps of [100, 1000])
+    cases.push({ name: 'A/A, 1% errors in 1-s bursts each minute', rps, baseline: v(0), canary: v(0), shared: bursts });
+  // Power beside a shared fault: a canary 5 points worse is still caught.
+  cases.push({
+    name: '+5 points, shared outage 2 s every 60 s',
+    rps: 100,
+    baseline: v(0.01),
+    canary: v(0.06),
+    shared: rare,
+  });
   return cases;
 }

@@ -25,7 +25,7 @@ export class Analysis extends RolloutPart {
 
   /**
    * The fast check, run at every tick between intervals (about once a stats flush): only the
-   * absolute error-rate test, on the canary's counts (always-valid, so checking every second
+   * absolute error-rate test, on both versions' counts (always-valid, so checking every second
    * costs no false alarms). True when the canary should be analysed now rather than at its
    * next interval.
    */
@@ -33,8 +33,8 @@ export class Analysis extends RolloutPart {
     // Already judged critical and still running (paused, or autoRollback off): the regular
     // analysis keeps recording it; analysing again every second would only add rows.
     if (c.lastVerdict === 'critical') return false;
-    const canary = await this.measure.canaryStep(c, this.now());
-    return canary !== null && grossFailure(progressOf(c, false), c.policy, canary).status === 'fail';
+    const step = await this.measure.grossStep(c, this.now());
+    return step !== null && grossFailure(progressOf(c, false), c.policy, step).status === 'fail';
   }
 
   /**

@@ -2,7 +2,7 @@ import { noAgreement, type VersionStats } from '../../proxy/contract/stats.js';
 import { AUTO_STEPS, type Policy } from '../model/policy.js';
 import type { CanaryProgress, StatsInput } from '../model/progress.js';
 import type { Action, Decision, RuleEvidence } from '../model/verdict.js';
-import { add, countsOf, currentStratum, latencyLimits, withStreamLimits, ZERO } from './evidence/counts.js';
+import { add, currentStratum, latencyLimits, withStreamLimits, ZERO } from './evidence/counts.js';
 import type { RuleContext } from './evidence/one-sample.js';
 import { dur } from './evidence/text.js';
 import { agreementRule } from './rules/agreement.js';
@@ -22,21 +22,29 @@ export function nextStep(policy: Policy, weight: number): number | null {
 }
 
 /**
- * The absolute error-rate rule alone, on the canary's counts: what the fast path evaluates at
- * every stats flush so a grossly failing canary is rolled back within seconds.
+ * The absolute error-rate rule alone, on the counts of both versions: what the fast path
+ * evaluates at every stats flush so a grossly failing canary is rolled back within seconds —
+ * and, like the rule itself, not for failures the baseline shares over the same steps.
  */
-export function grossFailure(progress: CanaryProgress, policy: Policy, canaryStep: VersionStats): RuleEvidence {
-  const canary = (progress.strata ?? []).reduce((a, s) => add(a, s.canary), countsOf(canaryStep, null));
+export function grossFailure(
+  progress: CanaryProgress,
+  policy: Policy,
+  step: { canary: VersionStats; baseline: VersionStats | null },
+): RuleEvidence {
+  const baseline = step.baseline ?? noRequests(step.canary);
+  const strata = [...(progress.strata ?? []), currentStratum(progress, null, { canary: step.canary, baseline }, 0)];
   return errorMaxRule({
     policy,
-    strata: [],
-    canary,
-    baseline: ZERO,
+    strata,
+    canary: strata.reduce((a, s) => add(a, s.canary), ZERO),
+    baseline: strata.reduce((a, s) => add(a, s.baseline), ZERO),
     canaryRate: null,
     beta: 1 - policy.confidence,
     explain: false,
   });
 }
+
+const noRequests = (like: VersionStats): VersionStats => ({ ...like, requests: 0, modelErrors: 0, clientErrors: 0 });
 
 /**
  * The canary brain. Pure: no I/O, no clock — `now` is an argument — so whole rollouts can be

@@ -43,13 +43,17 @@ export class Measure {
     }
   }
 
-  /** The canary's own stats in its current step (the gross-failure check); null when unreadable. */
-  async canaryStep(c: CanaryRow, now: number): Promise<VersionStats | null> {
+  /** Both versions' stats in the canary's current step (the gross-failure check); null when unreadable. */
+  async grossStep(c: CanaryRow, now: number): Promise<{ canary: VersionStats; baseline: VersionStats } | null> {
     const source = this.source(c.policy);
     if (!source) return null;
     const { step } = readWindows(c, now);
     try {
-      return await source.versionStats(c.deployment, c.version, step.from, step.to);
+      const [canary, baseline] = await Promise.all([
+        source.versionStats(c.deployment, c.version, step.from, step.to),
+        source.versionStats(c.deployment, c.baselineVersion, step.from, step.to),
+      ]);
+      return { canary, baseline };
     } catch {
       return null; // the interval analysis reports metrics errors
     }

@@ -135,3 +135,15 @@ export function toDeployment(r: pg.QueryResultRow): DeploymentRow {
       : null,
   };
 }
+
+/**
+ * The version an event's own record names: a canary's (by name, or in the stats an analysis
+ * records), a registered one, or a new deployment's baseline.
+ */
+export function versionNamed(before: unknown, after: unknown): string | null {
+  const b = (before ?? {}) as Record<string, unknown>,
+    a = (after ?? {}) as Record<string, unknown>;
+  const of = (v: unknown) => (typeof v === 'object' && v !== null ? (v as { version?: unknown }).version : v);
+  for (const v of [of(a.canary), of(b.canary), a.version, of(a.baseline)]) if (typeof v === 'string') return v;
+  return null;
+}

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { CanaryError } from '../../common/errors.js';
 import type { Policy } from '../model/policy.js';
 import type { DeploymentSettings } from '../model/settings.js';
-import { DEPLOYMENT_SELECT, toAnalysis, toCanary, toDeployment, toEvent, toVersion } from './rows.js';
+import { DEPLOYMENT_SELECT, toAnalysis, toCanary, toDeployment, toEvent, toVersion, versionNamed } from './rows.js';
 import type {
   AnalysisRow,
   AnalysisState,
@@ -385,16 +385,4 @@ export class ControlStore {
   async releaseLease(name: string, holder: string): Promise<void> {
     await this.pool.query('DELETE FROM leases WHERE name = $1 AND holder = $2', [name, holder]);
   }
-}
-
-/**
- * The version an event's own record names: a canary's (by name, or in the stats an analysis
- * records), a registered one, or a new deployment's baseline.
- */
-function versionNamed(before: unknown, after: unknown): string | null {
-  const b = (before ?? {}) as Record<string, unknown>,
-    a = (after ?? {}) as Record<string, unknown>;
-  const of = (v: unknown) => (typeof v === 'object' && v !== null ? (v as { version?: unknown }).version : v);
-  for (const v of [of(a.canary), of(b.canary), a.version, of(a.baseline)]) if (typeof v === 'string') return v;
-  return null;
 }

@@ -71,7 +71,9 @@ export class OutcomeRecorder {
     // The fast trip watches every routed canary answer (a non-failure ends a run of failures).
     // A lost hedge extends a run too: eight canary requests in a row slower than the hedge delay
     // (3× the baseline's p99) is a canary that does not answer.
-    if (a.kind === 'routed' && a.role === 'baseline' && a.outcome !== 'aborted')
+    // The baseline's answers, its own and those it gave for the canary (a retry that fails too
+    // says the fault is shared, at any weight), are the yardstick a canary's run is read against.
+    if ((a.kind === 'routed' || a.kind === 'backup') && a.role === 'baseline' && a.outcome !== 'aborted')
       trips.observeBaseline(a.deployment, isModelError(a.outcome));
     if (a.kind === 'routed' && a.role === 'canary' && a.outcome !== 'aborted')
       trips.observe(

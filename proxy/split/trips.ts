@@ -12,12 +12,21 @@ import type { Trip } from '../contract/trip.js';
  */
 export const TRIP_RUN = 8;
 /**
- * A run is a shared fault, not the canary's, when the baseline failed at least this share of
- * its requests over the same seconds (the current and the previous one, at least
- * SHARED_MIN_REQUESTS of them): an outage of something both versions use. The trip holds.
+ * A run is a shared fault, not the canary's, unless the baseline was shown healthy over the
+ * run's own span: its answers since the run's first failure (at least SHARED_MIN_REQUESTS of
+ * them, reaching back up to SHARED_LOOKBACK_MS) failed less than SHARED_FAULT_SHARE. A baseline
+ * failing that often too is an outage of something both versions use, or a burst: the trip
+ * holds and the analysis, which compares both over the same steps, judges. The baseline's
+ * answers include those it gave for the canary (retries, hedges), so at 100% too a run whose
+ * retries fail as well is shared. Ten answers with none failing at a burst's 60% happens once
+ * in 10,000 runs; a canary failing alone beside a baseline at 1% errors is tripped. With
+ * fewer answers than that, a run is tripped only while none of them failed.
  */
-export const SHARED_FAULT_SHARE = 0.5;
-const SHARED_MIN_REQUESTS = 5;
+export const SHARED_FAULT_SHARE = 0.1;
+const SHARED_MIN_REQUESTS = 10;
+const SHARED_LOOKBACK_MS = 2000;
+/** The baseline answers remembered per deployment (a ring): enough for a run's span at any rate. */
+const RECENT = 256;
 
 /** A canary run of failures not tripped because the baseline was failing too. */
 export interface SharedFault {
@@ -27,17 +36,22 @@ export interface SharedFault {
   baselineFailures: number;
 }
 
-/** The baseline's outcomes per second, the current and the previous one. */
+/** A deployment's latest baseline answers, newest at `next - 1`. */
 interface Recent {
-  second: number;
-  n: number;
-  failed: number;
-  prevN: number;
-  prevFailed: number;
+  at: Float64Array;
+  failed: Uint8Array;
+  next: number;
+  size: number;
+}
+
+/** A run of canary failures: their outcomes and when it began. */
+interface Run {
+  outcomes: string[];
+  since: number;
 }
 
 export class CanaryTripper {
-  private readonly runs = new Map<string, string[]>();
+  private readonly runs = new Map<string, Run>();
   private readonly tripped = new Map<string, Trip>();
   private readonly baseline = new Map<string, Recent>();
 
@@ -47,33 +61,32 @@ export class CanaryTripper {
     private readonly onSharedFault: (f: SharedFault) => void = () => {},
   ) {}
 
-  /** One routed baseline answer: the yardstick a canary's run of failures is read against. */
+  /** One baseline answer (routed, or for the canary): the yardstick a canary's run is read against. */
   observeBaseline(deployment: string, failed: boolean, nowMs = Date.now()): void {
-    const second = Math.floor(nowMs / 1000);
     let r = this.baseline.get(deployment);
     if (!r) {
-      r = { second, n: 0, failed: 0, prevN: 0, prevFailed: 0 };
+      r = { at: new Float64Array(RECENT), failed: new Uint8Array(RECENT), next: 0, size: 0 };
       this.baseline.set(deployment, r);
     }
-    if (r.second !== second) {
-      const adjacent = second === r.second + 1;
-      r.prevN = adjacent ? r.n : 0;
-      r.prevFailed = adjacent ? r.failed : 0;
-      r.second = second;
-      r.n = 0;
-      r.failed = 0;
-    }
-    r.n++;
-    if (failed) r.failed++;
+    r.at[r.next] = nowMs;
+    r.failed[r.next] = failed ? 1 : 0;
+    r.next = (r.next + 1) % RECENT;
+    r.size = Math.min(RECENT, r.size + 1);
   }
 
-  /** The baseline's requests and failures over the current and previous second. */
-  private baselineNow(deployment: string, nowMs: number): { n: number; failed: number } {
+  /** The baseline's answers and failures over a run that began at `since`. */
+  private baselineOver(deployment: string, since: number, nowMs: number): { n: number; failed: number } {
     const r = this.baseline.get(deployment);
-    const second = Math.floor(nowMs / 1000);
-    if (!r || r.second < second - 1) return { n: 0, failed: 0 };
-    if (r.second === second) return { n: r.n + r.prevN, failed: r.failed + r.prevFailed };
-    return { n: r.n, failed: r.failed }; // r is the previous second
+    let n = 0,
+      failed = 0;
+    for (let k = 1; r && k <= r.size; k++) {
+      const i = (r.next - k + RECENT) % RECENT;
+      const old = r.at[i] < since;
+      if ((old && n >= SHARED_MIN_REQUESTS) || r.at[i] < nowMs - SHARED_LOOKBACK_MS) break;
+      n++;
+      failed += r.failed[i];
+    }
+    return { n, failed };
   }
 
   private key(deployment: string, version: string) {
@@ -100,25 +113,27 @@ export class CanaryTripper {
     }
     let run = this.runs.get(k);
     if (!run) {
-      run = [];
+      run = { outcomes: [], since: nowMs };
       this.runs.set(k, run);
     }
-    run.push(outcome);
-    if (run.length >= this.run && !this.tripped.has(k)) {
-      const b = this.baselineNow(deployment, nowMs);
+    run.outcomes.push(outcome);
+    if (run.outcomes.length >= this.run && !this.tripped.has(k)) {
+      const b = this.baselineOver(deployment, run.since, nowMs);
       if (b.n >= SHARED_MIN_REQUESTS && b.failed >= SHARED_FAULT_SHARE * b.n) {
-        // Both versions failing over the same seconds: a shared fault. Hold, say so, start over.
         this.runs.delete(k);
         this.onSharedFault({ deployment, version, baselineRequests: b.n, baselineFailures: b.failed });
         return;
       }
+      // Too few baseline answers to tell, some of them failed: the run goes on, and each
+      // further failure asks again (retries keep adding answers).
+      if (b.n < SHARED_MIN_REQUESTS && b.failed > 0) return;
       const trip: Trip = {
         deployment,
         version,
-        at: Date.now(),
+        at: nowMs,
         tableVersion,
-        consecutiveFailures: run.length,
-        outcomes: [...run],
+        consecutiveFailures: run.outcomes.length,
+        outcomes: [...run.outcomes],
       };
       this.tripped.set(k, trip);
       this.onTrip(trip);

@@ -181,9 +181,28 @@ test('evidence accumulates across steps: two steps that are each too short to ju
 
 test('the fast path sees the same gross failure the analysis does', () => {
   const canary = stats('v2', 5, 5);
-  assert.equal(grossFailure(start(1), policy, canary).status, 'fail');
+  assert.equal(grossFailure(start(1), policy, { canary, baseline: null }).status, 'fail');
+  assert.equal(grossFailure(start(1), policy, { canary, baseline: stats('v1', 500, 0) }).status, 'fail');
   assert.equal(decide(start(1), policy, pair({ n: 5, errors: 5 }), 5000).verdict, 'critical');
-  assert.equal(grossFailure(start(1), policy, stats('v2', 40, 1)).status, 'pending');
+  assert.equal(grossFailure(start(1), policy, { canary: stats('v2', 40, 1), baseline: null }).status, 'pending');
+});
+
+test("a fault both versions share over the same step is not the canary's: neither the fast path nor the analysis rolls back", () => {
+  // The first second of a step during an outage of a dependency both use: 6/10 vs 594/990.
+  const step = { canary: stats('v2', 10, 6), baseline: stats('v1', 990, 594) };
+  assert.notEqual(grossFailure(start(1), policy, step).status, 'fail');
+  const d = decide(start(1), policy, pair({ n: 10, errors: 6 }, { n: 990, errors: 594 }), 2000);
+  assert.notEqual(d.verdict, 'critical');
+  assert.match(
+    rule(d, 'error_rate_max').summary,
+    /so is the baseline \(60\.00%\) over the same steps: a fault both versions share/,
+  );
+  // A canary failing alone beside it is still rolled back at once.
+  const alone = decide(start(1), policy, pair({ n: 10, errors: 6 }, { n: 990, errors: 5 }), 2000);
+  assert.equal(alone.verdict, 'critical');
+  // At 100% there is no baseline to compare with: the canary's own rate decides.
+  const full = decide(start(100), policy, pair({ n: 1000, errors: 600 }, { n: 0, errors: 0 }), 2000);
+  assert.equal(full.verdict, 'critical');
 });
 
 test('a metrics outage is an error verdict that holds, however long it lasts', () => {

@@ -104,6 +104,12 @@ export function oneSampleRule(
       : '';
   const evidence = n === 0 ? `${o.what}: no canary requests yet` : `${o.what} ${pct(est)} (${x}/${n}${bounds})`;
   const versus = concurrent ? ` and above the baseline's own ${pct(b!.x / b!.n)}` : '';
+  // Above the limit on its own, but not above the baseline over the same steps: a fault both
+  // versions share (a dependency's outage, a burst, a slow machine). Said, never a rollback.
+  const shared =
+    concurrent && lnOne >= Math.log(1 / alpha) && lnE < Math.log(1 / alpha)
+      ? ` — above ${pct(limit)}, but so is the baseline (${pct(b!.x / b!.n)}) over the same steps: a fault both versions share, not the canary's`
+      : '';
   if (lnE >= Math.log(1 / alpha))
     return {
       ...base,
@@ -114,15 +120,15 @@ export function oneSampleRule(
     return {
       ...base,
       status: 'warn',
-      summary: `${evidence}: evidence building that it is above ${pct(limit)} (p=${fmtP(base.pValue)}; rolls back at ${fmtP(alpha)})`,
+      summary: `${evidence}: evidence building that it is above ${pct(limit)}${versus} (p=${fmtP(base.pValue)}; rolls back at ${fmtP(alpha)})${shared}`,
     };
   if (passes(x, n))
     return {
       ...base,
       status: 'pass',
-      summary: `${evidence} is within ${pct(limit)}${concurrent ? ` (or of the baseline's own ${pct(b!.x / b!.n)})` : ''}`,
+      summary: `${evidence} is within ${pct(limit)}${concurrent ? ` (or of the baseline's own ${pct(b!.x / b!.n)})` : ''}${shared}`,
     };
-  if (!ctx.explain) return { ...base, status: 'pending', summary: evidence };
+  if (!ctx.explain) return { ...base, status: 'pending', summary: evidence + shared };
   const rate = n >= 20 ? x / n : b && b.n > 0 ? b.x / b.n : 0;
   // Scaling the canary's n by f scales the baseline's by the same f (traffic grows together).
   const base0 = Math.max(n, 1);
@@ -132,6 +138,6 @@ export function oneSampleRule(
     ...base,
     status: 'pending',
     needs,
-    summary: `${evidence}: not yet shown to be within ${pct(limit)}${needsText(needs)}`,
+    summary: `${evidence}: not yet shown to be within ${pct(limit)}${needsText(needs)}${shared}`,
   };
 }

@@ -1,3 +1,4 @@
+import type { Stratum } from '../../model/progress.js';
 import type { RuleEvidence } from '../../model/verdict.js';
 import { alphaFor } from '../evidence/budget.js';
 import { oneSampleRule, type RuleContext } from '../evidence/one-sample.js';
@@ -7,9 +8,22 @@ import { pct } from '../evidence/text.js';
 /**
  * Absolute error rate: roll back at once when the canary's own error rate is shown above
  * errorRateMax (what the fast check between intervals also runs); pass when shown below it.
+ * While the baseline serves beside it, only failures the baseline's concurrent rate does not
+ * explain count: the canary must also be shown above the baseline over the same steps (the
+ * stratified ratio test), so an outage both versions share rolls nothing back. At 100% there
+ * is no baseline to compare with, and the canary's own rate decides.
  */
 export function errorMaxRule(ctx: RuleContext): RuleEvidence {
   const t = ctx.policy.thresholds;
+  const beside = (s: Stratum) => s.weight < 100 && s.baseline.n > 0;
+  const current = ctx.strata.at(-1);
+  const relative =
+    current && beside(current)
+      ? ctx.strata.filter(beside).map((s) => ({
+          canary: { n: s.canary.n, events: s.canary.errors },
+          baseline: { n: s.baseline.n, events: s.baseline.errors },
+        }))
+      : undefined;
   return oneSampleRule(ctx, {
     rule: 'error_rate_max',
     x: ctx.canary.errors,
@@ -21,5 +35,6 @@ export function errorMaxRule(ctx: RuleContext): RuleEvidence {
     baseline: { x: ctx.baseline.errors, n: ctx.baseline.n },
     passPrior: priorWithMean(t.errorRateMax / 4),
     failPrior: UNIFORM,
+    relative,
   });
 }
