@@ -212,6 +212,7 @@ export class ProxyRecorder {
       // Series exist at 0 before the first request, so Prometheus's increase() sees them start.
       this.series(d.name, d.baseline.version, 'baseline');
       if (d.canary) this.series(d.name, d.canary.version, 'canary');
+      this.sharedFaults.labels(d.name).inc(0); // alerted on (CanarySharedFault)
     }
   }
 

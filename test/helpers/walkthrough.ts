@@ -175,8 +175,11 @@ function sameShape(e: string, a: string): boolean {
  */
 const VARIES = /^([a-z]+(_[a-z0-9]+)+:? |last )/;
 
-/** The first two words of a shape: what a line is (a field, a rule, a table row's key). */
-const kind = (shaped: string) => shaped.split(' ').slice(0, 2).join(' ');
+/** Where a rollback's reason begins in a line (`wait`, `history`): which rule gave it varies too. */
+const REASON = / (canary error rate|agreement|share of|a proxy took) .*$/;
+
+/** What a line is about: a rule's or field's name, or the line with its reason left out. */
+const kind = (shaped: string) => (VARIES.test(shaped) ? shaped.split(' ')[0] : shaped.replace(REASON, ' <reason>'));
 
 export interface Comparison {
   /** README lines found with the same shape. */
@@ -190,8 +193,8 @@ export interface Comparison {
 /**
  * Every line the README shows must appear, in its order, in what the command printed (a run may
  * print more: another event, one more reason). A line is found exactly when its shape is the
- * same; else, for a line about a rule's evidence (VARIES), loosely when a line of the same kind
- * is there.
+ * same; else, for a line about a rule's evidence (VARIES) or one carrying a rollback's reason,
+ * loosely when a line of the same kind is there.
  */
 export function compareOutput(expected: string[], actual: string[]): Comparison {
   const result: Comparison = { exact: 0, loose: [], missing: [] };
@@ -206,7 +209,7 @@ export function compareOutput(expected: string[], actual: string[]): Comparison 
       at = exact + 1;
       continue;
     }
-    const loose = VARIES.test(e) ? shaped.findIndex((a, i) => i >= at && kind(a) === kind(e)) : -1;
+    const loose = VARIES.test(e) || REASON.test(e) ? shaped.findIndex((a, i) => i >= at && kind(a) === kind(e)) : -1;
     if (loose >= 0) {
       result.loose.push(line);
       at = loose + 1;
