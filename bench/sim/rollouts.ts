@@ -143,6 +143,8 @@ const SIZE = 2400;
 class Cell {
   n = 0;
   errors = 0;
+  /** Canary errors whose retry on the baseline failed too (the proxy's retryFailed). */
+  retryFailed = 0;
   readonly hist = new Float64Array(SIZE);
   streams: StreamCounts | null = null;
   record(ms: number, failed: boolean): void {
@@ -179,7 +181,21 @@ class Cell {
   stats(version: string, from: number, to: number): VersionStats {
     const h = new Map<number, number>();
     for (let i = 0; i < SIZE; i++) if (this.hist[i]) h.set(i - OFFSET, this.hist[i]);
-    return summarize('sim', version, from, to, this.n, this.errors, 0, h, undefined, this.streams ?? undefined);
+    const streams = this.streams ?? undefined;
+    return summarize(
+      'sim',
+      version,
+      from,
+      to,
+      this.n,
+      this.errors,
+      0,
+      h,
+      undefined,
+      streams,
+      undefined,
+      this.retryFailed,
+    );
   }
   /** Counts only, as the fast path needs them (it never looks at latency). */
   counts(version: string, from: number, to: number): VersionStats {
@@ -192,6 +208,7 @@ class Cell {
       modelErrors: this.errors,
       clientErrors: 0,
       errorRate: this.n ? this.errors / this.n : 0,
+      ...(this.retryFailed ? { retryFailed: this.retryFailed } : {}),
       p50: null,
       p95: null,
       p99: null,
@@ -272,7 +289,10 @@ export function simulateRollout(
         if (failed && !c.canary.stream) {
           const retryFailed = u() < c.baseline.errorRate || (sharedAt(at) > 0 && u() < sharedAt(at));
           tripper.observeBaseline('sim', retryFailed, atMs); // the proxy's trip sees the retry too
-          if (retryFailed) userFailures++;
+          if (retryFailed) {
+            userFailures++;
+            if (read) stepC.retryFailed++;
+          }
         } else if (failed) userFailures++;
       } else if (failed) userFailures++;
     }

@@ -15,6 +15,8 @@ export interface StepCounts {
   /** Streams that carried tokens, and how many were longer than the step's length limit. */
   tokensN?: number;
   longAnswers?: number;
+  /** Of `errors`, those the request's retry on the baseline failed too (a fault both share). */
+  retryFailed?: number;
 }
 
 /** The latency limits of one step, fixed once from the baseline's latency (never from the canary's). */

@@ -38,7 +38,8 @@ export class MemoryStatsStore implements StatsStore {
     const to = Math.floor(toMs / 1000);
     let requests = 0,
       modelErrors = 0,
-      clientErrors = 0;
+      clientErrors = 0,
+      retryFailed = 0;
     const latency: Buckets = new Map();
     const agreement = noAgreement();
     const streams = noStreams();
@@ -48,6 +49,7 @@ export class MemoryStatsStore implements StatsStore {
       requests += c.requests;
       modelErrors += c.modelErrors;
       clientErrors += c.clientErrors;
+      retryFailed += c.retryFailed ?? 0;
       mergeInto(latency, c.latency);
       if (c.agreement) addAgreement(agreement, c.agreement);
       if (c.stream) addStreams(streams, c.stream);
@@ -65,6 +67,7 @@ export class MemoryStatsStore implements StatsStore {
       agreement,
       streams,
       grpc,
+      retryFailed,
     );
   }
 

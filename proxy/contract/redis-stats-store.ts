@@ -65,6 +65,7 @@ export class RedisStatsStore implements StatsStore {
       const fields: (string | number)[] = ['n', c.requests];
       if (c.modelErrors) fields.push('me', c.modelErrors);
       if (c.clientErrors) fields.push('ce', c.clientErrors);
+      if (c.retryFailed) fields.push('re', c.retryFailed);
       for (const [i, count] of c.latency) fields.push(`h${i}`, count);
       if (c.agreement)
         for (const f of AGREEMENT_FIELDS) if (c.agreement[f]) fields.push(AGREEMENT_REDIS_FIELDS[f], c.agreement[f]);
@@ -143,7 +144,8 @@ export class RedisStatsStore implements StatsStore {
     const results = (await p.exec()) ?? [];
     let requests = 0,
       modelErrors = 0,
-      clientErrors = 0;
+      clientErrors = 0,
+      retryFailed = 0;
     const latency: Buckets = new Map();
     const agreement = noAgreement();
     const streams = noStreams();
@@ -155,6 +157,7 @@ export class RedisStatsStore implements StatsStore {
         if (field === 'n') requests += n;
         else if (field === 'me') modelErrors += n;
         else if (field === 'ce') clientErrors += n;
+        else if (field === 're') retryFailed += n;
         else if (field[0] === 'h') {
           const i = Number(field.slice(1));
           latency.set(i, (latency.get(i) ?? 0) + n);
@@ -179,6 +182,7 @@ export class RedisStatsStore implements StatsStore {
       agreement,
       streams,
       grpc,
+      retryFailed,
     );
   }
 }

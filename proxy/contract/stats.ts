@@ -89,6 +89,8 @@ export interface StatsCell {
   stream?: StreamCounts;
   /** Present when gRPC calls ended in this second: one count per status code (grpc-codes.ts). */
   grpc?: number[];
+  /** Of this version's model errors, those its retry on the baseline failed too (a shared fault). */
+  retryFailed?: number;
 }
 
 /**
@@ -131,6 +133,12 @@ export interface VersionStats {
   streams?: StreamStats;
   /** gRPC calls over the range by status code (absent with none). */
   grpc?: GrpcCounts;
+  /**
+   * Of the canary's model errors, those its retry on the baseline failed too: failures the
+   * baseline reproduces, a fault both share. What the analysis compares with at 100%, where no
+   * baseline serves beside the canary (absent with none).
+   */
+  retryFailed?: number;
 }
 
 /** The stats without their histogram, as the API shows and stores them. */
@@ -184,11 +192,13 @@ export function summarize(
   agreement: AgreementCounts = noAgreement(),
   streams?: StreamCounts,
   grpcCodes?: number[],
+  retryFailed = 0,
 ): VersionStats {
   const grpc = grpcCounts(grpcCodes);
   return {
     ...(streams && streams.streams > 0 ? { streams: streamStats(streams) } : {}),
     ...(grpc ? { grpc } : {}),
+    ...(retryFailed > 0 ? { retryFailed } : {}),
     deployment,
     version,
     from,
@@ -225,6 +235,7 @@ export function mergeCells(into: Map<string, StatsCell>, cells: StatsCell[]): vo
     cur.requests += c.requests;
     cur.modelErrors += c.modelErrors;
     cur.clientErrors += c.clientErrors;
+    if (c.retryFailed) cur.retryFailed = (cur.retryFailed ?? 0) + c.retryFailed;
     mergeInto(cur.latency, c.latency);
     if (c.agreement) {
       cur.agreement ??= noAgreement();

@@ -133,6 +133,7 @@ export async function canaryRequest(
     kind: 'backup',
     outcome: b.outcome,
     latencyMs,
+    ...(isModelError(outcome) ? { retryOf: canary.version } : {}),
     stream: b.stream,
     grpc: b.grpc,
   });

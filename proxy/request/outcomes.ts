@@ -28,6 +28,8 @@ export interface Attempt {
   kind: AttemptKind;
   outcome: Outcome;
   latencyMs: number;
+  /** A backup that retried a failed canary attempt: that canary's version. */
+  retryOf?: string;
   /** A 413 the proxy raised itself while streaming the client's body: no model was involved. */
   ownBodyLimit?: boolean;
   /** The route table the request was served from (the trip reports it). */
@@ -71,6 +73,10 @@ export class OutcomeRecorder {
     // The fast trip watches every routed canary answer (a non-failure ends a run of failures).
     // A lost hedge extends a run too: eight canary requests in a row slower than the hedge delay
     // (3× the baseline's p99) is a canary that does not answer.
+    // A canary failure its retry reproduced: evidence the fault is shared, which the analysis
+    // reads where no baseline serves beside the canary (at 100%).
+    if (a.kind === 'backup' && a.retryOf && isModelError(a.outcome))
+      stats.retryFailed(a.deployment, a.retryOf, Date.now());
     // The baseline's answers, its own and those it gave for the canary (a retry that fails too
     // says the fault is shared, at any weight), are the yardstick a canary's run is read against.
     if ((a.kind === 'routed' || a.kind === 'backup') && a.role === 'baseline' && a.outcome !== 'aborted')

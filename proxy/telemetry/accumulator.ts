@@ -49,6 +49,12 @@ export class StatsAccumulator {
     addValue(cell.latency, latencyMs);
   }
 
+  /** A model error of `version` whose retry on the baseline failed too (a shared fault). */
+  retryFailed(deployment: string, version: string, nowMs: number): void {
+    const cell = this.cell(deployment, version, Math.floor(nowMs / 1000));
+    cell.retryFailed = (cell.retryFailed ?? 0) + 1;
+  }
+
   private cell(deployment: string, version: string, epochSecond: number): StatsCell {
     const key = `${deployment}\u0000${version}\u0000${epochSecond}`; // = cellKey, without building a cell first
     let cell = this.cells.get(key);

@@ -24,9 +24,10 @@ const flower = (i: number) => ({
   },
 });
 
-/** Prediction traffic through the proxy until stopped; every status is kept. */
+/** Prediction traffic through the proxy until stopped; every status is kept, and who answered each failure. */
 function traffic(url: string, concurrency = 6) {
   const statuses: number[] = [];
+  const failedBy: string[] = [];
   let running = true,
     i = 0;
   const loops = Array.from({ length: concurrency }, async () => {
@@ -39,6 +40,7 @@ function traffic(url: string, concurrency = 6) {
         });
         await r.body.dump();
         statuses.push(r.statusCode);
+        if (r.statusCode !== 200) failedBy.push(String(r.headers['x-canary-variant']));
       } catch {
         statuses.push(-1);
       }
@@ -46,6 +48,7 @@ function traffic(url: string, concurrency = 6) {
   });
   return {
     statuses,
+    failedBy,
     stop: async () => {
       running = false;
       await Promise.all(loops);
@@ -176,6 +179,53 @@ test('a healthy canary walks its steps and is promoted', async () => {
       e.type === 'step_advanced' ? `step_advanced:${e.after.weight}` : e.type,
   );
   assert.deepEqual(events.slice(0, 4), ['promoted', 'auto_promote_triggered', 'step_advanced:100', 'step_advanced:50']);
+});
+
+test('a shared outage (both versions fail every request for 1 s in 4) neither trips nor rolls back a healthy canary, at 50% or at 100%: it is promoted, and users see only the failures the baseline has too', async () => {
+  const v1 = await startModelServer({ model: 'v1' });
+  const v3 = await startModelServer({ model: 'v3' });
+  const { stack, api } = await stackWith([v1, v3]);
+  await api('POST', '/v1/deployments', { name: 'iris', baseline: { version: 'v1', url: v1.url } });
+  const load = traffic(`${stack.proxy.url}/iris/predict`);
+  const warm = traffic(`${v3.url}/predict`, 2);
+  await sleep(1500);
+  await warm.stop();
+  // A dependency both model servers use goes down for a second every four.
+  let outages = 0;
+  const outage = setInterval(() => {
+    outages++;
+    for (const m of [v1, v3]) m.setFaults(parseFaults({ errorRate: 1 }));
+    setTimeout(() => {
+      for (const m of [v1, v3]) m.setFaults(parseFaults({}));
+    }, 1000);
+  }, 4000);
+  cleanups.push(async () => clearInterval(outage));
+  await api('POST', '/v1/deployments/iris/canary', {
+    version: 'v3',
+    url: v3.url,
+    policy: { interval: '1s', steps: [50, 100], minRequests: 20, stepDuration: '5s' },
+  });
+  await eventually(
+    async () => {
+      const d = await api('GET', '/v1/deployments/iris');
+      if (d.baseline.version === 'v3') return;
+      assert.ok(d.canary, `the canary ended without being promoted (baseline ${d.baseline.version})`);
+      const a = await api('GET', '/v1/deployments/iris/analysis?limit=1');
+      assert.fail(`not promoted yet (weight ${d.canary.weight}%): ${a.latest?.reasons.join('; ') ?? 'no analysis'}`);
+    },
+    150_000,
+    100,
+  );
+  clearInterval(outage);
+  await load.stop();
+  const types = (await api('GET', '/v1/deployments/iris/events')).events.map((e: { type: string }) => e.type);
+  assert.ok(outages >= 2, `${outages} outages during the rollout`);
+  assert.ok(!types.includes('proxy_tripped') && !types.includes('rolled_back'), types.join(', '));
+  assert.ok(types.includes('promoted'));
+  // Users failed only when the baseline failed too: every failure they saw was the baseline's
+  // (a failed canary attempt is retried on it), never the canary's alone.
+  assert.ok(load.failedBy.length > 0, 'the outages reached the users');
+  assert.deepEqual([...new Set(load.failedBy)], ['baseline']);
 });
 
 test('two control-plane processes on one database: one decision per tick, the other takes over when the leader dies, and a restart resumes', async () => {

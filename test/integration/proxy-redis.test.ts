@@ -16,6 +16,7 @@ import {
   silent,
   startTestProxy,
   startThrowawayRedis,
+  startUpstream,
   testPrefix,
 } from '../helpers/servers.js';
 
@@ -176,4 +177,40 @@ test('Redis stopped and restarted mid-traffic: no failed request, /readyz and me
     s.requests >= outageRequests && outageRequests > 0,
     `stats kept through the outage: ${s.requests} >= ${outageRequests}`,
   );
+});
+
+test('a canary failure its retry on the baseline also failed is counted as such (retryFailed, through Redis); one the retry answered is not', async () => {
+  const prefix = testPrefix();
+  const redis = new Redis(REDIS_URL);
+  cleanups.push(() => redis.quit());
+  // The baseline fails the requests marked "down" (a dependency both use); the canary fails every request.
+  const failing = (who: string, when: (url: string) => boolean) =>
+    startUpstream((req, res) => {
+      req.resume();
+      const down = when(req.url ?? '');
+      res.writeHead(down ? 503 : 200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ who }));
+    });
+  const base = await failing('baseline', (u) => u.includes('down'));
+  const can = await failing('canary', () => true);
+  cleanups.push(
+    () => base.close(),
+    () => can.close(),
+  );
+  await publishTable(redis, prefix, { version: 1, deployments: { iris: route('iris', base.url, can.url, 100) } });
+  const proxy = await redisProxy(REDIS_URL, prefix);
+  const from = Date.now() - 1000;
+  const statuses: number[] = [];
+  for (let i = 0; i < 12; i++) {
+    const r = await request(`${proxy.url}/iris/${i < 4 ? 'down' : 'up'}`, { method: 'POST', body: '{}' });
+    await r.body.dump();
+    statuses.push(r.statusCode);
+  }
+  assert.deepEqual(statuses, [...Array(4).fill(503), ...Array(8).fill(200)], 'the retry answers the users it can');
+  const stats = new RedisStatsStore(redis, prefix);
+  await eventually(async () => {
+    const s = await stats.read('iris', 'v2', from, Date.now() + 1000);
+    assert.equal(s.modelErrors, 12);
+    assert.equal(s.retryFailed, 4);
+  }, 20_000);
 });

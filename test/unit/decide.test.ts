@@ -200,9 +200,18 @@ test("a fault both versions share over the same step is not the canary's: neithe
   // A canary failing alone beside it is still rolled back at once.
   const alone = decide(start(1), policy, pair({ n: 10, errors: 6 }, { n: 990, errors: 5 }), 2000);
   assert.equal(alone.verdict, 'critical');
-  // At 100% there is no baseline to compare with: the canary's own rate decides.
+  // At 100% no baseline serves beside it: the canary's own failures decide, less those its
+  // retries on the baseline reproduced.
   const full = decide(start(100), policy, pair({ n: 1000, errors: 600 }, { n: 0, errors: 0 }), 2000);
   assert.equal(full.verdict, 'critical');
+  const outage = { canary: { ...stats('v2', 1000, 600), retryFailed: 595 }, baseline: stats('v1', 0, 0) };
+  const held = decide(start(100), policy, outage, 2000);
+  assert.notEqual(held.verdict, 'critical');
+  assert.match(
+    rule(held, 'error_rate_max').summary,
+    /less the 595 failures its retries on the baseline reproduced, 0\.50% \(5\/1000/,
+  );
+  assert.notEqual(grossFailure(start(100), policy, { canary: outage.canary, baseline: null }).status, 'fail');
 });
 
 test('a metrics outage is an error verdict that holds, however long it lasts', () => {

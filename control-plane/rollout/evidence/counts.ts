@@ -91,6 +91,7 @@ export function countsOf(s: VersionStats, limits: LatencyLimits | null): StepCou
     slowTpot: sh && limits?.tpotMs ? countAbove(sh.tpot, limits.tpotMs) : 0,
     tokensN: sh ? total(sh.tokens) : 0,
     longAnswers: sh && limits?.tokensLimit ? countAbove(sh.tokens, limits.tokensLimit) : 0,
+    retryFailed: s.retryFailed ?? 0,
   };
 }
 
@@ -104,6 +105,7 @@ export const add = (a: StepCounts, b: StepCounts): StepCounts => ({
   slowTpot: (a.slowTpot ?? 0) + (b.slowTpot ?? 0),
   tokensN: (a.tokensN ?? 0) + (b.tokensN ?? 0),
   longAnswers: (a.longAnswers ?? 0) + (b.longAnswers ?? 0),
+  retryFailed: (a.retryFailed ?? 0) + (b.retryFailed ?? 0),
 });
 
 /** The current step as a stratum, from the stats read over [stepStartedAt, now]. */

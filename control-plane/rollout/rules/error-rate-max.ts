@@ -10,11 +10,14 @@ import { pct } from '../evidence/text.js';
  * errorRateMax (what the fast check between intervals also runs); pass when shown below it.
  * While the baseline serves beside it, only failures the baseline's concurrent rate does not
  * explain count: the canary must also be shown above the baseline over the same steps (the
- * stratified ratio test), so an outage both versions share rolls nothing back. At 100% there
- * is no baseline to compare with, and the canary's own rate decides.
+ * stratified ratio test), so an outage both versions share rolls nothing back. At 100% no
+ * baseline serves beside it; there the failures its retries on the baseline reproduced are the
+ * shared ones, and only the others count (with retries off, every failure counts).
  */
 export function errorMaxRule(ctx: RuleContext): RuleEvidence {
   const t = ctx.policy.thresholds;
+  const reproduced = Math.min(ctx.canary.retryFailed ?? 0, ctx.canary.errors);
+  const own = ctx.canary.errors - reproduced;
   const beside = (s: Stratum) => s.weight < 100 && s.baseline.n > 0;
   const current = ctx.strata.at(-1);
   const relative =
@@ -26,12 +29,15 @@ export function errorMaxRule(ctx: RuleContext): RuleEvidence {
       : undefined;
   return oneSampleRule(ctx, {
     rule: 'error_rate_max',
-    x: ctx.canary.errors,
+    x: own,
     n: ctx.canary.n,
     limit: t.errorRateMax,
     alpha: alphaFor(ctx.policy, 'error_rate_max'),
     limitText: `canary error rate ≤ ${pct(t.errorRateMax)}`,
-    what: 'canary error rate',
+    what:
+      reproduced > 0
+        ? `canary error rate, less the ${reproduced} failures its retries on the baseline reproduced,`
+        : 'canary error rate',
     baseline: { x: ctx.baseline.errors, n: ctx.baseline.n },
     passPrior: priorWithMean(t.errorRateMax / 4),
     failPrior: UNIFORM,
