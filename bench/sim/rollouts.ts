@@ -28,9 +28,11 @@ import { decide, grossFailure } from '../../control-plane/rollout/decide.js';
 import { analysisDue, readWindows, stepReadFrom } from '../../control-plane/rollout/schedule.js';
 import { autoStartWeight } from '../../control-plane/rollout/sizing.js';
 import { bucketIndex } from '../../proxy/contract/histogram.js';
+import type { RouteSettings } from '../../proxy/contract/route-table.js';
 import { summarize, type VersionStats } from '../../proxy/contract/stats.js';
 import { noStreams, recordStream, type StreamCounts } from '../../proxy/contract/stream-stats.js';
 import { CanaryTripper } from '../../proxy/split/trips.js';
+import { hedgeDelay, LatencyTracker } from '../../proxy/upstream/hedge.js';
 
 /** Latency of one variant, in ms: shift + lognormal(median, sigma), and with probability tailP × Pareto(tailAlpha). */
 export interface LatencyModel {
@@ -39,6 +41,8 @@ export interface LatencyModel {
   shiftMs?: number;
   tailP?: number;
   tailAlpha?: number;
+  /** With it, a tail request is this many times slower (instead of a Pareto factor). */
+  tailFactor?: number;
 }
 /**
  * A streaming (LLM) variant: every answer is a stream with a time to first token, a time per
@@ -75,6 +79,8 @@ export interface SimCase {
   baseline: VariantModel;
   canary: VariantModel;
   shared?: SharedFaultModel;
+  /** The deployment's hedgeCanaryAfter, as the proxy reads it ("auto", its default, when absent). */
+  hedge?: RouteSettings['hedgeCanaryAfter'];
   policy?: Record<string, unknown>;
   /** Rollout horizon in seconds (60 min by default). */
   horizonS?: number;
@@ -133,7 +139,7 @@ function poisson(lambda: number, u: () => number): number {
 function latency(m: LatencyModel, u: () => number): number {
   const z = Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
   let v = m.medianMs * Math.exp(m.sigma * z);
-  if (m.tailP && u() < m.tailP) v *= (1 - u()) ** (-1 / (m.tailAlpha ?? 1.5));
+  if (m.tailP && u() < m.tailP) v *= m.tailFactor ?? (1 - u()) ** (-1 / (m.tailAlpha ?? 1.5));
   return v + (m.shiftMs ?? 0);
 }
 
@@ -147,7 +153,36 @@ class Cell {
   retryFailed = 0;
   readonly hist = new Float64Array(SIZE);
   streams: StreamCounts | null = null;
+  /**
+   * One plain (not streamed) canary request as the proxy forwards it, hedged: past the hedge
+   * delay it is also sent to the baseline, and when the baseline answers first the canary's
+   * attempt is `hedge_lost` — recorded as slow as it was when abandoned, not as an error.
+   * Returns whether it failed and whether it lost the race.
+   */
+  hedged(
+    m: VariantModel,
+    backup: VariantModel,
+    delay: number | null,
+    u: () => number,
+    sharedRate: number,
+  ): { failed: boolean; lost: boolean } {
+    const failed = u() < m.errorRate || (sharedRate > 0 && u() < sharedRate);
+    const ms = latency(m.latency, u);
+    if (delay !== null && ms > delay) {
+      const backupMs = latency(backup.latency, u);
+      const backupFailed = u() < backup.errorRate || (sharedRate > 0 && u() < sharedRate);
+      if (!backupFailed && delay + backupMs < ms) {
+        this.record(delay + backupMs, false);
+        return { failed: false, lost: true };
+      }
+    }
+    this.record(ms, failed);
+    return { failed, lost: false };
+  }
+  /** The latency of the last request recorded (the hedge's live p99 reads the baseline's). */
+  lastMs = 0;
   record(ms: number, failed: boolean): void {
+    this.lastMs = ms;
     this.n++;
     if (failed) this.errors++;
     const i = Math.min(SIZE - 1, Math.max(0, bucketIndex(ms) + OFFSET));
@@ -228,12 +263,15 @@ export function simulateRollout(
   const horizon = c.horizonS ?? 3600;
   const t0 = 1_000_000_000_000; // an epoch in ms; all times are whole seconds after it
 
+  // The proxy's own hedging: its live baseline p99 and hedge delay.
+  const tracker = new LatencyTracker();
+  const hedgeSettings = { hedgeCanaryAfter: c.hedge ?? 'auto' } as RouteSettings;
   // Pre-canary: the baseline alone over the policy window (the reference for latency limits).
   const reference = new Cell();
   const preS = Math.round(policy.windowMs / 1000);
   for (let s = 0; s < preS; s++) {
     const n = poisson(c.rps, u);
-    for (let i = 0; i < n; i++) reference.answer(c.baseline, u);
+    for (let i = 0; i < n; i++) if (!reference.answer(c.baseline, u)) tracker.observe('sim', reference.lastMs);
   }
   const referenceStats = reference.stats('v1', t0 - policy.windowMs, t0);
 
@@ -278,9 +316,21 @@ export function simulateRollout(
       const canary = u() < w;
       const at = s + (i + 0.5) / n;
       // The same draws whether or not the second is read; an unread one goes to a scratch cell.
-      const failed = (read ? (canary ? stepC : stepB) : UNREAD).answer(canary ? c.canary : c.baseline, u, sharedAt(at));
+      const cell = read ? (canary ? stepC : stepB) : UNREAD;
       const atMs = t0 + Math.floor(at * 1000);
-      if (canary) tripper.observe('sim', 'v2', 'server_error', failed, tableVersion, atMs);
+      const sr = sharedAt(at);
+      let failed: boolean;
+      let lost = false;
+      if (canary && !c.canary.stream) {
+        const delay = hedgeDelay(hedgeSettings, tracker, 'sim', atMs);
+        ({ failed, lost } = cell.hedged(c.canary, c.baseline, delay, u, sr));
+        if (lost) tripper.observeBaseline('sim', false, atMs); // the backup that answered
+      } else {
+        failed = cell.answer(canary ? c.canary : c.baseline, u, sr);
+        if (!canary && !failed) tracker.observe('sim', cell.lastMs);
+      }
+      if (canary)
+        tripper.observe('sim', 'v2', lost ? 'hedge_lost' : 'server_error', failed || lost, tableVersion, atMs);
       else tripper.observeBaseline('sim', failed, atMs);
       if (canary) {
         canaryRequests++;
@@ -489,7 +539,41 @@ export function standardCases(): SimCase[] {
   cases.push({ name: 'p95 +150 ms', rps: 100, baseline: v(0.01), canary: v(0.01, { ...TYPICAL, shiftMs: 150 }) });
   cases.push({ name: 'p99 3×', rps: 100, baseline: v(0.01), canary: v(0.01, P99_3X) });
   cases.push(...sharedFaultCases());
+  cases.push(...heavyTailCases());
   cases.push(...streamCases());
+  return cases;
+}
+
+/**
+ * Heavy latency tails with the proxy's hedging on (its default, "auto": past 3× the baseline's
+ * live p99): identical models must not be rolled back for being hedged; a tail-only regression
+ * must still be caught.
+ */
+export function heavyTailCases(): SimCase[] {
+  const cases: SimCase[] = [];
+  for (const sigma of [1, 1.5]) {
+    const tail: LatencyModel = { medianMs: 4, sigma };
+    for (const errorRate of [0, 0.01])
+      cases.push({
+        name: `A/A lognormal σ ${sigma}, ${errorRate * 100}% errors, hedging auto`,
+        rps: 100,
+        baseline: { errorRate, latency: tail },
+        canary: { errorRate, latency: tail },
+      });
+  }
+  const heavy: LatencyModel = { medianMs: 4, sigma: 1.5 };
+  cases.push({
+    name: 'A/A lognormal σ 1.5, 0% errors, hedging auto',
+    rps: 1000,
+    baseline: { errorRate: 0, latency: heavy },
+    canary: { errorRate: 0, latency: heavy },
+  });
+  cases.push({
+    name: 'tail-only p99 3× (2% of requests 8× slower)',
+    rps: 100,
+    baseline: v(0.01),
+    canary: v(0.01, { ...TYPICAL, tailP: 0.02, tailFactor: 8 }),
+  });
   return cases;
 }
 

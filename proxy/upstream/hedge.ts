@@ -42,10 +42,11 @@ export function hedgeDelay(
   settings: RouteSettings | undefined,
   tracker: LatencyTracker,
   deployment: string,
+  now = Date.now(),
 ): number | null {
   const h = settings?.hedgeCanaryAfter ?? 'auto';
   if (h === 'off') return null;
   if (typeof h === 'number') return h;
-  const p99 = tracker.p99(deployment);
+  const p99 = tracker.p99(deployment, now);
   return p99 === null ? null : Math.max(MIN_HEDGE_MS, HEDGE_P99_FACTOR * p99);
 }
