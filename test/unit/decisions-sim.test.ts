@@ -103,3 +103,30 @@ test('streams at 10 streams/s: a first token 200 ms late is caught ≥ 99% (by t
   const slowCaught = slow.filter((r) => r.outcome === 'rollback' && r.failedRules.includes('tpot')).length;
   assert.ok(slowCaught >= 95, `TPOT 1.5× caught ${share(slowCaught, 100)}`);
 });
+
+test("faults both versions share, with the proxy's trip replayed: a shared outage (1.5 s every 10 s) and 1-s error bursts roll back no healthy canary (≤ 1%); a +5-point canary beside rarer outages (2 s a minute) is still caught", () => {
+  const outage = { everyS: 10, forS: 1.5, errorRate: 1 };
+  const bursts = { everyS: 60, forS: 1, errorRate: 0.6 };
+  for (const c of [
+    { name: 'outage', rps: 100, baseline: v(0.01), canary: v(0.01), shared: outage },
+    { name: 'bursts', rps: 1000, baseline: v(0), canary: v(0), shared: bursts },
+  ]) {
+    const { results } = run(c, 60);
+    const rolledBack = results.filter((r) => r.outcome === 'rollback');
+    assert.ok(rolledBack.length <= 1, `${c.name}: false rollbacks ${share(rolledBack.length, 60)}`);
+  }
+  const rare = { everyS: 60, forS: 2, errorRate: 1 };
+  const { results } = run({ name: '+5, outages', rps: 100, baseline: v(0.01), canary: v(0.06), shared: rare }, 50);
+  const caught = results.filter((r) => r.outcome === 'rollback').length;
+  assert.ok(caught >= 49, `caught ${share(caught, 50)}`);
+});
+
+test('identical heavy-tailed models (lognormal σ 1.5), hedged as the proxy hedges them: never rolled back for being hedged (≤ 1%)', () => {
+  const tail = { medianMs: 4, sigma: 1.5 };
+  const { results } = run(
+    { name: 'σ 1.5', rps: 1000, baseline: { errorRate: 0, latency: tail }, canary: { errorRate: 0, latency: tail } },
+    60,
+  );
+  const rolledBack = results.filter((r) => r.outcome === 'rollback').length;
+  assert.ok(rolledBack <= 1, `false rollbacks ${share(rolledBack, 60)}`);
+});
