@@ -386,7 +386,7 @@ test('a streaming deployment shows time to first token and per token per variant
     policy: { interval: '1h', autoRollback: false },
   });
   const client = new OpenAI({ baseURL: `${stack.proxy.url}/chat/v1`, apiKey: 'unused', maxRetries: 0 });
-  for (let i = 0; i < 6; i++)
+  for (let i = 0; i < 12; i++)
     await Promise.all(
       Array.from({ length: 10 }, async (_, j) => {
         const s = await client.chat.completions.create({
@@ -402,9 +402,9 @@ test('a streaming deployment shows time to first token and per token per variant
   // Stats are flushed every second (and a step's first second is not read): evaluate until both variants' streams are in.
   for (let i = 0; ; i++) {
     const a = await (await call('POST', '/v1/deployments/chat/evaluate')).json();
-    if (a.canary?.streams?.streams >= 15 && a.baseline?.streams?.streams >= 15) break;
+    if (a.canary?.streams?.streams >= 40 && a.baseline?.streams?.streams >= 40) break;
     assert.ok(
-      i < 100,
+      i < 300,
       `streams in the analysis: ${JSON.stringify([a.baseline?.streams?.streams, a.canary?.streams?.streams])}`,
     );
     await new Promise((r) => setTimeout(r, 200));
@@ -414,8 +414,11 @@ test('a streaming deployment shows time to first token and per token per variant
   const rows = await page.locator('#streams tbody tr').allInnerTexts();
   assert.equal(rows.length, 2, rows.join(' | '));
   assert.match(rows.join('\n'), /baseline[\s\S]*ms[\s\S]*canary[\s\S]*ms/);
+  // Twice as long on average (answers of 10–60 tokens, uniform): over 40+ streams a side (of
+  // 120 split 50/50) the measured ratio is 2 ± 0.2, so 1.3 is far from both 1 and bad luck
+  // (1.5 over 15 streams a side once failed in CI).
   const perAnswer = (await page.locator('#streams .tokens-per-answer').allInnerTexts()).map(Number);
-  assert.ok(perAnswer[1] > 1.5 * perAnswer[0], `tokens per answer ${perAnswer}`);
+  assert.ok(perAnswer[1] > 1.3 * perAnswer[0], `tokens per answer ${perAnswer}`);
   assert.equal(await page.locator('#stream-charts svg.chart').count(), 2);
   await page.screenshot({ path: `${SHOTS}/streams.png`, fullPage: true });
 });
