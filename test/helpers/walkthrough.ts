@@ -173,7 +173,7 @@ function sameShape(e: string, a: string): boolean {
  * vary from run to run: which rules had their evidence when the canary was rolled back depends on
  * how fast the machine sent the traffic.
  */
-const VARIES = /^([a-z]+(_[a-z0-9]+)+:? |last )/;
+const VARIES = /^([a-z]+(_[a-zN0-9]+)+:? |last )/; // N: a masked digit (latency_pN)
 
 /** Where a rollback's reason begins in a line (`wait`, `history`): which rule gave it varies too. */
 const REASON = / (canary error rate|agreement|share of|a proxy took) .*$/;
