@@ -141,7 +141,8 @@ test('a canary failing 30% of requests is rolled back by its first analyses, nev
   );
 });
 
-test('a healthy canary walks its steps and is promoted', async () => {
+/** iris on v1 with live traffic through the proxy, and v3 ready to be its canary. */
+async function irisWithWarmV3() {
   const v1 = await startModelServer({ model: 'v1' });
   const v3 = await startModelServer({ model: 'v3' });
   const { stack, api } = await stackWith([v1, v3]);
@@ -152,23 +153,34 @@ test('a healthy canary walks its steps and is promoted', async () => {
   const warm = traffic(`${v3.url}/predict`, 2);
   await sleep(1500);
   await warm.stop();
-  await api('POST', '/v1/deployments/iris/canary', {
-    version: 'v3',
-    url: v3.url,
-    policy: { interval: '1s', steps: [10, 50, 100], minRequests: 20 },
-  });
+  return { v1, v3, api, load };
+}
+
+/** Until v3 is the baseline; each look that finds it not yet promoted says why. */
+async function untilV3Promoted(api: Awaited<ReturnType<typeof stackWith>>['api']) {
   await eventually(
     async () => {
       const d = await api('GET', '/v1/deployments/iris');
       if (d.baseline.version === 'v3') return;
+      assert.ok(d.canary, `the canary ended without being promoted (baseline ${d.baseline.version})`);
       const a = await api('GET', '/v1/deployments/iris/analysis?limit=1');
-      assert.fail(`not promoted yet (weight ${d.canary?.weight}%): ${a.latest?.reasons.join('; ') ?? 'no analysis'}`);
+      assert.fail(`not promoted yet (weight ${d.canary.weight}%): ${a.latest?.reasons.join('; ') ?? 'no analysis'}`);
     },
     // Generous: a step is decided when its evidence is in, and on a busy machine the latency
     // tail is noisier, so the p99 test needs more requests (a loaded CI run took over 45 s).
     150_000,
     100,
   );
+}
+
+test('a healthy canary walks its steps and is promoted', async () => {
+  const { v3, api, load } = await irisWithWarmV3();
+  await api('POST', '/v1/deployments/iris/canary', {
+    version: 'v3',
+    url: v3.url,
+    policy: { interval: '1s', steps: [10, 50, 100], minRequests: 20 },
+  });
+  await untilV3Promoted(api);
   await load.stop();
   assert.deepEqual(
     load.statuses.filter((s) => s !== 200),
@@ -182,14 +194,7 @@ test('a healthy canary walks its steps and is promoted', async () => {
 });
 
 test('a shared outage (both versions fail every request for 1 s in 4) neither trips nor rolls back a healthy canary, at 50% or at 100%: it is promoted, and users see only the failures the baseline has too', async () => {
-  const v1 = await startModelServer({ model: 'v1' });
-  const v3 = await startModelServer({ model: 'v3' });
-  const { stack, api } = await stackWith([v1, v3]);
-  await api('POST', '/v1/deployments', { name: 'iris', baseline: { version: 'v1', url: v1.url } });
-  const load = traffic(`${stack.proxy.url}/iris/predict`);
-  const warm = traffic(`${v3.url}/predict`, 2);
-  await sleep(1500);
-  await warm.stop();
+  const { v1, v3, api, load } = await irisWithWarmV3();
   // A dependency both model servers use goes down for a second every four.
   let outages = 0;
   const outage = setInterval(() => {
@@ -205,17 +210,7 @@ test('a shared outage (both versions fail every request for 1 s in 4) neither tr
     url: v3.url,
     policy: { interval: '1s', steps: [50, 100], minRequests: 20, stepDuration: '5s' },
   });
-  await eventually(
-    async () => {
-      const d = await api('GET', '/v1/deployments/iris');
-      if (d.baseline.version === 'v3') return;
-      assert.ok(d.canary, `the canary ended without being promoted (baseline ${d.baseline.version})`);
-      const a = await api('GET', '/v1/deployments/iris/analysis?limit=1');
-      assert.fail(`not promoted yet (weight ${d.canary.weight}%): ${a.latest?.reasons.join('; ') ?? 'no analysis'}`);
-    },
-    150_000,
-    100,
-  );
+  await untilV3Promoted(api);
   clearInterval(outage);
   await load.stop();
   const types = (await api('GET', '/v1/deployments/iris/events')).events.map((e: { type: string }) => e.type);
