@@ -7,7 +7,7 @@ import { request } from 'undici';
 import { loadControlPlaneConfig, loadProxyConfig } from '../common/config.js';
 import { createLogger } from '../common/logger.js';
 import { type ChildServer, spawnModelServer } from '../common/processes.js';
-import { type RunningStack, startStack } from '../control-plane/main.js';
+import { startThreadedStack, type ThreadedStack } from '../control-plane/stack/threaded.js';
 import { loadIris } from '../model-servers/iris.js';
 import { trainModel } from '../model-servers/models.js';
 import { ApiClient } from './client.js';
@@ -121,7 +121,7 @@ export async function runDemo(opts: { keep: boolean }): Promise<void> {
     : '';
   const name = embedded && !process.env.CANARY_DATA_DIR ? 'iris' : `iris-${randomBytes(3).toString('hex')}`;
   const models: Model[] = [];
-  let stack: RunningStack | null = null;
+  let stack: ThreadedStack | null = null;
   let traffic: Traffic | null = null;
   const cleanup = async () => {
     await traffic?.stop();
@@ -158,7 +158,7 @@ export async function runDemo(opts: { keep: boolean }): Promise<void> {
     );
     const [v1, v2] = models;
     out(`   v1 (baseline) at ${v1.ready.url}   v2 (candidate) at ${v2.ready.url}`);
-    stack = await startStack(
+    stack = await startThreadedStack(
       loadControlPlaneConfig({
         ...process.env,
         CANARY_DATA_DIR: dataDir || undefined,
@@ -173,7 +173,7 @@ export async function runDemo(opts: { keep: boolean }): Promise<void> {
         CANARY_PROXY_HOST: '127.0.0.1',
         CANARY_STATS_FLUSH: '250ms',
       }),
-      { logger },
+      { logger, logLevel: process.env.LOG_LEVEL ?? 'warn' },
     );
     const api = new ApiClient(stack.controlPlane.url, process.env.CANARY_API_TOKEN || null, 'demo');
     out(`   control plane ${stack.controlPlane.url}   proxy ${stack.proxy.url}/${name}/predict`);

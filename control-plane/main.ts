@@ -316,8 +316,10 @@ export async function runUpCommand(opts: { json?: boolean } = {}): Promise<void>
   // On a terminal (`canary up &` beside the commands one types) only warnings and errors are
   // logged, so info lines do not land on the prompt; LOG_LEVEL says otherwise.
   const quiet = process.env.LOG_LEVEL === undefined && process.stdout.isTTY === true;
-  const logger = createLogger('canary', quiet ? 'warn' : undefined);
-  const stack = await startStack(loadControlPlaneConfig(), proxyConfig, { logger });
+  const logLevel = quiet ? 'warn' : process.env.LOG_LEVEL;
+  const logger = createLogger('canary', logLevel);
+  const { startThreadedStack } = await import('./stack/threaded.js');
+  const stack = await startThreadedStack(loadControlPlaneConfig(), proxyConfig, { logger, logLevel });
   const xds = stack.controlPlane.xds;
   process.stdout.write(
     `${JSON.stringify({ ready: true, component: 'up', api: stack.controlPlane.url, proxy: stack.proxy.url, admin: stack.proxy.adminUrl, xds: xds ? xds.port : null })}\n`,
@@ -341,4 +343,10 @@ export async function runUpCommand(opts: { json?: boolean } = {}): Promise<void>
     );
   }
   onSignal(() => stack.close());
+  // Without its control plane the proxy would serve a frozen route table unjudged: say so and
+  // end (a supervisor restarts the process), after finishing the requests in flight.
+  void stack.crashed.then(async () => {
+    await stack.proxy.close().catch(() => {});
+    process.exit(1);
+  });
 }

@@ -106,4 +106,4 @@ export async function runProxyCommand(opts: { workers?: number } = {}): Promise<
 // The proxy's entry point for a process that embeds one (`canary up`): what it takes to start it.
 export { type RunningProxy, startProxy } from './proxy.js';
 export { StaticRouteSource } from './split/sources/static-source.js';
-export { PgPredictionSink } from './telemetry/prediction-log.js';
+export { PgPredictionSink, type PredictionRecord, type PredictionSink } from './telemetry/prediction-log.js';

@@ -1,0 +1,70 @@
+// The control plane's thread in `canary up` (threaded.ts starts it): the REST API, the
+// dashboard, the analysis loop, the prober and the embedded database's client all run here,
+// so none of their JavaScript or SQL shares the event loop that proxies users' requests.
+// The proxy on the main thread reaches this thread's stats store and database by calls
+// (rpc.ts); this thread programs the proxy's route table by a call that returns once applied.
+import { parentPort, workerData } from 'node:worker_threads';
+import type { ControlPlaneConfig } from '../../common/config.js';
+import { createLogger } from '../../common/logger.js';
+import { MemoryStatsStore } from '../../proxy/contract/memory-stats-store.js';
+import type { RouteTable } from '../../proxy/contract/route-table.js';
+import type { DisagreementExample, StatsCell } from '../../proxy/contract/stats.js';
+import type { Trip } from '../../proxy/contract/trip.js';
+import { PgPredictionSink, type PredictionRecord } from '../../proxy/main.js';
+import { type RunningControlPlane, startControlPlane } from '../main.js';
+import { Caller, serveCalls } from './rpc.js';
+
+export interface ControlPlaneThreadData {
+  config: ControlPlaneConfig;
+  logLevel: string | undefined;
+}
+
+/** What the main thread hears once the control plane serves (or why it could not). */
+export type ThreadStatus =
+  | { type: 'ready'; url: string; port: number; xdsPort: number | null }
+  | { type: 'failed'; message: string; code?: string };
+
+const port = parentPort!;
+const { config, logLevel } = workerData as ControlPlaneThreadData;
+const logger = createLogger('canary', logLevel);
+const toMain = new Caller(port);
+
+// Without Redis the proxy's stats live here, beside the analysis that reads them; the proxy
+// sends its cells once per flush. With Redis both sides use Redis as separate processes do.
+const stats = config.redisUrl ? null : new MemoryStatsStore();
+let controlPlane: RunningControlPlane;
+try {
+  controlPlane = await startControlPlane(
+    config,
+    stats
+      ? {
+          logger,
+          stats,
+          publisher: { publish: (table: RouteTable) => toMain.call('applyRoutes', table) },
+        }
+      : { logger },
+  );
+} catch (err) {
+  const e = err as Error & { code?: string };
+  port.postMessage({ type: 'failed', message: e.message, code: e.code } satisfies ThreadStatus);
+  process.exit(1);
+}
+
+const predictions = new PgPredictionSink(controlPlane.db.pool);
+const noStats = () => {
+  throw new Error('stats go through Redis in this stack');
+};
+serveCalls(port, {
+  writeStats: (cells: StatsCell[], flushId?: string) => (stats ? stats.write(cells, flushId) : noStats()),
+  reportTrip: (trip: Trip) => (stats ? stats.reportTrip(trip) : noStats()),
+  addExamples: (deployment: string, version: string, examples: DisagreementExample[]) =>
+    stats ? stats.addExamples(deployment, version, examples) : noStats(),
+  writePredictions: (records: PredictionRecord[], batchId: string) => predictions.write(records, batchId),
+  close: () => controlPlane.close(),
+});
+port.postMessage({
+  type: 'ready',
+  url: controlPlane.url,
+  port: controlPlane.port,
+  xdsPort: controlPlane.xds?.port ?? null,
+} satisfies ThreadStatus);
