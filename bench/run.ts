@@ -16,6 +16,7 @@ import { spawnCanary, spawnModelServer, spawnProxy } from '../common/processes.j
 import { grpcBench } from './grpc.js';
 import { openLoop } from './open-loop.js';
 import { headCommit } from './report.js';
+import { startupBench } from './startup.js';
 import { streamBench } from './streams.js';
 
 const DURATION_S = Math.round(parseDuration(process.env.BENCH_DURATION ?? '10s') / 1000);
@@ -377,6 +378,9 @@ async function main(): Promise<void> {
     const streams = await streamBench(DURATION_S);
     // Unary gRPC, side by side (bench/grpc.ts): direct, canary-mesh, a minimal node:http2 proxy.
     const grpcRows = await grpcBench(DURATION_S);
+    // `canary up`'s start-up (bench/startup.ts): the command, and the same stack on one thread.
+    process.stderr.write('canary up start-up (median of 3):\n');
+    const startup = await startupBench(3);
     const commit = headCommit();
     const report = {
       date: new Date().toISOString(),
@@ -399,7 +403,8 @@ async function main(): Promise<void> {
       openLoop: [directOpen, oursOpen, shadowFull, splitHalf, shadowHalf, upQuiet, upBusy],
       streams,
       grpc: grpcRows,
-      summary: { ...summary, streams: streams.summary, grpc: grpcRows.summary },
+      startup,
+      summary: { ...summary, streams: streams.summary, grpc: grpcRows.summary, startup },
     };
     await mkdir(path.join(here, 'results'), { recursive: true });
     const file = path.join(here, 'results', `${report.date.slice(0, 19).replace(/[:T]/g, '-')}-${commit}.json`);

@@ -236,8 +236,10 @@ export interface RunningStack {
 }
 
 /**
- * `canary up`: control plane and proxy in one process. With REDIS_URL they share Redis
- * (and more proxies can join); without it the route table and stats stay in memory.
+ * Control plane and proxy on one thread. With REDIS_URL they share Redis (and more proxies
+ * can join); without it the route table and stats stay in memory. `canary up` and the demo
+ * put the control plane on a thread of its own instead (stack/threaded.ts); this composition
+ * is for tests and programs that embed the stack and reach into its parts.
  */
 export async function startStack(
   cpConfig: Readonly<ControlPlaneConfig>,

@@ -13,6 +13,7 @@ import type { Trip } from '../../proxy/contract/trip.js';
 import { PgPredictionSink, type PredictionRecord } from '../../proxy/main.js';
 import { type RunningControlPlane, startControlPlane } from '../main.js';
 import { Caller, serveCalls } from './rpc.js';
+import { niceThisThread } from './thread-priority.js';
 
 export interface ControlPlaneThreadData {
   config: ControlPlaneConfig;
@@ -23,6 +24,9 @@ export interface ControlPlaneThreadData {
 export type ThreadStatus =
   | { type: 'ready'; url: string; port: number; xdsPort: number | null }
   | { type: 'failed'; message: string; code?: string };
+
+/** The control plane thread's nice value: a weight of about a tenth of the proxy's when both want a core. */
+const CONTROL_PLANE_NICE = 10;
 
 const port = parentPort!;
 const { config, logLevel } = workerData as ControlPlaneThreadData;
@@ -49,6 +53,11 @@ try {
   port.postMessage({ type: 'failed', message: e.message, code: e.code } satisfies ThreadStatus);
   process.exit(1);
 }
+
+// Users' requests first: from here on this thread yields the cores to the proxy's. (The
+// embedded database's thread, started above, keeps the normal priority: the prediction log's
+// writes must keep up with traffic.)
+if (!niceThisThread(CONTROL_PLANE_NICE)) logger.info('control plane thread runs at normal priority');
 
 const predictions = new PgPredictionSink(controlPlane.db.pool);
 const noStats = () => {

@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import type { ControlPlaneConfig, ProxyConfig } from '../../common/config.js';
 import type { Logger } from '../../common/logger.js';
@@ -67,6 +68,10 @@ export async function startThreadedStack(
   opts: { logger: Logger; logLevel?: string },
 ): Promise<ThreadedStack> {
   const { logger } = opts;
+  // libuv's thread pool (DNS lookups of model servers, files) starts on first use and its
+  // threads inherit the priority of the thread that starts it: start it here, at the proxy's
+  // priority, before the control plane's thread lowers its own.
+  await stat('.');
   const worker = new Worker(THREAD, {
     workerData: { config: cpConfig, logLevel: opts.logLevel } satisfies ControlPlaneThreadData,
   });
