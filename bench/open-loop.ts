@@ -30,13 +30,16 @@ export async function openLoop(url: string, body: string, rate: number, duration
     const due = start + (i * 1000) / rate;
     const wait = due - performance.now();
     if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    // From the scheduled start when the generator is late (no coordinated omission), from the
+    // real start when a sub-millisecond wait was skipped (never a negative latency).
+    const from = Math.max(due, performance.now());
     inflight.push(
       pool.request({ path: u.pathname, method: 'POST', body, headers: { 'content-type': 'application/json' } }).then(
         async (res) => {
           await res.body.dump();
           if (res.statusCode === 200) ok++;
           else errors++;
-          latencies.push(performance.now() - due);
+          latencies.push(performance.now() - from);
         },
         () => {
           errors++;

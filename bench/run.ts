@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import autocannon from 'autocannon';
 import { parseDuration } from '../common/duration.js';
 import { spawnCanary, spawnModelServer, spawnProxy } from '../common/processes.js';
@@ -65,11 +66,10 @@ async function withCpu(pids: number[], work: () => Promise<Row>): Promise<Row> {
 
 /**
  * What a person at the dashboard (and a script polling the API) makes the control plane do:
- * the dashboard's own requests for a deployment, over and over, until stopped.
+ * the dashboard's own requests for a deployment, over and over, until stopped. It runs in a
+ * thread of its own so its reading never delays the open-loop generator beside it.
  */
 function controlPlaneReader(api: string, deployment: string) {
-  let running = true;
-  let requests = 0;
   const paths = [
     `/v1/deployments/${deployment}`,
     `/v1/deployments/${deployment}/analysis?limit=200`,
@@ -78,16 +78,24 @@ function controlPlaneReader(api: string, deployment: string) {
     `/v1/deployments/${deployment}/agreement`,
     '/v1/deployments',
   ];
-  const loops = Array.from({ length: 2 }, async (_, i) => {
-    for (let j = i; running; j++) {
-      await fetch(`${api}${paths[j % paths.length]}`).then((r) => r.arrayBuffer());
-      requests++;
-    }
-  });
+  const worker = new Worker(
+    `const { parentPort, workerData } = require('node:worker_threads');
+     let running = true, requests = 0;
+     parentPort.once('message', () => { running = false; });
+     const loops = [0, 1].map(async (i) => {
+       for (let j = i; running; j++) {
+         await fetch(workerData.api + workerData.paths[j % workerData.paths.length]).then((r) => r.arrayBuffer());
+         requests++;
+       }
+     });
+     Promise.all(loops).then(() => parentPort.postMessage(requests));`,
+    { eval: true, workerData: { api, paths } },
+  );
   return {
-    stop: async () => {
-      running = false;
-      await Promise.all(loops);
+    stop: async (): Promise<number> => {
+      worker.postMessage('stop');
+      const [requests] = await once(worker, 'message');
+      await worker.terminate();
       return requests;
     },
   };

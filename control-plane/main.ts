@@ -28,7 +28,7 @@ import {
 } from './publish/route-publisher.js';
 import { AnalysisLoop } from './rollout/analysis-loop.js';
 import { createRollout, type Rollout } from './rollout/rollout.js';
-import { connectDatabase, type Database, startEmbeddedDatabase } from './state/db.js';
+import { type Database, openDatabase } from './state/db.js';
 import { FeedbackStore } from './state/feedback-store.js';
 import { ControlStore } from './state/store.js';
 import { ControlPlaneMetrics } from './telemetry.js';
@@ -57,6 +57,8 @@ export interface ControlPlaneParts {
   stats?: StatsStore;
   logger?: Logger;
   now?: () => number;
+  /** The database, already started (`canary up` starts it while the rest loads); default: from config. */
+  db?: Database;
 }
 
 /** Starts the control plane: database (real or embedded), rollout core, analysis loop, prober, REST API. */
@@ -65,9 +67,7 @@ export async function startControlPlane(
   parts: ControlPlaneParts = {},
 ): Promise<RunningControlPlane> {
   const logger = parts.logger ?? createLogger('canary-control-plane');
-  const db = config.databaseUrl
-    ? await connectDatabase(config.databaseUrl, logger)
-    : await startEmbeddedDatabase(config.dataDir, logger);
+  const db = parts.db ?? (await openDatabase(config, logger));
   const closers: (() => unknown)[] = [];
   let publisher = parts.publisher;
   let stats = parts.stats;

@@ -6,12 +6,12 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { ControlPlaneConfig } from '../../common/config.js';
 import { createLogger } from '../../common/logger.js';
-import { MemoryStatsStore } from '../../proxy/contract/memory-stats-store.js';
 import type { RouteTable } from '../../proxy/contract/route-table.js';
 import type { DisagreementExample, StatsCell } from '../../proxy/contract/stats.js';
 import type { Trip } from '../../proxy/contract/trip.js';
-import { PgPredictionSink, type PredictionRecord } from '../../proxy/main.js';
-import { type RunningControlPlane, startControlPlane } from '../main.js';
+import type { PredictionRecord } from '../../proxy/main.js';
+import type { RunningControlPlane } from '../main.js';
+import { openDatabase } from '../state/db.js';
 import { Caller, serveCalls } from './rpc.js';
 import { niceThisThread } from './thread-priority.js';
 
@@ -33,20 +33,32 @@ const { config, logLevel } = workerData as ControlPlaneThreadData;
 const logger = createLogger('canary', logLevel);
 const toMain = new Caller(port);
 
+// The database starts first (PGlite compiles and opens its files in a thread of its own) while
+// the rest of the control plane loads: start-up is the longer of the two, not their sum.
+const opening = openDatabase(config, logger);
+opening.catch(() => {}); // awaited below, after the imports: not an unhandled rejection meanwhile
+const [{ startControlPlane }, { MemoryStatsStore }, { PgPredictionSink }] = await Promise.all([
+  import('../main.js'),
+  import('../../proxy/contract/memory-stats-store.js'),
+  import('../../proxy/main.js'),
+]);
+
 // Without Redis the proxy's stats live here, beside the analysis that reads them; the proxy
 // sends its cells once per flush. With Redis both sides use Redis as separate processes do.
 const stats = config.redisUrl ? null : new MemoryStatsStore();
 let controlPlane: RunningControlPlane;
 try {
+  const db = await opening;
   controlPlane = await startControlPlane(
     config,
     stats
       ? {
+          db,
           logger,
           stats,
           publisher: { publish: (table: RouteTable) => toMain.call('applyRoutes', table) },
         }
-      : { logger },
+      : { db, logger },
   );
 } catch (err) {
   const e = err as Error & { code?: string };

@@ -3,14 +3,7 @@ import { Worker } from 'node:worker_threads';
 import type { ControlPlaneConfig, ProxyConfig } from '../../common/config.js';
 import type { Logger } from '../../common/logger.js';
 import type { StatsCell, StatsStore } from '../../proxy/contract/stats.js';
-import {
-  type PredictionRecord,
-  type PredictionSink,
-  proxyFromConfig,
-  type RunningProxy,
-  StaticRouteSource,
-  startProxy,
-} from '../../proxy/main.js';
+import type { PredictionRecord, PredictionSink, RunningProxy } from '../../proxy/main.js';
 import type { ControlPlaneThreadData, ThreadStatus } from './control-plane-thread.js';
 import { Caller, serveCalls } from './rpc.js';
 
@@ -75,9 +68,12 @@ export async function startThreadedStack(
   const worker = new Worker(THREAD, {
     workerData: { config: cpConfig, logLevel: opts.logLevel } satisfies ControlPlaneThreadData,
   });
+  // The data plane's modules load while the control plane's thread starts. Every listener on
+  // the thread is in place before the first await, so none of its messages is missed.
+  const loading = import('../../proxy/main.js');
+  const routes = loading.then((m) => new m.StaticRouteSource());
   const cp = new Caller(worker);
-  const source = new StaticRouteSource();
-  serveCalls(worker, { applyRoutes: (table: unknown) => source.set(table) });
+  serveCalls(worker, { applyRoutes: async (table: unknown) => (await routes).set(table) });
 
   let stopping = false;
   let onCrash: (err: Error) => void = () => {};
@@ -103,7 +99,7 @@ export async function startThreadedStack(
       }
     });
   });
-  const ready = await started;
+  const [ready, { proxyFromConfig, startProxy }, source] = await Promise.all([started, loading, routes]);
 
   const predictionSink = proxyConfig.predictionQueue > 0 ? new ThreadPredictionSink(cp) : undefined;
   let proxy: RunningProxy;

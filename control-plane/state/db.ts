@@ -57,6 +57,16 @@ export async function migrate(pool: pg.Pool, logger?: Logger): Promise<number[]>
   }
 }
 
+/** The configured PostgreSQL (`DATABASE_URL`), or else the embedded one in the data dir. */
+export function openDatabase(
+  config: { databaseUrl: string | null; dataDir: string },
+  logger?: Logger,
+): Promise<Database> {
+  return config.databaseUrl
+    ? connectDatabase(config.databaseUrl, logger)
+    : startEmbeddedDatabase(config.dataDir, logger);
+}
+
 /** A pool on a real PostgreSQL server. */
 export async function connectDatabase(url: string, logger?: Logger, max = 10): Promise<Database> {
   const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 5000, idleTimeoutMillis: 30_000 });
