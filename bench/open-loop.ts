@@ -32,7 +32,7 @@ export async function openLoop(url: string, body: string, rate: number, duration
     if (wait > 1) await new Promise((r) => setTimeout(r, wait));
     // From the scheduled start when the generator is late (no coordinated omission), from the
     // real start when a sub-millisecond wait was skipped (never a negative latency).
-    const from = Math.max(due, performance.now());
+    const from = Math.min(due, performance.now());
     inflight.push(
       pool.request({ path: u.pathname, method: 'POST', body, headers: { 'content-type': 'application/json' } }).then(
         async (res) => {
