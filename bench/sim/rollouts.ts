@@ -25,7 +25,7 @@ import { seededRandom } from '../../common/random.js';
 import { type Policy, resolvePolicy } from '../../control-plane/model/policy.js';
 import type { CanaryProgress, StatsInput } from '../../control-plane/model/progress.js';
 import { decide, grossFailure } from '../../control-plane/rollout/decide.js';
-import { analysisDue, readWindows, stepReadFrom } from '../../control-plane/rollout/schedule.js';
+import { analysisDue, readWindows, stepReadFrom, warmupEarliest } from '../../control-plane/rollout/schedule.js';
 import { autoStartWeight } from '../../control-plane/rollout/sizing.js';
 import { bucketIndex } from '../../proxy/contract/histogram.js';
 import type { RouteSettings } from '../../proxy/contract/route-table.js';
@@ -81,6 +81,8 @@ export interface SimCase {
   shared?: SharedFaultModel;
   /** The deployment's hedgeCanaryAfter, as the proxy reads it ("auto", its default, when absent). */
   hedge?: RouteSettings['hedgeCanaryAfter'];
+  /** The canary is `factor`× slower for `forS` seconds from `fromS` (0: from its start, a cold start). */
+  slowCanary?: { fromS?: number; forS: number; factor: number };
   policy?: Record<string, unknown>;
   /** Rollout horizon in seconds (60 min by default). */
   horizonS?: number;
@@ -153,6 +155,8 @@ class Cell {
   retryFailed = 0;
   readonly hist = new Float64Array(SIZE);
   streams: StreamCounts | null = null;
+  /** While set, every answer is recorded here too (the step's part after the canary's warm-up). */
+  mirror: Cell | null = null;
   /**
    * One plain (not streamed) canary request as the proxy forwards it, hedged: past the hedge
    * delay it is also sent to the baseline, and when the baseline answers first the canary's
@@ -187,6 +191,7 @@ class Cell {
     if (failed) this.errors++;
     const i = Math.min(SIZE - 1, Math.max(0, bucketIndex(ms) + OFFSET));
     this.hist[i]++;
+    this.mirror?.record(ms, failed);
   }
   /** One request of `m`: a plain answer, or a stream recorded as the proxy records it. */
   answer(m: VariantModel, u: () => number, sharedRate = 0): boolean {
@@ -200,16 +205,19 @@ class Cell {
     const [lo, hi] = st.tokens;
     const tokens = Math.max(1, Math.round((lo + u() * (hi - lo)) * (st.lengthScale ?? 1)));
     const tpotMs = latency(st.tpot, u);
-    this.streams ??= noStreams();
-    recordStream(this.streams, {
-      end: failed ? 'error_event' : 'complete',
+    const sample = {
+      end: failed ? ('error_event' as const) : ('complete' as const),
       ttftMs,
       tpotMs: tokens >= 2 ? tpotMs : null,
       outputTokens: tokens,
       tokensEstimated: false,
       promptTokens: 20,
       decodeMs: tpotMs * (tokens - 1),
-    });
+    };
+    for (const cell of this.mirror ? [this, this.mirror] : [this]) {
+      cell.streams ??= noStreams();
+      recordStream(cell.streams, sample);
+    }
     this.record(ttftMs, failed);
     return failed;
   }
@@ -282,6 +290,22 @@ export function simulateRollout(
   }
   let stepB = new Cell(),
     stepC = new Cell();
+  // The step's part after the canary's warm-up (policy.warmup), which the latency rules read.
+  let warmB = new Cell(),
+    warmC = new Cell();
+  let warmedAt: number | null = policy.warmup ? null : t0;
+  const warmEarliest = policy.warmup ? warmupEarliest(t0, policy.warmup.durationMs) : t0;
+  const slow = c.slowCanary;
+  const slowModel: VariantModel | null = slow
+    ? {
+        ...c.canary,
+        latency: {
+          ...c.canary.latency,
+          medianMs: c.canary.latency.medianMs * slow.factor,
+          shiftMs: (c.canary.latency.shiftMs ?? 0) * slow.factor,
+        },
+      }
+    : null;
   let lastAnalysisAt: number | null = null;
   let canaryRequests = 0,
     userFailures = 0;
@@ -312,6 +336,10 @@ export function simulateRollout(
     const w = progress.weight / 100;
     // The second a step began in mixes two weights: neither step reads it (stepReadFrom).
     const read = t0 + s * 1000 >= stepReadFrom(progress.stepStartedAt);
+    const warm = read && warmedAt !== null && t0 + s * 1000 >= warmedAt;
+    stepB.mirror = warm ? warmB : null;
+    stepC.mirror = warm ? warmC : null;
+    const canaryModel = slow && s >= (slow.fromS ?? 0) && s < (slow.fromS ?? 0) + slow.forS ? slowModel! : c.canary;
     for (let i = 0; i < n; i++) {
       const canary = u() < w;
       const at = s + (i + 0.5) / n;
@@ -323,10 +351,10 @@ export function simulateRollout(
       let lost = false;
       if (canary && !c.canary.stream) {
         const delay = hedgeDelay(hedgeSettings, tracker, 'sim', atMs);
-        ({ failed, lost } = cell.hedged(c.canary, c.baseline, delay, u, sr));
+        ({ failed, lost } = cell.hedged(canaryModel, c.baseline, delay, u, sr));
         if (lost) tripper.observeBaseline('sim', false, atMs); // the backup that answered
       } else {
-        failed = cell.answer(canary ? c.canary : c.baseline, u, sr);
+        failed = cell.answer(canary ? canaryModel : c.baseline, u, sr);
         if (!canary && !failed) tracker.observe('sim', cell.lastMs);
       }
       if (canary)
@@ -349,6 +377,9 @@ export function simulateRollout(
 
     const nowS = s + 1; // the clock after second s: its cell has been flushed
     const now = t0 + nowS * 1000;
+    // The warm-up ends at the first whole second past its duration by which the canary had
+    // served its requests, as the analysis finds it (measure.ts).
+    if (warmedAt === null && now >= warmEarliest && canaryRequests >= policy.warmup!.requests) warmedAt = now;
     // A trip is reported at once; the control plane rolls the canary back (autoRollback).
     if (trippedAtS !== null) return end('rollback', nowS, ['proxy_trip']);
     // The loop's own schedule (schedule.ts): a full analysis when due; between intervals the
@@ -368,6 +399,13 @@ export function simulateRollout(
       baseline: stepB.stats('v1', step.from, now),
       canary: stepC.stats('v2', step.from, now),
       reference: progress.limits ? null : referenceStats,
+      ...(policy.warmup ? { warmedAt } : {}),
+      latency:
+        warmedAt === null
+          ? null
+          : warmedAt <= step.from
+            ? undefined
+            : { baseline: warmB.stats('v1', warmedAt, now), canary: warmC.stats('v2', warmedAt, now) },
     };
     const d = decide(progress, policy, stats, now, { explain: false });
     progress = d.progress;
@@ -378,6 +416,8 @@ export function simulateRollout(
     if (a === 'advance') {
       stepB = new Cell();
       stepC = new Cell();
+      warmB = new Cell();
+      warmC = new Cell();
       tripper.onTable(++tableVersion); // a new route table clears the proxy's runs
     }
   }
@@ -540,6 +580,7 @@ export function standardCases(): SimCase[] {
   cases.push({ name: 'p99 3×', rps: 100, baseline: v(0.01), canary: v(0.01, P99_3X) });
   cases.push(...sharedFaultCases());
   cases.push(...heavyTailCases());
+  cases.push(...coldStartCases());
   cases.push(...streamCases());
   return cases;
 }
@@ -575,6 +616,39 @@ export function heavyTailCases(): SimCase[] {
     canary: v(0.01, { ...TYPICAL, tailP: 0.02, tailFactor: 8 }),
   });
   return cases;
+}
+
+/**
+ * Cold starts (model load, JIT, caches): a canary slow only while it warms up is not rolled
+ * back (policy.warmup, on by default); one that stays slow still is; and without a warm-up
+ * the same cold canary is judged on its first seconds.
+ */
+export function coldStartCases(): SimCase[] {
+  const cold = { forS: 20, factor: 8 };
+  return [
+    ...[100, 1000].map((rps) => ({
+      name: 'cold start: canary 8× slower for its first 20 s',
+      rps,
+      baseline: v(0.01),
+      canary: v(0.01),
+      slowCanary: cold,
+    })),
+    {
+      name: 'cold start: canary 8× slower for its first 20 s, warm-up off',
+      rps: 100,
+      baseline: v(0.01),
+      canary: v(0.01),
+      slowCanary: cold,
+      policy: { warmup: null },
+    },
+    {
+      name: 'cold start: canary 8× slower and staying slow',
+      rps: 100,
+      baseline: v(0.01),
+      canary: v(0.01),
+      slowCanary: { forS: 3600, factor: 8 },
+    },
+  ];
 }
 
 /** Faults both versions share: healthy canaries that must not be rolled back for them. */

@@ -39,6 +39,12 @@ export interface Policy {
   businessMinOutcomes: number;
   /** A shadow phase before the first live step; null: the canary goes live at once. */
   shadow: ShadowPolicy | null;
+  /**
+   * A cold canary's first seconds (model load, JIT, caches) are judged for errors but not for
+   * latency: latency counts from the first whole second at least `durationMs` after the canary
+   * started by which it had served `requests` requests. null: judged from the first request.
+   */
+  warmup: { durationMs: number; requests: number } | null;
   thresholds: {
     /** Canary error rate minus baseline's, as a fraction (0.05 = 5 points). */
     errorRateDelta: number;
@@ -73,6 +79,7 @@ export const DEFAULT_POLICY: Readonly<Policy> = Object.freeze({
   confidence: 0.95,
   businessMinOutcomes: 200,
   shadow: null,
+  warmup: Object.freeze({ durationMs: 20_000, requests: 20 }),
   thresholds: Object.freeze({
     errorRateDelta: 0.05,
     latencyP95DeltaMs: 100,
@@ -110,6 +117,7 @@ export function resolvePolicy(input: unknown, base: Policy = DEFAULT_POLICY): Po
     'confidence',
     'businessMinOutcomes',
     'shadow',
+    'warmup',
   ]);
   for (const k of Object.keys(p)) if (!known.has(k)) throw bad(`${k}: unknown field (known: ${[...known].join(', ')})`);
   const intervalMs = dur(p.interval, 'interval', base.intervalMs);
@@ -189,6 +197,7 @@ export function resolvePolicy(input: unknown, base: Policy = DEFAULT_POLICY): Po
       1e9,
     ),
     shadow: resolveShadow(p.shadow, base.shadow ?? null),
+    warmup: resolveWarmup(p.warmup, base.warmup === undefined ? DEFAULT_POLICY.warmup : base.warmup),
     thresholds: {
       errorRateDelta: num(t.errorRateDelta, 'thresholds.errorRateDelta', base.thresholds.errorRateDelta, 0, 1),
       latencyP95DeltaMs: num(
@@ -218,6 +227,22 @@ export function resolvePolicy(input: unknown, base: Policy = DEFAULT_POLICY): Po
   };
 }
 
+/** policy.warmup: null (off), or {duration?, requests?} over the base's. */
+function resolveWarmup(v: unknown, base: Policy['warmup']): Policy['warmup'] {
+  if (v === undefined) return base === null ? null : { ...base };
+  if (v === null) return null;
+  if (typeof v !== 'object' || Array.isArray(v)) throw bad('warmup: expected null or {duration, requests}');
+  const w = v as Record<string, unknown>;
+  for (const k of Object.keys(w))
+    if (k !== 'duration' && k !== 'requests') throw bad(`warmup.${k}: unknown field (known: duration, requests)`);
+  const dflt = base ?? DEFAULT_POLICY.warmup!;
+  const durationMs = dur(w.duration, 'warmup.duration', dflt.durationMs);
+  if (durationMs > 3_600_000) throw bad('warmup.duration: at most 1h');
+  const requests = num(w.requests, 'warmup.requests', dflt.requests, 0, 1e6);
+  if (!Number.isInteger(requests)) throw bad(`warmup.requests: expected a whole number, got ${requests}`);
+  return { durationMs, requests };
+}
+
 /** The API shape of a policy (durations as strings), the inverse of resolvePolicy. */
 export function policyToApi(p: Policy) {
   const ms = (v: number) =>
@@ -244,6 +269,7 @@ export function policyToApi(p: Policy) {
     confidence: p.confidence,
     businessMinOutcomes: p.businessMinOutcomes,
     shadow: p.shadow ? shadowToApi(p.shadow, ms) : null,
+    warmup: p.warmup === null ? null : { duration: ms(p.warmup.durationMs), requests: p.warmup.requests },
     thresholds: {
       errorRateDelta: p.thresholds.errorRateDelta,
       latencyP95DeltaMs: p.thresholds.latencyP95DeltaMs,

@@ -7,6 +7,11 @@ import type { OutcomeStats } from './outcomes.js';
 export interface StepCounts {
   n: number;
   errors: number;
+  /**
+   * Requests the latency counts (slow95, slow99, the stream counts) cover: fewer than `n` when
+   * part of the step fell in the canary's warm-up (policy.warmup); absent means all `n`.
+   */
+  latencyN?: number;
   slow95: number;
   slow99: number;
   /** Streams with a time per output token, and how many of them were over the step's TPOT limit. */
@@ -63,6 +68,8 @@ export interface CanaryProgress {
   businessBreachSince?: number | null;
   /** "shadow" while the canary is in its shadow phase (weight 0, policy.shadow); absent once live. */
   phase?: 'shadow';
+  /** When the canary's warm-up ended (policy.warmup): its latency counts from here. */
+  warmedAt?: number | null;
 }
 
 /** Outcomes per variant since the canary started, when feedback is being sent. */
@@ -78,5 +85,12 @@ export type StatsInput =
       canary: VersionStats;
       reference?: VersionStats | null;
       business?: BusinessInput;
+      /**
+       * The step's stats from the end of the canary's warm-up, which the latency rules read:
+       * null while it is warming up, absent when the whole step is past its warm-up.
+       */
+      latency?: { baseline: VersionStats; canary: VersionStats } | null;
+      /** When the warm-up ended, once known (kept in the progress). */
+      warmedAt?: number | null;
     }
   | { error: string };

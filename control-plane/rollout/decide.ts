@@ -87,6 +87,7 @@ export function decide(
     beta: 1 - policy.confidence,
     explain: opts.explain ?? true,
     streams: strata.some((s) => (s.canary.tpotN ?? 0) + (s.baseline.tpotN ?? 0) > 0),
+    warming: stats.latency === null,
   };
 
   const rules = [errorMaxRule(ctx), errorDeltaRule(ctx), latencyRule(ctx, 'p95'), latencyRule(ctx, 'p99')];
@@ -112,6 +113,7 @@ export function decide(
 
   const next: CanaryProgress = {
     ...progress,
+    ...(stats.warmedAt != null ? { warmedAt: stats.warmedAt } : {}),
     limits,
     lastStep: current,
     p99BreachSince,

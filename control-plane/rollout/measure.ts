@@ -4,7 +4,7 @@ import type { Policy } from '../model/policy.js';
 import type { StatsInput } from '../model/progress.js';
 import type { CanaryRow } from '../state/types.js';
 import type { MeasureDeps } from './deps.js';
-import { readWindows } from './schedule.js';
+import { readWindows, warmupEarliest } from './schedule.js';
 
 /**
  * Every stats read of the analysis, through the metrics source the canary's policy names:
@@ -26,6 +26,17 @@ export class Measure {
       return { error: 'policy.metrics is "prometheus" but no Prometheus is configured (CANARY_PROMETHEUS_URL)' };
     const { step, reference } = readWindows(c, now);
     try {
+      // Latency is read from the end of the canary's warm-up when that falls in this step.
+      const warmedAt = await this.warmedAt(c, source, now);
+      const latency =
+        warmedAt === null
+          ? null
+          : warmedAt === undefined || warmedAt <= step.from
+            ? undefined
+            : await Promise.all([
+                source.versionStats(c.deployment, baselineVersion, warmedAt, step.to),
+                source.versionStats(c.deployment, c.version, warmedAt, step.to),
+              ]).then(([b, k]) => ({ baseline: b, canary: k }));
       const [baseline, canary, ref] = await Promise.all([
         source.versionStats(c.deployment, baselineVersion, step.from, step.to),
         source.versionStats(c.deployment, c.version, step.from, step.to),
@@ -37,10 +48,38 @@ export class Measure {
         this.deps.feedback.outcomeStats(c.deployment, c.version, c.startedAt, now),
       ]);
       const business = bOut.n + cOut.n > 0 ? { baseline: bOut, canary: cOut } : null;
-      return { baseline, canary, reference: ref, business };
+      return { baseline, canary, reference: ref, business, latency, warmedAt };
     } catch (err) {
       return { error: (err as Error).message };
     }
+  }
+
+  /**
+   * When the canary's warm-up (policy.warmup) ended: the first whole second at least its
+   * duration after the canary started by which the canary had served its requests. null while
+   * it goes on; undefined without a warm-up. Found once (a bisection over seconds), then kept.
+   */
+  private async warmedAt(c: CanaryRow, source: MetricsSource, now: number): Promise<number | null | undefined> {
+    const w = c.policy.warmup;
+    if (!w) return undefined;
+    if (c.state.warmedAt != null) return c.state.warmedAt;
+    const earliest = warmupEarliest(c.startedAt, w.durationMs);
+    if (now < earliest) return null;
+    if (w.requests === 0) return earliest;
+    // Requests the canary served in the whole seconds before `toMs`.
+    const served = async (toMs: number) =>
+      (await source.versionStats(c.deployment, c.version, c.startedAt, toMs - 1000)).requests;
+    if ((await served(earliest)) >= w.requests) return earliest;
+    const last = Math.floor(now / 1000) * 1000;
+    if (last <= earliest || (await served(last)) < w.requests) return null;
+    let lo = earliest; // served(lo) < requests ≤ served(hi)
+    let hi = last;
+    while (hi - lo > 1000) {
+      const mid = lo + Math.floor((hi - lo) / 2000) * 1000;
+      if ((await served(mid)) >= w.requests) hi = mid;
+      else lo = mid;
+    }
+    return hi;
   }
 
   /** Both versions' stats in the canary's current step (the gross-failure check); null when unreadable. */

@@ -17,5 +17,6 @@ export function stateOf(p: CanaryProgress): AnalysisState {
     p99BreachSince: p.p99BreachSince,
     businessBreachSince: p.businessBreachSince ?? null,
     ...(p.phase ? { phase: p.phase } : {}),
+    ...(p.warmedAt != null ? { warmedAt: p.warmedAt } : {}),
   };
 }

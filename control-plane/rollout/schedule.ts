@@ -34,3 +34,11 @@ export function readWindows(
   const from = stepReadFrom(c.stepStartedAt);
   return { step: { from, to: now }, reference: { from: c.stepStartedAt - c.policy.windowMs, to: from - 1000 } };
 }
+
+/**
+ * The earliest end of a canary's warm-up (policy.warmup): the first whole second at least
+ * `durationMs` after it started. (It ends there, or later once the canary has served the
+ * warm-up's requests.)
+ */
+export const warmupEarliest = (startedAt: number, durationMs: number): number =>
+  Math.ceil((startedAt + durationMs) / 1000) * 1000;

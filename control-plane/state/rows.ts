@@ -21,6 +21,7 @@ export function toState(s: pg.QueryResultRow | null | undefined): AnalysisState 
     p99BreachSince: num(s?.p99BreachSince),
     businessBreachSince: num(s?.businessBreachSince),
     ...(s?.phase === 'shadow' ? { phase: 'shadow' as const } : {}),
+    ...(s?.warmedAt != null ? { warmedAt: Number(s.warmedAt) } : {}),
   };
 }
 

@@ -6,7 +6,7 @@ import type { Decision, RuleEvidence, Verdict } from '../model/verdict.js';
 /** decide()'s memory of a canary between analyses, kept in canaries.analysis_state. */
 export type AnalysisState = Pick<
   CanaryProgress,
-  'strata' | 'limits' | 'lastStep' | 'p99BreachSince' | 'businessBreachSince' | 'phase'
+  'strata' | 'limits' | 'lastStep' | 'p99BreachSince' | 'businessBreachSince' | 'phase' | 'warmedAt'
 >;
 
 export type DeploymentStatus = 'stable' | 'progressing' | 'paused';

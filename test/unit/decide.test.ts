@@ -359,6 +359,48 @@ test('policies are validated with messages naming the field', () => {
   assert.throws(() => resolvePolicy({ bogus: 1 }), /bogus: unknown field/);
   assert.equal(resolvePolicy({ interval: '2s' }).stepDurationMs, 2000, 'stepDuration defaults to the interval');
   assert.equal(resolvePolicy({ maxStepDuration: '10m' }).maxStepDurationMs, 600_000);
+  assert.throws(() => resolvePolicy({ warmup: 'soon' }), /policy\.warmup: expected null or \{duration, requests\}/);
+  assert.throws(() => resolvePolicy({ warmup: { duration: 'soon' } }), /policy\.warmup\.duration/);
+  assert.throws(
+    () => resolvePolicy({ warmup: { requests: 2.5 } }),
+    /policy\.warmup\.requests: expected a whole number/,
+  );
+  assert.throws(() => resolvePolicy({ warmup: { requests: -1 } }), /policy\.warmup\.requests/);
+  assert.throws(() => resolvePolicy({ warmup: { seconds: 3 } }), /policy\.warmup\.seconds: unknown field/);
+  assert.deepEqual(resolvePolicy({}).warmup, { durationMs: 20_000, requests: 20 }, 'on by default');
+  assert.deepEqual(resolvePolicy({ warmup: { duration: '1m' } }).warmup, { durationMs: 60_000, requests: 20 });
+  assert.equal(resolvePolicy({ warmup: null }).warmup, null);
+});
+
+test('a cold canary: while it warms up its latency is not judged but its errors are; after it, only the traffic past the warm-up counts for latency', () => {
+  // 400 ms slower over the whole step so far (its first seconds were cold): while warming, pending and saying why.
+  const cold = { ...pair({ shape: shifted(400) }), latency: null, warmedAt: null };
+  const warming = decide(start(), policy, cold, 30_000);
+  assert.equal(rule(warming, 'latency_p95').status, 'pending');
+  assert.match(
+    rule(warming, 'latency_p95').summary,
+    /warming up \(policy\.warmup: 20 s after it started and 20 requests\)/,
+  );
+  assert.notEqual(warming.verdict, 'critical');
+  // Errors are judged from the first request.
+  const failing = decide(start(), policy, { ...pair({ err: 0.5 }), latency: null, warmedAt: null }, 30_000);
+  assert.equal(failing.verdict, 'critical');
+  // Warm now: the latency rules read the step past the warm-up (clean), not the cold start.
+  const sides = (x: StatsInput) => x as { baseline: VersionStats; canary: VersionStats };
+  const warmed = decide(
+    start(),
+    policy,
+    { ...pair({ shape: shifted(400) }), latency: sides(pair()), warmedAt: 20_000 },
+    60_000,
+  );
+  assert.notEqual(rule(warmed, 'latency_p95').status, 'fail');
+  assert.notEqual(warmed.verdict, 'critical');
+  assert.equal(warmed.progress.warmedAt, 20_000, 'the end of the warm-up is kept');
+  // A canary that stays slow after its warm-up is still rolled back.
+  const slow = pair({ shape: shifted(400) });
+  const staysSlow = decide(start(), policy, { ...slow, latency: sides(slow), warmedAt: 20_000 }, 60_000);
+  assert.equal(rule(staysSlow, 'latency_p95').status, 'fail');
+  assert.equal(staysSlow.verdict, 'critical');
 });
 
 test("a slowdown of the whole machine, which the baseline feels too, is not the canary's fault (latency is judged against the baseline's own share)", () => {

@@ -79,26 +79,38 @@ export function withStreamLimits(
   return out;
 }
 
-export function countsOf(s: VersionStats, limits: LatencyLimits | null): StepCounts {
+/**
+ * A version's counts in a step. With `latency` (the step after the canary's warm-up, or null
+ * while it warms up) the latency counts come from there; requests and errors from the whole step.
+ */
+export function countsOf(all: VersionStats, limits: LatencyLimits | null, latency?: VersionStats | null): StepCounts {
+  const s = latency === undefined ? all : latency;
+  if (s === null)
+    return { ...ZERO, n: all.requests, errors: all.modelErrors, latencyN: 0, retryFailed: all.retryFailed ?? 0 };
   const h = s.histogram;
   const sh = s.streams?.histograms;
   return {
-    n: s.requests,
-    errors: s.modelErrors,
+    n: all.requests,
+    errors: all.modelErrors,
+    ...(s === all ? {} : { latencyN: s.requests }),
     slow95: limits && h ? countAbove(h, limits.p95Ms) : 0,
     slow99: limits && h ? countAbove(h, limits.p99Ms) : 0,
     tpotN: sh ? total(sh.tpot) : 0,
     slowTpot: sh && limits?.tpotMs ? countAbove(sh.tpot, limits.tpotMs) : 0,
     tokensN: sh ? total(sh.tokens) : 0,
     longAnswers: sh && limits?.tokensLimit ? countAbove(sh.tokens, limits.tokensLimit) : 0,
-    retryFailed: s.retryFailed ?? 0,
+    retryFailed: all.retryFailed ?? 0,
   };
 }
+
+/** The requests a version's latency counts cover. */
+export const latencyN = (c: StepCounts): number => c.latencyN ?? c.n;
 
 /** Counts added field by field (steps stored before a field existed count it as 0). */
 export const add = (a: StepCounts, b: StepCounts): StepCounts => ({
   n: a.n + b.n,
   errors: a.errors + b.errors,
+  latencyN: latencyN(a) + latencyN(b),
   slow95: a.slow95 + b.slow95,
   slow99: a.slow99 + b.slow99,
   tpotN: (a.tpotN ?? 0) + (b.tpotN ?? 0),
@@ -112,7 +124,11 @@ export const add = (a: StepCounts, b: StepCounts): StepCounts => ({
 export function currentStratum(
   progress: CanaryProgress,
   limits: LatencyLimits | null,
-  stats: { baseline: VersionStats; canary: VersionStats },
+  stats: {
+    baseline: VersionStats;
+    canary: VersionStats;
+    latency?: { baseline: VersionStats; canary: VersionStats } | null;
+  },
   now: number,
 ): Stratum {
   return {
@@ -120,7 +136,11 @@ export function currentStratum(
     from: progress.stepStartedAt,
     to: now,
     limits,
-    canary: countsOf(stats.canary, limits),
-    baseline: countsOf(stats.baseline, limits),
+    canary: countsOf(stats.canary, limits, stats.latency === undefined ? undefined : (stats.latency?.canary ?? null)),
+    baseline: countsOf(
+      stats.baseline,
+      limits,
+      stats.latency === undefined ? undefined : (stats.latency?.baseline ?? null),
+    ),
   };
 }

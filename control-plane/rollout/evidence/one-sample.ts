@@ -26,6 +26,8 @@ export interface RuleContext {
   explain: boolean;
   /** The deployment streams (its answers carry a token rate): the budget has stream rules then. */
   streams?: boolean;
+  /** The canary is still in its warm-up (policy.warmup): its latency is not judged yet. */
+  warming?: boolean;
 }
 
 /** How many canary requests (beyond `n`) until `passes(x, n)` holds, if the rate `rate` holds. */

@@ -2,10 +2,10 @@ import type { Policy } from '../../model/policy.js';
 import type { StepCounts } from '../../model/progress.js';
 import type { RuleEvidence, RuleName } from '../../model/verdict.js';
 import { alphaFor } from '../evidence/budget.js';
-import { MIN_REFERENCE_REQUESTS } from '../evidence/counts.js';
+import { latencyN, MIN_REFERENCE_REQUESTS } from '../evidence/counts.js';
 import { oneSampleRule, type RuleContext } from '../evidence/one-sample.js';
 import { priorWithMean, UNIFORM } from '../evidence/sequential.js';
-import { ms } from '../evidence/text.js';
+import { dur, ms } from '../evidence/text.js';
 
 /**
  * p99 is a sustained rule: once its test rejects, the clock runs until latencyP99For (warn
@@ -65,12 +65,32 @@ export function latencyRule(ctx: RuleContext, which: 'p95' | 'p99'): RuleEvidenc
   const current = ctx.strata[ctx.strata.length - 1].limits;
   const t = ctx.policy.thresholds;
   // A streamed answer's latency is its time to first token (the proxy records it so): say so.
-  const streaming = (ctx.canary.tokensN ?? 0) * 2 > ctx.canary.n;
+  const streaming = (ctx.canary.tokensN ?? 0) * 2 > latencyN(ctx.canary);
   const of = streaming ? 'time-to-first-token ' : '';
   const limitText =
     which === 'p95'
       ? `canary ${of}p95 ≤ baseline p95 + ${t.latencyP95DeltaMs}ms${t.latencyP95Ratio ? ` (or × ${t.latencyP95Ratio})` : ''}${current ? ` = ${ms(current.p95Ms)}` : ''}`
       : `canary ${of}p99 ≤ ${t.latencyP99Ratio} × baseline p99${current ? ` = ${ms(current.p99Ms)}` : ''}`;
+  const warmup = ctx.policy.warmup;
+  if (ctx.warming && warmup) {
+    const what = [
+      warmup.durationMs > 0 ? `${dur(warmup.durationMs / 1000)} after it started` : null,
+      warmup.requests > 0 ? `${warmup.requests} requests` : null,
+    ]
+      .filter(Boolean)
+      .join(' and ');
+    return {
+      rule,
+      status: 'pending',
+      limit: limitText,
+      canary: null,
+      baseline: null,
+      eValue: 1,
+      pValue: 1,
+      alpha,
+      summary: `the canary is warming up (policy.warmup: ${what}): its latency is judged on the traffic after that; its errors from the first request`,
+    };
+  }
   if (limited.length === 0) {
     if (concurrent.length === 0) {
       return {
@@ -98,13 +118,13 @@ export function latencyRule(ctx: RuleContext, which: 'p95' | 'p99'): RuleEvidenc
     };
   }
   const x = limited.reduce((a, s) => a + (which === 'p95' ? s.canary.slow95 : s.canary.slow99), 0);
-  const n = limited.reduce((a, s) => a + s.canary.n, 0);
+  const n = limited.reduce((a, s) => a + latencyN(s.canary), 0);
   const bx = limited.reduce((a, s) => a + (which === 'p95' ? s.baseline.slow95 : s.baseline.slow99), 0);
-  const bn = limited.reduce((a, s) => a + s.baseline.n, 0);
+  const bn = limited.reduce((a, s) => a + latencyN(s.baseline), 0);
   const slow = (c: StepCounts) => (which === 'p95' ? c.slow95 : c.slow99);
   const relative = limited.map((s) => ({
-    canary: { n: s.canary.n, events: slow(s.canary) },
-    baseline: { n: s.baseline.n, events: slow(s.baseline) },
+    canary: { n: latencyN(s.canary), events: slow(s.canary) },
+    baseline: { n: latencyN(s.baseline), events: slow(s.baseline) },
   }));
   // "p95 ≤ L" is "at most 5% of requests above L": a one-sample test on the share above L,
   // judged against the baseline's concurrent share above the same L.
