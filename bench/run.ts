@@ -247,36 +247,43 @@ async function main(): Promise<void> {
   );
   const shadowProxy = await spawnProxy({ CANARY_ROUTES_FILE: shadowFile, LOG_LEVEL: 'warn' });
   const shadowUrl = `http://127.0.0.1:${shadowProxy.ready.port}/iris/predict`;
-  // `canary up` on the embedded database, with the prediction log on: the whole product in one process.
-  const up = await spawnCanary<{ api: string; proxy: string }>(['up'], {
-    env: {
-      CANARY_DATA_DIR: path.join(dir, 'data'),
-      CANARY_PROXY_PORT: '0',
-      CANARY_ADMIN_PORT: '0',
-      CANARY_API_PORT: '0',
-      CANARY_XDS_PORT: 'off',
-      CANARY_PROXY_HOST: '127.0.0.1',
-      LOG_LEVEL: 'warn',
-      REDIS_URL: '',
-      DATABASE_URL: '',
-    },
-    isReady: (m) => m.ready === true && m.component === 'up',
-    timeoutMs: 60_000,
-  });
-  const call = (p: string, b: unknown) =>
-    fetch(`${up.ready.api}${p}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(b),
-    }).then((r) => r.json());
-  await call('/v1/deployments', { name: 'iris', baseline: { version: 'v1', url: v1.ready.url } });
-  await call('/v1/deployments/iris/canary', {
-    version: 'v2',
-    url: v2.ready.url,
-    weight: WEIGHT,
-    policy: { autoPromote: false, autoRollback: false, interval: '1h' },
-  });
-  const upUrl = `${up.ready.proxy}/iris/predict`;
+  // `canary up` on the embedded database, with the prediction log on: the whole product in one
+  // process; and beside it the same with the log off, which shows what the log costs.
+  const startUp = async (dataDir: string, env: Record<string, string> = {}) => {
+    const child = await spawnCanary<{ api: string; proxy: string }>(['up'], {
+      env: {
+        CANARY_DATA_DIR: dataDir,
+        CANARY_PROXY_PORT: '0',
+        CANARY_ADMIN_PORT: '0',
+        CANARY_API_PORT: '0',
+        CANARY_XDS_PORT: 'off',
+        CANARY_PROXY_HOST: '127.0.0.1',
+        LOG_LEVEL: 'warn',
+        REDIS_URL: '',
+        DATABASE_URL: '',
+        ...env,
+      },
+      isReady: (m) => m.ready === true && m.component === 'up',
+      timeoutMs: 60_000,
+    });
+    const call = (p: string, b: unknown) =>
+      fetch(`${child.ready.api}${p}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(b),
+      }).then((r) => r.json());
+    await call('/v1/deployments', { name: 'iris', baseline: { version: 'v1', url: v1.ready.url } });
+    await call('/v1/deployments/iris/canary', {
+      version: 'v2',
+      url: v2.ready.url,
+      weight: WEIGHT,
+      policy: { autoPromote: false, autoRollback: false, interval: '1h' },
+    });
+    return { child: child.child, stop: child.stop, ready: child.ready, url: `${child.ready.proxy}/iris/predict` };
+  };
+  const up = await startUp(path.join(dir, 'data'));
+  const upUrl = up.url;
+  const upNoLog = await startUp(path.join(dir, 'data-no-log'), { CANARY_PREDICTION_QUEUE: '0' });
   const hp = await startReference('http-proxy-split.ts', v1.ready.url, v2.ready.url);
   const minimal = await startReference('minimal-proxy.ts', v1.ready.url, v2.ready.url);
   const nginx = await startNginx(v1.ready.url, v2.ready.url, dir);
@@ -287,6 +294,7 @@ async function main(): Promise<void> {
     await autocannon({ url: `${hp.url}/iris/predict`, method: 'POST', body, duration: 2, connections: 16 });
     await autocannon({ url: `${minimal.url}/iris/predict`, method: 'POST', body, duration: 2, connections: 16 });
     await autocannon({ url: upUrl, method: 'POST', body, duration: 2, connections: 16 });
+    await autocannon({ url: upNoLog.url, method: 'POST', body, duration: 2, connections: 16 });
     await autocannon({ url: shadowUrl, method: 'POST', body, duration: 2, connections: 16 });
     if (nginx)
       await autocannon({ url: `${nginx.url}/iris/predict`, method: 'POST', body, duration: 2, connections: 16 });
@@ -297,6 +305,7 @@ async function main(): Promise<void> {
       load('canary-mesh proxy, canary in shadow (100% mirrored)', shadowUrl),
     );
     const upRow = await withCpu([up.child.pid!], () => load('canary up (embedded DB, prediction log)', upUrl));
+    const upNoLogRow = await withCpu([upNoLog.child.pid!], () => load('canary up, prediction log off', upNoLog.url));
     const hpRow = await withCpu([hp.pid], () => load('http-proxy split, keep-alive', `${hp.url}/iris/predict`));
     const minimalRow = await withCpu([minimal.pid], () =>
       load('minimal undici Pool.stream proxy', `${minimal.url}/iris/predict`),
@@ -337,6 +346,8 @@ async function main(): Promise<void> {
       // proxy's, with CPU per request on its proxy's thread within 1.1× canary proxy's.
       canaryUpVsProxyThroughput: +(upRow.rps / ours.rps).toFixed(3),
       canaryUpVsMinimalThroughput: +(upRow.rps / minimalRow.rps).toFixed(3),
+      // What limits it: canary up with its prediction log off, against canary proxy.
+      canaryUpNoLogVsProxyThroughput: +(upNoLogRow.rps / ours.rps).toFixed(3),
       canaryUpMainThreadCpuVsProxy: +(
         (upRow.mainThreadCpuUsPerRequest ?? 0) / (ours.mainThreadCpuUsPerRequest ?? 1)
       ).toFixed(3),
@@ -407,7 +418,7 @@ async function main(): Promise<void> {
         canaryWeight: WEIGHT,
         note: 'load generator, proxies and model servers share the machine',
       },
-      closedLoop: [direct, ours, shadowRow, upRow, minimalRow, ...(nginxRow ? [nginxRow] : []), hpRow],
+      closedLoop: [direct, ours, shadowRow, upRow, upNoLogRow, minimalRow, ...(nginxRow ? [nginxRow] : []), hpRow],
       openLoop: [directOpen, oursOpen, shadowFull, splitHalf, shadowHalf, upQuiet, upBusy],
       streams,
       grpc: grpcRows,
@@ -427,6 +438,7 @@ async function main(): Promise<void> {
       proxy.stop(),
       shadowProxy.stop(),
       up.stop(),
+      upNoLog.stop(),
       hp.stop(),
       minimal.stop(),
       nginx?.stop(),
