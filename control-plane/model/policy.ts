@@ -79,7 +79,7 @@ export const DEFAULT_POLICY: Readonly<Policy> = Object.freeze({
   confidence: 0.95,
   businessMinOutcomes: 200,
   shadow: null,
-  warmup: Object.freeze({ durationMs: 20_000, requests: 20 }),
+  warmup: Object.freeze({ durationMs: 20_000, requests: 10 }),
   thresholds: Object.freeze({
     errorRateDelta: 0.05,
     latencyP95DeltaMs: 100,

@@ -367,8 +367,8 @@ test('policies are validated with messages naming the field', () => {
   );
   assert.throws(() => resolvePolicy({ warmup: { requests: -1 } }), /policy\.warmup\.requests/);
   assert.throws(() => resolvePolicy({ warmup: { seconds: 3 } }), /policy\.warmup\.seconds: unknown field/);
-  assert.deepEqual(resolvePolicy({}).warmup, { durationMs: 20_000, requests: 20 }, 'on by default');
-  assert.deepEqual(resolvePolicy({ warmup: { duration: '1m' } }).warmup, { durationMs: 60_000, requests: 20 });
+  assert.deepEqual(resolvePolicy({}).warmup, { durationMs: 20_000, requests: 10 }, 'on by default');
+  assert.deepEqual(resolvePolicy({ warmup: { duration: '1m' } }).warmup, { durationMs: 60_000, requests: 10 });
   assert.equal(resolvePolicy({ warmup: null }).warmup, null);
 });
 
@@ -379,7 +379,7 @@ test('a cold canary: while it warms up its latency is not judged but its errors 
   assert.equal(rule(warming, 'latency_p95').status, 'pending');
   assert.match(
     rule(warming, 'latency_p95').summary,
-    /warming up \(policy\.warmup: 20 s after it started and 20 requests\)/,
+    /warming up \(policy\.warmup: 20 s after it started and 10 requests\)/,
   );
   assert.notEqual(warming.verdict, 'critical');
   // Errors are judged from the first request.
