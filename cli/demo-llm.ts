@@ -105,7 +105,8 @@ export async function llmAct(
   traffic.start();
   try {
     await sleep(3000); // the baseline streams alone first: the latency and token-rate limits come from its own answers
-    const policy = { interval: DEMO_INTERVAL, steps: [50, 100], minRequests: 50 };
+    // The reference LLM servers have no cold start to wait out: no warm-up (policy.warmup).
+    const policy = { interval: DEMO_INTERVAL, steps: [50, 100], minRequests: 50, warmup: null };
     const judged = async (version: string) => {
       await api.call('POST', `/v1/deployments/${name}/canary`, { version, policy });
       return waitFor(

@@ -621,7 +621,8 @@ export function heavyTailCases(): SimCase[] {
 /**
  * Cold starts (model load, JIT, caches): a canary slow only while it warms up is not rolled
  * back (policy.warmup, on by default); one that stays slow still is; and without a warm-up
- * the same cold canary is judged on its first seconds.
+ * the same cold canary is judged on its first seconds. And a short blip past the warm-up:
+ * clean traffic after it must end the p99 breach, so the canary is decided, not held.
  */
 export function coldStartCases(): SimCase[] {
   const cold = { forS: 20, factor: 8 };
@@ -640,6 +641,14 @@ export function coldStartCases(): SimCase[] {
       canary: v(0.01),
       slowCanary: cold,
       policy: { warmup: null },
+    },
+    {
+      // A blip, not a cold start: past the warm-up, 3 s of 8× slower answers, then equal again.
+      name: 'p99 blip: canary 8× slower for 3 s at 2 min, then equal',
+      rps: 100,
+      baseline: v(0.01),
+      canary: v(0.01),
+      slowCanary: { fromS: 120, forS: 3, factor: 8 },
     },
     {
       name: 'cold start: canary 8× slower and staying slow',

@@ -29,10 +29,9 @@ export function nextStep(policy: Policy, weight: number): number | null {
 export function grossFailure(
   progress: CanaryProgress,
   policy: Policy,
-  step: { canary: VersionStats; baseline: VersionStats | null },
+  step: { canary: VersionStats; baseline: VersionStats },
 ): RuleEvidence {
-  const baseline = step.baseline ?? noRequests(step.canary);
-  const strata = [...(progress.strata ?? []), currentStratum(progress, null, { canary: step.canary, baseline }, 0)];
+  const strata = [...(progress.strata ?? []), currentStratum(progress, null, step, 0)];
   return errorMaxRule({
     policy,
     strata,
@@ -43,8 +42,6 @@ export function grossFailure(
     explain: false,
   });
 }
-
-const noRequests = (like: VersionStats): VersionStats => ({ ...like, requests: 0, modelErrors: 0, clientErrors: 0 });
 
 /**
  * The canary brain. Pure: no I/O, no clock — `now` is an argument — so whole rollouts can be

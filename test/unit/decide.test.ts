@@ -181,10 +181,13 @@ test('evidence accumulates across steps: two steps that are each too short to ju
 
 test('the fast path sees the same gross failure the analysis does', () => {
   const canary = stats('v2', 5, 5);
-  assert.equal(grossFailure(start(1), policy, { canary, baseline: null }).status, 'fail');
+  assert.equal(grossFailure(start(1), policy, { canary, baseline: stats('v1', 0, 0) }).status, 'fail');
   assert.equal(grossFailure(start(1), policy, { canary, baseline: stats('v1', 500, 0) }).status, 'fail');
   assert.equal(decide(start(1), policy, pair({ n: 5, errors: 5 }), 5000).verdict, 'critical');
-  assert.equal(grossFailure(start(1), policy, { canary: stats('v2', 40, 1), baseline: null }).status, 'pending');
+  assert.equal(
+    grossFailure(start(1), policy, { canary: stats('v2', 40, 1), baseline: stats('v1', 0, 0) }).status,
+    'pending',
+  );
 });
 
 test("a fault both versions share over the same step is not the canary's: neither the fast path nor the analysis rolls back", () => {
@@ -211,7 +214,10 @@ test("a fault both versions share over the same step is not the canary's: neithe
     rule(held, 'error_rate_max').summary,
     /less the 595 failures its retries on the baseline reproduced, 0\.50% \(5\/1000/,
   );
-  assert.notEqual(grossFailure(start(100), policy, { canary: outage.canary, baseline: null }).status, 'fail');
+  assert.notEqual(
+    grossFailure(start(100), policy, { canary: outage.canary, baseline: stats('v1', 0, 0) }).status,
+    'fail',
+  );
 });
 
 test('a metrics outage is an error verdict that holds, however long it lasts', () => {
