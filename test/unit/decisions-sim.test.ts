@@ -130,3 +130,34 @@ test('identical heavy-tailed models (lognormal σ 1.5), hedged as the proxy hedg
   const rolledBack = results.filter((r) => r.outcome === 'rollback').length;
   assert.ok(rolledBack <= 1, `false rollbacks ${share(rolledBack, 60)}`);
 });
+
+test('cold starts: a canary 8× slower only for its first 20 s is not rolled back (its warm-up), one that stays 8× slower is; a 3-s blip past the warm-up ends in a promotion', () => {
+  const cold = { forS: 20, factor: 8 };
+  const warming = run({ name: 'cold', rps: 100, baseline: v(0.01), canary: v(0.01), slowCanary: cold }, 200);
+  const falseRollbacks = warming.results.filter((r) => r.outcome === 'rollback').length;
+  assert.ok(falseRollbacks <= 2, `cold canary rolled back ${share(falseRollbacks, 200)}`);
+  // Without the warm-up the same canary is judged on its cold seconds: the test can fail.
+  const unwarmed = run(
+    {
+      name: 'cold, no warm-up',
+      rps: 100,
+      baseline: v(0.01),
+      canary: v(0.01),
+      slowCanary: cold,
+      policy: { warmup: null },
+    },
+    100,
+  );
+  assert.ok(unwarmed.summary.rollback >= 0.5, `without a warm-up ${unwarmed.summary.rollback * 100}% rolled back`);
+  const slow = run(
+    { name: 'slow', rps: 100, baseline: v(0.01), canary: v(0.01), slowCanary: { forS: 3600, factor: 8 } },
+    100,
+  );
+  assert.ok(slow.summary.rollback >= 0.99, `staying slow: ${slow.summary.rollback * 100}% rolled back`);
+  const blip = run(
+    { name: 'blip', rps: 100, baseline: v(0.01), canary: v(0.01), slowCanary: { fromS: 120, forS: 3, factor: 8 } },
+    100,
+  );
+  const decided = blip.results.filter((r) => r.outcome === 'promote' && r.atS <= 120 + 30 * 60).length;
+  assert.ok(decided >= 99, `blip then clean: promoted within maxStepDuration of it ${share(decided, 100)}`);
+});
