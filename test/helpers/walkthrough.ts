@@ -139,13 +139,18 @@ export async function runWalkthrough(steps: Step[], timeoutMs = 600_000): Promis
   return { outputs, backgroundLog, asWritten };
 }
 
+/** A row of `canary versions`: its HEALTHY column says whether the prober has been round yet. */
+const VERSION_ROW = /^(\s*\S+\s+(?:registered|canary|serving|retired|rolled_back)\s+)(?:yes|no|-)(\s+\S+:\/\/)/;
+
 /**
  * A line's shape: what stays the same from run to run. Times, ids, hashes, numbers and quoted
- * labels are masked and runs of spaces (table alignment) become one.
+ * labels are masked, and a version's health (probed on its own schedule, so a command typed
+ * at once may come before the first probe); runs of spaces (table alignment) become one.
  */
 export function shape(line: string): string {
   if (/^exit \d+$/.test(line)) return line; // an exit code is the outcome, not a measurement
   return line
+    .replace(VERSION_ROW, '$1<health>$2')
     .replace(/\b[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT\b/g, '<http-date>')
     .replace(/\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?Z/g, '<time>')
     .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, '<id>')
