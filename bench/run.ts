@@ -101,6 +101,17 @@ function controlPlaneReader(api: string, deployment: string) {
   };
 }
 
+/** The prediction log's counters on a proxy's admin port. */
+async function predictionLogCounts(admin: string) {
+  const text = await fetch(`${admin}/metrics`).then((r) => r.text());
+  const value = (name: string) => Number(text.match(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm'))?.[1] ?? NaN);
+  return {
+    written: value('canary_proxy_prediction_log_written_total'),
+    dropped: value('canary_proxy_prediction_log_dropped_total'),
+    queued: value('canary_proxy_prediction_log_queue'),
+  };
+}
+
 function print(row: Row): Row {
   process.stderr.write(
     `  ${row.scenario.padEnd(34)} ${row.rps.toFixed(0).padStart(7)} rps  p50 ${row.p50.toFixed(3)} ms  p99 ${row.p99.toFixed(3)} ms  errors ${row.errors + row.non2xx}\n`,
@@ -250,7 +261,7 @@ async function main(): Promise<void> {
   // `canary up` on the embedded database, with the prediction log on: the whole product in one
   // process; and beside it the same with the log off, which shows what the log costs.
   const startUp = async (dataDir: string, env: Record<string, string> = {}) => {
-    const child = await spawnCanary<{ api: string; proxy: string }>(['up'], {
+    const child = await spawnCanary<{ api: string; proxy: string; admin: string }>(['up'], {
       env: {
         CANARY_DATA_DIR: dataDir,
         CANARY_PROXY_PORT: '0',
@@ -305,6 +316,11 @@ async function main(): Promise<void> {
       load('canary-mesh proxy, canary in shadow (100% mirrored)', shadowUrl),
     );
     const upRow = await withCpu([up.child.pid!], () => load('canary up (embedded DB, prediction log)', upUrl));
+    // Did the prediction log keep up at full load (its database thread yields the cores to users' requests)?
+    const predictionLog = await predictionLogCounts(up.ready.admin);
+    process.stderr.write(
+      `  ${' '.repeat(34)} prediction log: ${predictionLog.written} rows written, ${predictionLog.dropped} dropped, ${predictionLog.queued} queued\n`,
+    );
     const upNoLogRow = await withCpu([upNoLog.child.pid!], () => load('canary up, prediction log off', upNoLog.url));
     const hpRow = await withCpu([hp.pid], () => load('http-proxy split, keep-alive', `${hp.url}/iris/predict`));
     const minimalRow = await withCpu([minimal.pid], () =>
@@ -348,6 +364,7 @@ async function main(): Promise<void> {
       canaryUpVsMinimalThroughput: +(upRow.rps / minimalRow.rps).toFixed(3),
       // What limits it: canary up with its prediction log off, against canary proxy.
       canaryUpNoLogVsProxyThroughput: +(upNoLogRow.rps / ours.rps).toFixed(3),
+      canaryUpPredictionLogAfterClosedLoop: predictionLog,
       canaryUpMainThreadCpuVsProxy: +(
         (upRow.mainThreadCpuUsPerRequest ?? 0) / (ours.mainThreadCpuUsPerRequest ?? 1)
       ).toFixed(3),

@@ -33,6 +33,12 @@ const { config, logLevel } = workerData as ControlPlaneThreadData;
 const logger = createLogger('canary', logLevel);
 const toMain = new Caller(port);
 
+// Users' requests first: this thread yields the cores to the proxy's, and so does the embedded
+// database's, which it starts (a thread inherits its creator's priority). The prediction log
+// does not wait on it: its rows queue in the proxy (bounded, counted when full) while the
+// cores are busy and are written when they are not.
+if (!niceThisThread(CONTROL_PLANE_NICE)) logger.info('control plane thread runs at normal priority');
+
 // The database starts first (PGlite compiles and opens its files in a thread of its own) while
 // the rest of the control plane loads: start-up is the longer of the two, not their sum.
 const opening = openDatabase(config, logger);
@@ -65,11 +71,6 @@ try {
   port.postMessage({ type: 'failed', message: e.message, code: e.code } satisfies ThreadStatus);
   process.exit(1);
 }
-
-// Users' requests first: from here on this thread yields the cores to the proxy's. (The
-// embedded database's thread, started above, keeps the normal priority: the prediction log's
-// writes must keep up with traffic.)
-if (!niceThisThread(CONTROL_PLANE_NICE)) logger.info('control plane thread runs at normal priority');
 
 const predictions = new PgPredictionSink(controlPlane.db.pool);
 const noStats = () => {
