@@ -50,10 +50,10 @@ export interface ThreadedStack {
 
 /**
  * `canary up`: the proxy on this thread, the control plane (API, dashboard, analysis, the
- * database's client) on a thread of its own, so a busy dashboard or a long query never delays
- * users' requests, and the prediction log's SQL encoding runs there too. Without Redis the
- * route table and the stats cross between the threads by calls (rpc.ts); with Redis both
- * sides use it, as separate processes do.
+ * database's client) on a thread of its own, niced, so a busy dashboard or a long query never
+ * runs on users' event loop and yields them the cores; the prediction log's SQL encoding runs
+ * there too. Without Redis the route table and the stats cross between the threads by calls
+ * (rpc.ts); with Redis both sides use it, as separate processes do.
  */
 export async function startThreadedStack(
   cpConfig: Readonly<ControlPlaneConfig>,
@@ -83,7 +83,10 @@ export async function startThreadedStack(
   const started = new Promise<Extract<ThreadStatus, { type: 'ready' }>>((resolve, reject) => {
     worker.on('message', (m: ThreadStatus) => {
       if (m?.type === 'ready') resolve(m);
-      if (m?.type === 'failed') reject(Object.assign(new Error(m.message), m.code ? { code: m.code } : {}));
+      if (m?.type === 'failed') {
+        stopping = true; // it could not start: that error is the answer, not a crash to report
+        reject(Object.assign(new Error(m.message), m.code ? { code: m.code } : {}));
+      }
     });
     worker.once('error', (err) => {
       logger.error({ err: err.message, stack: err.stack }, 'control plane thread failed');
