@@ -141,7 +141,11 @@ test('evaluate shows the verdict and why; charts draw from the analyses', async 
   await stack.proxy.flushStats();
   await page.click('#evaluate');
   await page.locator('#reasons li').first().waitFor();
-  assert.match(await page.locator('#reasons').innerText(), /canary requests|within thresholds|baseline/);
+  // Why it is not yet decided: evidence still needed, or (in its first seconds) its warm-up.
+  assert.match(
+    await page.locator('#reasons').innerText(),
+    /canary requests|within thresholds|baseline|warming up \(policy\.warmup/,
+  );
   assert.ok((await page.locator('svg.chart').count()) >= 2);
   // Charts scaled to the data, with the policy's limits, readable ticks, and p99 told apart from p95.
   assert.ok(
