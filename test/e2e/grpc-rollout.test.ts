@@ -4,7 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { loadControlPlaneConfig, loadProxyConfig } from '../../common/config.js';
 import { startStack } from '../../control-plane/main.js';
 import { loadInferenceProtos, startGrpcInferServer } from '../../model-servers/grpc-infer.js';
-import { eventually, freshSchema, REDIS_URL, silent, testPrefix } from '../helpers/servers.js';
+import { eventually, freshSchema, REDIS_URL, silent, testPrefix, untilRouted } from '../helpers/servers.js';
 
 /**
  * gRPC canaries on the whole stack (PostgreSQL, Redis, the control plane's own analysis): an
@@ -108,6 +108,7 @@ for (const [what, canaryOpts] of [
       baseline: { version: 'v1', url: v1.url },
     });
     assert.equal(created.baseline?.url, v1.url, JSON.stringify(created));
+    await untilRouted(stack.proxy.adminUrl, 'sum');
     const load = calls(stack.proxy.url);
     try {
       await eventually(() => assert.ok(load.seen.length > 20, `${load.seen.length} calls so far`), 20_000);
@@ -157,6 +158,7 @@ test('a gRPC canary answering INVALID_ARGUMENT where the baseline does too is ne
   );
   const { stack, api } = await stackWith();
   await api('POST', '/v1/deployments', { name: 'sum', baseline: { version: 'v1', url: v1.url } });
+  await untilRouted(stack.proxy.adminUrl, 'sum');
   const load = calls(stack.proxy.url, 0.3);
   try {
     await eventually(() => assert.ok(load.seen.length > 20, `${load.seen.length} calls so far`), 20_000);

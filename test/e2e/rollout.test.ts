@@ -8,7 +8,7 @@ import { spawnCanary } from '../../common/processes.js';
 import { startStack } from '../../control-plane/main.js';
 import { parseFaults } from '../../model-servers/faults.js';
 import { type RunningModelServer, startModelServer } from '../../model-servers/server.js';
-import { eventually, freshSchema, REDIS_URL, silent, testPrefix } from '../helpers/servers.js';
+import { eventually, freshSchema, REDIS_URL, silent, testPrefix, untilRouted } from '../helpers/servers.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 after(async () => {
@@ -93,6 +93,7 @@ test('a canary failing 30% of requests is rolled back by its first analyses, nev
   const v2 = await startModelServer({ model: 'v3', version: 'v2', faults: parseFaults({ errorRate: 0.3 }) });
   const { stack, api } = await stackWith([v1, v2]);
   await api('POST', '/v1/deployments', { name: 'iris', baseline: { version: 'v1', url: v1.url } });
+  await untilRouted(stack.proxy.adminUrl, 'iris');
   const load = traffic(`${stack.proxy.url}/iris/predict`);
   await sleep(300);
   await api('POST', '/v1/deployments/iris/canary', {
@@ -153,6 +154,7 @@ async function irisWithWarmV3() {
   const v3 = await startModelServer({ model: 'v3' });
   const { stack, api } = await stackWith([v1, v3]);
   await api('POST', '/v1/deployments', { name: 'iris', baseline: { version: 'v1', url: v1.url } });
+  await untilRouted(stack.proxy.adminUrl, 'iris');
   const load = traffic(`${stack.proxy.url}/iris/predict`);
   // Warm the new model server as a rollout would: a cold process's first answers are slow,
   // and that tail is its cold start, not the model.

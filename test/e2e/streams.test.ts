@@ -5,7 +5,7 @@ import OpenAI from 'openai';
 import { loadControlPlaneConfig, loadProxyConfig } from '../../common/config.js';
 import { startStack } from '../../control-plane/main.js';
 import { DEFAULT_LLM, type LlmBehaviour, startLlmServer } from '../../model-servers/llm.js';
-import { eventually, freshSchema, REDIS_URL, silent, testPrefix } from '../helpers/servers.js';
+import { eventually, freshSchema, REDIS_URL, silent, testPrefix, untilRouted } from '../helpers/servers.js';
 
 // The whole stack with the reference LLM server and the openai client streaming through the
 // proxy, over HTTP: a canary is judged by its first token and its token rate, never by how long
@@ -88,6 +88,7 @@ async function rollout(canary: LlmBehaviour) {
       })
     ).json();
   await api('POST', '/v1/deployments', { name: 'chat', baseline: { version: 'v1', url: v1.url } });
+  await untilRouted(stack.proxy.adminUrl, 'chat');
   const load = chatters(`${stack.proxy.url}/chat/v1`);
   // The baseline streams first, so the latency and token-rate limits are fixed from its own answers.
   await eventually(() => assert.ok(load.results.length >= 400, `${load.results.length} baseline streams`), 60_000, 100);

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
@@ -152,6 +153,24 @@ export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 500
       await sleep(everyMs);
     }
   }
+}
+
+/**
+ * Until the proxy at `adminUrl` routes deployment `name`. Over Redis it learns a new route table a
+ * moment after the API answered; a client that starts sooner gets UNKNOWN_DEPLOYMENT, as it
+ * would against a real deployment.
+ */
+export function untilRouted(adminUrl: string, name: string): Promise<void> {
+  return eventually(
+    async () => {
+      const table = (await (await request(`${adminUrl}/routes`)).body.json()) as {
+        deployments: Record<string, unknown>;
+      };
+      assert.ok(table.deployments[name], `${name} is not routed yet`);
+    },
+    30_000,
+    20,
+  );
 }
 
 /** A throwaway redis-server on its own port, for tests that stop and restart Redis. */
