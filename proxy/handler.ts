@@ -217,7 +217,7 @@ export function createRequestHandler(deps: HandlerDeps) {
           result: final,
           role: finalRole,
           upstream: finalUpstream,
-        } = await canaryRequest(net, route, upstream, resend, attempt, client, table.version));
+        } = await canaryRequest(net, route, upstream, resend, attempt, client, table.version, decision.keyGroup));
       } else {
         const t0 = performance.now();
         final = await attempt(upstream, role, client, false, forced ? { 'x-canary-forced': 'true' } : {});
@@ -231,6 +231,7 @@ export function createRequestHandler(deps: HandlerDeps) {
           ownBodyLimit: isOwnBodyTooLarge(final),
           stream: final.stream,
           grpc: final.grpc,
+          keyGroup: decision.analysed ? decision.keyGroup : undefined,
         });
       }
     } finally {

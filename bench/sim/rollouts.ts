@@ -28,6 +28,7 @@ import { decide, grossFailure } from '../../control-plane/rollout/decide.js';
 import { analysisDue, readWindows, stepReadFrom, warmupEarliest } from '../../control-plane/rollout/schedule.js';
 import { autoStartWeight } from '../../control-plane/rollout/sizing.js';
 import { bucketIndex } from '../../proxy/contract/histogram.js';
+import { countKeyed, KEY_GROUPS, keyGroupCounts, noKeyGroups } from '../../proxy/contract/key-groups.js';
 import type { RouteSettings } from '../../proxy/contract/route-table.js';
 import { summarize, type VersionStats } from '../../proxy/contract/stats.js';
 import { noStreams, recordStream, type StreamCounts } from '../../proxy/contract/stream-stats.js';
@@ -81,6 +82,13 @@ export interface SimCase {
   shared?: SharedFaultModel;
   /** The deployment's hedgeCanaryAfter, as the proxy reads it ("auto", its default, when absent). */
   hedge?: RouteSettings['hedgeCanaryAfter'];
+  /**
+   * Sticky users: every request comes from one of `count` users (uniformly), routed by its key
+   * as the proxy routes `x-canary-key` (a fixed bucket per user; raising the weight only adds
+   * users) and counted in its key group. `unevenShare` of the users fail `unevenErrorRate` of
+   * their requests on either version (the same users: an A/A case); the rest the variant's rate.
+   */
+  users?: { count: number; unevenShare: number; unevenErrorRate: number };
   /** The canary is `factor`× slower for `forS` seconds from `fromS` (0: from its start, a cold start). */
   slowCanary?: { fromS?: number; forS: number; factor: number };
   policy?: Record<string, unknown>;
@@ -155,6 +163,8 @@ class Cell {
   retryFailed = 0;
   readonly hist = new Float64Array(SIZE);
   streams: StreamCounts | null = null;
+  /** Keyed requests per key group, as the proxy counts them (sticky-user cases only). */
+  keyed: number[] | null = null;
   /** While set, every answer is recorded here too (the step's part after the canary's warm-up). */
   mirror: Cell | null = null;
   /**
@@ -169,6 +179,7 @@ class Cell {
     delay: number | null,
     u: () => number,
     sharedRate: number,
+    group: number | null = null,
   ): { failed: boolean; lost: boolean } {
     const failed = u() < m.errorRate || (sharedRate > 0 && u() < sharedRate);
     const ms = latency(m.latency, u);
@@ -176,28 +187,32 @@ class Cell {
       const backupMs = latency(backup.latency, u);
       const backupFailed = u() < backup.errorRate || (sharedRate > 0 && u() < sharedRate);
       if (!backupFailed && delay + backupMs < ms) {
-        this.record(delay + backupMs, false);
+        this.record(delay + backupMs, false, group);
         return { failed: false, lost: true };
       }
     }
-    this.record(ms, failed);
+    this.record(ms, failed, group);
     return { failed, lost: false };
   }
   /** The latency of the last request recorded (the hedge's live p99 reads the baseline's). */
   lastMs = 0;
-  record(ms: number, failed: boolean): void {
+  record(ms: number, failed: boolean, group: number | null = null): void {
     this.lastMs = ms;
     this.n++;
     if (failed) this.errors++;
     const i = Math.min(SIZE - 1, Math.max(0, bucketIndex(ms) + OFFSET));
     this.hist[i]++;
-    this.mirror?.record(ms, failed);
+    if (group !== null) {
+      this.keyed ??= noKeyGroups();
+      countKeyed(this.keyed, group, failed);
+    }
+    this.mirror?.record(ms, failed, group);
   }
   /** One request of `m`: a plain answer, or a stream recorded as the proxy records it. */
-  answer(m: VariantModel, u: () => number, sharedRate = 0): boolean {
+  answer(m: VariantModel, u: () => number, sharedRate = 0, group: number | null = null): boolean {
     const failed = u() < m.errorRate || (sharedRate > 0 && u() < sharedRate);
     if (!m.stream) {
-      this.record(latency(m.latency, u), failed);
+      this.record(latency(m.latency, u), failed, group);
       return failed;
     }
     const st = m.stream;
@@ -225,20 +240,11 @@ class Cell {
     const h = new Map<number, number>();
     for (let i = 0; i < SIZE; i++) if (this.hist[i]) h.set(i - OFFSET, this.hist[i]);
     const streams = this.streams ?? undefined;
-    return summarize(
-      'sim',
-      version,
-      from,
-      to,
-      this.n,
-      this.errors,
-      0,
-      h,
-      undefined,
+    return summarize('sim', version, from, to, this.n, this.errors, 0, h, {
       streams,
-      undefined,
-      this.retryFailed,
-    );
+      retryFailed: this.retryFailed,
+      keyed: this.keyed ?? undefined,
+    });
   }
   /** Counts only, as the fast path needs them (it never looks at latency). */
   counts(version: string, from: number, to: number): VersionStats {
@@ -252,6 +258,7 @@ class Cell {
       clientErrors: 0,
       errorRate: this.n ? this.errors / this.n : 0,
       ...(this.retryFailed ? { retryFailed: this.retryFailed } : {}),
+      ...(this.keyed ? { keyGroups: keyGroupCounts(this.keyed) } : {}),
       p50: null,
       p95: null,
       p99: null,
@@ -325,6 +332,16 @@ export function simulateRollout(
     trippedAtS ??= 0;
   });
   const phase = c.shared ? u() * c.shared.everyS : 0;
+  // Sticky users: each one's routing bucket, key group and whether it is one of the uneven ones.
+  const users = c.users
+    ? Array.from({ length: c.users.count }, () => ({
+        bucket: u(),
+        group: Math.floor(u() * KEY_GROUPS),
+        uneven: u() < c.users!.unevenShare,
+      }))
+    : null;
+  const uneven = (m: VariantModel): VariantModel => ({ ...m, errorRate: c.users!.unevenErrorRate });
+  const unevenBaseline = c.users ? uneven(c.baseline) : null;
   const sharedAt = (t: number) =>
     c.shared && (((t - phase) % c.shared.everyS) + c.shared.everyS) % c.shared.everyS < c.shared.forS
       ? c.shared.errorRate
@@ -340,8 +357,12 @@ export function simulateRollout(
     stepB.mirror = warm ? warmB : null;
     stepC.mirror = warm ? warmC : null;
     const canaryModel = slow && s >= (slow.fromS ?? 0) && s < (slow.fromS ?? 0) + slow.forS ? slowModel! : c.canary;
+    const unevenCanary = users ? uneven(canaryModel) : null;
     for (let i = 0; i < n; i++) {
-      const canary = u() < w;
+      const user = users ? users[Math.floor(u() * users.length)] : null;
+      const canary = (user ? user.bucket : u()) < w;
+      const group = user ? user.group : null;
+      const model = canary ? (user?.uneven ? unevenCanary! : canaryModel) : user?.uneven ? unevenBaseline! : c.baseline;
       const at = s + (i + 0.5) / n;
       // The same draws whether or not the second is read; an unread one goes to a scratch cell.
       const cell = read ? (canary ? stepC : stepB) : UNREAD;
@@ -351,10 +372,10 @@ export function simulateRollout(
       let lost = false;
       if (canary && !c.canary.stream) {
         const delay = hedgeDelay(hedgeSettings, tracker, 'sim', atMs);
-        ({ failed, lost } = cell.hedged(canaryModel, c.baseline, delay, u, sr));
+        ({ failed, lost } = cell.hedged(model, c.baseline, delay, u, sr, group));
         if (lost) tripper.observeBaseline('sim', false, atMs); // the backup that answered
       } else {
-        failed = cell.answer(canary ? canaryModel : c.baseline, u, sr);
+        failed = cell.answer(model, u, sr, group);
         if (!canary && !failed) tracker.observe('sim', cell.lastMs);
       }
       if (canary)
@@ -365,7 +386,9 @@ export function simulateRollout(
         // A failed canary request is retried on the baseline (streams only before their first byte:
         // an error event after the 200 reaches the user as it is).
         if (failed && !c.canary.stream) {
-          const retryFailed = u() < c.baseline.errorRate || (sharedAt(at) > 0 && u() < sharedAt(at));
+          // The retry is the same user's request: an uneven user's fails at its own rate.
+          const retryRate = user?.uneven ? unevenBaseline!.errorRate : c.baseline.errorRate;
+          const retryFailed = u() < retryRate || (sharedAt(at) > 0 && u() < sharedAt(at));
           tripper.observeBaseline('sim', retryFailed, atMs); // the proxy's trip sees the retry too
           if (retryFailed) {
             userFailures++;
@@ -581,6 +604,7 @@ export function standardCases(): SimCase[] {
   cases.push(...sharedFaultCases());
   cases.push(...heavyTailCases());
   cases.push(...coldStartCases());
+  cases.push(...stickyUserCases());
   cases.push(...streamCases());
   return cases;
 }
@@ -658,6 +682,41 @@ export function coldStartCases(): SimCase[] {
       slowCanary: { forS: 3600, factor: 8 },
     },
   ];
+}
+
+/**
+ * Sticky users with uneven error rates (routed by `x-canary-key`): 5% of the users fail 16% of
+ * their requests on either version, so which users a variant happens to get moves its error
+ * rate; a test that takes one user's requests for independent draws rolls healthy canaries
+ * back. With 1,000 users a 1% canary sees about ten of them. And the power beside them: a
+ * canary 5 points worse for everyone else is still caught.
+ */
+export function stickyUserCases(): SimCase[] {
+  const users = { count: 1000, unevenShare: 0.05, unevenErrorRate: 0.16 };
+  const cases: SimCase[] = [];
+  for (const rps of [100, 1000])
+    cases.push({
+      name: 'A/A, sticky users: 5% of 1,000 users fail 16% of their requests',
+      rps,
+      baseline: v(0.002),
+      canary: v(0.002),
+      users,
+    });
+  cases.push({
+    name: 'A/A, sticky users: 5% of 10,000 users fail 16% of their requests',
+    rps: 100,
+    baseline: v(0.002),
+    canary: v(0.002),
+    users: { ...users, count: 10_000 },
+  });
+  cases.push({
+    name: '+5 points (0.2% → 5.2%), sticky users as above',
+    rps: 100,
+    baseline: v(0.002),
+    canary: v(0.052),
+    users,
+  });
+  return cases;
 }
 
 /** Faults both versions share: healthy canaries that must not be rolled back for them. */

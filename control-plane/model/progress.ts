@@ -22,6 +22,8 @@ export interface StepCounts {
   longAnswers?: number;
   /** Of `errors`, those the request's retry on the baseline failed too (a fault both share). */
   retryFailed?: number;
+  /** Requests routed by a sticky key, per key group, then their errors (proxy/contract/key-groups.ts). */
+  keyed?: number[];
 }
 
 /** The latency limits of one step, fixed once from the baseline's latency (never from the canary's). */

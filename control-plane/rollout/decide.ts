@@ -2,6 +2,7 @@ import { noAgreement, type VersionStats } from '../../proxy/contract/stats.js';
 import { AUTO_STEPS, type Policy } from '../model/policy.js';
 import type { CanaryProgress, StatsInput } from '../model/progress.js';
 import type { Action, Decision, RuleEvidence } from '../model/verdict.js';
+import { errorInflation } from './evidence/clusters.js';
 import { add, currentStratum, latencyLimits, withStreamLimits, ZERO } from './evidence/counts.js';
 import type { RuleContext } from './evidence/one-sample.js';
 import { dur } from './evidence/text.js';
@@ -32,11 +33,14 @@ export function grossFailure(
   step: { canary: VersionStats; baseline: VersionStats },
 ): RuleEvidence {
   const strata = [...(progress.strata ?? []), currentStratum(progress, null, step, 0)];
+  const canary = strata.reduce((a, s) => add(a, s.canary), ZERO);
+  const baseline = strata.reduce((a, s) => add(a, s.baseline), ZERO);
   return errorMaxRule({
     policy,
     strata,
-    canary: strata.reduce((a, s) => add(a, s.canary), ZERO),
-    baseline: strata.reduce((a, s) => add(a, s.baseline), ZERO),
+    canary,
+    baseline,
+    errorInflation: errorInflation(canary, baseline),
     canaryRate: null,
     beta: 1 - policy.confidence,
     explain: false,
@@ -85,6 +89,7 @@ export function decide(
     explain: opts.explain ?? true,
     streams: strata.some((s) => (s.canary.tpotN ?? 0) + (s.baseline.tpotN ?? 0) > 0),
     warming: stats.latency === null,
+    errorInflation: errorInflation(canary, baseline),
   };
 
   const rules = [errorMaxRule(ctx), errorDeltaRule(ctx), latencyRule(ctx, 'p95'), latencyRule(ctx, 'p99')];

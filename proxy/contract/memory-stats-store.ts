@@ -1,5 +1,6 @@
 import { addGrpcCodes, noGrpcCodes } from './grpc-codes.js';
 import { type Buckets, mergeInto } from './histogram.js';
+import { addKeyGroups, noKeyGroups } from './key-groups.js';
 import {
   addAgreement,
   type DisagreementExample,
@@ -44,6 +45,7 @@ export class MemoryStatsStore implements StatsStore {
     const agreement = noAgreement();
     const streams = noStreams();
     const grpc = noGrpcCodes();
+    const keyed = noKeyGroups();
     for (const c of this.cells.values()) {
       if (c.deployment !== deployment || c.version !== version || c.epochSecond < from || c.epochSecond > to) continue;
       requests += c.requests;
@@ -54,21 +56,15 @@ export class MemoryStatsStore implements StatsStore {
       if (c.agreement) addAgreement(agreement, c.agreement);
       if (c.stream) addStreams(streams, c.stream);
       if (c.grpc) addGrpcCodes(grpc, c.grpc);
+      if (c.keyed) addKeyGroups(keyed, c.keyed);
     }
-    return summarize(
-      deployment,
-      version,
-      fromMs,
-      toMs,
-      requests,
-      modelErrors,
-      clientErrors,
-      latency,
+    return summarize(deployment, version, fromMs, toMs, requests, modelErrors, clientErrors, latency, {
       agreement,
       streams,
       grpc,
       retryFailed,
-    );
+      keyed,
+    });
   }
 
   async reportTrip(trip: Trip): Promise<void> {

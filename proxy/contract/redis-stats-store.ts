@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { grpcCodeOfRedisField, grpcRedisField, noGrpcCodes } from './grpc-codes.js';
 import type { Buckets } from './histogram.js';
+import { keyGroupRedisField, keyGroupSlotOfRedisField, noKeyGroups } from './key-groups.js';
 import { redisKeys } from './keys.js';
 import {
   AGREEMENT_FIELDS,
@@ -73,6 +74,9 @@ export class RedisStatsStore implements StatsStore {
       if (c.grpc)
         for (let code = 0; code < c.grpc.length; code++)
           if (c.grpc[code]) fields.push(grpcRedisField(code), c.grpc[code]);
+      if (c.keyed)
+        for (let slot = 0; slot < c.keyed.length; slot++)
+          if (c.keyed[slot]) fields.push(keyGroupRedisField(slot), c.keyed[slot]);
       return [this.keys.stats(c.deployment, c.version, c.epochSecond), fields];
     });
     await this.flushing().canaryFlush(this.keys.flush(flushId), this.ttlSeconds, JSON.stringify(payload));
@@ -150,6 +154,7 @@ export class RedisStatsStore implements StatsStore {
     const agreement = noAgreement();
     const streams = noStreams();
     const grpc = noGrpcCodes();
+    const keyed = noKeyGroups();
     for (const [err, value] of results) {
       if (err) throw err;
       for (const [field, raw] of Object.entries(value as Record<string, string>)) {
@@ -164,25 +169,20 @@ export class RedisStatsStore implements StatsStore {
         } else {
           const f = AGREEMENT_BY_REDIS_FIELD.get(field);
           const code = f ? null : grpcCodeOfRedisField(field);
+          const slot = f || code !== null ? null : keyGroupSlotOfRedisField(field);
           if (f) agreement[f] += n;
           else if (code !== null) grpc[code] += n;
+          else if (slot !== null) keyed[slot] += n;
           else readStreamRedisField(streams, field, n);
         }
       }
     }
-    return summarize(
-      deployment,
-      version,
-      fromMs,
-      toMs,
-      requests,
-      modelErrors,
-      clientErrors,
-      latency,
+    return summarize(deployment, version, fromMs, toMs, requests, modelErrors, clientErrors, latency, {
       agreement,
       streams,
       grpc,
       retryFailed,
-    );
+      keyed,
+    });
   }
 }

@@ -1,5 +1,6 @@
 import { addGrpcCodes, type GrpcCounts, grpcCounts, noGrpcCodes } from './grpc-codes.js';
 import { type Buckets, mergeInto, quantile } from './histogram.js';
+import { addKeyGroups, type KeyGroupCounts, keyGroupCounts, noKeyGroups } from './key-groups.js';
 import { addStreams, copyStreams, type StreamCounts, type StreamStats, streamStats } from './stream-stats.js';
 import type { Trip } from './trip.js';
 
@@ -91,6 +92,8 @@ export interface StatsCell {
   grpc?: number[];
   /** Of this version's model errors, those its retry on the baseline failed too (a shared fault). */
   retryFailed?: number;
+  /** Present when requests routed by a sticky key were counted: per key group (key-groups.ts). */
+  keyed?: number[];
 }
 
 /**
@@ -139,6 +142,8 @@ export interface VersionStats {
    * baseline serves beside the canary (absent with none).
    */
   retryFailed?: number;
+  /** Requests routed by a sticky key, per key group: how uneven the users are (absent with none). */
+  keyGroups?: KeyGroupCounts;
 }
 
 /** The stats without their histogram, as the API shows and stores them. */
@@ -180,6 +185,15 @@ export function addAgreement(into: AgreementCounts, c: AgreementCounts): void {
   for (const f of AGREEMENT_FIELDS) into[f] += c[f];
 }
 
+/** What a version's merged cells may hold beyond requests, errors and latency. */
+export interface StatsExtras {
+  agreement?: AgreementCounts;
+  streams?: StreamCounts;
+  grpc?: number[];
+  retryFailed?: number;
+  keyed?: number[];
+}
+
 export function summarize(
   deployment: string,
   version: string,
@@ -189,16 +203,15 @@ export function summarize(
   modelErrors: number,
   clientErrors: number,
   latency: Buckets,
-  agreement: AgreementCounts = noAgreement(),
-  streams?: StreamCounts,
-  grpcCodes?: number[],
-  retryFailed = 0,
+  { agreement = noAgreement(), streams, grpc: grpcCodes, retryFailed = 0, keyed }: StatsExtras = {},
 ): VersionStats {
   const grpc = grpcCounts(grpcCodes);
+  const keyGroups = keyGroupCounts(keyed);
   return {
     ...(streams && streams.streams > 0 ? { streams: streamStats(streams) } : {}),
     ...(grpc ? { grpc } : {}),
     ...(retryFailed > 0 ? { retryFailed } : {}),
+    ...(keyGroups ? { keyGroups } : {}),
     deployment,
     version,
     from,
@@ -229,6 +242,7 @@ export function mergeCells(into: Map<string, StatsCell>, cells: StatsCell[]): vo
         agreement: c.agreement && { ...c.agreement },
         stream: c.stream && copyStreams(c.stream),
         grpc: c.grpc && [...c.grpc],
+        keyed: c.keyed && [...c.keyed],
       });
       continue;
     }
@@ -248,6 +262,10 @@ export function mergeCells(into: Map<string, StatsCell>, cells: StatsCell[]): vo
     if (c.grpc) {
       cur.grpc ??= noGrpcCodes();
       addGrpcCodes(cur.grpc, c.grpc);
+    }
+    if (c.keyed) {
+      cur.keyed ??= noKeyGroups();
+      addKeyGroups(cur.keyed, c.keyed);
     }
   }
 }

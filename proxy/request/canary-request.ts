@@ -64,6 +64,7 @@ export async function canaryRequest(
   attempt: Attempt,
   client: Cancel,
   tableVersion: number,
+  keyGroup?: number,
 ): Promise<{ result: ForwardResult; role: Role; upstream: Upstream }> {
   const name = route.name;
   const canaryCtl = new Cancel(),
@@ -117,6 +118,7 @@ export async function canaryRequest(
     tableVersion,
     stream: result.stream,
     grpc: result.grpc,
+    keyGroup,
   });
 
   if (!lostRace && (result.responded || !isModelError(result.outcome)))

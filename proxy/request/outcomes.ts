@@ -38,6 +38,8 @@ export interface Attempt {
   stream?: StreamSummary;
   /** A gRPC call: its method and status code. */
   grpc?: GrpcCall;
+  /** Routed by a sticky key: its group (proxy/contract/key-groups.ts). */
+  keyGroup?: number;
 }
 
 /** The one place outcomes are recorded: Prometheus, the analysed stats, the hedge's latency, the trip, the prediction log. */
@@ -65,7 +67,11 @@ export class OutcomeRecorder {
       // What the user waited for: a stream's first token, never its length (that is the answer's size).
       const waitedMs = a.stream?.ttftMs ?? a.latencyMs;
       if (a.kind === 'routed' || a.kind === 'upgrade') {
-        stats.record(a.deployment, a.upstream.version, a.outcome, waitedMs, Date.now(), a.stream, a.grpc?.code);
+        stats.record(a.deployment, a.upstream.version, a.outcome, waitedMs, Date.now(), {
+          stream: a.stream,
+          grpcCode: a.grpc?.code,
+          keyGroup: a.keyGroup,
+        });
         if (a.kind === 'routed' && a.role === 'baseline' && a.outcome === 'success')
           latency.observe(a.deployment, waitedMs);
       }

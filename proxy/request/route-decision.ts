@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { DeploymentRoute, Role, Upstream } from '../contract/route-table.js';
-import { pickVariant } from '../split/splitter.js';
+import { keyGroupOf, pickVariant } from '../split/splitter.js';
 
 /** Which variant serves a request, and whether it is a routing draw the analysis may count. */
 export interface RouteDecision {
@@ -12,6 +12,8 @@ export interface RouteDecision {
   forced: boolean;
   /** A canary draw sent to the baseline instead, and why. */
   diverted: 'tripped' | 'in_flight_cap' | null;
+  /** Routed by a sticky key: the key's group, in which the stats count its user's requests. */
+  keyGroup?: number;
 }
 
 /** What the proxy knows, at the moment of the request, about the deployment's canary. */
@@ -34,8 +36,9 @@ export function decideRoute(route: DeploymentRoute, headers: IncomingHttpHeaders
     return { role: 'baseline', upstream: route.baseline, analysed: false, forced: true, diverted: null };
   if (force === 'canary' && route.canary !== null)
     return { role: 'canary', upstream: route.canary, analysed: false, forced: true, diverted: null };
-  const key = headers['x-canary-key'];
-  const pick = pickVariant(route, typeof key === 'string' && key !== '' ? key : undefined);
+  const header = headers['x-canary-key'];
+  const key = typeof header === 'string' && header !== '' ? header : undefined;
+  const pick = pickVariant(route, key);
   if (pick.role === 'canary') {
     // Tripped: the canary is off live traffic until the control plane publishes a newer table.
     const diverted = canary.tripped(pick.upstream.version)
@@ -45,5 +48,12 @@ export function decideRoute(route: DeploymentRoute, headers: IncomingHttpHeaders
         : null;
     if (diverted) return { role: 'baseline', upstream: route.baseline, analysed: false, forced: false, diverted };
   }
-  return { role: pick.role, upstream: pick.upstream, analysed: true, forced: false, diverted: null };
+  return {
+    role: pick.role,
+    upstream: pick.upstream,
+    analysed: true,
+    forced: false,
+    diverted: null,
+    ...(key ? { keyGroup: keyGroupOf(key) } : {}),
+  };
 }

@@ -1,3 +1,4 @@
+import { KEY_GROUPS } from '../contract/key-groups.js';
 import type { DeploymentRoute, Role, Upstream } from '../contract/route-table.js';
 
 /** Sticky keys hash into this many buckets; a weight of w% owns buckets [0, w*100). */
@@ -21,6 +22,14 @@ export function hashKey(key: string): number {
 
 export function bucketOf(key: string): number {
   return hashKey(key) % BUCKETS;
+}
+
+/**
+ * The key's group in the stats (proxy/contract/key-groups.ts): the hash's high part, so a
+ * weight's buckets spread over every group and a group holds users of either variant alike.
+ */
+export function keyGroupOf(key: string): number {
+  return Math.floor(hashKey(key) / BUCKETS) % KEY_GROUPS;
 }
 
 export interface Pick {

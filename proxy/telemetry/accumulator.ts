@@ -1,5 +1,6 @@
 import { noGrpcCodes } from '../contract/grpc-codes.js';
 import { addValue } from '../contract/histogram.js';
+import { countKeyed, noKeyGroups } from '../contract/key-groups.js';
 import {
   type AgreementField,
   type DisagreementExample,
@@ -29,8 +30,7 @@ export class StatsAccumulator {
     outcome: Outcome,
     latencyMs: number,
     nowMs: number,
-    stream?: MeasuredStream,
-    grpcCode?: number,
+    { stream, grpcCode, keyGroup }: { stream?: MeasuredStream; grpcCode?: number; keyGroup?: number } = {},
   ): void {
     if (outcome === 'aborted' && !stream) return; // the client left: says nothing about the model
     const cell = this.cell(deployment, version, Math.floor(nowMs / 1000));
@@ -44,6 +44,10 @@ export class StatsAccumulator {
       cell.grpc[grpcCode]++;
     }
     cell.requests++;
+    if (keyGroup !== undefined) {
+      cell.keyed ??= noKeyGroups();
+      countKeyed(cell.keyed, keyGroup, isModelError(outcome));
+    }
     if (isModelError(outcome)) cell.modelErrors++;
     else if (outcome === 'client_error') cell.clientErrors++;
     addValue(cell.latency, latencyMs);

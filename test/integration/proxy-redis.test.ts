@@ -4,8 +4,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { request } from 'undici';
 import { statsRedis } from '../../common/redis.js';
+import { countKeyed, keyGroupCounts, noKeyGroups } from '../../proxy/contract/key-groups.js';
 import { RedisStatsStore } from '../../proxy/contract/redis-stats-store.js';
 import { RedisRouteSource } from '../../proxy/split/sources/redis-source.js';
+import { bucketOf, keyGroupOf } from '../../proxy/split/splitter.js';
 import {
   echoUpstream,
   eventually,
@@ -212,5 +214,62 @@ test('a canary failure its retry on the baseline also failed is counted as such 
     const s = await stats.read('iris', 'v2', from, Date.now() + 1000);
     assert.equal(s.modelErrors, 12);
     assert.equal(s.retryFailed, 4);
+  }, 20_000);
+});
+
+test('requests routed by a sticky key are counted per key group (through Redis): each user in its group, its errors with it; unkeyed requests in none', async () => {
+  const prefix = testPrefix();
+  const redis = new Redis(REDIS_URL);
+  cleanups.push(() => redis.quit());
+  const ok = await startUpstream((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end('{}');
+  });
+  // The canary fails every request of the "bad-" users (inputs it cannot handle).
+  const picky = await startUpstream((req, res) => {
+    req.resume();
+    const bad = String(req.headers['x-canary-key'] ?? '').startsWith('bad-');
+    res.writeHead(bad ? 503 : 200, { 'content-type': 'application/json' });
+    res.end('{}');
+  });
+  cleanups.push(
+    () => ok.close(),
+    () => picky.close(),
+  );
+  await publishTable(redis, prefix, { version: 1, deployments: { iris: route('iris', ok.url, picky.url, 50) } });
+  const proxy = await redisProxy(REDIS_URL, prefix);
+  const from = Date.now() - 1000;
+  // Thirty users and ten "bad-" ones, interleaved (eight canary failures in a row would trip it).
+  const keys = Array.from({ length: 40 }, (_, i) => (i % 4 === 3 ? `bad-${i}` : `user-${i}`));
+  const expected = { v1: noKeyGroups(), v2: noKeyGroups() };
+  for (let round = 0; round < 4; round++)
+    for (const key of keys) {
+      const version = bucketOf(key) < 5000 ? 'v2' : 'v1';
+      const r = await request(`${proxy.url}/iris/predict`, {
+        method: 'POST',
+        body: '{}',
+        headers: { 'x-canary-key': key },
+      });
+      await r.body.dump();
+      assert.equal(r.statusCode, 200, 'a failed canary request is retried on the baseline');
+      countKeyed(expected[version], keyGroupOf(key), version === 'v2' && key.startsWith('bad-'));
+    }
+  for (let i = 0; i < 20; i++)
+    await (await request(`${proxy.url}/iris/predict`, { method: 'POST', body: '{}' })).body.dump();
+  const stats = new RedisStatsStore(redis, prefix);
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  await eventually(async () => {
+    const [v1, v2] = await Promise.all(['v1', 'v2'].map((v) => stats.read('iris', v, from, Date.now() + 1000)));
+    assert.equal(v1.requests + v2.requests, 4 * keys.length + 20, 'every routed request is counted');
+    for (const [s, want] of [
+      [v1, expected.v1],
+      [v2, expected.v2],
+    ] as const) {
+      assert.deepEqual(s.keyGroups, keyGroupCounts(want), `${s.version}'s key groups`);
+      // Retries of the canary's failures on the baseline are not routing draws: in no group.
+      assert.ok(s.requests >= sum(want.slice(0, 16)), `${s.version}: unkeyed requests are counted, in no group`);
+    }
+    assert.equal(v2.modelErrors, sum(expected.v2.slice(16)), "the canary's errors are its bad users'");
   }, 20_000);
 });

@@ -443,7 +443,7 @@ test('streams: the tpot limit is fixed from the baseline during the step when th
       });
     const h: Buckets = new Map();
     addValue(h, 100, n);
-    return summarize('m', version, 0, 0, n, 0, 0, h, undefined, c);
+    return summarize('m', version, 0, 0, n, 0, 0, h, { streams: c });
   };
   // Latency limits fixed earlier, from plain requests: no tpot limit yet, and no reference now.
   const fixed = decide(start(50), policy, pair(), 30_000).progress.limits!;

@@ -161,3 +161,14 @@ test('cold starts: a canary 8× slower only for its first 20 s is not rolled bac
   const decided = blip.results.filter((r) => r.outcome === 'promote' && r.atS <= 120 + 30 * 60).length;
   assert.ok(decided >= 99, `blip then clean: promoted within maxStepDuration of it ${share(decided, 100)}`);
 });
+
+test('sticky users whose own error rates differ (5% of 1,000 users fail 16% of their requests, on either version): the error tests count them as clustered — ≤ 2% false rollbacks, and a +5-point canary is still caught', () => {
+  const users = { count: 1000, unevenShare: 0.05, unevenErrorRate: 0.16 };
+  const aa = run({ name: 'sticky A/A', rps: 100, baseline: v(0.002), canary: v(0.002), users }, 100);
+  const falseRollbacks = aa.results.filter((r) => r.outcome === 'rollback').length;
+  // Counted as independent draws, 11% of these were rolled back.
+  assert.ok(falseRollbacks <= 2, `false rollbacks ${share(falseRollbacks, 100)}`);
+  const worse = run({ name: 'sticky +5', rps: 100, baseline: v(0.002), canary: v(0.052), users }, 50);
+  const caught = worse.results.filter((r) => r.outcome === 'rollback').length;
+  assert.ok(caught >= 48, `caught ${share(caught, 50)}`);
+});

@@ -1,4 +1,5 @@
 import { countAbove, quantile } from '../../../proxy/contract/histogram.js';
+import { addKeyGroups, noKeyGroups } from '../../../proxy/contract/key-groups.js';
 import type { VersionStats } from '../../../proxy/contract/stats.js';
 import type { Policy } from '../../model/policy.js';
 import type { CanaryProgress, LatencyLimits, StepCounts, Stratum } from '../../model/progress.js';
@@ -85,8 +86,16 @@ export function withStreamLimits(
  */
 export function countsOf(all: VersionStats, limits: LatencyLimits | null, latency?: VersionStats | null): StepCounts {
   const s = latency === undefined ? all : latency;
+  const keyed = all.keyGroups ? { keyed: [...all.keyGroups.requests, ...all.keyGroups.errors] } : {};
   if (s === null)
-    return { ...ZERO, n: all.requests, errors: all.modelErrors, latencyN: 0, retryFailed: all.retryFailed ?? 0 };
+    return {
+      ...ZERO,
+      n: all.requests,
+      errors: all.modelErrors,
+      latencyN: 0,
+      retryFailed: all.retryFailed ?? 0,
+      ...keyed,
+    };
   const h = s.histogram;
   const sh = s.streams?.histograms;
   return {
@@ -100,6 +109,7 @@ export function countsOf(all: VersionStats, limits: LatencyLimits | null, latenc
     tokensN: sh ? total(sh.tokens) : 0,
     longAnswers: sh && limits?.tokensLimit ? countAbove(sh.tokens, limits.tokensLimit) : 0,
     retryFailed: all.retryFailed ?? 0,
+    ...keyed,
   };
 }
 
@@ -118,7 +128,15 @@ export const add = (a: StepCounts, b: StepCounts): StepCounts => ({
   tokensN: (a.tokensN ?? 0) + (b.tokensN ?? 0),
   longAnswers: (a.longAnswers ?? 0) + (b.longAnswers ?? 0),
   retryFailed: (a.retryFailed ?? 0) + (b.retryFailed ?? 0),
+  ...(a.keyed || b.keyed ? { keyed: addKeyed(a.keyed, b.keyed) } : {}),
 });
+
+function addKeyed(a: readonly number[] | undefined, b: readonly number[] | undefined): number[] {
+  const out = noKeyGroups();
+  if (a) addKeyGroups(out, a);
+  if (b) addKeyGroups(out, b);
+  return out;
+}
 
 /** The current step as a stratum, from the stats read over [stepStartedAt, now]. */
 export function currentStratum(

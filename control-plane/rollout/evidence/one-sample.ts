@@ -1,6 +1,7 @@
 import type { Policy } from '../../model/policy.js';
 import type { StepCounts, Stratum } from '../../model/progress.js';
 import type { RuleEvidence, RuleName } from '../../model/verdict.js';
+import { clusteringText, type ErrorInflation, NO_INFLATION } from './clusters.js';
 import {
   type BetaPrior,
   lnOneSidedE,
@@ -28,6 +29,8 @@ export interface RuleContext {
   streams?: boolean;
   /** The canary is still in its warm-up (policy.warmup): its latency is not judged yet. */
   warming?: boolean;
+  /** How much users' clustered errors (sticky keys) inflate each variant's error count's variance (evidence/clusters.ts). */
+  errorInflation?: ErrorInflation;
 }
 
 /** How many canary requests (beyond `n`) until `passes(x, n)` holds, if the rate `rate` holds. */
@@ -62,10 +65,18 @@ export function oneSampleRule(
      * so a slowdown of the whole machine, which the baseline feels too, is nobody's fault.
      */
     relative?: StratumCounts[];
+    /**
+     * The variance inflation of the events (users' clustered errors, evidence/clusters.ts):
+     * the tests count each request as 1/inflation of an independent one (1: as they are).
+     */
+    inflation?: ErrorInflation;
   },
 ): RuleEvidence {
-  const { x, n, limit, alpha } = o;
-  const b = o.baseline;
+  const { x: xShown, n: nShown, limit, alpha } = o;
+  const inflation = o.inflation ?? NO_INFLATION;
+  const x = xShown / inflation.canary,
+    n = nShown / inflation.canary;
+  const b = o.baseline && { x: o.baseline.x / inflation.baseline, n: o.baseline.n / inflation.baseline };
   const concurrent = o.relative !== undefined && b !== null && b.n > 0;
   const lnOne = lnOneSidedE(x, n, limit, 'above', o.failPrior);
   const lnE = concurrent ? Math.min(lnOne, lnRatioE(o.relative!)) : lnOne;
@@ -73,14 +84,14 @@ export function oneSampleRule(
   const passes = (x: number, n: number, g = 1) =>
     lnOneSidedE(x, n, limit, 'below', o.passPrior) >= Math.log(1 / ctx.beta) ||
     (concurrent && n > 0 && rateBound(x, n, half, 'upper') - rateBound(b!.x * g, b!.n * g, half, 'lower') < limit);
-  const est = n > 0 ? x / n : null;
+  const est = n > 0 ? xShown / nShown : null;
   const bounded = ctx.explain && n > 0;
   const canary = {
     estimate: est,
     low: bounded ? rateBound(x, n, ctx.beta, 'lower', UNIFORM) : null,
     high: bounded ? rateBound(x, n, ctx.beta, 'upper', o.passPrior) : null,
-    n,
-    events: x,
+    n: nShown,
+    events: xShown,
   };
   const baseline = o.baseline
     ? {
@@ -104,7 +115,10 @@ export function oneSampleRule(
     canary.low !== null && canary.high !== null
       ? `; ${Math.round((1 - ctx.beta) * 100)}% bounds ${pct(canary.low)}–${pct(canary.high)}`
       : '';
-  const evidence = n === 0 ? `${o.what}: no canary requests yet` : `${o.what} ${pct(est)} (${x}/${n}${bounds})`;
+  const evidence =
+    n === 0
+      ? `${o.what}: no canary requests yet`
+      : `${o.what} ${pct(est)} (${xShown}/${nShown}${bounds})${clusteringText(inflation)}`;
   const versus = concurrent ? ` and above the baseline's own ${pct(b!.x / b!.n)}` : '';
   // Above the limit on its own, but not above the baseline over the same steps: a fault both
   // versions share (a dependency's outage, a burst, a slow machine). Said, never a rollback.
@@ -134,7 +148,8 @@ export function oneSampleRule(
   const rate = n >= 20 ? x / n : b && b.n > 0 ? b.x / b.n : 0;
   // Scaling the canary's n by f scales the baseline's by the same f (traffic grows together).
   const base0 = Math.max(n, 1);
-  const requests = requestsNeeded(rate, n, (xs, ns) => passes(xs, ns, ns / base0));
+  const effectiveNeeded = requestsNeeded(rate, n, (xs, ns) => passes(xs, ns, ns / base0));
+  const requests = effectiveNeeded === null ? null : Math.ceil(effectiveNeeded * inflation.canary);
   const needs = { requests, seconds: requests !== null && ctx.canaryRate ? requests / ctx.canaryRate : null };
   return {
     ...base,

@@ -1,5 +1,6 @@
 import type { RuleEvidence } from '../../model/verdict.js';
 import { alphaFor } from '../evidence/budget.js';
+import { clusteringText, effective, NO_INFLATION } from '../evidence/clusters.js';
 import type { RuleContext } from '../evidence/one-sample.js';
 import { lnRatioE, pFromLnE, rateBound, type StratumCounts, scaleToPass } from '../evidence/sequential.js';
 import { fmtP, needsText, pct } from '../evidence/text.js';
@@ -25,18 +26,22 @@ export function errorDeltaRule(ctx: RuleContext): RuleEvidence {
       alpha,
     };
   }
+  // Users' clustered errors (sticky keys) count as the independent draws they are worth.
+  const f = ctx.errorInflation ?? NO_INFLATION;
   const strata: StratumCounts[] = ctx.strata.map((s) => ({
-    canary: { n: s.canary.n, events: s.canary.errors },
-    baseline: { n: s.baseline.n, events: s.baseline.errors },
+    canary: effective(s.canary, f.canary),
+    baseline: effective(s.baseline, f.baseline),
   }));
+  const ce = effective(c, f.canary),
+    be = effective(b, f.baseline);
   const lnE = lnRatioE(strata);
   const half = ctx.beta / 2;
   const bounds = (x: number, n: number) => ({
     low: ctx.explain && n > 0 ? rateBound(x, n, half, 'lower') : null,
     high: ctx.explain && n > 0 ? rateBound(x, n, half, 'upper') : null,
   });
-  const cb = bounds(c.errors, c.n),
-    bb = bounds(b.errors, b.n);
+  const cb = bounds(ce.events, ce.n),
+    bb = bounds(be.events, be.n);
   const cEst = c.n > 0 ? c.errors / c.n : null,
     bEst = b.errors / b.n;
   const base = {
@@ -48,7 +53,7 @@ export function errorDeltaRule(ctx: RuleContext): RuleEvidence {
     pValue: pFromLnE(lnE),
     alpha,
   };
-  const evidence = `canary error rate ${pct(cEst)} (${c.errors}/${c.n}) vs baseline ${pct(bEst)} (${b.errors}/${b.n})`;
+  const evidence = `canary error rate ${pct(cEst)} (${c.errors}/${c.n}) vs baseline ${pct(bEst)} (${b.errors}/${b.n})${clusteringText(f)}`;
   if (lnE >= Math.log(1 / alpha))
     return {
       ...base,
@@ -63,16 +68,17 @@ export function errorDeltaRule(ctx: RuleContext): RuleEvidence {
     };
   // Canary at `rateC` over m requests, the baseline growing in proportion.
   const passAt = (xc: number, m: number, g: number) =>
-    rateBound(xc, m, half, 'upper') - rateBound(b.errors * g, b.n * g, half, 'lower') < delta;
-  if (c.n > 0 && passAt(c.errors, c.n, 1)) {
+    rateBound(xc, m, half, 'upper') - rateBound(be.events * g, be.n * g, half, 'lower') < delta;
+  if (c.n > 0 && passAt(ce.events, ce.n, 1)) {
     const margin = cb.high !== null && bb.low !== null ? `at most ${pct(cb.high - bb.low)} above the baseline, ` : '';
     return { ...base, status: 'pass', summary: `${evidence}: ${margin}within +${pct(delta)}` };
   }
   if (!ctx.explain) return { ...base, status: 'pending', summary: evidence };
   const rateC = c.n >= 20 ? c.errors / c.n : bEst;
-  const base0 = Math.max(c.n, 1);
-  const scale = scaleToPass((f) => passAt(rateC * base0 * f, base0 * f, f));
-  const requests = Number.isFinite(scale) ? Math.max(1, Math.ceil(base0 * scale - c.n)) : null;
+  const base0 = Math.max(ce.n, 1 / f.canary);
+  const scale = scaleToPass((g) => passAt(rateC * base0 * g, base0 * g, g));
+  // Back in requests: each counted as 1/f.canary of an independent one.
+  const requests = Number.isFinite(scale) ? Math.max(1, Math.ceil((base0 * scale - ce.n) * f.canary)) : null;
   const needs = { requests, seconds: requests !== null && ctx.canaryRate ? requests / ctx.canaryRate : null };
   return {
     ...base,

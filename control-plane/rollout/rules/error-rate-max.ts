@@ -1,6 +1,7 @@
 import type { Stratum } from '../../model/progress.js';
 import type { RuleEvidence } from '../../model/verdict.js';
 import { alphaFor } from '../evidence/budget.js';
+import { effective, NO_INFLATION } from '../evidence/clusters.js';
 import { oneSampleRule, type RuleContext } from '../evidence/one-sample.js';
 import { priorWithMean, UNIFORM } from '../evidence/sequential.js';
 import { pct } from '../evidence/text.js';
@@ -20,11 +21,13 @@ export function errorMaxRule(ctx: RuleContext): RuleEvidence {
   const own = ctx.canary.errors - reproduced;
   const beside = (s: Stratum) => s.weight < 100 && s.baseline.n > 0;
   const current = ctx.strata.at(-1);
+  // Users' clustered errors (sticky keys) count as the independent draws they are worth.
+  const f = ctx.errorInflation ?? NO_INFLATION;
   const relative =
     current && beside(current)
       ? ctx.strata.filter(beside).map((s) => ({
-          canary: { n: s.canary.n, events: s.canary.errors },
-          baseline: { n: s.baseline.n, events: s.baseline.errors },
+          canary: effective(s.canary, f.canary),
+          baseline: effective(s.baseline, f.baseline),
         }))
       : undefined;
   return oneSampleRule(ctx, {
@@ -42,5 +45,6 @@ export function errorMaxRule(ctx: RuleContext): RuleEvidence {
     passPrior: priorWithMean(t.errorRateMax / 4),
     failPrior: UNIFORM,
     relative,
+    inflation: f,
   });
 }
