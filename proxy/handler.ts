@@ -11,6 +11,7 @@ import { CanaryInFlight, canaryRequest } from './request/canary-request.js';
 import { FAILURE_TO_ERROR, isOwnBodyTooLarge, sendGrpcError, sendError as sendHttpError } from './request/errors.js';
 import type { OutcomeRecorder } from './request/outcomes.js';
 import { decideRoute } from './request/route-decision.js';
+import { cookiePath, isTls, stickyKeyOf } from './request/sticky-key.js';
 import { normalizeRest, requestIdOf, resolveTarget } from './request/target.js';
 import { MAX_SHADOW_ANSWER_BYTES, type ShadowMirror } from './shadow/mirror.js';
 import type { CanaryTripper } from './split/trips.js';
@@ -86,11 +87,22 @@ export function createRequestHandler(deps: HandlerDeps) {
     const settings = route.settings ?? {};
     const method = req.method ?? 'GET';
 
-    const decision = decideRoute(route, req.headers, {
-      tripped: (version) => trips.isTripped(route.name, version),
-      inFlight: inFlight.get(route.name),
-      inFlightCap: config.upstreamConnections,
+    // Routed by x-canary-key, or by the deployment's sticky cookie (a new one is handed out).
+    const sticky = stickyKeyOf(route, req.headers, {
+      path: cookiePath(req.url, route.name),
+      secure: isTls(req),
     });
+    const cookie: Record<string, string> = sticky.setCookie ? { 'set-cookie': sticky.setCookie } : {};
+    const decision = decideRoute(
+      route,
+      req.headers,
+      {
+        tripped: (version) => trips.isTripped(route.name, version),
+        inFlight: inFlight.get(route.name),
+        inFlightCap: config.upstreamConnections,
+      },
+      sticky.key,
+    );
     const { role, upstream, forced } = decision;
     if (decision.diverted) metrics.canaryDiverted.labels(route.name, decision.diverted).inc();
     const requestId = requestIdOf(req.headers['x-request-id']);
@@ -106,7 +118,7 @@ export function createRequestHandler(deps: HandlerDeps) {
         res,
         'PROTOCOL_MISMATCH',
         `${role} ${upstream.version} is served at ${upstreamParts(upstream.url).origin} (HTTP/1.1); a gRPC call needs an h2c:// model server URL`,
-        { 'x-canary-variant': role, 'x-canary-version': upstream.version },
+        { 'x-canary-variant': role, 'x-canary-version': upstream.version, ...cookie },
       );
     const plan = planBody({
       wantsSafetyNet: role === 'canary' && !forced && route.retryCanaryOnBaseline !== false && repeatable,
@@ -122,6 +134,7 @@ export function createRequestHandler(deps: HandlerDeps) {
       'x-canary-variant': role,
       'x-canary-version': upstream.version,
       'x-request-id': requestId,
+      ...cookie,
     };
 
     let body: RequestBody;
@@ -202,7 +215,13 @@ export function createRequestHandler(deps: HandlerDeps) {
         headersTimeoutMs: settings.headersTimeoutMs ?? config.upstreamTimeoutMs,
         bodyTimeoutMs: settings.idleTimeoutMs ?? config.upstreamBodyTimeoutMs,
       };
-      const ours = { 'x-canary-variant': as, 'x-canary-version': to.version, 'x-request-id': requestId, ...extra };
+      const ours = {
+        'x-canary-variant': as,
+        'x-canary-version': to.version,
+        'x-request-id': requestId,
+        ...cookie,
+        ...extra,
+      };
       return origin.startsWith('h2c:')
         ? forwardH2(h2, origin, up, res, ours, discardServerErrors, claim, grpcOutcomesFor(settings.grpcModelErrors))
         : forward(pools.get(origin), up, res, ours, discardServerErrors, claim);
@@ -265,6 +284,7 @@ export function createRequestHandler(deps: HandlerDeps) {
         'x-canary-variant': finalRole,
         'x-canary-version': finalUpstream.version,
         'x-request-id': requestId,
+        ...cookie,
       });
     }
   };

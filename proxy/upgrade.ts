@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { type DeploymentRoute, type RouteTable, upstreamParts } from './contract/route-table.js';
 import type { OutcomeRecorder } from './request/outcomes.js';
+import { cookiePath, isTls, stickyKeyOf } from './request/sticky-key.js';
 import { pickVariant } from './split/splitter.js';
 import { classifyError, classifyStatus } from './upstream/forward.js';
 
@@ -57,9 +58,13 @@ export function createUpgradeHandler(deps: {
       );
       return;
     }
-    const key = req.headers['x-canary-key'];
-    const { role, upstream } = pickVariant(route, typeof key === 'string' && key !== '' ? key : undefined);
-    const ours = { 'x-canary-variant': role, 'x-canary-version': upstream.version };
+    const sticky = stickyKeyOf(route, req.headers, { path: cookiePath(req.url, route.name), secure: isTls(req) });
+    const { role, upstream } = pickVariant(route, sticky.key);
+    const ours: Record<string, string> = {
+      'x-canary-variant': role,
+      'x-canary-version': upstream.version,
+      ...(sticky.setCookie ? { 'set-cookie': sticky.setCookie } : {}),
+    };
     // Every header goes through, `Connection: Upgrade` and `Upgrade` included (for an upgrade
     // they are the point); `host` becomes the upstream's.
     const headers: Record<string, string | string[]> = {};
@@ -99,7 +104,8 @@ export function createUpgradeHandler(deps: {
       record(classifyStatus(res.statusCode ?? 502));
       const lines = [`HTTP/1.1 ${res.statusCode} ${res.statusMessage}`];
       for (let i = 0; i < res.rawHeaders.length; i += 2)
-        if (!/^(connection|transfer-encoding)$/i.test(res.rawHeaders[i]))
+        // (Its length is ours to set: the body is sent whole, with the connection closed.)
+        if (!/^(connection|transfer-encoding|content-length)$/i.test(res.rawHeaders[i]))
           lines.push(`${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}`);
       for (const [k, v] of Object.entries(ours)) lines.push(`${k}: ${v}`);
       const chunks: Buffer[] = [];

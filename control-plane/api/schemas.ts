@@ -65,4 +65,10 @@ export const settingsFields = {
     required: ['inputPer1M', 'outputPer1M'],
     properties: { inputPer1M: { type: 'number' }, outputPer1M: { type: 'number' } },
   },
+  sticky: {
+    type: ['object', 'null'],
+    additionalProperties: false,
+    required: ['cookie'],
+    properties: { cookie: { type: 'string' }, ttl: { type: ['string', 'number'] } },
+  },
 } as const;

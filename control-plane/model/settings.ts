@@ -1,7 +1,12 @@
 import { parseDuration } from '../../common/duration.js';
 import { CanaryError } from '../../common/errors.js';
 import { DEFAULT_GRPC_MODEL_ERROR_NAMES, GRPC_CODES, type GrpcCodeName } from '../../proxy/contract/grpc-codes.js';
-import { GRPC_METHOD_RE, type RouteSettings } from '../../proxy/contract/route-table.js';
+import {
+  COOKIE_NAME_RE,
+  GRPC_METHOD_RE,
+  MAX_STICKY_TTL_MS,
+  type RouteSettings,
+} from '../../proxy/contract/route-table.js';
 
 /**
  * What is stored per deployment: the proxies' route settings, and the version probe's path
@@ -34,6 +39,8 @@ export interface SettingsInput {
   retryCanaryOnBaseline?: unknown;
   /** `{inputPer1M, outputPer1M}` or null: token prices, for the cost shown beside streaming verdicts. */
   pricing?: unknown;
+  /** `{cookie, ttl?}` or null: clients without `x-canary-key` are kept on their variant by a cookie. */
+  sticky?: unknown;
 }
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -106,6 +113,11 @@ export function resolveSettings(
       );
   }
   if (input.pricing !== undefined) settings.pricing = pricingOf(input.pricing);
+  if (input.sticky !== undefined) {
+    const st = stickyOf(input.sticky);
+    if (st) settings.sticky = st;
+    else delete settings.sticky;
+  }
   if (input.retryCanaryOnBaseline !== undefined) {
     if (typeof input.retryCanaryOnBaseline !== 'boolean') throw bad('retryCanaryOnBaseline', 'expected true or false');
     retry = input.retryCanaryOnBaseline;
@@ -120,6 +132,31 @@ export function costPer1kAnswers(
 ): number | null {
   if (s.streams === 0) return null;
   return (1000 * (s.promptTokens * p.inputPer1M + s.outputTokens * p.outputPer1M)) / 1e6 / s.streams;
+}
+
+/** The default time a sticky cookie is kept. */
+const DEFAULT_STICKY_TTL_MS = 24 * 3600_000;
+
+function stickyOf(v: unknown): RouteSettings['sticky'] | null {
+  if (v === null) return null;
+  if (typeof v !== 'object' || Array.isArray(v)) throw bad('sticky', 'expected {cookie, ttl?} or null');
+  const { cookie, ttl } = v as { cookie?: unknown; ttl?: unknown };
+  if (typeof cookie !== 'string' || !COOKIE_NAME_RE.test(cookie))
+    throw bad(
+      'sticky.cookie',
+      `expected a cookie name (1–64 letters, digits or !#$%&'*+-.^_\`|~), got ${JSON.stringify(cookie)}`,
+    );
+  let ttlMs = DEFAULT_STICKY_TTL_MS;
+  if (ttl !== undefined) {
+    try {
+      ttlMs = parseDuration(ttl, 'sticky.ttl');
+    } catch (e) {
+      throw bad('sticky.ttl', `expected a duration like "24h" (${(e as Error).message})`);
+    }
+    if (ttlMs < 1000 || ttlMs > MAX_STICKY_TTL_MS || ttlMs % 1000 !== 0)
+      throw bad('sticky.ttl', 'expected whole seconds from 1s to 8760h (a year)');
+  }
+  return { cookie, ttlMs };
 }
 
 function pricingOf(v: unknown): Pricing | null {
@@ -158,5 +195,11 @@ export function settingsToApi(
     grpcModelErrors: s.grpcModelErrors ?? [...DEFAULT_GRPC_MODEL_ERROR_NAMES],
     health: { path: s.healthPath === undefined ? 'auto' : s.healthPath },
     pricing: s.pricing ?? null,
+    sticky: s.sticky
+      ? {
+          cookie: s.sticky.cookie,
+          ttl: s.sticky.ttlMs % 3_600_000 === 0 ? `${s.sticky.ttlMs / 3_600_000}h` : asDuration(s.sticky.ttlMs),
+        }
+      : null,
   };
 }

@@ -50,7 +50,18 @@ export interface RouteSettings {
    * UNAVAILABLE, DATA_LOSS.
    */
   grpcModelErrors?: GrpcCodeName[];
+  /**
+   * Cookie stickiness, for clients that send no `x-canary-key` (browsers, chat front ends): a
+   * request with neither gets a fresh random key, is routed by it, and is told to keep it in
+   * this cookie for `ttlMs`; later requests carrying it are routed by it as by the header.
+   */
+  sticky?: { cookie: string; ttlMs: number };
 }
+
+/** A cookie name as RFC 6265 allows it (an HTTP token). */
+export const COOKIE_NAME_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$/;
+/** The longest a sticky cookie may be kept: a year, in ms. */
+export const MAX_STICKY_TTL_MS = 365 * 24 * 3600_000;
 
 /**
  * A canary in its shadow phase (DESIGN.md §3, policy.shadow): users are answered only by the
@@ -177,6 +188,20 @@ function checkSettings(input: unknown, where: string): RouteSettings {
     if (!Array.isArray(codes) || !codes.every((c) => GRPC_CODES.includes(c) && c !== 'OK'))
       throw new RouteTableError(`${where}.grpcModelErrors: expected gRPC status code names other than OK`);
     out.grpcModelErrors = codes as GrpcCodeName[];
+  }
+  if (s.sticky !== undefined) {
+    const st = s.sticky as { cookie?: unknown; ttlMs?: unknown } | null;
+    const ttl = st?.ttlMs;
+    if (
+      typeof st?.cookie !== 'string' ||
+      !COOKIE_NAME_RE.test(st.cookie) ||
+      typeof ttl !== 'number' ||
+      !Number.isInteger(ttl) ||
+      ttl < 1000 ||
+      ttl > MAX_STICKY_TTL_MS
+    )
+      throw new RouteTableError(`${where}.sticky: expected {cookie: a cookie name, ttlMs: 1 s to a year}`);
+    out.sticky = { cookie: st.cookie, ttlMs: ttl };
   }
   return out;
 }

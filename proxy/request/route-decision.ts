@@ -25,19 +25,28 @@ export interface CanaryState {
   inFlightCap: number;
 }
 
+/** The request's own sticky key (`x-canary-key`), if it sent one. */
+function headerKey(headers: IncomingHttpHeaders): string | undefined {
+  const header = headers['x-canary-key'];
+  return typeof header === 'string' && header !== '' ? header : undefined;
+}
+
 /**
  * The route decision, pure: the split's pick (sticky by `x-canary-key`), then the overrides in
  * order — a tester's forced variant (where the deployment allows it), a tripped canary, a
  * canary with too many requests in flight.
  */
-export function decideRoute(route: DeploymentRoute, headers: IncomingHttpHeaders, canary: CanaryState): RouteDecision {
+export function decideRoute(
+  route: DeploymentRoute,
+  headers: IncomingHttpHeaders,
+  canary: CanaryState,
+  key: string | undefined = headerKey(headers),
+): RouteDecision {
   const force = route.settings?.allowForcedVariant ? headers['x-canary-force'] : undefined;
   if (force === 'baseline')
     return { role: 'baseline', upstream: route.baseline, analysed: false, forced: true, diverted: null };
   if (force === 'canary' && route.canary !== null)
     return { role: 'canary', upstream: route.canary, analysed: false, forced: true, diverted: null };
-  const header = headers['x-canary-key'];
-  const key = typeof header === 'string' && header !== '' ? header : undefined;
   const pick = pickVariant(route, key);
   if (pick.role === 'canary') {
     // Tripped: the canary is off live traffic until the control plane publishes a newer table.

@@ -114,7 +114,12 @@ export function headersForClient(
     const moved = relocation && (name === 'location' || name === 'content-location') && typeof v === 'string';
     out[name] = moved ? relocate(v, relocation) : typeof v === 'number' ? String(v) : v;
   }
-  return Object.assign(out, extra);
+  for (const name in extra) {
+    // Ours (a sticky cookie) joins the model's own cookies rather than replacing them.
+    const had = out[name];
+    out[name] = name === 'set-cookie' && had !== undefined ? [...[had].flat(), extra[name]] : extra[name];
+  }
+  return out;
 }
 
 /** An upstream's trailers (grpc-status, grpc-message, metadata) for the client, unchanged but for pseudo-headers. */

@@ -71,6 +71,18 @@ export function latencyRule(ctx: RuleContext, which: 'p95' | 'p99'): RuleEvidenc
     which === 'p95'
       ? `canary ${of}p95 ≤ baseline p95 + ${t.latencyP95DeltaMs}ms${t.latencyP95Ratio ? ` (or × ${t.latencyP95Ratio})` : ''}${current ? ` = ${ms(current.p95Ms)}` : ''}`
       : `canary ${of}p99 ≤ ${t.latencyP99Ratio} × baseline p99${current ? ` = ${ms(current.p99Ms)}` : ''}`;
+  // Not judged yet (or not at all): the rule says why, with no numbers to show.
+  const noEvidence = (status: 'pending' | 'skipped', summary: string): RuleEvidence => ({
+    rule,
+    status,
+    limit: limitText,
+    canary: null,
+    baseline: null,
+    eValue: 1,
+    pValue: 1,
+    alpha,
+    summary,
+  });
   const warmup = ctx.policy.warmup;
   if (ctx.warming && warmup) {
     const what = [
@@ -79,43 +91,21 @@ export function latencyRule(ctx: RuleContext, which: 'p95' | 'p99'): RuleEvidenc
     ]
       .filter(Boolean)
       .join(' and ');
-    return {
-      rule,
-      status: 'pending',
-      limit: limitText,
-      canary: null,
-      baseline: null,
-      eValue: 1,
-      pValue: 1,
-      alpha,
-      summary: `the canary is warming up (policy.warmup: ${what}): its latency is judged on the traffic after that; its errors from the first request`,
-    };
+    return noEvidence(
+      'pending',
+      `the canary is warming up (policy.warmup: ${what}): its latency is judged on the traffic after that; its errors from the first request`,
+    );
   }
   if (limited.length === 0) {
-    if (concurrent.length === 0) {
-      return {
-        rule,
-        status: 'skipped',
-        limit: limitText,
-        canary: null,
-        baseline: null,
-        eValue: 1,
-        pValue: 1,
-        alpha,
-        summary: 'the baseline had no traffic while the canary ran: latency cannot be compared (errors still are)',
-      };
-    }
-    return {
-      rule,
-      status: 'pending',
-      limit: limitText,
-      canary: null,
-      baseline: null,
-      eValue: 1,
-      pValue: 1,
-      alpha,
-      summary: `waiting for ${MIN_REFERENCE_REQUESTS} baseline requests to fix the latency limit from the baseline's own ${which}`,
-    };
+    if (concurrent.length === 0)
+      return noEvidence(
+        'skipped',
+        'the baseline had no traffic while the canary ran: latency cannot be compared (errors still are)',
+      );
+    return noEvidence(
+      'pending',
+      `waiting for ${MIN_REFERENCE_REQUESTS} baseline requests to fix the latency limit from the baseline's own ${which}`,
+    );
   }
   const x = limited.reduce((a, s) => a + (which === 'p95' ? s.canary.slow95 : s.canary.slow99), 0);
   const n = limited.reduce((a, s) => a + latencyN(s.canary), 0);
