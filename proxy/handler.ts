@@ -105,6 +105,7 @@ export function createRequestHandler(deps: HandlerDeps) {
     );
     const { role, upstream, forced } = decision;
     if (decision.diverted) metrics.canaryDiverted.labels(route.name, decision.diverted).inc();
+    if (decision.analysed) outcomes.routed(route.name, upstream.version);
     const requestId = requestIdOf(req.headers['x-request-id']);
     // Retries, hedges and shadows send a request twice: only for methods the deployment says are
     // safe (the noise floor sends a shadowed request to the baseline twice).

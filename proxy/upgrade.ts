@@ -60,6 +60,7 @@ export function createUpgradeHandler(deps: {
     }
     const sticky = stickyKeyOf(route, req.headers, { path: cookiePath(req.url, route.name), secure: isTls(req) });
     const { role, upstream } = pickVariant(route, sticky.key);
+    deps.outcomes.routed(route.name, upstream.version);
     const ours: Record<string, string> = {
       'x-canary-variant': role,
       'x-canary-version': upstream.version,

@@ -89,6 +89,8 @@ export interface SimCase {
    * their requests on either version (the same users: an A/A case); the rest the variant's rate.
    */
   users?: { count: number; unevenShare: number; unevenErrorRate: number };
+  /** A biased split: the canary gets this times its weight's share of requests (a sample ratio mismatch). */
+  splitBias?: number;
   /** The canary is `factor`× slower for `forS` seconds from `fromS` (0: from its start, a cold start). */
   slowCanary?: { fromS?: number; forS: number; factor: number };
   policy?: Record<string, unknown>;
@@ -107,6 +109,8 @@ export interface RolloutResult {
   userFailures: number;
   /** The rules that failed, when rolled back. */
   failedRules: string[];
+  /** An analysis found the split off its weight (the sample_ratio rule held the canary). */
+  srmHeld: boolean;
 }
 
 export interface CaseSummary {
@@ -128,6 +132,8 @@ export interface CaseSummary {
   /** Median canary requests served before a rollback. */
   medianCanaryRequestsBeforeRollback: number | null;
   failedRules: Record<string, number>;
+  /** Share of rollouts in which the sample_ratio rule held the canary at least once. */
+  srmHeld: number;
 }
 
 function poisson(lambda: number, u: () => number): number {
@@ -165,6 +171,8 @@ class Cell {
   streams: StreamCounts | null = null;
   /** Keyed requests per key group, as the proxy counts them (sticky-user cases only). */
   keyed: number[] | null = null;
+  /** Routing draws, as the proxy counts them when it decides. */
+  routed = 0;
   /** While set, every answer is recorded here too (the step's part after the canary's warm-up). */
   mirror: Cell | null = null;
   /**
@@ -244,6 +252,7 @@ class Cell {
       streams,
       retryFailed: this.retryFailed,
       keyed: this.keyed ?? undefined,
+      routed: this.routed,
     });
   }
   /** Counts only, as the fast path needs them (it never looks at latency). */
@@ -259,6 +268,7 @@ class Cell {
       errorRate: this.n ? this.errors / this.n : 0,
       ...(this.retryFailed ? { retryFailed: this.retryFailed } : {}),
       ...(this.keyed ? { keyGroups: keyGroupCounts(this.keyed) } : {}),
+      ...(this.routed ? { routed: this.routed } : {}),
       p50: null,
       p95: null,
       p99: null,
@@ -315,7 +325,8 @@ export function simulateRollout(
     : null;
   let lastAnalysisAt: number | null = null;
   let canaryRequests = 0,
-    userFailures = 0;
+    userFailures = 0,
+    srmHeld = false;
   const end = (outcome: RolloutResult['outcome'], atS: number, failedRules: string[] = []): RolloutResult => ({
     outcome,
     atS,
@@ -323,6 +334,7 @@ export function simulateRollout(
     canaryRequests,
     userFailures,
     failedRules,
+    srmHeld,
   });
 
   // The proxy's own fast trip, fed every routed answer as the proxy feeds it.
@@ -360,12 +372,13 @@ export function simulateRollout(
     const unevenCanary = users ? uneven(canaryModel) : null;
     for (let i = 0; i < n; i++) {
       const user = users ? users[Math.floor(u() * users.length)] : null;
-      const canary = (user ? user.bucket : u()) < w;
+      const canary = (user ? user.bucket : u()) < w * (c.splitBias ?? 1);
       const group = user ? user.group : null;
       const model = canary ? (user?.uneven ? unevenCanary! : canaryModel) : user?.uneven ? unevenBaseline! : c.baseline;
       const at = s + (i + 0.5) / n;
       // The same draws whether or not the second is read; an unread one goes to a scratch cell.
       const cell = read ? (canary ? stepC : stepB) : UNREAD;
+      cell.routed++;
       const atMs = t0 + Math.floor(at * 1000);
       const sr = sharedAt(at);
       let failed: boolean;
@@ -432,6 +445,7 @@ export function simulateRollout(
     };
     const d = decide(progress, policy, stats, now, { explain: false });
     progress = d.progress;
+    if (d.rules.some((r) => r.rule === 'sample_ratio' && r.status === 'warn')) srmHeld = true;
     const a = d.actions[0]?.type;
     const failed = d.rules.filter((r) => r.status === 'fail').map((r) => r.rule);
     if (a === 'rollback') return end('rollback', nowS, failed);
@@ -497,6 +511,7 @@ export function summarizeCase(c: SimCase, results: RolloutResult[]): CaseSummary
       0.5,
     ),
     failedRules,
+    srmHeld: results.filter((r) => r.srmHeld).length / results.length,
   };
 }
 
@@ -605,6 +620,7 @@ export function standardCases(): SimCase[] {
   cases.push(...heavyTailCases());
   cases.push(...coldStartCases());
   cases.push(...stickyUserCases());
+  cases.push(...sampleRatioCases());
   cases.push(...streamCases());
   return cases;
 }
@@ -717,6 +733,22 @@ export function stickyUserCases(): SimCase[] {
     users,
   });
   return cases;
+}
+
+/**
+ * A biased split (a client retrying on one variant only, a proxy in front diverting requests):
+ * the canary gets 45% of requests at a 50% weight, otherwise an A/A pair. The sample_ratio rule
+ * must hold it (its false alarms at a correct split are read from every other case).
+ */
+export function sampleRatioCases(): SimCase[] {
+  return [10, 100, 1000].map((rps) => ({
+    name: 'split bias: the canary gets 45% of requests at a 50% weight',
+    rps,
+    baseline: v(0.01),
+    canary: v(0.01),
+    splitBias: 0.9,
+    policy: { steps: [50, 100] },
+  }));
 }
 
 /** Faults both versions share: healthy canaries that must not be rolled back for them. */

@@ -13,6 +13,7 @@ export const DEFAULT_ALERT_EVENTS = [
   'analysis_failed',
   'proxy_tripped',
   'leader_changed',
+  'sample_ratio_mismatch',
 ] as const;
 
 /** One attempt to deliver an event's alert to a sink, as the API shows it. */

@@ -24,6 +24,8 @@ export interface StepCounts {
   retryFailed?: number;
   /** Requests routed by a sticky key, per key group, then their errors (proxy/contract/key-groups.ts). */
   keyed?: number[];
+  /** Routing draws decided during the step (absent where the proxies did not count them). */
+  routed?: number;
 }
 
 /** The latency limits of one step, fixed once from the baseline's latency (never from the canary's). */

@@ -34,7 +34,8 @@ export type RuleName =
   | 'tpot'
   | 'output_tokens'
   | 'business'
-  | 'agreement';
+  | 'agreement'
+  | 'sample_ratio';
 
 /**
  * A rule's evidence. `status`: fail (its rollback test rejected), warn (halfway there, or p99

@@ -12,6 +12,7 @@ import { errorDeltaRule } from './rules/error-rate-delta.js';
 import { errorMaxRule } from './rules/error-rate-max.js';
 import { latencyRule, sustainedP99 } from './rules/latency.js';
 import { outputTokensRule } from './rules/output-tokens.js';
+import { sampleRatioRule } from './rules/sample-ratio.js';
 import { tpotRule } from './rules/tpot.js';
 import { autoStartWeight } from './sizing.js';
 
@@ -112,6 +113,8 @@ export function decide(
     rules.push(
       agreementRule(ctx, shadow, stats.canary.agreement ?? noAgreement(), stats.baseline.agreement ?? noAgreement()),
     );
+  // Live: is the split itself what the comparisons assume? A mismatch holds, never rolls back.
+  else rules.push(sampleRatioRule(ctx));
 
   const next: CanaryProgress = {
     ...progress,

@@ -86,6 +86,18 @@ export class Executor {
             { verdict: decision.verdict, autoRollback: c.policy.autoRollback, ...evidence },
           );
         }
+        // A biased split holds the canary: said once, when the verdict turns on it (and alerted).
+        const mismatch = decision.rules.find((r) => r.rule === 'sample_ratio' && r.status === 'warn');
+        if (mismatch && changed)
+          await this.changes.event(
+            q,
+            name,
+            'sample_ratio_mismatch',
+            actor,
+            mismatch.summary,
+            { verdict: c.lastVerdict },
+            { verdict: decision.verdict, weight: c.weight, rule: mismatch },
+          );
         for (const a of actions) {
           if (a.type === 'advance') {
             if (a.fromShadow) {

@@ -36,6 +36,8 @@ export const EVENT_TYPES = [
   'shadow_failed',
   /** Global (deployment "*"): a control-plane replica became the analysis leader. */
   'leader_changed',
+  /** The canary's share of routed requests is off its weight: decisions held (rules/sample-ratio.ts). */
+  'sample_ratio_mismatch',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

@@ -40,7 +40,8 @@ export class MemoryStatsStore implements StatsStore {
     let requests = 0,
       modelErrors = 0,
       clientErrors = 0,
-      retryFailed = 0;
+      retryFailed = 0,
+      routed = 0;
     const latency: Buckets = new Map();
     const agreement = noAgreement();
     const streams = noStreams();
@@ -52,6 +53,7 @@ export class MemoryStatsStore implements StatsStore {
       modelErrors += c.modelErrors;
       clientErrors += c.clientErrors;
       retryFailed += c.retryFailed ?? 0;
+      routed += c.routed ?? 0;
       mergeInto(latency, c.latency);
       if (c.agreement) addAgreement(agreement, c.agreement);
       if (c.stream) addStreams(streams, c.stream);
@@ -64,6 +66,7 @@ export class MemoryStatsStore implements StatsStore {
       grpc,
       retryFailed,
       keyed,
+      routed,
     });
   }
 

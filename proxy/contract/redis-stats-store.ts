@@ -67,6 +67,7 @@ export class RedisStatsStore implements StatsStore {
       if (c.modelErrors) fields.push('me', c.modelErrors);
       if (c.clientErrors) fields.push('ce', c.clientErrors);
       if (c.retryFailed) fields.push('re', c.retryFailed);
+      if (c.routed) fields.push('r', c.routed);
       for (const [i, count] of c.latency) fields.push(`h${i}`, count);
       if (c.agreement)
         for (const f of AGREEMENT_FIELDS) if (c.agreement[f]) fields.push(AGREEMENT_REDIS_FIELDS[f], c.agreement[f]);
@@ -149,7 +150,8 @@ export class RedisStatsStore implements StatsStore {
     let requests = 0,
       modelErrors = 0,
       clientErrors = 0,
-      retryFailed = 0;
+      retryFailed = 0,
+      routed = 0;
     const latency: Buckets = new Map();
     const agreement = noAgreement();
     const streams = noStreams();
@@ -163,6 +165,7 @@ export class RedisStatsStore implements StatsStore {
         else if (field === 'me') modelErrors += n;
         else if (field === 'ce') clientErrors += n;
         else if (field === 're') retryFailed += n;
+        else if (field === 'r') routed += n;
         else if (field[0] === 'h') {
           const i = Number(field.slice(1));
           latency.set(i, (latency.get(i) ?? 0) + n);
@@ -183,6 +186,7 @@ export class RedisStatsStore implements StatsStore {
       grpc,
       retryFailed,
       keyed,
+      routed,
     });
   }
 }

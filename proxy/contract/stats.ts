@@ -94,6 +94,11 @@ export interface StatsCell {
   retryFailed?: number;
   /** Present when requests routed by a sticky key were counted: per key group (key-groups.ts). */
   keyed?: number[];
+  /**
+   * Routing draws decided in this second (counted as the request is routed, before any
+   * answer): what the split did, for the sample-ratio check. Absent from older writers.
+   */
+  routed?: number;
 }
 
 /**
@@ -144,6 +149,8 @@ export interface VersionStats {
   retryFailed?: number;
   /** Requests routed by a sticky key, per key group: how uneven the users are (absent with none). */
   keyGroups?: KeyGroupCounts;
+  /** Routing draws decided in the range (the sample-ratio check; absent with none counted). */
+  routed?: number;
 }
 
 /** The stats without their histogram, as the API shows and stores them. */
@@ -192,6 +199,7 @@ export interface StatsExtras {
   grpc?: number[];
   retryFailed?: number;
   keyed?: number[];
+  routed?: number;
 }
 
 export function summarize(
@@ -203,7 +211,7 @@ export function summarize(
   modelErrors: number,
   clientErrors: number,
   latency: Buckets,
-  { agreement = noAgreement(), streams, grpc: grpcCodes, retryFailed = 0, keyed }: StatsExtras = {},
+  { agreement = noAgreement(), streams, grpc: grpcCodes, retryFailed = 0, keyed, routed = 0 }: StatsExtras = {},
 ): VersionStats {
   const grpc = grpcCounts(grpcCodes);
   const keyGroups = keyGroupCounts(keyed);
@@ -212,6 +220,7 @@ export function summarize(
     ...(grpc ? { grpc } : {}),
     ...(retryFailed > 0 ? { retryFailed } : {}),
     ...(keyGroups ? { keyGroups } : {}),
+    ...(routed > 0 ? { routed } : {}),
     deployment,
     version,
     from,
@@ -250,6 +259,7 @@ export function mergeCells(into: Map<string, StatsCell>, cells: StatsCell[]): vo
     cur.modelErrors += c.modelErrors;
     cur.clientErrors += c.clientErrors;
     if (c.retryFailed) cur.retryFailed = (cur.retryFailed ?? 0) + c.retryFailed;
+    if (c.routed) cur.routed = (cur.routed ?? 0) + c.routed;
     mergeInto(cur.latency, c.latency);
     if (c.agreement) {
       cur.agreement ??= noAgreement();

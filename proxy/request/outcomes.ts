@@ -97,6 +97,14 @@ export class OutcomeRecorder {
       );
   }
 
+  /**
+   * A routing draw, as it is decided: what the split did, whatever the answer turns out to be
+   * (the analysis checks the canary's share of these against its weight).
+   */
+  routed(deployment: string, version: string): void {
+    this.sinks.stats.routed(deployment, version, Date.now());
+  }
+
   /** The answer a user got (prediction log: request id, version, input hash, outcome). */
   answered(p: PredictionRecord): void {
     this.sinks.predictions?.record(p);

@@ -53,6 +53,12 @@ export class StatsAccumulator {
     addValue(cell.latency, latencyMs);
   }
 
+  /** A routing draw of `version`, counted as it is decided (the sample-ratio check reads these). */
+  routed(deployment: string, version: string, nowMs: number): void {
+    const cell = this.cell(deployment, version, Math.floor(nowMs / 1000));
+    cell.routed = (cell.routed ?? 0) + 1;
+  }
+
   /** A model error of `version` whose retry on the baseline failed too (a shared fault). */
   retryFailed(deployment: string, version: string, nowMs: number): void {
     const cell = this.cell(deployment, version, Math.floor(nowMs / 1000));

@@ -17,6 +17,9 @@ export const ALPHA_SHARES: Readonly<Record<RuleName, number>> = Object.freeze({
   output_tokens: 0,
   business: 0.1,
   agreement: 0.1,
+  // Not a rollback test (a mismatch holds the canary; it never rolls back): its own level,
+  // SAMPLE_RATIO_ALPHA, outside the false-rollback budget.
+  sample_ratio: 0,
 });
 export const STREAM_ALPHA_SHARES: Readonly<Record<RuleName, number>> = Object.freeze({
   ...ALPHA_SHARES,

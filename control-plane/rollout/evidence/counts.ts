@@ -86,7 +86,10 @@ export function withStreamLimits(
  */
 export function countsOf(all: VersionStats, limits: LatencyLimits | null, latency?: VersionStats | null): StepCounts {
   const s = latency === undefined ? all : latency;
-  const keyed = all.keyGroups ? { keyed: [...all.keyGroups.requests, ...all.keyGroups.errors] } : {};
+  const keyed = {
+    ...(all.keyGroups ? { keyed: [...all.keyGroups.requests, ...all.keyGroups.errors] } : {}),
+    ...(all.routed ? { routed: all.routed } : {}),
+  };
   if (s === null)
     return {
       ...ZERO,
@@ -129,6 +132,7 @@ export const add = (a: StepCounts, b: StepCounts): StepCounts => ({
   longAnswers: (a.longAnswers ?? 0) + (b.longAnswers ?? 0),
   retryFailed: (a.retryFailed ?? 0) + (b.retryFailed ?? 0),
   ...(a.keyed || b.keyed ? { keyed: addKeyed(a.keyed, b.keyed) } : {}),
+  ...(a.routed || b.routed ? { routed: (a.routed ?? 0) + (b.routed ?? 0) } : {}),
 });
 
 function addKeyed(a: readonly number[] | undefined, b: readonly number[] | undefined): number[] {
