@@ -335,3 +335,65 @@ test('two control-plane processes on one database: one decision per tick, the ot
     50,
   );
 });
+
+test('three heavy sticky keys at 50%: the verdict reports the sample ratio mismatch (event and all), and the canary is held, never promoted', async () => {
+  const v1 = await startModelServer({ model: 'v1' });
+  const v3 = await startModelServer({ model: 'v3' });
+  const { stack, api } = await stackWith([v1, v3]);
+  await api('POST', '/v1/deployments', { name: 'iris', baseline: { version: 'v1', url: v1.url } });
+  await untilRouted(stack.proxy.adminUrl, 'iris');
+  // Three clients, each with its own key, send all the traffic.
+  let running = true;
+  const keys = ['alice', 'bob', 'carol'];
+  const loops = keys.map(async (key, i) => {
+    while (running) {
+      const r = await request(`${stack.proxy.url}/iris/predict`, {
+        method: 'POST',
+        body: JSON.stringify(flower(i)),
+        headers: { 'content-type': 'application/json', 'x-canary-key': key },
+      });
+      await r.body.dump();
+    }
+  });
+  cleanups.push(async () => {
+    running = false;
+    await Promise.all(loops);
+  });
+  await api('POST', '/v1/deployments/iris/canary', {
+    version: 'v3',
+    url: v3.url,
+    weight: 50,
+    policy: { interval: '1s', steps: [50, 100], minRequests: 20, stepDuration: '1s', warmup: null },
+  });
+  const held = await eventually(
+    async () => {
+      const a = await api('GET', '/v1/deployments/iris/analysis?limit=1');
+      const rule = a.latest?.rules?.find((r: { rule: string }) => r.rule === 'sample_ratio');
+      assert.equal(rule?.status, 'warn', `sample_ratio: ${rule?.summary ?? 'no analysis yet'}`);
+      return a.latest;
+    },
+    60_000,
+    100,
+  );
+  assert.equal(held.verdict, 'degraded');
+  assert.ok(
+    held.reasons.some((r: string) => /as concentrated as \d\.\d equal keys.*decisions held/.test(r)),
+    held.reasons.join('; '),
+  );
+  // Ten more analyses: still held at 50%, never promoted.
+  const seen = held.id;
+  await eventually(
+    async () => {
+      const a = await api('GET', '/v1/deployments/iris/analysis?limit=1');
+      assert.ok(a.latest.id >= seen + 10, `analysis ${a.latest.id}`);
+    },
+    60_000,
+    100,
+  );
+  const d = await api('GET', '/v1/deployments/iris');
+  assert.equal(d.baseline.version, 'v1');
+  assert.equal(d.canary?.weight, 50);
+  const types = (await api('GET', '/v1/deployments/iris/events')).events.map((e: { type: string }) => e.type);
+  assert.ok(types.includes('sample_ratio_mismatch'), types.join(', '));
+  assert.ok(!types.includes('promoted') && !types.includes('step_advanced'), types.join(', '));
+});
