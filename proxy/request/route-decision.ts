@@ -25,22 +25,16 @@ export interface CanaryState {
   inFlightCap: number;
 }
 
-/** The request's own sticky key (`x-canary-key`), if it sent one. */
-function headerKey(headers: IncomingHttpHeaders): string | undefined {
-  const header = headers['x-canary-key'];
-  return typeof header === 'string' && header !== '' ? header : undefined;
-}
-
 /**
- * The route decision, pure: the split's pick (sticky by `x-canary-key`), then the overrides in
- * order — a tester's forced variant (where the deployment allows it), a tripped canary, a
- * canary with too many requests in flight.
+ * The route decision, pure: the split's pick (by the sticky `key` request/sticky-key.ts chose,
+ * if any), then the overrides in order — a tester's forced variant (where the deployment allows
+ * it), a tripped canary, a canary with too many requests in flight.
  */
 export function decideRoute(
   route: DeploymentRoute,
   headers: IncomingHttpHeaders,
   canary: CanaryState,
-  key: string | undefined = headerKey(headers),
+  key: string | undefined,
 ): RouteDecision {
   const force = route.settings?.allowForcedVariant ? headers['x-canary-force'] : undefined;
   if (force === 'baseline')

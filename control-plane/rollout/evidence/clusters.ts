@@ -16,29 +16,32 @@ import type { StepCounts } from '../../model/progress.js';
 /** Below this many keyed requests (or two non-empty groups) the spread says nothing: 1. */
 const MIN_KEYED = 50;
 
-/** The variance inflation (≥ 1) of `c`'s error count from its keyed requests; 1 without any. */
-export function errorDispersion(c: StepCounts): number {
-  const k = c.keyed;
-  if (!k) return 1;
+/**
+ * Pearson's dispersion (≥ 1) of a count over the key groups: group g has `trials[g]` keyed
+ * requests, `hits[g]` of them with the event. Unkeyed requests (`total` less the keyed ones)
+ * are independent draws, so only the keyed share of the count is inflated.
+ */
+export function groupDispersion(trials: readonly number[], hits: readonly number[], total: number): number {
   let n = 0,
     x = 0,
     groups = 0;
   for (let g = 0; g < KEY_GROUPS; g++) {
-    n += k[g];
-    x += k[KEY_GROUPS + g];
-    if (k[g] > 0) groups++;
+    n += trials[g];
+    x += hits[g];
+    if (trials[g] > 0) groups++;
   }
   if (n < MIN_KEYED || groups < 2 || x === 0 || x === n) return 1;
   const p = x / n;
   let chi2 = 0;
-  for (let g = 0; g < KEY_GROUPS; g++) {
-    if (k[g] === 0) continue;
-    const expected = k[g] * p;
-    chi2 += (k[KEY_GROUPS + g] - expected) ** 2 / (expected * (1 - p));
-  }
-  const keyedInflation = chi2 / (groups - 1);
-  // Unkeyed requests are independent draws: only the keyed share is inflated.
-  return Math.max(1, 1 + (keyedInflation - 1) * (n / Math.max(n, c.n)));
+  for (let g = 0; g < KEY_GROUPS; g++)
+    if (trials[g] > 0) chi2 += (hits[g] - trials[g] * p) ** 2 / (trials[g] * p * (1 - p));
+  return Math.max(1, 1 + (chi2 / (groups - 1) - 1) * (n / Math.max(n, total)));
+}
+
+/** The variance inflation (≥ 1) of `c`'s error count from its keyed requests; 1 without any. */
+export function errorDispersion(c: StepCounts): number {
+  const k = c.keyed;
+  return k ? groupDispersion(k.slice(0, KEY_GROUPS), k.slice(KEY_GROUPS), c.n) : 1;
 }
 
 /** Each variant's inflation: its own users make its count noisy, not the other's. */

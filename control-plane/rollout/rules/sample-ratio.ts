@@ -1,6 +1,7 @@
 import { KEY_GROUPS } from '../../../proxy/contract/key-groups.js';
 import type { StepCounts, Stratum } from '../../model/progress.js';
 import type { RuleEvidence } from '../../model/verdict.js';
+import { groupDispersion } from '../evidence/clusters.js';
 import type { RuleContext } from '../evidence/one-sample.js';
 import { lnMixtureE, pFromLnE } from '../evidence/sequential.js';
 import { fmtP, pct } from '../evidence/text.js';
@@ -33,23 +34,9 @@ const keyedIn = (c: StepCounts, g: number) => c.keyed?.[g] ?? 0;
 
 /** The variance inflation of a stratum's canary share from its key groups (1 without keys). */
 function shareDispersion(s: Stratum, n: number): number {
-  let t = 0,
-    x = 0,
-    groups = 0;
-  for (let g = 0; g < KEY_GROUPS; g++) {
-    const tg = keyedIn(s.canary, g) + keyedIn(s.baseline, g);
-    t += tg;
-    x += keyedIn(s.canary, g);
-    if (tg > 0) groups++;
-  }
-  if (t === 0 || groups < 2 || x === 0 || x === t) return 1;
-  const p = x / t;
-  let chi2 = 0;
-  for (let g = 0; g < KEY_GROUPS; g++) {
-    const tg = keyedIn(s.canary, g) + keyedIn(s.baseline, g);
-    if (tg > 0) chi2 += (keyedIn(s.canary, g) - p * tg) ** 2 / (p * (1 - p) * tg);
-  }
-  return Math.max(1, 1 + (chi2 / (groups - 1) - 1) * Math.min(1, t / Math.max(n, 1)));
+  const onCanary = Array.from({ length: KEY_GROUPS }, (_, g) => keyedIn(s.canary, g));
+  const all = onCanary.map((c, g) => c + keyedIn(s.baseline, g));
+  return groupDispersion(all, onCanary, n);
 }
 
 /** How many equal keys the keyed traffic is as concentrated as (Infinity with too little of it). */
