@@ -33,6 +33,17 @@ export interface RuleContext {
   errorInflation?: ErrorInflation;
 }
 
+/** A rule not judged yet (or not at all): it says why, with no numbers to show. */
+export function withoutEvidence(
+  rule: RuleName,
+  status: 'pending' | 'skipped',
+  limit: string,
+  alpha: number,
+  summary: string,
+): RuleEvidence {
+  return { rule, status, limit, canary: null, baseline: null, eValue: 1, pValue: 1, alpha, summary };
+}
+
 /** How many canary requests (beyond `n`) until `passes(x, n)` holds, if the rate `rate` holds. */
 export function requestsNeeded(rate: number, n: number, passes: (x: number, n: number) => boolean): number | null {
   const base = Math.max(n, 1);

@@ -1,7 +1,7 @@
 import type { LatencyLimits, StepCounts } from '../../model/progress.js';
 import type { RuleEvidence, RuleName } from '../../model/verdict.js';
 import { alphaFor } from './budget.js';
-import { oneSampleRule, type RuleContext } from './one-sample.js';
+import { oneSampleRule, type RuleContext, withoutEvidence } from './one-sample.js';
 import { priorWithMean, UNIFORM } from './sequential.js';
 
 /**
@@ -28,17 +28,8 @@ export function streamShareRule(
   const concurrent = ctx.strata.filter((s) => s.weight < 100 && o.pick(s.baseline).n > 0);
   const limited = concurrent.filter((s) => o.limitOf(s.limits));
   const current = o.limitOf(ctx.strata[ctx.strata.length - 1].limits) ?? null;
-  const none = (status: 'skipped' | 'pending', summary: string): RuleEvidence => ({
-    rule: o.rule,
-    status,
-    limit: o.limitText(current),
-    canary: null,
-    baseline: null,
-    eValue: 1,
-    pValue: 1,
-    alpha,
-    summary,
-  });
+  const none = (status: 'skipped' | 'pending', summary: string) =>
+    withoutEvidence(o.rule, status, o.limitText(current), alpha, summary);
   if (concurrent.length === 0 || concurrent.every((s) => o.pick(s.canary).n === 0))
     return none('skipped', `no streamed answers measured beside the baseline: ${o.what} not judged`);
   if (limited.length === 0) return none('pending', o.waiting);

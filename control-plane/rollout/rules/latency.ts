@@ -3,7 +3,7 @@ import type { StepCounts } from '../../model/progress.js';
 import type { RuleEvidence, RuleName } from '../../model/verdict.js';
 import { alphaFor } from '../evidence/budget.js';
 import { latencyN, MIN_REFERENCE_REQUESTS } from '../evidence/counts.js';
-import { oneSampleRule, type RuleContext } from '../evidence/one-sample.js';
+import { oneSampleRule, type RuleContext, withoutEvidence } from '../evidence/one-sample.js';
 import { priorWithMean, UNIFORM } from '../evidence/sequential.js';
 import { dur, ms } from '../evidence/text.js';
 
@@ -72,17 +72,8 @@ export function latencyRule(ctx: RuleContext, which: 'p95' | 'p99'): RuleEvidenc
       ? `canary ${of}p95 ≤ baseline p95 + ${t.latencyP95DeltaMs}ms${t.latencyP95Ratio ? ` (or × ${t.latencyP95Ratio})` : ''}${current ? ` = ${ms(current.p95Ms)}` : ''}`
       : `canary ${of}p99 ≤ ${t.latencyP99Ratio} × baseline p99${current ? ` = ${ms(current.p99Ms)}` : ''}`;
   // Not judged yet (or not at all): the rule says why, with no numbers to show.
-  const noEvidence = (status: 'pending' | 'skipped', summary: string): RuleEvidence => ({
-    rule,
-    status,
-    limit: limitText,
-    canary: null,
-    baseline: null,
-    eValue: 1,
-    pValue: 1,
-    alpha,
-    summary,
-  });
+  const noEvidence = (status: 'pending' | 'skipped', summary: string) =>
+    withoutEvidence(rule, status, limitText, alpha, summary);
   const warmup = ctx.policy.warmup;
   if (ctx.warming && warmup) {
     const what = [

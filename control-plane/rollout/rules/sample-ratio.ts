@@ -2,7 +2,7 @@ import { KEY_GROUPS } from '../../../proxy/contract/key-groups.js';
 import type { StepCounts, Stratum } from '../../model/progress.js';
 import type { RuleEvidence } from '../../model/verdict.js';
 import { groupDispersion } from '../evidence/clusters.js';
-import type { RuleContext } from '../evidence/one-sample.js';
+import { type RuleContext, withoutEvidence } from '../evidence/one-sample.js';
 import { lnMixtureE, pFromLnE } from '../evidence/sequential.js';
 import { fmtP, pct } from '../evidence/text.js';
 
@@ -61,17 +61,13 @@ export function sampleRatioRule(ctx: RuleContext): RuleEvidence {
   const limit = "the canary's share of routed requests matches its weight";
   const current = split.at(-1);
   if (!current)
-    return {
-      rule: 'sample_ratio',
-      status: 'skipped',
+    return withoutEvidence(
+      'sample_ratio',
+      'skipped',
       limit,
-      summary: 'no step split the traffic with routing draws counted: nothing to check',
-      canary: null,
-      baseline: null,
-      eValue: 1,
-      pValue: 1,
       alpha,
-    };
+      'no step split the traffic with routing draws counted: nothing to check',
+    );
   let lnE = 0;
   for (const s of split) {
     const x = s.canary.routed ?? 0,
