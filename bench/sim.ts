@@ -55,7 +55,7 @@ async function main(): Promise<void> {
       });
       done++;
       process.stderr.write(
-        `${formatRow(summaries[slot])}   [${done}/${cases.length}, ${Math.round((Date.now() - started) / 1000)}s; sample ratio held ${pct(summaries[slot].srmHeld).trim()}]\n`,
+        `${formatRow(summaries[slot])}   [${done}/${cases.length}, ${Math.round((Date.now() - started) / 1000)}s; sample ratio held ${pct(summaries[slot].srmHeld).trim()}; rolled back within 30 min ${pct(summaries[slot].rollbackWithin30m).trim()}]\n`,
       );
     }
   };

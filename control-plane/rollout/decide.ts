@@ -18,6 +18,17 @@ import { autoStartWeight } from './sizing.js';
 
 export const EPS = 1e-9;
 
+/**
+ * A p99 not yet decided holds no advance to a step below this weight. A tail regression is a
+ * small share of requests over the limit (2% of requests 8× slower puts 1.7% over a p99 limit
+ * that allows 1%), and telling that from the allowed 1% takes thousands of canary requests: at
+ * 1% of 100 rps, more than half an hour. Held at the first step the rule could never decide, so
+ * the ramp goes on while it only gathers evidence (pending, or building without a rejection),
+ * where it gets ten times the traffic — but no further than a minority of users, and never to
+ * promotion. A rejection (a breach) holds at once, as ever, and rolls back when sustained.
+ */
+export const UNDECIDED_P99_ADVANCES_BELOW = 50;
+
 /** The weight after `weight` in the policy's steps, or null when the ramp is done. */
 export function nextStep(policy: Policy, weight: number): number | null {
   return policy.steps.find((s) => s > weight + EPS) ?? null;
@@ -124,9 +135,18 @@ export function decide(
     p99BreachSince,
     businessBreachSince: business.breachSince,
   };
+  const upcoming = shadow ? null : nextStep(policy, progress.weight);
+  const p99Undecided =
+    p99BreachSince === null &&
+    upcoming !== null &&
+    upcoming < UNDECIDED_P99_ADVANCES_BELOW &&
+    (rules[3].status === 'pending' || rules[3].status === 'warn')
+      ? rules[3]
+      : null;
+  const holding = rules.filter((r) => r !== p99Undecided);
   const failing = rules.filter((r) => r.status === 'fail');
-  const warning = rules.filter((r) => r.status === 'warn');
-  const pending = rules.filter((r) => r.status === 'pending');
+  const warning = holding.filter((r) => r.status === 'warn');
+  const pending = holding.filter((r) => r.status === 'pending');
 
   if (failing.length)
     return act(
@@ -143,6 +163,11 @@ export function decide(
       business: outcomes,
     };
   if (pending.length || canary.n < policy.minRequests) return inconclusive();
+  if (p99Undecided)
+    return act('healthy', [
+      `every other rule within its limit at ${Math.round(policy.confidence * 100)}% confidence over ${canary.n} canary requests`,
+      `latency_p99 not decided yet (${p99Undecided.status === 'warn' ? 'evidence building against it' : 'a tail needs more canary requests than this step gets'}): the ramp goes on to ${upcoming}%, where it gets more traffic; it is not ramped to ${UNDECIDED_P99_ADVANCES_BELOW}% or promoted until p99 passes`,
+    ]);
   return act('healthy', [
     `every rule within its limit at ${Math.round(policy.confidence * 100)}% confidence over ${canary.n} canary requests`,
   ]);

@@ -307,13 +307,42 @@ test('a canary started between steps advances to the next step above its weight'
 });
 
 test('a step that cannot decide within maxStepDuration says so and advises a larger weight', () => {
-  // 1% of 10 rps: 0.1 canary requests a second.
-  const d = decide(start(1), policy, pair({ n: 30, errors: 0 }, { n: 2970, errors: 30 }), 300_000);
+  // 1% of 2 rps: 0.02 canary requests a second.
+  const d = decide(start(1), policy, pair({ n: 6, errors: 0 }, { n: 594, errors: 6 }), 300_000);
   assert.equal(d.verdict, 'inconclusive');
   assert.match(
     d.needs!.advice!,
-    /at 1% of 10\.0 rps this step needs ≈ .* more to decide, past maxStepDuration 30 min; start at (10|50)%/,
+    /at 1% of 2\.0 rps this step needs ≈ .* more to decide, past maxStepDuration 30 min; start at (10|50)%/,
   );
+});
+
+/** 1.7% of requests past 2× the baseline's p99 (2% of them 8× slower, as a tail-only regression puts them). */
+const TAIL_ONLY: Shape = [
+  [20, 0.9],
+  [45, 0.06],
+  [60, 0.023],
+  [210, 0.017],
+];
+
+test('a p99 not decided yet does not hold the first steps (a tail needs their traffic), but holds 50% and promotion', () => {
+  // At 1% the p99 test cannot tell 1.7% from the allowed 1% on a few hundred requests: the ramp goes on.
+  const early = decide(start(1), policy, pair({ n: 400, shape: TAIL_ONLY }), 60_000);
+  assert.notEqual(rule(early, 'latency_p99').status, 'pass');
+  assert.notEqual(rule(early, 'latency_p99').status, 'fail');
+  assert.equal(early.verdict, 'healthy', early.reasons.join('; '));
+  assert.deepEqual(early.actions, [{ type: 'advance', weight: 10 }]);
+  assert.match(early.reasons.join(' '), /latency_p99 not decided yet.*not ramped to 50% or promoted until p99 passes/);
+  // At 10% the next step is 50%: an undecided p99 holds there…
+  const at10 = decide(start(10), policy, pair({ n: 400, shape: TAIL_ONLY }), 60_000);
+  assert.deepEqual(at10.actions, []);
+  assert.ok(['inconclusive', 'degraded'].includes(at10.verdict), at10.verdict);
+  // …until the traffic it gets there decides it: the regression is rejected and rolled back once sustained.
+  const log = rollout(() => pair({ n: 20_000, shape: TAIL_ONLY }), resolvePolicy({ steps: [10, 50, 100] }));
+  assert.ok(log.every((l) => l.weight === 10));
+  assert.deepEqual(log[log.length - 1].actions, ['rollback']);
+  // A breach (the test rejected) holds at any step, as ever.
+  const breached = decide({ ...start(1), p99BreachSince: 0 }, policy, pair({ n: 400, shape: TAIL_ONLY }), 60_000);
+  assert.deepEqual(breached.actions, []);
 });
 
 test('steps "auto" starts where a clean canary can decide within ten intervals', () => {

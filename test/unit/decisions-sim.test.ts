@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { LLM, llm, P99_3X, runCase, type SimCase, TYPICAL } from '../../bench/sim/rollouts.js';
+import { LLM, llm, NARROW, P99_3X, runCase, type SimCase, TYPICAL } from '../../bench/sim/rollouts.js';
 
 /**
  * A reduced, seeded run of `npm run sim` (the same harness and the real decide()): fewer
@@ -68,6 +68,21 @@ test('p99 3× the baseline: rolled back ≥ 99%, before the canary reaches 50%',
   const { results } = run({ name: 'p99', rps: 100, baseline: v(0.01), canary: v(0.01, P99_3X) }, 100);
   const ok = results.filter((r) => r.outcome === 'rollback' && r.weightAtEnd < 50).length;
   assert.ok(ok >= 99, `rolled back below 50% ${share(ok, 100)}`);
+});
+
+test('a tail-only regression (2% of requests 8× slower: p99 3×, p95 barely moved) at 100 rps: rolled back ≥ 95% within 30 min, never promoted', () => {
+  const { results } = run(
+    {
+      name: 'tail-only',
+      rps: 100,
+      baseline: v(0.01, NARROW),
+      canary: v(0.01, { ...NARROW, tailP: 0.02, tailFactor: 8 }),
+    },
+    60,
+  );
+  const inTime = results.filter((r) => r.outcome === 'rollback' && r.atS <= 30 * 60).length;
+  assert.ok(inTime >= 57, `rolled back within 30 min ${share(inTime, 60)}`);
+  assert.equal(results.filter((r) => r.outcome === 'promote').length, 0);
 });
 
 test('0.1% → 0.5% (5×) at 1000 rps: rolled back ≥ 90%', () => {
