@@ -47,6 +47,7 @@ export const ERRORS = {
   VERSION_EXISTS: { status: 409, doc: 'this version is already registered with another url' },
   CANARY_RUNNING: { status: 409, doc: 'a canary is already running for this deployment' },
   NO_CANARY: { status: 409, doc: 'no canary is running for this deployment' },
+  NOTHING_TO_APPROVE: { status: 409, doc: 'nothing of this deployment waits for approval (policy.approvals)' },
   NO_ROLLBACK_TARGET: { status: 409, doc: 'no earlier healthy version to roll back to' },
   CONFLICT: { status: 409, doc: 'another change to this deployment happened at the same time' },
   CANARY_MISMATCH: { status: 409, doc: 'the request names a canary that is not the one running' },

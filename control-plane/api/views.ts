@@ -15,6 +15,18 @@ import type { AnalysisRow, CanaryRow, DeploymentRow, EventRow, VersionRow } from
 /** The API's JSON shapes (DESIGN.md §3). Times are ISO-8601 strings. */
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
+function awaitingView(c: CanaryRow) {
+  const a = c.state.awaitingApproval;
+  if (!a) return null;
+  return {
+    kind: a.kind,
+    weight: a.kind === 'step' ? a.weight : 100,
+    since: iso(a.since),
+    canaryRequests: a.canaryRequests,
+    reasons: a.reasons,
+  };
+}
+
 export function canaryView(c: CanaryRow) {
   return {
     id: c.id,
@@ -32,6 +44,8 @@ export function canaryView(c: CanaryRow) {
     outcome: c.outcome,
     lastVerdict: c.lastVerdict,
     lastAnalysisAt: iso(c.lastAnalysisAt),
+    /** policy.approvals: what waits for POST …/approve ("step" | "promote"), since when, on what evidence; else null. */
+    awaitingApproval: awaitingView(c),
   };
 }
 

@@ -1,3 +1,4 @@
+import { type ApprovalKind, type DeploymentWindow, resolveApprovals, resolveWindows, windowsToApi } from './gates.js';
 import { bad, bool, dur, num } from './policy-fields.js';
 import { resolveShadow, type ShadowPolicy, shadowToApi } from './shadow-policy.js';
 
@@ -45,6 +46,10 @@ export interface Policy {
    * started by which it had served `requests` requests. null: judged from the first request.
    */
   warmup: { durationMs: number; requests: number } | null;
+  /** What waits for a person (POST …/approve): every live step advance ("steps"), the promotion ("promote"). */
+  approvals: ApprovalKind[];
+  /** When a healthy canary may advance and promote (null: any time). A rollback never waits. */
+  windows: DeploymentWindow[] | null;
   thresholds: {
     /** Canary error rate minus baseline's, as a fraction (0.05 = 5 points). */
     errorRateDelta: number;
@@ -80,6 +85,8 @@ export const DEFAULT_POLICY: Readonly<Policy> = Object.freeze({
   businessMinOutcomes: 200,
   shadow: null,
   warmup: Object.freeze({ durationMs: 20_000, requests: 10 }),
+  approvals: [],
+  windows: null,
   thresholds: Object.freeze({
     errorRateDelta: 0.05,
     latencyP95DeltaMs: 100,
@@ -118,6 +125,8 @@ export function resolvePolicy(input: unknown, base: Policy = DEFAULT_POLICY): Po
     'businessMinOutcomes',
     'shadow',
     'warmup',
+    'approvals',
+    'windows',
   ]);
   for (const k of Object.keys(p)) if (!known.has(k)) throw bad(`${k}: unknown field (known: ${[...known].join(', ')})`);
   const intervalMs = dur(p.interval, 'interval', base.intervalMs);
@@ -198,6 +207,8 @@ export function resolvePolicy(input: unknown, base: Policy = DEFAULT_POLICY): Po
     ),
     shadow: resolveShadow(p.shadow, base.shadow ?? null),
     warmup: resolveWarmup(p.warmup, base.warmup === undefined ? DEFAULT_POLICY.warmup : base.warmup),
+    approvals: resolveApprovals(p.approvals, base.approvals ?? []),
+    windows: resolveWindows(p.windows, base.windows ?? null),
     thresholds: {
       errorRateDelta: num(t.errorRateDelta, 'thresholds.errorRateDelta', base.thresholds.errorRateDelta, 0, 1),
       latencyP95DeltaMs: num(
@@ -270,6 +281,8 @@ export function policyToApi(p: Policy) {
     businessMinOutcomes: p.businessMinOutcomes,
     shadow: p.shadow ? shadowToApi(p.shadow, ms) : null,
     warmup: p.warmup === null ? null : { duration: ms(p.warmup.durationMs), requests: p.warmup.requests },
+    approvals: p.approvals ?? [],
+    windows: windowsToApi(p.windows ?? null),
     thresholds: {
       errorRateDelta: p.thresholds.errorRateDelta,
       latencyP95DeltaMs: p.thresholds.latencyP95DeltaMs,

@@ -74,6 +74,20 @@ export interface CanaryProgress {
   phase?: 'shadow';
   /** When the canary's warm-up ended (policy.warmup): its latency counts from here. */
   warmedAt?: number | null;
+  /** A step or the promotion the analysis found ready, held for a person's approval (policy.approvals). */
+  awaitingApproval?: AwaitingApproval | null;
+}
+
+/** What waits for approval, since when, and the evidence that made it ready. */
+export interface AwaitingApproval {
+  kind: 'step' | 'promote';
+  /** The weight the step goes to (kind "step"). */
+  weight?: number;
+  /** Epoch ms the analysis first found it ready. */
+  since: number;
+  /** Canary requests judged when it became ready, and the verdict's reasons then. */
+  canaryRequests: number;
+  reasons: string[];
 }
 
 /** Outcomes per variant since the canary started, when feedback is being sent. */

@@ -21,6 +21,8 @@ export type Action =
   /** `fromShadow`: the shadow gate passed; the weight is the first live step. */
   | { type: 'advance'; weight: number; fromShadow?: boolean }
   | { type: 'promote' }
+  /** Ready to advance (kind "step", to `weight`) or promote, and held for a person's approval (policy.approvals). */
+  | { type: 'await_approval'; kind: 'step' | 'promote'; weight?: number }
   /** `fromShadow`: rolled back in its shadow phase, before any user got an answer from it. */
   | { type: 'rollback'; fromShadow?: boolean }
   /** Critical with autoRollback off: the failure is recorded, nothing else happens. */

@@ -1,6 +1,7 @@
 import { noAgreement, type VersionStats } from '../../proxy/contract/stats.js';
+import { insideWindows, nextOpening } from '../model/gates.js';
 import { AUTO_STEPS, type Policy } from '../model/policy.js';
-import type { CanaryProgress, StatsInput } from '../model/progress.js';
+import type { AwaitingApproval, CanaryProgress, StatsInput } from '../model/progress.js';
 import type { Action, Decision, RuleEvidence } from '../model/verdict.js';
 import { errorInflation } from './evidence/clusters.js';
 import { add, currentStratum, latencyLimits, withStreamLimits, ZERO } from './evidence/counts.js';
@@ -242,6 +243,35 @@ export function decide(
       : policy.autoSteps
         ? autoStartWeight(policy, baselineNow, now - progress.stepStartedAt)
         : policy.steps[0];
+    if (weight === null && !policy.autoPromote) return d([], ['last step reached; autoPromote is off']);
+    // People in the loop: outside every deployment window nothing moves (the verdict stays
+    // healthy and says when the next window opens); a live step or the promotion may wait for
+    // an approval. Going live from a shadow phase is the shadow's own gate, not a step.
+    const windows = policy.windows ?? null;
+    if (!insideWindows(windows, now)) {
+      const opens = nextOpening(windows!, now);
+      return d(
+        [],
+        [
+          `outside the deployment window; next opens ${opens === null ? 'never (check policy.windows)' : new Date(opens).toISOString()}`,
+        ],
+      );
+    }
+    const kind = weight === null ? 'promote' : shadow ? null : 'step';
+    if (kind && (policy.approvals ?? []).includes(kind === 'step' ? 'steps' : 'promote')) {
+      const was = progress.awaitingApproval;
+      const same = was && was.kind === kind && was.weight === (weight ?? undefined);
+      const awaiting: AwaitingApproval = same
+        ? was
+        : { kind, ...(weight !== null ? { weight } : {}), since: now, canaryRequests: canary.n, reasons };
+      return d(
+        [{ type: 'await_approval', kind, ...(weight !== null ? { weight } : {}) }],
+        [
+          `waiting for approval to ${kind === 'promote' ? 'promote' : `advance to ${weight}%`} since ${new Date(awaiting.since).toISOString()} (POST …/approve)`,
+        ],
+        { ...next, awaitingApproval: awaiting },
+      );
+    }
     if (weight !== null) {
       // The finished step (or the shadow phase, at weight 0) becomes a stratum; the next step's
       // latency limits come from the baseline's latency during it (the most recent load), or
@@ -250,10 +280,18 @@ export function decide(
       return d(
         [shadow ? { type: 'advance', weight, fromShadow: true } : { type: 'advance', weight }],
         shadow ? ['shadow passed: the canary goes live'] : [],
-        { ...next, phase: undefined, strata, lastStep: null, weight, stepStartedAt: now, limits: nextLimits },
+        {
+          ...next,
+          phase: undefined,
+          strata,
+          lastStep: null,
+          weight,
+          stepStartedAt: now,
+          limits: nextLimits,
+          awaitingApproval: null,
+        },
       );
     }
-    if (!policy.autoPromote) return d([], ['last step reached; autoPromote is off']);
     return d([{ type: 'promote' }]);
   }
 }
@@ -264,6 +302,16 @@ export function decide(
  */
 export function foldStep(progress: CanaryProgress, weight: number, at: number): CanaryProgress {
   const strata = progress.lastStep ? [...(progress.strata ?? []), progress.lastStep] : (progress.strata ?? []);
-  // A weight set by hand also ends a shadow phase: the person chose to go live.
-  return { ...progress, strata, lastStep: null, weight, stepStartedAt: at, limits: null, phase: undefined };
+  // A weight set by hand also ends a shadow phase (the person chose to go live) and whatever
+  // waited for approval (the person chose the step).
+  return {
+    ...progress,
+    strata,
+    lastStep: null,
+    weight,
+    stepStartedAt: at,
+    limits: null,
+    phase: undefined,
+    awaitingApproval: null,
+  };
 }

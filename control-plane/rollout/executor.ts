@@ -31,6 +31,8 @@ export class Executor {
     leaseHolder?: string,
   ): Promise<boolean> {
     const name = c.deployment;
+    const waits = decision.actions.some((a) => a.type === 'await_approval');
+    const moves = decision.actions.some((a) => a.type !== 'await_approval');
     const applied = await this.changes.locked(
       name,
       async (q, locked) => {
@@ -99,7 +101,23 @@ export class Executor {
             { verdict: decision.verdict, weight: c.weight, rule: mismatch },
           );
         for (const a of actions) {
-          if (a.type === 'advance') {
+          if (a.type === 'await_approval') {
+            const was = c.state.awaitingApproval;
+            const now = decision.progress.awaitingApproval;
+            // Said once, when it starts waiting (and alerted): later analyses only keep it waiting.
+            if (now && (!was || was.kind !== now.kind || was.weight !== now.weight)) {
+              const what = now.kind === 'promote' ? 'promote' : `advance to ${now.weight}%`;
+              await this.changes.event(
+                q,
+                name,
+                'approval_requested',
+                actor,
+                `ready to ${what}, waiting for approval: ${reason}`,
+                { weight: c.weight },
+                { ...now, canary: c.version, rules: decision.rules },
+              );
+            }
+          } else if (a.type === 'advance') {
             if (a.fromShadow) {
               const after = { weight: a.weight, rules: decision.rules };
               await this.changes.event(q, name, 'shadow_passed', actor, reason, { weight: 0 }, after);
@@ -119,14 +137,23 @@ export class Executor {
           } else if (a.type === 'rollback') {
             if (a.fromShadow)
               await this.changes.event(q, name, 'shadow_failed', actor, reason, { weight: 0 }, evidence);
-            await this.transitions.rollbackCanary(q, locked, reason, actor, true, evidence);
+            // A rollback never waits for a person: whatever waited for approval is cancelled, and said so.
+            const pending = c.state.awaitingApproval;
+            const cancelled = pending
+              ? `; the pending approval to ${pending.kind === 'promote' ? 'promote' : `advance to ${pending.weight}%`} is cancelled`
+              : '';
+            await this.transitions.rollbackCanary(q, locked, reason + cancelled, actor, true, {
+              ...evidence,
+              ...(pending ? { approvalCancelled: pending } : {}),
+            });
           }
         }
         return true;
       },
-      { bump: decision.actions.length > 0 },
+      // Waiting for approval changes the deployment's view (bump) only when it starts; the routes not at all.
+      { bump: moves || (waits && !c.state.awaitingApproval) },
     );
-    if (applied && decision.actions.length > 0) await this.changes.publishRoutes();
+    if (applied && moves) await this.changes.publishRoutes();
     return applied;
   }
 

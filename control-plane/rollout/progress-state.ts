@@ -18,5 +18,6 @@ export function stateOf(p: CanaryProgress): AnalysisState {
     businessBreachSince: p.businessBreachSince ?? null,
     ...(p.phase ? { phase: p.phase } : {}),
     ...(p.warmedAt != null ? { warmedAt: p.warmedAt } : {}),
+    ...(p.awaitingApproval ? { awaitingApproval: p.awaitingApproval } : {}),
   };
 }

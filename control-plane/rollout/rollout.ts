@@ -1,5 +1,6 @@
 import { Analysis } from './analysis.js';
 import { Changes } from './changes.js';
+import { ApprovalCommands } from './commands/approvals.js';
 import { CanaryCommands } from './commands/canary.js';
 import { DeploymentCommands } from './commands/deployments.js';
 import type { RolloutDeps } from './deps.js';
@@ -15,6 +16,7 @@ import { Transitions } from './transitions.js';
 export interface Rollout {
   deployments: DeploymentCommands;
   canary: CanaryCommands;
+  approvals: ApprovalCommands;
   queries: Queries;
   analysis: Analysis;
   changes: Changes;
@@ -28,6 +30,7 @@ export function createRollout(deps: RolloutDeps): Rollout {
   return {
     deployments: new DeploymentCommands(deps, changes),
     canary: new CanaryCommands(deps, changes, transitions, measure),
+    approvals: new ApprovalCommands(deps, changes, transitions),
     queries: new Queries(deps),
     analysis: new Analysis(deps, measure, executor),
     changes,

@@ -6,7 +6,14 @@ import type { Decision, RuleEvidence, Verdict } from '../model/verdict.js';
 /** decide()'s memory of a canary between analyses, kept in canaries.analysis_state. */
 export type AnalysisState = Pick<
   CanaryProgress,
-  'strata' | 'limits' | 'lastStep' | 'p99BreachSince' | 'businessBreachSince' | 'phase' | 'warmedAt'
+  | 'strata'
+  | 'limits'
+  | 'lastStep'
+  | 'p99BreachSince'
+  | 'businessBreachSince'
+  | 'phase'
+  | 'warmedAt'
+  | 'awaitingApproval'
 >;
 
 export type DeploymentStatus = 'stable' | 'progressing' | 'paused';
@@ -38,6 +45,9 @@ export const EVENT_TYPES = [
   'leader_changed',
   /** The canary's share of routed requests is off its weight: decisions held (rules/sample-ratio.ts). */
   'sample_ratio_mismatch',
+  /** policy.approvals: a step or the promotion is ready and waits for a person; a person approved it. */
+  'approval_requested',
+  'approved',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

@@ -66,6 +66,15 @@ export function canaryRoutes(app: FastifyInstance, opts: AppOptions): void {
     );
   });
 
+  // What the analysis found ready and held for a person (policy.approvals), carried out at once.
+  app.post('/v1/deployments/:name/approve', { schema: { params: nameParam, body: reasonBody } }, async (req, reply) => {
+    const body = (req.body ?? {}) as { reason?: string };
+    return withEtag(
+      reply,
+      await rollout.approvals.approve(nameOf(req), body.reason ?? null, actorOf(req), preconditionOf(req)),
+    );
+  });
+
   app.post(
     '/v1/deployments/:name/rollback',
     { schema: { params: nameParam, body: rollbackBody } },
