@@ -31,6 +31,8 @@ Client (against CANARY_API_URL, default http://127.0.0.1:8090; add --json for sc
   canary traffic NAME WEIGHT [--canary V] [--if-match REVISION]
   canary promote NAME [--reason TEXT] [--canary V] [--if-match REVISION]
   canary rollback NAME [--reason TEXT] [--baseline | --to VERSION [--force]] [--canary V] [--if-match REVISION]
+  canary approve NAME [--reason TEXT] [--canary V] [--if-match REVISION]
+                                      carry out the step or promotion waiting for approval (policy.approvals)
   canary pause NAME [--canary V] [--if-match REVISION]     (measured, not acted on)
   canary resume NAME [--canary V] [--if-match REVISION]
   canary evaluate NAME
@@ -67,6 +69,7 @@ const EXAMPLES: Record<string, string> = {
   traffic: 'canary traffic iris 50 --canary v2',
   promote: 'canary promote iris --canary v2 --reason "looks good"',
   rollback: 'canary rollback iris   # the running canary; --baseline or --to v1 for the baseline',
+  approve: 'canary approve iris --canary v2 --reason "reviewed the evidence"',
   pause: 'canary pause iris',
   resume: 'canary resume iris',
   evaluate: 'canary evaluate iris',

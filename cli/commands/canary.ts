@@ -18,6 +18,7 @@ import { cliDuration, EXIT } from '../exit-codes.js';
 import { color, msf, pct, table, time, verdictColor } from '../format.js';
 import {
   agreementText,
+  awaitingText,
   businessLine,
   grpcTable,
   rulesTable,
@@ -25,7 +26,7 @@ import {
   statsRows,
   streamsTable,
 } from '../render.js';
-/** A deployment's canary: `start|status|traffic|promote|rollback|pause|resume|evaluate|health|agreement|metrics|wait|load`. */
+/** A deployment's canary: `start|status|traffic|promote|rollback|approve|pause|resume|evaluate|health|agreement|metrics|wait|load`. */
 export async function canaryCommands(command: string, rest: string[]): Promise<boolean> {
   const api = client();
   switch (command) {
@@ -168,6 +169,22 @@ export async function canaryCommands(command: string, rest: string[]): Promise<b
       );
       return true;
     }
+    case 'approve': {
+      const { values, args } = parse(rest, { reason: { type: 'string' }, ...PRECONDITION_OPTIONS }, ['name']);
+      const before = await api.call('GET', `/v1/deployments/${enc(args[0])}`);
+      const waiting = before.canary?.awaitingApproval;
+      const body = { ...(values.reason ? { reason: values.reason } : {}), ...canaryOf(values) };
+      const d = await api.call('POST', `/v1/deployments/${enc(args[0])}/approve`, body, ifMatchOf(values));
+      print(values.json, d, () => {
+        const done = !waiting
+          ? 'approved'
+          : waiting.kind === 'promote'
+            ? `approved: promoted, baseline is ${d.baseline.version}`
+            : `approved: canary ${d.canary?.version} now at ${d.canary?.weight}%`;
+        return `${done}\n${showDeployment(d)}`;
+      });
+      return true;
+    }
     case 'pause':
     case 'resume': {
       const { values, args } = parse(rest, PRECONDITION_OPTIONS, ['name']);
@@ -197,8 +214,9 @@ export async function canaryCommands(command: string, rest: string[]): Promise<b
       print(values.json, a, () => {
         if (!a.latest)
           return a.canary ? `canary ${a.canary.version}: no analysis yet` : `no canary has run for ${args[0]}`;
+        const waiting = a.canary.awaitingApproval ? `${awaitingText(a.canary.awaitingApproval, args[0])}\n` : '';
         return (
-          `canary ${a.canary.version} (${a.canary.outcome}) — ${verdictColor(a.latest.verdict)} at ${time(a.latest.at)}, weight ${a.latest.weight}%\n` +
+          `canary ${a.canary.version} (${a.canary.outcome}) — ${verdictColor(a.latest.verdict)} at ${time(a.latest.at)}, weight ${a.latest.weight}%\n${waiting}` +
           `${table(['ROLE', 'VERSION', 'REQUESTS', 'ERROR RATE', 'P50', 'P95', 'P99'], statsRows(a.latest))}\n${streamsTable(a.latest)}${grpcTable(a.latest)}${businessLine(a.latest)}` +
           (a.latest.rules?.length ? rulesTable(a.latest) : `  ${a.latest.reasons.join('\n  ')}`)
         );

@@ -14,6 +14,8 @@ export const DEFAULT_ALERT_EVENTS = [
   'proxy_tripped',
   'leader_changed',
   'sample_ratio_mismatch',
+  // A person is asked to act (policy.approvals).
+  'approval_requested',
 ] as const;
 
 /** One attempt to deliver an event's alert to a sink, as the API shows it. */

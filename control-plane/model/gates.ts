@@ -57,7 +57,7 @@ function formatIn(timeZone: string): Intl.DateTimeFormat {
 }
 
 export function resolveWindows(v: unknown, base: DeploymentWindow[] | null): DeploymentWindow[] | null {
-  if (v === undefined) return base && base.map((w) => ({ ...w, days: w.days && [...w.days] }));
+  if (v === undefined) return base?.map((w) => ({ ...w, days: w.days && [...w.days] })) ?? null;
   if (v === null) return null;
   if (!Array.isArray(v) || v.length === 0)
     throw bad('windows: expected null or a non-empty list of {days?, start, end, timeZone}');

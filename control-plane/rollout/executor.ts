@@ -137,15 +137,7 @@ export class Executor {
           } else if (a.type === 'rollback') {
             if (a.fromShadow)
               await this.changes.event(q, name, 'shadow_failed', actor, reason, { weight: 0 }, evidence);
-            // A rollback never waits for a person: whatever waited for approval is cancelled, and said so.
-            const pending = c.state.awaitingApproval;
-            const cancelled = pending
-              ? `; the pending approval to ${pending.kind === 'promote' ? 'promote' : `advance to ${pending.weight}%`} is cancelled`
-              : '';
-            await this.transitions.rollbackCanary(q, locked, reason + cancelled, actor, true, {
-              ...evidence,
-              ...(pending ? { approvalCancelled: pending } : {}),
-            });
+            await this.transitions.rollbackCanary(q, locked, reason, actor, true, evidence);
           }
         }
         return true;

@@ -57,6 +57,13 @@ export class Transitions {
     evidence?: unknown,
   ): Promise<void> {
     const c = d.canary!;
+    // A rollback never waits for a person: whatever waited for approval is cancelled, and said so.
+    const pending = c.state.awaitingApproval;
+    if (pending) {
+      const what = pending.kind === 'promote' ? 'promote' : `advance to ${pending.weight}%`;
+      reason = `${reason ?? 'rolled back'}; the pending approval to ${what} is cancelled`;
+    }
+    const cancelled = pending ? { approvalCancelled: pending } : {};
     if (auto)
       await this.changes.event(
         q,
@@ -65,7 +72,7 @@ export class Transitions {
         actor,
         reason,
         { weight: c.weight },
-        { weight: 0, evidence },
+        { weight: 0, evidence, ...cancelled },
       );
     await this.store.endCanary(q, c.id, 'rolled_back');
     await this.store.setVersionState(q, d.name, c.version, 'rolled_back');
@@ -77,7 +84,7 @@ export class Transitions {
       actor,
       reason,
       { target: 'canary', canary: c.version, weight: c.weight },
-      { canary: null, weight: 0, baseline: d.baselineVersion },
+      { canary: null, weight: 0, baseline: d.baselineVersion, ...cancelled },
     );
   }
 }

@@ -22,6 +22,7 @@ export function toState(s: pg.QueryResultRow | null | undefined): AnalysisState 
     businessBreachSince: num(s?.businessBreachSince),
     ...(s?.phase === 'shadow' ? { phase: 'shadow' as const } : {}),
     ...(s?.warmedAt != null ? { warmedAt: Number(s.warmedAt) } : {}),
+    ...(s?.awaitingApproval ? { awaitingApproval: s.awaitingApproval } : {}),
   };
 }
 

@@ -50,7 +50,15 @@ export class ApprovalCommands extends RolloutPart {
         const at = this.now();
         const folded = foldStep(progressOf(c, false), waiting.weight!, at);
         await this.store.setCanaryWeight(q, c.id, waiting.weight!, at, stateOf(folded));
-        await this.changes.event(q, name, 'step_advanced', actor, why, { weight: c.weight }, { weight: waiting.weight });
+        await this.changes.event(
+          q,
+          name,
+          'step_advanced',
+          actor,
+          why,
+          { weight: c.weight },
+          { weight: waiting.weight },
+        );
       },
       pre,
     );
