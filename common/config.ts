@@ -198,6 +198,7 @@ export const CONTROL_DEFAULTS = {
   reconcile: '5s',
   /** Health probes of serving, canary and recent versions. */
   probeInterval: '10s',
+  approvalLinkTtl: '24h',
 } as const;
 
 export interface ControlPlaneConfig {
@@ -219,6 +220,8 @@ export interface ControlPlaneConfig {
   dataDir: string;
   /** Base URL people reach the dashboard at, for links in alerts (default: the API's own). */
   publicUrl: string | null;
+  /** How long an alert's approval link stays valid (CANARY_APPROVAL_LINK_TTL, default 24h). */
+  approvalLinkTtlMs: number;
   /** Prometheus HTTP API for policy.metrics "prometheus"; null = not available. */
   prometheusUrl: string | null;
   /** Which metrics Prometheus holds: the canary-mesh proxy's, or Envoy's. */
@@ -255,6 +258,7 @@ export function loadControlPlaneConfig(
     redisPrefix: env.CANARY_REDIS_PREFIX || DEFAULTS.redisPrefix,
     dataDir: env.CANARY_DATA_DIR || DEFAULTS.dataDir,
     publicUrl: url(env, 'CANARY_PUBLIC_URL'),
+    approvalLinkTtlMs: duration(env, 'CANARY_APPROVAL_LINK_TTL', CONTROL_DEFAULTS.approvalLinkTtl),
     prometheusUrl: url(env, 'CANARY_PROMETHEUS_URL'),
     prometheusFlavor: oneOf(env, 'CANARY_PROMETHEUS_FLAVOR', ['proxy', 'envoy'] as const, 'proxy'),
     defaultMetricsSource: oneOf(env, 'CANARY_METRICS_SOURCE', ['proxy', 'prometheus'] as const, 'proxy'),
@@ -323,6 +327,7 @@ export const ENV_VARS = [
   'CANARY_PROMETHEUS_URL',
   'CANARY_PROMETHEUS_FLAVOR',
   'CANARY_PUBLIC_URL',
+  'CANARY_APPROVAL_LINK_TTL',
   'CANARY_METRICS_SOURCE',
   'CANARY_XDS_PORT',
   'CANARY_XDS_HOST',

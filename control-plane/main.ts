@@ -17,6 +17,7 @@ import type { StatsStore } from '../proxy/contract/stats.js';
 import { PgPredictionSink, type RunningProxy, StaticRouteSource, startProxy } from '../proxy/main.js';
 import { AlertDispatcher, DEFAULT_ALERT_POLICY } from './alerts/alerts.js';
 import { buildApp } from './api/app.js';
+import { ApprovalLinks } from './approvals/links.js';
 import { PrometheusSource } from './metrics/prometheus.js';
 import { ProxyStatsSource } from './metrics/source.js';
 import { DEFAULT_POLICY } from './model/policy.js';
@@ -118,11 +119,13 @@ export async function startControlPlane(
     Number(process.env.CANARY_PROXY_PORT ?? 8080),
     Number(process.env.CANARY_ADMIN_PORT ?? 9901),
   ]);
+  const links = new ApprovalLinks(db.pool, config.approvalLinkTtlMs, parts.now);
   const alerts = new AlertDispatcher(
     db.pool,
     logger,
     { ...DEFAULT_ALERT_POLICY, dashboardUrl: config.publicUrl ?? '' },
     policy,
+    links,
   );
   const telemetry = new ControlPlaneMetrics(store);
   alerts.onDelivery = (outcome) => telemetry.alertDeliveries.labels(outcome).inc();
@@ -173,6 +176,7 @@ export async function startControlPlane(
     logger,
     xds: xds?.server ?? null,
     alerts,
+    links,
   });
 
   await rollout.changes.publishRoutes();

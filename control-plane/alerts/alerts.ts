@@ -4,6 +4,8 @@ import { Agent, request } from 'undici';
 import { type AddressPolicy, AddressPolicyError, policedConnector } from '../../common/address-policy.js';
 import { CanaryError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
+import type { ApprovalLinks } from '../approvals/links.js';
+import type { AwaitingApproval } from '../model/progress.js';
 import { EVENT_TYPES, type EventRow } from '../state/types.js';
 
 /** Events that alert when a sink does not choose its own: the system acting on its own. */
@@ -66,6 +68,8 @@ export interface AlertBody {
   verdict: string | null;
   stats: { baseline: unknown; canary: unknown } | null;
   dashboard: string;
+  /** approval_requested: the page that approves what waits (a signed link, single-use, expiring). */
+  approve?: string;
   /** Set on a test alert (POST /v1/alerts/sinks/{id}/test): nothing happened to any deployment. */
   test?: true;
 }
@@ -77,7 +81,7 @@ export function signature(secret: string, body: string): string {
 function slackBody(a: AlertBody) {
   const what = a.event.replace(/_/g, ' ');
   return {
-    text: `canary-mesh: ${what} for *${a.deployment}* (baseline ${a.versions.baseline ?? '-'}, canary ${a.versions.canary ?? '-'})${a.reason ? `: ${a.reason}` : ''} <${a.dashboard}|dashboard>`,
+    text: `canary-mesh: ${what} for *${a.deployment}* (baseline ${a.versions.baseline ?? '-'}, canary ${a.versions.canary ?? '-'})${a.reason ? `: ${a.reason}` : ''} <${a.dashboard}|dashboard>${a.approve ? ` <${a.approve}|approve>` : ''}`,
   };
 }
 
@@ -124,6 +128,7 @@ export class AlertDispatcher {
     private readonly logger: Logger,
     private readonly policy: AlertPolicy,
     private readonly addresses?: AddressPolicy,
+    private readonly links?: ApprovalLinks,
   ) {
     this.dispatcher = addresses ? new Agent({ connect: policedConnector(addresses, policy.timeoutMs) }) : undefined;
   }
@@ -340,7 +345,16 @@ export class AlertDispatcher {
       verdict: c?.verdict ?? null,
       stats: c?.verdict ? { baseline: c.baseline_stats, canary: c.canary_stats } : null,
       dashboard: `${this.policy.dashboardUrl.replace(/\/$/, '')}/#/d/${encodeURIComponent(e.deployment)}`,
+      ...(await this.approveLink(e)),
     };
+  }
+
+  /** An approval_requested event's link to the page that approves it. */
+  private async approveLink(e: EventRow): Promise<{ approve?: string }> {
+    const after = e.after as (AwaitingApproval & { canaryId?: number }) | null;
+    if (e.type !== 'approval_requested' || !this.links || !after?.canaryId) return {};
+    const token = await this.links.create(e.deployment, after.canaryId, after);
+    return { approve: `${this.policy.dashboardUrl.replace(/\/$/, '')}/approve/${token}` };
   }
 
   private async deliver(sink: AlertSink, e: EventRow, alert: AlertBody): Promise<void> {

@@ -16,8 +16,10 @@ const API_VERSION = (
 ).version;
 
 import type { AlertDispatcher } from '../alerts/alerts.js';
+import type { ApprovalLinks } from '../approvals/links.js';
 import type { FeedbackStore } from '../state/feedback-store.js';
 import type { XdsServer } from '../xds/server.js';
+import { approvalPageRoutes } from './routes/approval-page.js';
 import { canaryRoutes } from './routes/canary.js';
 import { deploymentRoutes } from './routes/deployments.js';
 import { opsRoutes } from './routes/ops.js';
@@ -37,6 +39,8 @@ export interface AppOptions {
   /** The xDS server, for its status endpoint. */
   xds?: XdsServer | null;
   alerts?: AlertDispatcher | null;
+  /** Approval links in alerts, and the page they open (policy.approvals). */
+  links?: ApprovalLinks | null;
   /** The client header timeout (CANARY_CLIENT_HEADER_TIMEOUT). */
   headersTimeoutMs?: number;
 }
@@ -190,5 +194,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     canaryRoutes(app, opts);
     registerDashboard(app);
   });
+  // Its own scope: the form parser it adds is for its page alone.
+  const links = opts.links;
+  if (links) app.register(async (app) => approvalPageRoutes(app, { rollout: opts.rollout, links }));
   return app;
 }

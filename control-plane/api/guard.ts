@@ -57,7 +57,15 @@ export function registerGuard(app: FastifyInstance, opts: GuardOptions): void {
         `requests from web pages at ${origin} are refused (this API's own origin, or CANARY_ALLOWED_ORIGINS, only)`,
       );
     }
-    if (MUTATIONS.has(req.method)) {
+    // An alert's approval link (routes/approval-page.ts) is a capability of its own: no bearer
+    // token, and its page's form posts as a form — from a page carrying an Origin, which must be ours.
+    const approvalPage = path.startsWith('/approve/');
+    if (MUTATIONS.has(req.method) && approvalPage && origin === undefined)
+      throw new CanaryError(
+        'FORBIDDEN_ORIGIN',
+        'an approval link approves only from its own page in a browser (the request carried no Origin)',
+      );
+    if (MUTATIONS.has(req.method) && !approvalPage) {
       const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
       if (type !== 'application/json')
         throw new CanaryError(
@@ -65,7 +73,7 @@ export function registerGuard(app: FastifyInstance, opts: GuardOptions): void {
           `changes must be sent with content-type: application/json (got ${JSON.stringify(type || 'none')}), even with an empty body`,
         );
     }
-    if (!opts.token || PUBLIC.has(path) || path.startsWith('/docs')) return;
+    if (!opts.token || PUBLIC.has(path) || path.startsWith('/docs') || approvalPage) return;
     const header = req.headers.authorization;
     if (!header) throw new CanaryError('UNAUTHORIZED', 'this API needs Authorization: Bearer <CANARY_API_TOKEN>');
     const m = /^Bearer (.+)$/.exec(header);

@@ -114,7 +114,7 @@ export class Executor {
                 actor,
                 `ready to ${what}, waiting for approval: ${reason}`,
                 { weight: c.weight },
-                { ...now, canary: c.version, rules: decision.rules },
+                { ...now, canary: c.version, canaryId: c.id, rules: decision.rules },
               );
             }
           } else if (a.type === 'advance') {
