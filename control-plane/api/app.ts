@@ -114,6 +114,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
         handler,
       ),
     bodyLimit: 1024 * 1024,
+    // An approval link's token is a path parameter of ~200 characters (names are capped at 63 by the schemas).
+    routerOptions: { maxParamLength: 512 },
     // Per-request logs would drown the audit-relevant ones; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
   }) as unknown as FastifyInstance;

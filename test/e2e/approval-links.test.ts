@@ -160,7 +160,6 @@ test('the alert links to a page that shows the evidence; opening it changes noth
   const reopened = await page.goto(link);
   assert.equal(reopened?.status(), 409);
   assert.match((await page.textContent('#result')) ?? '', /LINK_USED: this approval link has already been used/);
-  await page.goBack();
 });
 
 test('a tampered link, a bare POST, a foreign page and a superseded link are refused with a clear message', async () => {
@@ -202,4 +201,23 @@ test('a tampered link, a bare POST, a foreign page and a superseded link are ref
   const stale = await page.goto(link);
   assert.equal(stale?.status(), 409);
   assert.match((await page.textContent('#result')) ?? '', /LINK_SUPERSEDED: .*no longer waits/);
+});
+
+test('the dashboard shows what waits beside the evidence, and its Approve button carries it out (actor "dashboard")', async () => {
+  await waitingCanary('dashed', ['promote'], [50]);
+  const page = await browser.newPage();
+  cleanups.push(() => page.close());
+  page.on('dialog', (d) => void d.accept());
+  await page.goto(`${stack.controlPlane.url}/#/d/dashed`);
+  const waiting = page.locator('#awaiting');
+  await waiting.waitFor({ timeout: 30_000 });
+  assert.match(await waiting.innerText(), /Waiting for approval to promote.*ready on [\d,]+ canary requests/s);
+  await page.click('#approve');
+  await page.locator('#canary-version', { hasText: 'none' }).waitFor({ timeout: 30_000 });
+  const d = (await api('GET', '/v1/deployments/dashed')).body;
+  assert.equal(d.baseline.version, 'v2');
+  const approved = (await api('GET', '/v1/deployments/dashed/events?limit=50')).body.events.find(
+    (e: { type: string }) => e.type === 'approved',
+  );
+  assert.equal(approved.actor, 'dashboard');
 });

@@ -6,8 +6,9 @@ import type { Rollout } from '../../rollout/rollout.js';
 /**
  * The page an alert's approval link opens (policy.approvals): it shows what waits and the
  * evidence, and approves only on a POST from its own form — never on a GET, which may be a
- * link preview, a mail scanner or a prefetch. The page is not framable and sends no Referer
- * (the link is a capability). The token is checked again on the POST, with the form's second
+ * link preview, a mail scanner or a prefetch. The page is not framable and sends a Referer only
+ * to its own origin (the link is a capability; with none at all, a browser's form POST carries
+ * `Origin: null`, which the guard rightly refuses). The token is checked again on the POST, with the form's second
  * HMAC (only a page this control plane served carries it) and, by the guard, its Origin.
  */
 export function approvalPageRoutes(app: FastifyInstance, opts: { rollout: Rollout; links: ApprovalLinks }): void {
@@ -92,7 +93,7 @@ function page(reply: FastifyReply, status: number, title: string, body: string) 
     .status(status)
     .header('content-type', 'text/html; charset=utf-8')
     .header('cache-control', 'no-store')
-    .header('referrer-policy', 'no-referrer')
+    .header('referrer-policy', 'same-origin')
     .header('x-frame-options', 'DENY')
     .header(
       'content-security-policy',
