@@ -37,9 +37,9 @@ export function agreementText(a: any, name: string, limit: number): string {
 }
 
 /** "waiting for approval to promote since …; ready on 1,524 canary requests (canary approve iris)". */
-export function awaitingText(a: any, name: string): string {
-  const what = a.kind === 'promote' ? 'promote' : `advance to ${a.weight}%`;
-  return `${color.yellow(`waiting for approval to ${what}`)} since ${time(a.since)}; ready on ${Number(a.canaryRequests).toLocaleString('en-US')} canary requests (canary approve ${name})`;
+export function awaitingText(c: any, name: string): string {
+  const what = c.awaitingApproval === 'promote' ? 'promote' : `advance to ${c.approvalEvidence.weight}%`;
+  return `${color.yellow(`waiting for approval to ${what}`)} since ${time(c.awaitingSince)}; ready on ${Number(c.approvalEvidence.canaryRequests).toLocaleString('en-US')} canary requests (canary approve ${name})`;
 }
 
 export function showDeployment(d: any): string {
@@ -66,7 +66,7 @@ export function showDeployment(d: any): string {
     lines.push(
       `  verdict   ${verdictColor(c.lastVerdict)}  ${color.dim(c.lastAnalysisAt ? `at ${time(c.lastAnalysisAt)}` : 'no analysis yet')}`,
     );
-    if (c.awaitingApproval) lines.push(`  approval  ${awaitingText(c.awaitingApproval, d.name)}`);
+    if (c.awaitingApproval) lines.push(`  approval  ${awaitingText(c, d.name)}`);
   } else {
     lines.push('  canary    none');
     if (d.lastCanary) lines.push(`  last      canary ${lastCanaryLine(d.lastCanary)}`);

@@ -178,7 +178,7 @@ export async function canaryCommands(command: string, rest: string[]): Promise<b
       print(values.json, d, () => {
         const done = !waiting
           ? 'approved'
-          : waiting.kind === 'promote'
+          : waiting === 'promote'
             ? `approved: promoted, baseline is ${d.baseline.version}`
             : `approved: canary ${d.canary?.version} now at ${d.canary?.weight}%`;
         return `${done}\n${showDeployment(d)}`;
@@ -214,7 +214,7 @@ export async function canaryCommands(command: string, rest: string[]): Promise<b
       print(values.json, a, () => {
         if (!a.latest)
           return a.canary ? `canary ${a.canary.version}: no analysis yet` : `no canary has run for ${args[0]}`;
-        const waiting = a.canary.awaitingApproval ? `${awaitingText(a.canary.awaitingApproval, args[0])}\n` : '';
+        const waiting = a.canary.awaitingApproval ? `${awaitingText(a.canary, args[0])}\n` : '';
         return (
           `canary ${a.canary.version} (${a.canary.outcome}) — ${verdictColor(a.latest.verdict)} at ${time(a.latest.at)}, weight ${a.latest.weight}%\n${waiting}` +
           `${table(['ROLE', 'VERSION', 'REQUESTS', 'ERROR RATE', 'P50', 'P95', 'P99'], statsRows(a.latest))}\n${streamsTable(a.latest)}${grpcTable(a.latest)}${businessLine(a.latest)}` +

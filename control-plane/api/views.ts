@@ -15,15 +15,18 @@ import type { AnalysisRow, CanaryRow, DeploymentRow, EventRow, VersionRow } from
 /** The API's JSON shapes (DESIGN.md §3). Times are ISO-8601 strings. */
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
+/**
+ * policy.approvals: what waits for POST …/approve ("step" | "promote", else null), since when,
+ * and the evidence that made it ready (the weight it goes to, canary requests judged, reasons).
+ */
 function awaitingView(c: CanaryRow) {
   const a = c.state.awaitingApproval;
-  if (!a) return null;
   return {
-    kind: a.kind,
-    weight: a.kind === 'step' ? a.weight : 100,
-    since: iso(a.since),
-    canaryRequests: a.canaryRequests,
-    reasons: a.reasons,
+    awaitingApproval: a?.kind ?? null,
+    awaitingSince: a ? iso(a.since) : null,
+    approvalEvidence: a
+      ? { weight: a.kind === 'step' ? a.weight : 100, canaryRequests: a.canaryRequests, reasons: a.reasons }
+      : null,
   };
 }
 
@@ -44,8 +47,7 @@ export function canaryView(c: CanaryRow) {
     outcome: c.outcome,
     lastVerdict: c.lastVerdict,
     lastAnalysisAt: iso(c.lastAnalysisAt),
-    /** policy.approvals: what waits for POST …/approve ("step" | "promote"), since when, on what evidence; else null. */
-    awaitingApproval: awaitingView(c),
+    ...awaitingView(c),
   };
 }
 

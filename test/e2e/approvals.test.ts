@@ -118,21 +118,22 @@ test('approvals ["steps", "promote"]: a healthy canary waits at each step and be
     eventually(
       async () => {
         const d = (await api('GET', '/v1/deployments/gated')).body;
-        assert.equal(d.canary?.awaitingApproval?.kind, kind, JSON.stringify(d.canary));
+        assert.equal(d.canary?.awaitingApproval, kind, JSON.stringify(d.canary));
         return d;
       },
-      60_000,
+      120_000,
       100,
     );
   const step = await waitingFor('step');
   assert.equal(step.canary.weight, 20);
-  assert.equal(step.canary.awaitingApproval.weight, 100);
-  assert.ok(step.canary.awaitingApproval.canaryRequests >= 20);
+  assert.equal(step.canary.approvalEvidence.weight, 100);
+  assert.ok(step.canary.approvalEvidence.canaryRequests >= 20);
+  assert.ok(step.canary.approvalEvidence.reasons.length > 0);
   // Held: later analyses keep it at 20%, still judged, and ask only once.
   await sleep(2500);
   const held = (await api('GET', '/v1/deployments/gated')).body;
   assert.equal(held.canary.weight, 20);
-  assert.equal(held.canary.awaitingApproval.since, step.canary.awaitingApproval.since);
+  assert.equal(held.canary.awaitingSince, step.canary.awaitingSince);
   assert.equal((await eventTypes('gated')).filter((t: string) => t === 'approval_requested').length, 1);
   const analysis = (await api('GET', '/v1/deployments/gated/analysis?limit=1')).body.latest;
   assert.match(analysis.reasons.join(' '), /waiting for approval to advance to 100%/);
@@ -175,7 +176,7 @@ test('a failing canary with approvals and a closed deployment window is rolled b
   });
   await eventually(
     async () => assert.equal((await api('GET', '/v1/deployments/failing')).body.canary, null),
-    60_000,
+    120_000,
     100,
   );
   const types = await eventTypes('failing');
@@ -189,8 +190,8 @@ test('a closed deployment window holds a healthy canary at its first step and sa
   await api('POST', '/v1/deployments/windowed/canary', {
     version: 'v2',
     url: good.url,
-    weight: 10,
-    policy: { ...FAST, windows: [closed] },
+    weight: 50,
+    policy: { ...FAST, steps: [50, 100], windows: [closed] },
   });
   const latest = await eventually(
     async () => {
@@ -198,12 +199,12 @@ test('a closed deployment window holds a healthy canary at its first step and sa
       assert.equal(a?.verdict, 'healthy');
       return a;
     },
-    60_000,
+    120_000,
     100,
   );
   assert.match(latest.reasons.join(' '), /outside the deployment window; next opens \d{4}-\d\d-\d\dT/);
   await sleep(2000);
-  assert.equal((await api('GET', '/v1/deployments/windowed')).body.canary.weight, 10);
+  assert.equal((await api('GET', '/v1/deployments/windowed')).body.canary.weight, 50);
 });
 
 test('a window opening at the next whole minute: held until it opens, then the canary advances at the first analysis inside', async () => {
@@ -258,15 +259,14 @@ test('a canary that turns critical while awaiting approval is rolled back on its
     policy: { ...FAST, steps: [20, 100], approvals: ['steps'] },
   });
   await eventually(
-    async () =>
-      assert.equal((await api('GET', '/v1/deployments/cancelled')).body.canary?.awaitingApproval?.kind, 'step'),
-    60_000,
+    async () => assert.equal((await api('GET', '/v1/deployments/cancelled')).body.canary?.awaitingApproval, 'step'),
+    120_000,
     100,
   );
   flaky.setFaults(parseFaults({ errorRate: 0.6 }));
   await eventually(
     async () => assert.equal((await api('GET', '/v1/deployments/cancelled')).body.canary, null),
-    60_000,
+    120_000,
     100,
   );
   const events = (await api('GET', '/v1/deployments/cancelled/events?limit=100')).body.events;
