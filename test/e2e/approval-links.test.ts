@@ -25,7 +25,7 @@ let stack: RunningStack;
 let browser: Browser;
 let v1: RunningModelServer;
 let v2: RunningModelServer;
-const alerts: { event: string; approve?: string; deployment: string }[] = [];
+const alerts: { event: string; approve?: string; deployment: string; receivedAt: number }[] = [];
 
 before(async () => {
   v1 = await startModelServer({ model: 'v1' });
@@ -40,6 +40,8 @@ before(async () => {
       CANARY_XDS_PORT: '0',
       CANARY_ANALYSIS_TICK: '100ms',
       CANARY_LEADER_LEASE: '1s',
+      // Long enough for a person (or a loaded machine) to open and press; short enough to see one expire.
+      CANARY_APPROVAL_LINK_TTL: '60s',
     }),
     loadProxyConfig({
       CANARY_PROXY_PORT: '0',
@@ -56,7 +58,7 @@ before(async () => {
       body += c;
     });
     req.on('end', () => {
-      alerts.push(JSON.parse(body));
+      alerts.push({ ...JSON.parse(body), receivedAt: Date.now() });
       res.end('ok');
     });
   });
@@ -220,4 +222,19 @@ test('the dashboard shows what waits beside the evidence, and its Approve button
     (e: { type: string }) => e.type === 'approved',
   );
   assert.equal(approved.actor, 'dashboard');
+});
+
+test('an expired link is refused and says what to do instead', async () => {
+  const first = alerts.find((a) => a.deployment === 'guarded' && a.approve);
+  assert.ok(first?.approve);
+  // The link was made before its alert arrived; 60 s (the TTL) after that, and a little more, it has expired.
+  await sleep(Math.max(0, first.receivedAt + 62_000 - Date.now()));
+  const page = await browser.newPage();
+  cleanups.push(() => page.close());
+  const opened = await page.goto(first.approve);
+  assert.equal(opened?.status(), 410);
+  assert.match(
+    (await page.textContent('#result')) ?? '',
+    /LINK_EXPIRED: this approval link expired at .*canary approve guarded/,
+  );
 });
