@@ -22,6 +22,10 @@ export interface DeploymentWindow {
   timeZone: string;
 }
 
+/** What a waiting canary would do once approved, in words: "promote" or "advance to 50%". */
+export const approvalTarget = (a: { kind: 'step' | 'promote'; weight?: number }) =>
+  a.kind === 'promote' ? 'promote' : `advance to ${a.weight}%`;
+
 export function resolveApprovals(v: unknown, base: ApprovalKind[]): ApprovalKind[] {
   if (v === undefined) return [...base];
   if (v === null) return [];

@@ -1,5 +1,5 @@
 import { noAgreement, type VersionStats } from '../../proxy/contract/stats.js';
-import { insideWindows, nextOpening } from '../model/gates.js';
+import { approvalTarget, insideWindows, nextOpening } from '../model/gates.js';
 import { AUTO_STEPS, type Policy } from '../model/policy.js';
 import type { AwaitingApproval, CanaryProgress, StatsInput } from '../model/progress.js';
 import type { Action, Decision, RuleEvidence } from '../model/verdict.js';
@@ -261,13 +261,14 @@ export function decide(
     if (kind && (policy.approvals ?? []).includes(kind === 'step' ? 'steps' : 'promote')) {
       const was = progress.awaitingApproval;
       const same = was && was.kind === kind && was.weight === (weight ?? undefined);
+      const target = weight !== null ? { weight } : {};
       const awaiting: AwaitingApproval = same
         ? was
-        : { kind, ...(weight !== null ? { weight } : {}), since: now, canaryRequests: canary.n, reasons };
+        : { kind, ...target, since: now, canaryRequests: canary.n, reasons };
       return d(
-        [{ type: 'await_approval', kind, ...(weight !== null ? { weight } : {}) }],
+        [{ type: 'await_approval', kind, ...target }],
         [
-          `waiting for approval to ${kind === 'promote' ? 'promote' : `advance to ${weight}%`} since ${new Date(awaiting.since).toISOString()} (POST …/approve)`,
+          `waiting for approval to ${approvalTarget(awaiting)} since ${new Date(awaiting.since).toISOString()} (POST …/approve)`,
         ],
         { ...next, awaitingApproval: awaiting },
       );

@@ -1,5 +1,6 @@
 import type { VersionStats } from '../../proxy/contract/stats.js';
 import type { Trip } from '../../proxy/contract/trip.js';
+import { approvalTarget } from '../model/gates.js';
 import type { Decision } from '../model/verdict.js';
 import type { ControlStore } from '../state/store.js';
 import type { CanaryRow } from '../state/types.js';
@@ -106,13 +107,12 @@ export class Executor {
             const now = decision.progress.awaitingApproval;
             // Said once, when it starts waiting (and alerted): later analyses only keep it waiting.
             if (now && (!was || was.kind !== now.kind || was.weight !== now.weight)) {
-              const what = now.kind === 'promote' ? 'promote' : `advance to ${now.weight}%`;
               await this.changes.event(
                 q,
                 name,
                 'approval_requested',
                 actor,
-                `ready to ${what}, waiting for approval: ${reason}`,
+                `ready to ${approvalTarget(now)}, waiting for approval: ${reason}`,
                 { weight: c.weight },
                 { ...now, canary: c.version, canaryId: c.id, rules: decision.rules },
               );

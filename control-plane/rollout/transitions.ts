@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { CanaryError } from '../../common/errors.js';
+import { approvalTarget } from '../model/gates.js';
 import type { ControlStore } from '../state/store.js';
 import type { DeploymentRow } from '../state/types.js';
 import type { Changes } from './changes.js';
@@ -59,10 +60,7 @@ export class Transitions {
     const c = d.canary!;
     // A rollback never waits for a person: whatever waited for approval is cancelled, and said so.
     const pending = c.state.awaitingApproval;
-    if (pending) {
-      const what = pending.kind === 'promote' ? 'promote' : `advance to ${pending.weight}%`;
-      reason = `${reason ?? 'rolled back'}; the pending approval to ${what} is cancelled`;
-    }
+    if (pending) reason = `${reason ?? 'rolled back'}; the pending approval to ${approvalTarget(pending)} is cancelled`;
     const cancelled = pending ? { approvalCancelled: pending } : {};
     if (auto)
       await this.changes.event(

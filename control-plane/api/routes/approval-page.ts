@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { CanaryError } from '../../../common/errors.js';
 import type { ApprovalLinks } from '../../approvals/links.js';
+import { approvalTarget } from '../../model/gates.js';
 import type { Rollout } from '../../rollout/rollout.js';
 
 /**
@@ -25,7 +26,7 @@ export function approvalPageRoutes(app: FastifyInstance, opts: { rollout: Rollou
       if (await links.used(claims.id)) throw new CanaryError('LINK_USED', 'this approval link has already been used');
       const d = await rollout.queries.getDeployment(claims.d);
       const waiting = d.canary?.id === claims.c ? d.canary.state.awaitingApproval : null;
-      const what = claims.k === 'promote' ? 'promote' : `advance to ${claims.w}%`;
+      const what = approvalTarget({ kind: claims.k, weight: claims.w });
       if (!waiting || waiting.since !== claims.s || waiting.kind !== claims.k)
         throw new CanaryError(
           'LINK_SUPERSEDED',

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { CanaryError } from '../../../common/errors.js';
 import type { LinkClaims } from '../../approvals/links.js';
+import { approvalTarget } from '../../model/gates.js';
 import type { AwaitingApproval } from '../../model/progress.js';
 import type { CanaryRow, DeploymentRow } from '../../state/types.js';
 import type { Changes } from '../changes.js';
@@ -9,9 +10,6 @@ import { type Precondition, type RolloutDeps, RolloutPart } from '../deps.js';
 import { progressOf, stateOf } from '../progress-state.js';
 import { deploymentOrThrow } from '../queries.js';
 import type { Transitions } from '../transitions.js';
-
-const whatOf = (a: { kind: 'step' | 'promote'; weight?: number }) =>
-  a.kind === 'promote' ? 'promotion' : `step to ${a.weight}%`;
 
 /**
  * A person approves what the analysis found ready and held for them (policy.approvals): the
@@ -62,17 +60,17 @@ export class ApprovalCommands extends RolloutPart {
       if (fresh.rowCount === 0) throw new CanaryError('LINK_USED', 'this approval link has already been used');
       const c = d.canary;
       const waiting = c?.state.awaitingApproval;
-      const linked = whatOf({ kind: claims.k, weight: claims.w });
+      const linked = approvalTarget({ kind: claims.k, weight: claims.w });
       if (!c || c.id !== claims.c || !waiting || waiting.kind !== claims.k || waiting.since !== claims.s)
         throw new CanaryError(
           'LINK_SUPERSEDED',
-          `this link approved the ${linked} of canary ${c?.id === claims.c ? c.version : `#${claims.c}`} waiting since ${new Date(claims.s).toISOString()}, which no longer waits: ${
+          `this link was for canary ${c?.id === claims.c ? c.version : `#${claims.c}`}, ready to ${linked} since ${new Date(claims.s).toISOString()}, which no longer waits: ${
             !c
               ? 'no canary is running'
               : c.id !== claims.c
                 ? `canary ${c.version} runs now`
                 : waiting
-                  ? `now the ${whatOf(waiting)} waits (a newer alert has its link)`
+                  ? `now it waits to ${approvalTarget(waiting)} (a newer alert has its link)`
                   : `it is at ${c.weight}% and nothing waits`
           }`,
         );
@@ -98,7 +96,7 @@ export class ApprovalCommands extends RolloutPart {
       { weight: c.weight, awaiting: waiting },
       { canary: c.version, kind: waiting.kind, weight: waiting.weight ?? 100 },
     );
-    const why = reason ?? `the ${whatOf(waiting)} was approved by ${actor}`;
+    const why = reason ?? `approved by ${actor} to ${approvalTarget(waiting)}`;
     if (waiting.kind === 'promote') return this.transitions.promote(q, d, why, actor, false);
     const at = this.now();
     const folded = foldStep(progressOf(c, false), waiting.weight!, at);
