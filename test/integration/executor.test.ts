@@ -224,3 +224,52 @@ test('a shadow canary: held at weight 0 for its duration, then shadow_passed and
     .map((c) => c!.weight);
   assert.ok(v3Weights.length > 0 && v3Weights.every((x) => x === 0), `v3 never went live: ${v3Weights.join(', ')}`);
 });
+
+test('a deployment window on the fake clock: a healthy canary holds until the window opens, then advances at the first analysis inside; approvals hold the promotion until approved', async () => {
+  const w = await world('windowed');
+  for (let i = 0; i < 10; i++) await w.second(steady(0));
+  // A UTC window that opens ten minutes from now (on a whole minute) and lasts two hours.
+  const opens = Math.ceil((w.now() + 10 * 60_000) / 60_000) * 60_000;
+  const hhmm = (ms: number) => new Date(ms).toISOString().slice(11, 16);
+  await w.rollout.canary.startCanary(
+    'windowed',
+    {
+      version: 'v2',
+      url: 'http://127.0.0.1:9002',
+      policy: {
+        steps: [10, 50, 100],
+        approvals: ['promote'],
+        windows: [{ start: hhmm(opens), end: hhmm(opens + 2 * 3_600_000), timeZone: 'UTC' }],
+      },
+    },
+    't',
+  );
+  // (Events carry the database's clock; the fake one is read off the published weights.)
+  let advancedAt: number | null = null;
+  while (w.now() < opens + 5 * 60_000) {
+    await w.second(steady(0.01));
+    if (advancedAt === null && (w.weights().at(-1) ?? 0) > 10) advancedAt = w.now();
+  }
+  assert.ok(advancedAt !== null, 'the canary advanced once the window opened');
+  assert.ok(
+    advancedAt >= opens,
+    `advanced at ${new Date(advancedAt).toISOString()}, before ${new Date(opens).toISOString()}`,
+  );
+  assert.ok(advancedAt <= opens + 60_000, 'at the first analyses inside the window');
+  const held = await w.rollout.queries.analysis('windowed', 1000);
+  assert.ok(
+    held.history.some(
+      (a) => a.verdict === 'healthy' && a.reasons.some((r) => r.includes('outside the deployment window')),
+    ),
+  );
+  // At the last step the promotion waits for a person.
+  for (let i = 0; i < 600 && !(await w.rollout.queries.getDeployment('windowed')).canary?.state.awaitingApproval; i++)
+    await w.second(steady(0.01));
+  const waiting = (await w.rollout.queries.getDeployment('windowed')).canary!;
+  assert.equal(waiting.state.awaitingApproval?.kind, 'promote');
+  assert.equal(waiting.weight, 100);
+  for (let i = 0; i < 30; i++) await w.second(steady(0.01));
+  assert.equal((await w.rollout.queries.getDeployment('windowed')).canary?.weight, 100, 'still waiting');
+  await w.rollout.approvals.approve('windowed', 'ok', 't');
+  assert.deepEqual((await w.events()).slice(0, 3), ['promoted', 'approved', 'approval_requested']);
+});
