@@ -5,10 +5,9 @@ import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Browser, chromium } from 'playwright-core';
 import { request } from 'undici';
-import { loadControlPlaneConfig, loadProxyConfig } from '../../common/config.js';
-import { type RunningStack, startStack } from '../../control-plane/main.js';
 import { type RunningModelServer, startModelServer } from '../../model-servers/server.js';
-import { eventually, freshSchema, REDIS_URL, silent, testPrefix, untilRouted } from '../helpers/servers.js';
+import { eventually, untilRouted } from '../helpers/servers.js';
+import { irisTraffic, startWholeStack, type WholeStack } from '../helpers/stack.js';
 
 /**
  * Approving from the alert: the approval_requested webhook carries a link; the page it opens in
@@ -21,7 +20,7 @@ after(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
-let stack: RunningStack;
+let stack: WholeStack;
 let browser: Browser;
 let v1: RunningModelServer;
 let v2: RunningModelServer;
@@ -30,27 +29,8 @@ const alerts: { event: string; approve?: string; deployment: string; receivedAt:
 before(async () => {
   v1 = await startModelServer({ model: 'v1' });
   v2 = await startModelServer({ model: 'v1', version: 'v2' });
-  const schema = await freshSchema();
-  stack = await startStack(
-    loadControlPlaneConfig({
-      DATABASE_URL: schema.url,
-      REDIS_URL,
-      CANARY_REDIS_PREFIX: testPrefix(),
-      CANARY_API_PORT: '0',
-      CANARY_XDS_PORT: '0',
-      CANARY_ANALYSIS_TICK: '100ms',
-      CANARY_LEADER_LEASE: '1s',
-      // Long enough for a person (or a loaded machine) to open and press; short enough to see one expire.
-      CANARY_APPROVAL_LINK_TTL: '60s',
-    }),
-    loadProxyConfig({
-      CANARY_PROXY_PORT: '0',
-      CANARY_ADMIN_PORT: '0',
-      CANARY_PROXY_HOST: '127.0.0.1',
-      CANARY_STATS_FLUSH: '200ms',
-    }),
-    { logger: silent },
-  );
+  // Long enough for a person (or a loaded machine) to open and press; short enough to see one expire.
+  stack = await startWholeStack({ CANARY_APPROVAL_LINK_TTL: '60s' });
   // The webhook receiver: every alert's body is kept.
   const hook = http.createServer((req, res) => {
     let body = '';
@@ -68,11 +48,10 @@ before(async () => {
     args: ['--headless', '--no-sandbox', '--disable-background-networking'],
   });
   cleanups.push(
-    () => schema.drop(),
     () => v1.close(),
     () => v2.close(),
     () => new Promise((r) => hook.close(r)),
-    () => stack.close(),
+    () => stack.shutdown(),
     () => browser.close(),
   );
   const sink = await api('POST', '/v1/alerts/sinks', {
@@ -95,23 +74,8 @@ async function api(method: string, path: string, body?: unknown) {
 async function waitingCanary(name: string, approvals: string[], steps: number[]) {
   await api('POST', '/v1/deployments', { name, baseline: { version: 'v1', url: v1.url } });
   await untilRouted(stack.proxy.adminUrl, name);
-  let running = true;
-  const loops = Array.from({ length: 3 }, async () => {
-    while (running) {
-      const r = await request(`${stack.proxy.url}/${name}/predict`, {
-        method: 'POST',
-        body: JSON.stringify({
-          features: { sepal_length: 5.1, sepal_width: 3.5, petal_length: 1.4, petal_width: 0.2 },
-        }),
-        headers: { 'content-type': 'application/json' },
-      }).catch(() => null);
-      await r?.body.dump();
-    }
-  });
-  cleanups.push(async () => {
-    running = false;
-    await Promise.all(loops);
-  });
+  const load = irisTraffic(`${stack.proxy.url}/${name}/predict`, 3);
+  cleanups.push(() => load.stop());
   await sleep(300);
   const started = await api('POST', `/v1/deployments/${name}/canary`, {
     version: 'v2',
