@@ -1,11 +1,14 @@
 import { createHash } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import type { ProxyConfig } from '../common/config.js';
+import type { ErrorCode } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { type Role, type RouteTable, type Upstream, upstreamParts } from './contract/route-table.js';
 import { grpcOutcomesFor, isGrpcContentType } from './grpc/status.js';
+import type { ClientAnswer, ClientRequest } from './protocol/client-exchange.js';
+import { GrpcCallResponse } from './protocol/grpc-call.js';
 import { HeldBodies, planBody } from './request/body-plan.js';
 import { CanaryInFlight, canaryRequest } from './request/canary-request.js';
 import { FAILURE_TO_ERROR, isOwnBodyTooLarge, sendGrpcError, sendError as sendHttpError } from './request/errors.js';
@@ -61,15 +64,16 @@ export function createRequestHandler(deps: HandlerDeps) {
   const held = new HeldBodies();
   const net = { metrics, outcomes, latency: deps.latency, inFlight };
 
-  return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  return async function handle(req: ClientRequest, res: ClientAnswer): Promise<void> {
     const started = performance.now();
-    // A gRPC client reads errors from grpc-status, never from an HTTP error page.
-    const grpc = isGrpcContentType(req.headers['content-type']);
-    const sendError = grpc ? sendGrpcError : sendHttpError;
+    // A gRPC client reads errors from grpc-status, never from an HTTP error page. (A gRPC call on
+    // the core HTTP/2 path is answered into its stream; every other answer is a ServerResponse.)
+    const grpc = res instanceof GrpcCallResponse || isGrpcContentType(req.headers['content-type']);
+    const sendError = (code: ErrorCode, message: string, extra?: Record<string, string>) =>
+      grpc ? sendGrpcError(res, code, message, extra) : sendHttpError(res as ServerResponse, code, message, extra);
     let target = resolveTarget(req.url, config.deployment);
     if (!target)
       return sendError(
-        res,
         'BAD_REQUEST_TARGET',
         `cannot parse request target ${JSON.stringify(req.url?.slice(0, 200))}, or its dot-segments leave the deployment`,
       );
@@ -78,12 +82,11 @@ export function createRequestHandler(deps: HandlerDeps) {
     const named = config.deployment ? undefined : req.headers['x-canary-deployment'];
     if (typeof named === 'string') {
       const path = normalizeRest(req.url ?? '');
-      if (path === null) return sendError(res, 'BAD_REQUEST_TARGET', 'the path climbs out of the deployment');
+      if (path === null) return sendError('BAD_REQUEST_TARGET', 'the path climbs out of the deployment');
       target = { deployment: named, path };
     }
     const route = table.deployments[target.deployment];
-    if (!route)
-      return sendError(res, 'UNKNOWN_DEPLOYMENT', `no route for deployment ${JSON.stringify(target.deployment)}`);
+    if (!route) return sendError('UNKNOWN_DEPLOYMENT', `no route for deployment ${JSON.stringify(target.deployment)}`);
     const settings = route.settings ?? {};
     const method = req.method ?? 'GET';
 
@@ -116,7 +119,6 @@ export function createRequestHandler(deps: HandlerDeps) {
       : !settings.retryMethods || settings.retryMethods.includes(method);
     if (grpc && !isH2c(upstream.url))
       return sendError(
-        res,
         'PROTOCOL_MISMATCH',
         `${role} ${upstream.version} is served at ${upstreamParts(upstream.url).origin} (HTTP/1.1); a gRPC call needs an h2c:// model server URL`,
         { 'x-canary-variant': role, 'x-canary-version': upstream.version, ...cookie },
@@ -143,7 +145,7 @@ export function createRequestHandler(deps: HandlerDeps) {
       body = await prepareBody(req, { maxBytes: config.maxBodyBytes, bufferBytes: config.bufferBodyBytes }, plan.hold);
     } catch (err) {
       if (err instanceof BodyTooLargeError)
-        return sendError(res, 'BODY_TOO_LARGE', err.message, { ...variantHeaders, connection: 'close' });
+        return sendError('BODY_TOO_LARGE', err.message, { ...variantHeaders, connection: 'close' });
       return; // the client aborted while sending its body
     }
     // Gateway mode: the model learns where the client's paths begin, and its redirects are mapped back.
@@ -156,14 +158,17 @@ export function createRequestHandler(deps: HandlerDeps) {
       config.trustProxy,
       gatewayPrefix,
     );
-    const resendable = plan.hold && (body === null || Buffer.isBuffer(body));
+    // A gRPC call is only sent a second time to a baseline that can take it (h2c).
+    const resendable = plan.hold && (body === null || Buffer.isBuffer(body)) && (!grpc || isH2c(route.baseline.url));
     // A gRPC call that is not held (a streaming call cannot be) is still retried, not hedged: its
     // body is kept as it streams while small and unanswered, so a canary failing before any
     // message is retried on the baseline (unary calls' default safety net; like gRPC's own retry
-    // policy, never once an answer reached the client).
+    // policy, never once an answer reached the client). Every streamed gRPC body is read through
+    // a ReplayableBody, which also holds it to the body limit.
     const grpcRetry =
       grpc && role === 'canary' && !forced && route.retryCanaryOnBaseline !== false && isH2c(route.baseline.url);
-    const replay = grpcRetry && !resendable && body instanceof Readable ? new ReplayableBody(body, REPLAY_BYTES) : null;
+    const replay =
+      grpc && body instanceof Readable ? new ReplayableBody(body, REPLAY_BYTES, config.maxBodyBytes) : null;
     const resend = { hedge: resendable, retry: resendable || grpcRetry, replay };
     const release = held.take(resendable && Buffer.isBuffer(body) ? body.length : 0);
     let inputSha256: string | null | undefined;
@@ -223,9 +228,20 @@ export function createRequestHandler(deps: HandlerDeps) {
         ...cookie,
         ...extra,
       };
-      return origin.startsWith('h2c:')
-        ? forwardH2(h2, origin, up, res, ours, discardServerErrors, claim, grpcOutcomesFor(settings.grpcModelErrors))
-        : forward(pools.get(origin), up, res, ours, discardServerErrors, claim);
+      if (origin.startsWith('h2c:'))
+        return forwardH2(
+          h2,
+          origin,
+          up,
+          res,
+          ours,
+          discardServerErrors,
+          claim,
+          grpcOutcomesFor(settings.grpcModelErrors),
+        );
+      // Only a gRPC call is answered into a core HTTP/2 stream, and it never goes to an HTTP/1.1
+      // model server (refused above, and never sent there a second time).
+      return forward(pools.get(origin), up, res as ServerResponse, ours, discardServerErrors, claim);
     };
 
     let final: ForwardResult;
@@ -275,13 +291,13 @@ export function createRequestHandler(deps: HandlerDeps) {
     }
     if (!final.responded && final.outcome !== 'aborted') {
       if (final.error instanceof BodyTooLargeError)
-        return sendError(res, 'BODY_TOO_LARGE', final.error.message, { ...variantHeaders, connection: 'close' });
+        return sendError('BODY_TOO_LARGE', final.error.message, { ...variantHeaders, connection: 'close' });
       const code = FAILURE_TO_ERROR[final.outcome] ?? 'UPSTREAM_BAD_RESPONSE';
       logger.debug(
         { deployment: route.name, version: finalUpstream.version, err: final.error?.message },
         'upstream failed',
       );
-      sendError(res, code, `${finalRole} ${finalUpstream.version}: ${final.error?.message ?? 'upstream failed'}`, {
+      sendError(code, `${finalRole} ${finalUpstream.version}: ${final.error?.message ?? 'upstream failed'}`, {
         'x-canary-variant': finalRole,
         'x-canary-version': finalUpstream.version,
         'x-request-id': requestId,

@@ -9,7 +9,9 @@ import { EMPTY_TABLE, type RouteTable, upstreamParts } from './contract/route-ta
 import type { StatsStore } from './contract/stats.js';
 import type { Trip } from './contract/trip.js';
 import { createRequestHandler } from './handler.js';
+import { GrpcCallRequest, GrpcCallResponse, isPlainGrpcCall } from './protocol/grpc-call.js';
 import { acceptBothProtocols } from './protocol/sniff.js';
+import { sendGrpcError } from './request/errors.js';
 import { OutcomeRecorder } from './request/outcomes.js';
 import { resolveTarget } from './request/target.js';
 import { ShadowMirror } from './shadow/mirror.js';
@@ -197,6 +199,13 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       } else res.destroy();
     });
   };
+  const onGrpcCall = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, rawHeaders: string[]) => {
+    const res = new GrpcCallResponse(stream);
+    handle(new GrpcCallRequest(stream, headers, rawHeaders), res).catch((err: Error) => {
+      logger.error({ err }, 'request handler failed');
+      sendGrpcError(res, 'INTERNAL', 'proxy error');
+    });
+  };
   const server = http.createServer(
     {
       headersTimeout: config.clientHeaderTimeoutMs,
@@ -210,6 +219,18 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   // requests go through the same handler (node's compatibility API gives the same req/res shape);
   // an idle session is closed after the keep-alive timeout.
   const h2server = http2.createServer({ settings: { enablePush: false } }, onRequest as never);
+  // gRPC calls take node's core stream API (the hot path: no compatibility objects per call);
+  // every other HTTP/2 request goes on to the compatibility API's own stream listener.
+  const compat = h2server.listeners('stream') as ((...args: unknown[]) => void)[];
+  if (compat.length !== 1) throw new Error('expected the HTTP/2 server’s own compatibility listener only');
+  h2server.removeAllListeners('stream');
+  h2server.on(
+    'stream',
+    (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => {
+      if (isPlainGrpcCall(headers)) onGrpcCall(stream, headers, rawHeaders);
+      else compat[0].call(h2server, stream, headers, flags, rawHeaders);
+    },
+  );
   h2server.setTimeout(config.clientKeepAliveMs, (session?: http2.Http2Session) => session?.close());
   const h2clients = new Set<http2.ServerHttp2Session>();
   h2server.on('session', (session: http2.ServerHttp2Session) => {

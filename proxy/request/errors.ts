@@ -2,12 +2,13 @@ import type { ServerResponse } from 'node:http';
 import { ERRORS, type ErrorCode, errorBody } from '../../common/errors.js';
 import type { Outcome } from '../contract/stats.js';
 import { encodeGrpcMessage, GRPC } from '../grpc/status.js';
+import type { ClientAnswer } from '../protocol/client-exchange.js';
 import { BodyTooLargeError } from '../upstream/body.js';
 import type { ForwardResult } from '../upstream/forward.js';
 import { isHttp2 } from '../upstream/headers.js';
 
 /** An answer already under way cannot become an error: the client sees it cut instead. */
-function cutIfStarted(res: ServerResponse): boolean {
+function cutIfStarted(res: ClientAnswer): boolean {
   if (!res.headersSent) return false;
   res.destroy();
   return true;
@@ -49,7 +50,7 @@ const GRPC_FOR_ERROR: Partial<Record<ErrorCode, number>> = {
  * headers) that every gRPC library reads, with the stable code in `x-canary-error`.
  */
 export function sendGrpcError(
-  res: ServerResponse,
+  res: ClientAnswer,
   code: ErrorCode,
   message: string,
   extra: Record<string, string> = {},

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { DeploymentRoute } from '../contract/route-table.js';
 
@@ -57,4 +57,4 @@ export function cookiePath(url: string | undefined, deployment: string): string 
 }
 
 /** The client reached this proxy over TLS. */
-export const isTls = (req: IncomingMessage): boolean => (req.socket as TLSSocket).encrypted === true;
+export const isTls = (req: { socket: unknown }): boolean => (req.socket as TLSSocket | null)?.encrypted === true;

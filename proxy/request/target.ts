@@ -13,7 +13,9 @@ const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
 export function normalizeRest(rest: string): string | null {
   const q = rest.indexOf('?');
   const path = q < 0 ? rest : rest.slice(0, q);
-  if (!path.includes('.') && !/%2e/i.test(path)) return rest; // the common case: nothing to do
+  // The common case, nothing to do: a dot-segment starts right after a slash, so a path with no
+  // "/." (gRPC's /package.Service/Method has dots, but none there) and no encoded dot has none.
+  if (!path.includes('/.') && !/%2e/i.test(path)) return rest;
   const out: string[] = [];
   const segments = path.split('/').slice(1);
   for (let i = 0; i < segments.length; i++) {

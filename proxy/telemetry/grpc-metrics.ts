@@ -18,6 +18,7 @@ export interface GrpcCall {
 export class GrpcMetrics {
   private readonly calls: Counter<'deployment' | 'version' | 'role' | 'method' | 'grpc_code'>;
   private readonly methods = new Map<string, Set<string>>();
+  private readonly series = new Map<string, Counter.Internal>();
 
   constructor(registry: Registry) {
     this.calls = new Counter({
@@ -29,9 +30,16 @@ export class GrpcMetrics {
   }
 
   observe(deployment: string, version: string, role: Role, call: GrpcCall): void {
-    this.calls
-      .labels(deployment, version, role, this.methodLabel(deployment, call.method), grpcCodeName(call.code))
-      .inc();
+    // One series per call is looked up by a plain key (prom-client hashes its label object on
+    // every labels() call; this is on every gRPC call's path).
+    const method = this.methodLabel(deployment, call.method);
+    const key = `${deployment}\u0000${version}\u0000${role}\u0000${method}\u0000${call.code}`;
+    let series = this.series.get(key);
+    if (!series) {
+      series = this.calls.labels(deployment, version, role, method, grpcCodeName(call.code));
+      this.series.set(key, series); // bounded as the labels are: methods per deployment are capped
+    }
+    series.inc();
   }
 
   private methodLabel(deployment: string, method: string): string {

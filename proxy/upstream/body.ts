@@ -1,5 +1,6 @@
-import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
+import type { ClientRequest } from '../protocol/client-exchange.js';
+import { GrpcCallRequest } from '../protocol/grpc-call.js';
 
 export class BodyTooLargeError extends Error {
   readonly code = 'BODY_TOO_LARGE';
@@ -18,11 +19,14 @@ export interface BodyLimits {
   bufferBytes: number;
 }
 
-/** An HTTP/2 request (node's compatibility API): its body is DATA frames, with or without a length. */
-const h2Stream = (req: IncomingMessage) => (req as unknown as { stream?: { endAfterHeaders: boolean } }).stream;
+/** The request's body as a stream, and its HTTP/2 stream when it came over HTTP/2. */
+function sourceOf(req: ClientRequest): { body: Readable; h2?: { endAfterHeaders: boolean } } {
+  if (req instanceof GrpcCallRequest) return { body: req.stream, h2: req.stream };
+  // node's compatibility API keeps the HTTP/2 stream as `stream`
+  return { body: req, h2: (req as unknown as { stream?: { endAfterHeaders: boolean } }).stream };
+}
 
-function hasBody(req: IncomingMessage): boolean {
-  const h2 = h2Stream(req);
+function hasBody(req: ClientRequest, h2: { endAfterHeaders: boolean } | undefined): boolean {
   if (h2) return !h2.endAfterHeaders && req.headers['content-length'] !== '0';
   return (
     req.headers['transfer-encoding'] !== undefined ||
@@ -31,7 +35,7 @@ function hasBody(req: IncomingMessage): boolean {
 }
 
 /** Reads a body of known, small length in one go (the common prediction case). */
-function bufferKnownLength(req: IncomingMessage, length: number): Promise<Buffer> {
+function bufferKnownLength(req: Readable, length: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -46,22 +50,26 @@ function bufferKnownLength(req: IncomingMessage, length: number): Promise<Buffer
  * through, still checked against maxBytes as they go. Throws BodyTooLargeError up front
  * when Content-Length already says too much.
  */
-export async function prepareBody(req: IncomingMessage, limits: BodyLimits, mustBuffer: boolean): Promise<RequestBody> {
-  if (!hasBody(req)) return null;
+export async function prepareBody(req: ClientRequest, limits: BodyLimits, mustBuffer: boolean): Promise<RequestBody> {
+  const { body, h2 } = sourceOf(req);
+  if (!hasBody(req, h2)) return null;
   const declared = req.headers['content-length'];
   if (declared !== undefined && req.headers['transfer-encoding'] === undefined) {
     const length = Number(declared);
     if (length > limits.maxBytes) throw new BodyTooLargeError(limits.maxBytes);
-    if (length <= limits.bufferBytes || mustBuffer) return bufferKnownLength(req, length);
-    return req; // known length within the limit: the parser enforces it, stream as is
+    if (length <= limits.bufferBytes || mustBuffer) return bufferKnownLength(body, length);
+    return body; // known length within the limit: the parser enforces it, stream as is
   }
   // Chunked (or HTTP/2 without a length): count as we read.
-  const it = req[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  // An HTTP/2 call that need not be held streams at once: a gRPC client may send one message and
+  // wait for an answer before the next (bidi), so waiting here for more would never end. A gRPC
+  // call's stream goes as it is: the ReplayableBody that sends it counts it against maxBytes
+  // (no iterator and stream on top, on the gRPC hot path).
+  if (!mustBuffer && req instanceof GrpcCallRequest) return body;
+  const it = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const chunks: Buffer[] = [];
   let size = 0;
-  // An HTTP/2 call that need not be held streams at once: a gRPC client may send one message and
-  // wait for an answer before the next (bidi), so waiting here for more would never end.
-  if (!mustBuffer && h2Stream(req)) return Readable.from(rest(chunks, it, size, limits.maxBytes));
+  if (!mustBuffer && h2) return Readable.from(rest(chunks, it, size, limits.maxBytes));
   for (;;) {
     const { value, done } = await it.next();
     if (done) return Buffer.concat(chunks, size);

@@ -1,4 +1,3 @@
-import type { ServerResponse } from 'node:http';
 import http2, { type IncomingHttpHeaders } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import { isModelError, type Outcome } from '../contract/stats.js';
@@ -10,6 +9,7 @@ import {
   isGrpcContentType,
   parseGrpcStatus,
 } from '../grpc/status.js';
+import type { ClientAnswer } from '../protocol/client-exchange.js';
 import type { StreamEnd } from '../stream/meter.js';
 import { BodyTooLargeError } from './body.js';
 import { classifyError, classifyStatus, type ForwardResult, type UpstreamRequest } from './forward.js';
@@ -71,7 +71,7 @@ export function forwardH2(
   sessions: H2Sessions,
   origin: string,
   up: UpstreamRequest,
-  res: ServerResponse,
+  res: ClientAnswer,
   extraHeaders: Record<string, string>,
   discardServerErrors: boolean,
   claim?: () => boolean,
@@ -185,11 +185,7 @@ export function forwardH2(
         up.headersTimeoutMs,
       );
       if (Buffer.isBuffer(up.body)) s.end(up.body);
-      else if (streamed) {
-        const body = streamed.open();
-        body.once('error', (err) => current() && failed(err));
-        body.pipe(s);
-      }
+      else streamed?.sendTo(s, (err) => current() && failed(err));
 
       s.on('response', (headers, flags) => {
         if (!current()) return;

@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import { upstreamParts } from '../contract/route-table.js';
 
 /**
@@ -168,4 +168,4 @@ export function relocate(value: string, r: Relocation): string {
 }
 
 /** Is this an HTTP/2 stream's response (node's compatibility API)? */
-export const isHttp2 = (res: ServerResponse): boolean => 'stream' in res;
+export const isHttp2 = (res: object): boolean => 'stream' in res;

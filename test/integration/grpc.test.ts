@@ -433,6 +433,17 @@ test('bad input gets a gRPC status a gRPC client can read', async () => {
     mismatch.error!.details,
     /served at http:\/\/127\.0\.0\.1:9 \(HTTP\/1\.1\); a gRPC call needs an h2c:\/\/ model server URL/,
   );
+  // A call over the body limit (streamed: a gRPC request has no Content-Length) is cut at the
+  // limit with a status; the same connection goes on serving.
+  const small = await proxyWith({ sum: route('sum', model.url, null) }, { maxBodyBytes: 64 * 1024 });
+  const onOneConnection = client(small.url);
+  const big = await unary(onOneConnection, 'ModelInfer', inferRequest(Array(100_000).fill(1)), {
+    'x-canary-deployment': 'sum',
+  });
+  assert.equal(big.error?.code, grpc.status.RESOURCE_EXHAUSTED, big.error?.details);
+  assert.match(big.error!.details, /BODY_TOO_LARGE: .*request body exceeds 65536 bytes/);
+  const after = await unary(onOneConnection, 'ModelInfer', inferRequest([1, 2]), { 'x-canary-deployment': 'sum' });
+  assert.equal(after.error, null);
 });
 
 /** One call by Debian's python3-grpcio (an independent gRPC implementation), raw message bytes both ways. */
