@@ -78,199 +78,273 @@ export function forwardH2(
   grpcOutcomes: GrpcOutcomes = DEFAULT_GRPC_OUTCOMES,
 ): Promise<ForwardResult> {
   return new Promise<ForwardResult>((resolve) => {
-    let statusCode: number | null = null;
-    let responded = false;
-    let dropped = false;
-    let settled = false;
-    let grpc = isGrpcContentType(up.headers['content-type']);
-    let grpcStatus: number | null = null;
-    let held: IncomingHttpHeaders | null = null;
-    let headersTimer: NodeJS.Timeout | null = null;
+    const call = new H2Call(sessions, origin, up, res, extraHeaders, discardServerErrors, claim, grpcOutcomes, resolve);
     const signal = up.signal;
-    let stream: http2.ClientHttp2Stream | null = null;
-    const startedAt = performance.now();
-    /** The gRPC answer's messages, as they reach the client. */
-    let meter: GrpcMessageMeter | null = null;
-
-    const settle = (r: ForwardResult) => {
-      if (settled) return;
-      settled = true;
-      if (meter) r.stream = meter.summary(streamEnd(r)) ?? undefined;
-      if (headersTimer) clearTimeout(headersTimer);
-      signal?.removeListener('abort', onCancel);
-      // A call cut short (failed, dropped, cancelled) is reset; one the server ended is left to
-      // close by itself: an RST_STREAM for a stream the server already closed counts against
-      // the session's invalid-frame limit, and a node server drops the whole session past it.
-      if (stream && !stream.closed && !stream.readableEnded) stream.close(NGHTTP2_CANCEL);
-      resolve(r);
-    };
-    const failed = (err: Error & { code?: string }) => {
-      if (err instanceof BodyTooLargeError)
-        return settle({ outcome: 'client_error', statusCode: 413, responded, error: err });
-      if (signal?.aborted) return settle({ outcome: 'aborted', statusCode, responded, error: err });
-      if (responded && !res.destroyed) res.destroy();
-      settle({ outcome: classifyError(err), statusCode, responded, error: err });
-    };
-    const onCancel = () => failed(Object.assign(new Error(`cancelled: ${signal!.why}`), { code: 'UND_ERR_ABORTED' }));
-    if (signal?.aborted) return onCancel();
-    signal?.once('abort', onCancel);
-
-    /** Sends the held answer's headers to the client; false when this answer is dropped. */
-    const commit = (headers: IncomingHttpHeaders, endsHere: boolean): boolean => {
-      if (claim && !claim()) {
-        dropped = true;
-        return false;
-      }
-      responded = true;
-      streamed?.release();
-      if (up.capture) up.capture.status = statusCode!;
-      const out = headersForClient(headers, extraHeaders, up.relocation);
-      if (endsHere) {
-        // Trailers-Only (the status is in the headers): one HEADERS frame, ended, as the model sent it.
-        res.statusCode = statusCode!;
-        for (const name in out) res.setHeader(name, out[name]);
-      } else {
-        res.writeHead(statusCode!, out);
-        if (grpc) meter = new GrpcMessageMeter(startedAt);
-      }
-      return true;
-    };
-    const finish = () => {
-      if (!dropped) res.end();
-      const { outcome, code } = h2Outcome(statusCode!, grpc, grpcStatus, grpcOutcomes);
-      settle({ outcome, statusCode, responded, grpc: code === undefined ? undefined : { method: up.path, code } });
-    };
-
-    const streamed =
-      up.replay ?? (up.body && !Buffer.isBuffer(up.body) ? new ReplayableBody(up.body, REPLAY_BYTES) : null);
-    /** The body can be sent again from its start (by this call, or by the caller's next attempt). */
-    const resendable = () => streamed === null || streamed.replayable;
-    /** The client has sent all of its request. */
-    const requestDone = () => streamed === null || streamed.ended;
-    const send = (replays: number): void => {
-      let session: http2.ClientHttp2Session;
-      try {
-        session = sessions.get(origin);
-      } catch (err) {
-        failed(err as Error);
-        return;
-      }
-      const replayable = replays > 0 && resendable();
-      const requestHeaders: http2.OutgoingHttpHeaders = {
-        ...up.headers,
-        ':method': up.method,
-        ':path': up.path,
-        ':authority': authorityOf(origin),
-        ':scheme': 'http',
-      };
-      if (grpc) requestHeaders.te = 'trailers';
-      try {
-        stream = session.request(requestHeaders, { endStream: up.body === null });
-      } catch (err) {
-        // The session got GOAWAY or closed a moment ago: a fresh one takes the call.
-        if (replayable) {
-          send(replays - 1);
-          return;
-        }
-        failed(Object.assign(err as Error, { code: 'UND_ERR_SOCKET' }));
-        return;
-      }
-      const s = stream;
-      const current = () => stream === s && !settled;
-      /** The server refused the stream unprocessed (RST_STREAM REFUSED_STREAM, as after GOAWAY): safe to send again. */
-      const refused = () => statusCode === null && s.rstCode === NGHTTP2_REFUSED_STREAM && replayable;
-      if (headersTimer) clearTimeout(headersTimer);
-      headersTimer = setTimeout(
-        () => failed(Object.assign(new Error('no response headers in time'), { code: 'UND_ERR_HEADERS_TIMEOUT' })),
-        up.headersTimeoutMs,
-      );
-      if (Buffer.isBuffer(up.body)) s.end(up.body);
-      else streamed?.sendTo(s, (err) => current() && failed(err));
-
-      s.on('response', (headers, flags) => {
-        if (!current()) return;
-        const status = Number(headers[':status']);
-        if (status < 200) return;
-        if (headersTimer) clearTimeout(headersTimer);
-        headersTimer = null;
-        statusCode = status;
-        grpc ||= isGrpcContentType(headers['content-type']);
-        s.setTimeout(up.bodyTimeoutMs, () =>
-          failed(Object.assign(new Error('the answer stalled'), { code: 'UND_ERR_BODY_TIMEOUT' })),
-        );
-        const endsHere = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
-        if (grpc && endsHere) grpcStatus = parseGrpcStatus(headers['grpc-status']);
-        const { outcome } = h2Outcome(status, grpc, grpcStatus, grpcOutcomes);
-        const modelFailedAlready = endsHere ? outcome !== 'success' && outcome !== 'client_error' : status >= 500;
-        const mayDrop = discardServerErrors && resendable();
-        if (mayDrop && modelFailedAlready) {
-          dropped = true;
-          return;
-        }
-        // A gRPC answer that may still be dropped waits for its first message or its status.
-        if (grpc && !endsHere && (mayDrop || claim) && requestDone()) held = headers;
-        else commit(headers, endsHere);
-      });
-      s.on('data', (chunk: Buffer) => {
-        if (!current()) return;
-        if (held) {
-          const h = held;
-          held = null;
-          if (!commit(h, false)) return;
-        }
-        if (dropped || res.destroyed) return;
-        up.capture?.add(chunk);
-        meter?.push(chunk, performance.now());
-        if (!res.write(chunk)) {
-          s.pause();
-          res.once('drain', () => s.resume());
-        }
-      });
-      s.on('trailers', (trailers) => {
-        if (!current()) return;
-        grpcStatus = parseGrpcStatus(trailers['grpc-status']);
-        if (held) {
-          const h = held;
-          held = null;
-          const { outcome } = h2Outcome(statusCode!, grpc, grpcStatus, grpcOutcomes);
-          if (discardServerErrors && resendable() && outcome !== 'success' && outcome !== 'client_error') {
-            dropped = true;
-            return;
-          }
-          if (!commit(h, false)) return;
-        }
-        if (!dropped) res.addTrailers(trailersForClient(trailers));
-      });
-      s.on('end', () => {
-        if (!current()) return;
-        if (statusCode === null) return; // reset before any answer: 'close' reports it
-        if (held) {
-          const h = held;
-          held = null;
-          if (!commit(h, false)) return finish();
-        }
-        finish();
-      });
-      s.on('close', () => {
-        if (!current()) return;
-        if (refused()) {
-          send(replays - 1);
-          return;
-        }
-        if (statusCode !== null && s.rstCode === http2.constants.NGHTTP2_NO_ERROR) return finish();
-        failed(
-          Object.assign(new Error(`the model server reset the stream (code ${s.rstCode})`), { code: 'ECONNRESET' }),
-        );
-      });
-      s.on('error', (err: Error & { code?: string }) => {
-        if (!current()) return;
-        if (refused()) {
-          send(replays - 1);
-          return;
-        }
-        failed(Object.assign(err, { code: err.code === 'ERR_HTTP2_STREAM_ERROR' ? 'ECONNRESET' : err.code }));
-      });
-    };
-    send(1);
+    if (signal?.aborted) return call.cancelled();
+    signal?.once('abort', call.onCancel);
+    call.send(1);
   });
+}
+
+/** The call an upstream stream belongs to (its listeners are shared by every call, not made per call). */
+const kCall = Symbol('h2 call');
+type UpstreamStream = http2.ClientHttp2Stream & { [kCall]: H2Call };
+
+/**
+ * One call's state, from the first send to its result. The stream's listeners are module
+ * functions that find the call on the stream: the gRPC path makes no closures per call.
+ */
+class H2Call {
+  statusCode: number | null = null;
+  responded = false;
+  dropped = false;
+  settled = false;
+  grpc: boolean;
+  grpcStatus: number | null = null;
+  /** An answer's headers held until its first message or its status (it may still be dropped). */
+  held: IncomingHttpHeaders | null = null;
+  headersTimer: NodeJS.Timeout | null = null;
+  stream: UpstreamStream | null = null;
+  /** The current stream was refused unprocessed and may be sent again on a fresh one. */
+  replayable = false;
+  replays = 0;
+  readonly startedAt = performance.now();
+  /** The gRPC answer's messages, as they reach the client. */
+  meter: GrpcMessageMeter | null = null;
+  readonly streamed: ReplayableBody | null;
+  readonly onCancel = () => this.cancelled();
+
+  constructor(
+    private readonly sessions: H2Sessions,
+    private readonly origin: string,
+    readonly up: UpstreamRequest,
+    readonly res: ClientAnswer,
+    private readonly extraHeaders: Record<string, string>,
+    readonly discardServerErrors: boolean,
+    readonly claim: (() => boolean) | undefined,
+    readonly grpcOutcomes: GrpcOutcomes,
+    private readonly resolve: (r: ForwardResult) => void,
+  ) {
+    this.grpc = isGrpcContentType(up.headers['content-type']);
+    this.streamed =
+      up.replay ?? (up.body && !Buffer.isBuffer(up.body) ? new ReplayableBody(up.body, REPLAY_BYTES) : null);
+  }
+
+  /** The body can be sent again from its start (by this call, or by the caller's next attempt). */
+  resendable(): boolean {
+    return this.streamed === null || this.streamed.replayable;
+  }
+  /** The client has sent all of its request. */
+  requestDone(): boolean {
+    return this.streamed === null || this.streamed.ended;
+  }
+  /** Events of an earlier stream of this call (refused and sent again), or of a settled call, are ignored. */
+  current(s: http2.ClientHttp2Stream): boolean {
+    return this.stream === s && !this.settled;
+  }
+  /** The server refused the stream unprocessed (RST_STREAM REFUSED_STREAM, as after GOAWAY): safe to send again. */
+  refused(s: http2.ClientHttp2Stream): boolean {
+    return this.statusCode === null && s.rstCode === NGHTTP2_REFUSED_STREAM && this.replayable;
+  }
+
+  settle(r: ForwardResult): void {
+    if (this.settled) return;
+    this.settled = true;
+    if (this.meter) r.stream = this.meter.summary(streamEnd(r)) ?? undefined;
+    if (this.headersTimer) clearTimeout(this.headersTimer);
+    this.up.signal?.removeListener('abort', this.onCancel);
+    // A call cut short (failed, dropped, cancelled) is reset; one the server ended is left to
+    // close by itself: an RST_STREAM for a stream the server already closed counts against
+    // the session's invalid-frame limit, and a node server drops the whole session past it.
+    const s = this.stream;
+    if (s && !s.closed && !s.readableEnded) s.close(NGHTTP2_CANCEL);
+    this.resolve(r);
+  }
+
+  failed(err: Error & { code?: string }) {
+    const { statusCode, responded } = this;
+    if (err instanceof BodyTooLargeError)
+      return this.settle({ outcome: 'client_error', statusCode: 413, responded, error: err });
+    if (this.up.signal?.aborted) return this.settle({ outcome: 'aborted', statusCode, responded, error: err });
+    if (responded && !this.res.destroyed) this.res.destroy();
+    this.settle({ outcome: classifyError(err), statusCode, responded, error: err });
+  }
+
+  cancelled(): void {
+    this.failed(Object.assign(new Error(`cancelled: ${this.up.signal!.why}`), { code: 'UND_ERR_ABORTED' }));
+  }
+
+  /** Sends the held answer's headers to the client; false when this answer is dropped. */
+  commit(headers: IncomingHttpHeaders, endsHere: boolean): boolean {
+    if (this.claim && !this.claim()) {
+      this.dropped = true;
+      return false;
+    }
+    const { res, up } = this;
+    this.responded = true;
+    this.streamed?.release();
+    if (up.capture) up.capture.status = this.statusCode!;
+    const out = headersForClient(headers, this.extraHeaders, up.relocation);
+    if (endsHere) {
+      // Trailers-Only (the status is in the headers): one HEADERS frame, ended, as the model sent it.
+      res.statusCode = this.statusCode!;
+      for (const name in out) res.setHeader(name, out[name]);
+    } else {
+      res.writeHead(this.statusCode!, out);
+      if (this.grpc) this.meter = new GrpcMessageMeter(this.startedAt);
+    }
+    return true;
+  }
+
+  /** Commits the held headers, if any; false when the answer is dropped instead. */
+  commitHeld(): boolean {
+    const h = this.held;
+    if (!h) return true;
+    this.held = null;
+    return this.commit(h, false);
+  }
+
+  finish(): void {
+    if (!this.dropped) this.res.end();
+    const { outcome, code } = h2Outcome(this.statusCode!, this.grpc, this.grpcStatus, this.grpcOutcomes);
+    this.settle({
+      outcome,
+      statusCode: this.statusCode,
+      responded: this.responded,
+      grpc: code === undefined ? undefined : { method: this.up.path, code },
+    });
+  }
+
+  /** Opens a stream on the origin's session and sends the request; `replays` fresh streams may follow a refusal. */
+  send(replays: number): void {
+    const { up } = this;
+    let session: http2.ClientHttp2Session;
+    try {
+      session = this.sessions.get(this.origin);
+    } catch (err) {
+      this.failed(err as Error);
+      return;
+    }
+    this.replays = replays;
+    this.replayable = replays > 0 && this.resendable();
+    const requestHeaders: http2.OutgoingHttpHeaders = {
+      ...up.headers,
+      ':method': up.method,
+      ':path': up.path,
+      ':authority': authorityOf(this.origin),
+      ':scheme': 'http',
+    };
+    if (this.grpc) requestHeaders.te = 'trailers';
+    let s: UpstreamStream;
+    try {
+      s = session.request(requestHeaders, { endStream: up.body === null }) as UpstreamStream;
+    } catch (err) {
+      // The session got GOAWAY or closed a moment ago: a fresh one takes the call.
+      if (this.replayable) {
+        this.send(replays - 1);
+        return;
+      }
+      this.failed(Object.assign(err as Error, { code: 'UND_ERR_SOCKET' }));
+      return;
+    }
+    s[kCall] = this;
+    this.stream = s;
+    if (this.headersTimer) clearTimeout(this.headersTimer);
+    this.headersTimer = setTimeout(headersTimedOut, up.headersTimeoutMs, this);
+    if (Buffer.isBuffer(up.body)) s.end(up.body);
+    else this.streamed?.sendTo(s, (err) => this.current(s) && this.failed(err));
+    s.on('response', onResponse);
+    s.on('data', onData);
+    s.on('trailers', onTrailers);
+    s.on('end', onEnd);
+    s.on('close', onClose);
+    s.on('error', onError);
+  }
+}
+
+function headersTimedOut(call: H2Call): void {
+  call.failed(Object.assign(new Error('no response headers in time'), { code: 'UND_ERR_HEADERS_TIMEOUT' }));
+}
+
+function onBodyStalled(this: UpstreamStream): void {
+  const call = this[kCall];
+  if (call.current(this)) call.failed(Object.assign(new Error('the answer stalled'), { code: 'UND_ERR_BODY_TIMEOUT' }));
+}
+
+function onResponse(this: UpstreamStream, headers: IncomingHttpHeaders, flags: number): void {
+  const call = this[kCall];
+  if (!call.current(this)) return;
+  const status = Number(headers[':status']);
+  if (status < 200) return;
+  if (call.headersTimer) clearTimeout(call.headersTimer);
+  call.headersTimer = null;
+  call.statusCode = status;
+  call.grpc ||= isGrpcContentType(headers['content-type']);
+  this.setTimeout(call.up.bodyTimeoutMs, onBodyStalled);
+  const endsHere = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
+  if (call.grpc && endsHere) call.grpcStatus = parseGrpcStatus(headers['grpc-status']);
+  const { outcome } = h2Outcome(status, call.grpc, call.grpcStatus, call.grpcOutcomes);
+  const modelFailedAlready = endsHere ? outcome !== 'success' && outcome !== 'client_error' : status >= 500;
+  const mayDrop = call.discardServerErrors && call.resendable();
+  if (mayDrop && modelFailedAlready) {
+    call.dropped = true;
+    return;
+  }
+  // A gRPC answer that may still be dropped waits for its first message or its status.
+  if (call.grpc && !endsHere && (mayDrop || call.claim) && call.requestDone()) call.held = headers;
+  else call.commit(headers, endsHere);
+}
+
+function onData(this: UpstreamStream, chunk: Buffer): void {
+  const call = this[kCall];
+  if (!call.current(this) || !call.commitHeld()) return;
+  const { res } = call;
+  if (call.dropped || res.destroyed) return;
+  call.up.capture?.add(chunk);
+  call.meter?.push(chunk, performance.now());
+  if (!res.write(chunk)) {
+    this.pause();
+    res.once('drain', () => this.resume());
+  }
+}
+
+function onTrailers(this: UpstreamStream, trailers: IncomingHttpHeaders): void {
+  const call = this[kCall];
+  if (!call.current(this)) return;
+  call.grpcStatus = parseGrpcStatus(trailers['grpc-status']);
+  if (call.held) {
+    const { outcome } = h2Outcome(call.statusCode!, call.grpc, call.grpcStatus, call.grpcOutcomes);
+    if (call.discardServerErrors && call.resendable() && outcome !== 'success' && outcome !== 'client_error') {
+      call.held = null;
+      call.dropped = true;
+      return;
+    }
+    if (!call.commitHeld()) return;
+  }
+  if (!call.dropped) call.res.addTrailers(trailersForClient(trailers));
+}
+
+function onEnd(this: UpstreamStream): void {
+  const call = this[kCall];
+  if (!call.current(this)) return;
+  if (call.statusCode === null) return; // reset before any answer: 'close' reports it
+  call.commitHeld();
+  call.finish();
+}
+
+function onClose(this: UpstreamStream) {
+  const call = this[kCall];
+  if (!call.current(this)) return;
+  if (call.refused(this)) return call.send(call.replays - 1);
+  if (call.statusCode !== null && this.rstCode === http2.constants.NGHTTP2_NO_ERROR) return call.finish();
+  call.failed(
+    Object.assign(new Error(`the model server reset the stream (code ${this.rstCode})`), { code: 'ECONNRESET' }),
+  );
+}
+
+function onError(this: UpstreamStream, err: Error & { code?: string }) {
+  const call = this[kCall];
+  if (!call.current(this)) return;
+  if (call.refused(this)) return call.send(call.replays - 1);
+  call.failed(Object.assign(err, { code: err.code === 'ERR_HTTP2_STREAM_ERROR' ? 'ECONNRESET' : err.code }));
 }
