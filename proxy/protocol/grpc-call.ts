@@ -32,8 +32,15 @@ export class GrpcCallRequest {
   /** Each header as sent: a name sent twice keeps both lines (metadata may repeat). */
   get headersDistinct(): Record<string, string | string[]> {
     if (this.distinct) return this.distinct;
-    const out: Record<string, string | string[]> = {};
     const raw = this.rawHeaders;
+    // The common case: no name repeats, so node's header object already holds each line as sent.
+    let names = 0;
+    for (const _ in this.headers) names++;
+    if (names * 2 === raw.length) {
+      this.distinct = this.headers as Record<string, string | string[]>;
+      return this.distinct;
+    }
+    const out: Record<string, string | string[]> = {};
     for (let i = 0; i < raw.length; i += 2) {
       const had = out[raw[i]];
       out[raw[i]] = had === undefined ? raw[i + 1] : [...[had].flat(), raw[i + 1]];
