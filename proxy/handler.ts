@@ -49,6 +49,18 @@ export interface HandlerDeps {
 }
 
 const isH2c = (url: string) => url.startsWith('h2c:');
+const CLOSE = { connection: 'close' };
+
+/** The headers that tell a client which version answered: on its answers and on the proxy's own errors. */
+function variantHeaders(
+  role: Role,
+  version: string,
+  requestId: string,
+  cookie: Record<string, string>,
+  extra?: Record<string, string>,
+): Record<string, string> {
+  return { 'x-canary-variant': role, 'x-canary-version': version, 'x-request-id': requestId, ...cookie, ...extra };
+}
 const EMPTY_SHA256 = createHash('sha256').digest('hex');
 
 /**
@@ -121,7 +133,7 @@ export function createRequestHandler(deps: HandlerDeps) {
       return sendError(
         'PROTOCOL_MISMATCH',
         `${role} ${upstream.version} is served at ${upstreamParts(upstream.url).origin} (HTTP/1.1); a gRPC call needs an h2c:// model server URL`,
-        { 'x-canary-variant': role, 'x-canary-version': upstream.version, ...cookie },
+        variantHeaders(role, upstream.version, requestId, cookie),
       );
     const plan = planBody({
       wantsSafetyNet: role === 'canary' && !forced && route.retryCanaryOnBaseline !== false && repeatable,
@@ -133,19 +145,16 @@ export function createRequestHandler(deps: HandlerDeps) {
     });
     if (plan.shadow === 'drop') shadow.drop(route);
     if (plan.overBudget) metrics.bufferBudgetExceeded.inc();
-    const variantHeaders = {
-      'x-canary-variant': role,
-      'x-canary-version': upstream.version,
-      'x-request-id': requestId,
-      ...cookie,
-    };
-
     let body: RequestBody;
     try {
       body = await prepareBody(req, { maxBytes: config.maxBodyBytes, bufferBytes: config.bufferBodyBytes }, plan.hold);
     } catch (err) {
       if (err instanceof BodyTooLargeError)
-        return sendError('BODY_TOO_LARGE', err.message, { ...variantHeaders, connection: 'close' });
+        return sendError(
+          'BODY_TOO_LARGE',
+          err.message,
+          variantHeaders(role, upstream.version, requestId, cookie, CLOSE),
+        );
       return; // the client aborted while sending its body
     }
     // Gateway mode: the model learns where the client's paths begin, and its redirects are mapped back.
@@ -221,13 +230,7 @@ export function createRequestHandler(deps: HandlerDeps) {
         headersTimeoutMs: settings.headersTimeoutMs ?? config.upstreamTimeoutMs,
         bodyTimeoutMs: settings.idleTimeoutMs ?? config.upstreamBodyTimeoutMs,
       };
-      const ours = {
-        'x-canary-variant': as,
-        'x-canary-version': to.version,
-        'x-request-id': requestId,
-        ...cookie,
-        ...extra,
-      };
+      const ours = variantHeaders(as, to.version, requestId, cookie, extra);
       if (origin.startsWith('h2c:'))
         return forwardH2(
           h2,
@@ -291,18 +294,21 @@ export function createRequestHandler(deps: HandlerDeps) {
     }
     if (!final.responded && final.outcome !== 'aborted') {
       if (final.error instanceof BodyTooLargeError)
-        return sendError('BODY_TOO_LARGE', final.error.message, { ...variantHeaders, connection: 'close' });
+        return sendError(
+          'BODY_TOO_LARGE',
+          final.error.message,
+          variantHeaders(role, upstream.version, requestId, cookie, CLOSE),
+        );
       const code = FAILURE_TO_ERROR[final.outcome] ?? 'UPSTREAM_BAD_RESPONSE';
       logger.debug(
         { deployment: route.name, version: finalUpstream.version, err: final.error?.message },
         'upstream failed',
       );
-      sendError(code, `${finalRole} ${finalUpstream.version}: ${final.error?.message ?? 'upstream failed'}`, {
-        'x-canary-variant': finalRole,
-        'x-canary-version': finalUpstream.version,
-        'x-request-id': requestId,
-        ...cookie,
-      });
+      sendError(
+        code,
+        `${finalRole} ${finalUpstream.version}: ${final.error?.message ?? 'upstream failed'}`,
+        variantHeaders(finalRole, finalUpstream.version, requestId, cookie),
+      );
     }
   };
 }
