@@ -18,7 +18,8 @@ export class GrpcMessageMeter {
   private lastAt = 0;
   /** Bytes of the current message still to come (its payload), or of its prefix while it is read. */
   private remaining = 0;
-  private readonly prefix = Buffer.alloc(PREFIX_BYTES);
+  /** A prefix split across chunks, as it is read (allocated only then: the common prefix is read in place). */
+  private prefix: Buffer | null = null;
   private prefixRead = 0;
 
   constructor(private readonly startedAt: number) {}
@@ -39,6 +40,7 @@ export class GrpcMessageMeter {
         continue;
       }
       const take = Math.min(PREFIX_BYTES - this.prefixRead, chunk.length - i);
+      this.prefix ??= Buffer.alloc(PREFIX_BYTES);
       chunk.copy(this.prefix, this.prefixRead, i, i + take);
       this.prefixRead += take;
       i += take;
