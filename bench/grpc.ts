@@ -90,7 +90,7 @@ async function minimalProxy(baseline: string, canary: string) {
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', path.join(here, 'minimal-h2-proxy.ts'), baseline, canary, String(WEIGHT)],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_OPTIONS: process.env.PROXY_NODE_OPTIONS } },
   );
   for await (const line of createInterface({ input: child.stdout! })) {
     const msg = JSON.parse(line);
@@ -125,7 +125,7 @@ export async function grpcBench(durationS: number, concurrency = 32) {
       },
     }),
   );
-  const proxy = await spawnProxy({ CANARY_ROUTES_FILE: routesFile, LOG_LEVEL: 'warn' });
+  const proxy = await spawnProxy({ CANARY_ROUTES_FILE: routesFile, LOG_LEVEL: 'warn', NODE_OPTIONS: process.env.PROXY_NODE_OPTIONS });
   const minimal = await minimalProxy(v1.ready.url, v2.ready.url);
   try {
     const direct = await calls('direct (model server)', v1.ready.url.slice('h2c://'.length), durationS, concurrency);
