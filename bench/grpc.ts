@@ -2,6 +2,8 @@
 // side in one run: the model server direct, through canary-mesh (20% canary, metrics and
 // stats on) and through a minimal node:http2 forwarding proxy (the floor). Calls per second
 // and the proxy process's CPU per call; the load generator is @grpc/grpc-js in this process.
+// BENCH_PROXY_NODE_OPTIONS goes to both proxies' NODE_OPTIONS (a profiler's preload, to see where
+// their CPU goes side by side).
 
 import { execSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -90,7 +92,10 @@ async function minimalProxy(baseline: string, canary: string) {
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', path.join(here, 'minimal-h2-proxy.ts'), baseline, canary, String(WEIGHT)],
-    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_OPTIONS: process.env.PROXY_NODE_OPTIONS } },
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, NODE_OPTIONS: process.env.BENCH_PROXY_NODE_OPTIONS },
+    },
   );
   for await (const line of createInterface({ input: child.stdout! })) {
     const msg = JSON.parse(line);
@@ -125,7 +130,11 @@ export async function grpcBench(durationS: number, concurrency = 32) {
       },
     }),
   );
-  const proxy = await spawnProxy({ CANARY_ROUTES_FILE: routesFile, LOG_LEVEL: 'warn', NODE_OPTIONS: process.env.PROXY_NODE_OPTIONS });
+  const proxy = await spawnProxy({
+    CANARY_ROUTES_FILE: routesFile,
+    LOG_LEVEL: 'warn',
+    NODE_OPTIONS: process.env.BENCH_PROXY_NODE_OPTIONS,
+  });
   const minimal = await minimalProxy(v1.ready.url, v2.ready.url);
   try {
     const direct = await calls('direct (model server)', v1.ready.url.slice('h2c://'.length), durationS, concurrency);
