@@ -18,6 +18,8 @@ import { headersForClient, trailersForClient } from './headers.js';
 import { ReplayableBody } from './replayable-body.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
+/** Methods node's HTTP/2 client sends a body for unless told otherwise. */
+const BODY_BY_DEFAULT = new Set(['POST', 'PUT', 'PATCH']);
 /** A streamed request body is kept up to this size, to resend it while no answer reached the client. */
 export const REPLAY_BYTES = 1 << 20;
 
@@ -227,17 +229,24 @@ class H2Call {
     }
     this.replays = replays;
     this.replayable = replays > 0 && this.resendable();
+    // Copied key by key: an object spread of a header object is some ten times slower here.
     const requestHeaders: http2.OutgoingHttpHeaders = {
-      ...up.headers,
       ':method': up.method,
       ':path': up.path,
       ':authority': authorityOf(this.origin),
       ':scheme': 'http',
     };
+    for (const name in up.headers) requestHeaders[name] = up.headers[name];
     if (this.grpc) requestHeaders.te = 'trailers';
     let s: UpstreamStream;
     try {
-      s = session.request(requestHeaders, { endStream: up.body === null }) as UpstreamStream;
+      // No options where node's default is right (a body follows a POST, PUT or PATCH): its copy and
+      // checks of an options object cost more than the rest of the call on the gRPC path.
+      s = (
+        up.body !== null && BODY_BY_DEFAULT.has(up.method)
+          ? session.request(requestHeaders)
+          : session.request(requestHeaders, { endStream: up.body === null })
+      ) as UpstreamStream;
     } catch (err) {
       // The session got GOAWAY or closed a moment ago: a fresh one takes the call.
       if (this.replayable) {
