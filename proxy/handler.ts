@@ -59,7 +59,14 @@ function variantHeaders(
   cookie: Record<string, string>,
   extra?: Record<string, string>,
 ): Record<string, string> {
-  return { 'x-canary-variant': role, 'x-canary-version': version, 'x-request-id': requestId, ...cookie, ...extra };
+  const out: Record<string, string> = {
+    'x-canary-variant': role,
+    'x-canary-version': version,
+    'x-request-id': requestId,
+  };
+  for (const name in cookie) out[name] = cookie[name];
+  for (const name in extra) out[name] = extra[name];
+  return out;
 }
 const EMPTY_SHA256 = createHash('sha256').digest('hex');
 
@@ -83,20 +90,20 @@ export function createRequestHandler(deps: HandlerDeps) {
     const grpc = res instanceof GrpcCallResponse || isGrpcContentType(req.headers['content-type']);
     const sendError = (code: ErrorCode, message: string, extra?: Record<string, string>) =>
       grpc ? sendGrpcError(res, code, message, extra) : sendHttpError(res as ServerResponse, code, message, extra);
-    let target = resolveTarget(req.url, config.deployment);
+    // Gateway mode: a gRPC client cannot add a path prefix, so it may name the deployment in metadata.
+    const named = config.deployment ? undefined : req.headers['x-canary-deployment'];
+    let target: { deployment: string; path: string } | null;
+    if (typeof named === 'string' && req.url?.[0] === '/') {
+      const path = normalizeRest(req.url);
+      if (path === null) return sendError('BAD_REQUEST_TARGET', 'the path climbs out of the deployment');
+      target = { deployment: named, path };
+    } else target = resolveTarget(req.url, config.deployment);
     if (!target)
       return sendError(
         'BAD_REQUEST_TARGET',
         `cannot parse request target ${JSON.stringify(req.url?.slice(0, 200))}, or its dot-segments leave the deployment`,
       );
     const table = deps.table();
-    // Gateway mode: a gRPC client cannot add a path prefix, so it may name the deployment in metadata.
-    const named = config.deployment ? undefined : req.headers['x-canary-deployment'];
-    if (typeof named === 'string') {
-      const path = normalizeRest(req.url ?? '');
-      if (path === null) return sendError('BAD_REQUEST_TARGET', 'the path climbs out of the deployment');
-      target = { deployment: named, path };
-    }
     const route = table.deployments[target.deployment];
     if (!route) return sendError('UNKNOWN_DEPLOYMENT', `no route for deployment ${JSON.stringify(target.deployment)}`);
     const settings = route.settings ?? {};
