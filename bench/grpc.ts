@@ -21,6 +21,8 @@ import { writeReport } from './report.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const WEIGHT = 20;
+/** Length of one turn of each proxy in the side-by-side run. */
+const SLICE_S = 3;
 
 export interface GrpcRow {
   scenario: string;
@@ -37,8 +39,8 @@ async function cpuMicros(pid: number): Promise<number> {
   return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1e6;
 }
 
-/** Closed loop: `concurrency` calls in flight on one client channel for `durationS`. */
-async function calls(scenario: string, target: string, durationS: number, concurrency: number, pid?: number) {
+/** One client channel to a target, warmed up; `run` measures closed-loop slices of calls on it. */
+async function openLoad(scenario: string, target: string, concurrency: number, pid?: number) {
   const { Inference } = loadInferenceProtos();
   const client = new Inference(target, grpc.credentials.createInsecure()) as unknown as grpc.Client &
     Record<string, (r: unknown, md: grpc.Metadata, cb: (e: grpc.ServiceError | null) => void) => void>;
@@ -59,33 +61,44 @@ async function calls(scenario: string, target: string, durationS: number, concur
   for (let i = 0; i < 200; i++) await one(); // warm-up: connections, JIT
   const latencies: number[] = [];
   let failed = 0;
-  const cpu0 = pid ? await cpuMicros(pid) : 0;
-  const end = performance.now() + durationS * 1000;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (performance.now() < end) {
-        const t0 = performance.now();
-        if (!(await one())) failed++;
-        latencies.push(performance.now() - t0);
-      }
-    }),
-  );
-  const cpu = pid ? (await cpuMicros(pid)) - cpu0 : 0;
-  for (const [message, n] of errors) process.stderr.write(`  ${scenario}: ${n} × ${message}\n`);
-  client.close();
-  latencies.sort((a, b) => a - b);
-  const row: GrpcRow = {
-    scenario,
-    callsPerSecond: +(latencies.length / durationS).toFixed(0),
-    p50: +latencies[Math.floor(latencies.length * 0.5)].toFixed(3),
-    p99: +latencies[Math.floor(latencies.length * 0.99)].toFixed(3),
-    failed,
-    ...(pid ? { cpuUsPerCall: +(cpu / latencies.length).toFixed(1) } : {}),
+  let cpu = 0;
+  let seconds = 0;
+  return {
+    /** `concurrency` calls in flight for `durationS`; adds to this target's totals. */
+    async run(durationS: number) {
+      const cpu0 = pid ? await cpuMicros(pid) : 0;
+      const end = performance.now() + durationS * 1000;
+      await Promise.all(
+        Array.from({ length: concurrency }, async () => {
+          while (performance.now() < end) {
+            const t0 = performance.now();
+            if (!(await one())) failed++;
+            latencies.push(performance.now() - t0);
+          }
+        }),
+      );
+      if (pid) cpu += (await cpuMicros(pid)) - cpu0;
+      seconds += durationS;
+    },
+    /** The totals over every slice, printed. */
+    row(): GrpcRow {
+      for (const [message, n] of errors) process.stderr.write(`  ${scenario}: ${n} × ${message}\n`);
+      client.close();
+      latencies.sort((a, b) => a - b);
+      const row: GrpcRow = {
+        scenario,
+        callsPerSecond: +(latencies.length / seconds).toFixed(0),
+        p50: +latencies[Math.floor(latencies.length * 0.5)].toFixed(3),
+        p99: +latencies[Math.floor(latencies.length * 0.99)].toFixed(3),
+        failed,
+        ...(pid ? { cpuUsPerCall: +(cpu / latencies.length).toFixed(1) } : {}),
+      };
+      process.stderr.write(
+        `  ${scenario.padEnd(34)} ${String(row.callsPerSecond).padStart(7)} calls/s  p50 ${row.p50} ms  p99 ${row.p99} ms  failed ${failed}${row.cpuUsPerCall ? `  ${row.cpuUsPerCall} µs CPU per call in the proxy` : ''}\n`,
+      );
+      return row;
+    },
   };
-  process.stderr.write(
-    `  ${scenario.padEnd(34)} ${String(row.callsPerSecond).padStart(7)} calls/s  p50 ${row.p50} ms  p99 ${row.p99} ms  failed ${failed}${row.cpuUsPerCall ? `  ${row.cpuUsPerCall} µs CPU per call in the proxy` : ''}\n`,
-  );
-  return row;
 }
 
 async function minimalProxy(baseline: string, canary: string) {
@@ -113,7 +126,9 @@ async function minimalProxy(baseline: string, canary: string) {
 }
 
 export async function grpcBench(durationS: number, concurrency = 32) {
-  process.stderr.write(`gRPC unary ModelInfer, ${durationS}s per run, ${concurrency} calls in flight on one channel\n`);
+  process.stderr.write(
+    `gRPC unary ModelInfer, ${durationS}s per target (the proxies in turns of ${SLICE_S}s), ${concurrency} calls in flight on one channel\n`,
+  );
   const v1 = await spawnModelServer('grpc', ['--version', 'v1'], { LOG_LEVEL: 'warn' });
   const v2 = await spawnModelServer('grpc', ['--version', 'v2'], { LOG_LEVEL: 'warn' });
   const dir = await mkdtemp(path.join(os.tmpdir(), 'canary-bench-grpc-'));
@@ -137,15 +152,25 @@ export async function grpcBench(durationS: number, concurrency = 32) {
   });
   const minimal = await minimalProxy(v1.ready.url, v2.ready.url);
   try {
-    const direct = await calls('direct (model server)', v1.ready.url.slice('h2c://'.length), durationS, concurrency);
-    const ours = await calls(
+    const directLoad = await openLoad('direct (model server)', v1.ready.url.slice('h2c://'.length), concurrency);
+    await directLoad.run(durationS);
+    const direct = directLoad.row();
+    // The two proxies take turns in short slices, so a noisy neighbour's burst on this shared
+    // machine falls on both alike rather than on one whole run.
+    const oursLoad = await openLoad(
       `canary-mesh proxy (${WEIGHT}% canary)`,
       `127.0.0.1:${proxy.ready.port}`,
-      durationS,
       concurrency,
       proxy.child.pid,
     );
-    const floor = await calls('minimal node:http2 proxy', minimal.target, durationS, concurrency, minimal.pid);
+    const floorLoad = await openLoad('minimal node:http2 proxy', minimal.target, concurrency, minimal.pid);
+    const slices = Math.max(1, Math.round(durationS / SLICE_S));
+    for (let i = 0; i < slices; i++) {
+      await oursLoad.run(durationS / slices);
+      await floorLoad.run(durationS / slices);
+    }
+    const ours = oursLoad.row();
+    const floor = floorLoad.row();
     const summary = {
       throughputVsFloor: +(ours.callsPerSecond / floor.callsPerSecond).toFixed(2),
       cpuPerCallVsFloor: +(ours.cpuUsPerCall! / floor.cpuUsPerCall!).toFixed(2),
