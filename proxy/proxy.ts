@@ -215,12 +215,12 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     },
     onRequest,
   );
-  // HTTP/2 with prior knowledge (gRPC, curl --http2-prior-knowledge) on the same port. Its
-  // requests go through the same handler (node's compatibility API gives the same req/res shape);
-  // an idle session is closed after the keep-alive timeout.
+  // HTTP/2 with prior knowledge (gRPC, curl --http2-prior-knowledge) on the same port, through
+  // the same handler; an idle session is closed after the keep-alive timeout. gRPC calls are
+  // served on node's core stream API (the hot path: no compatibility objects per call); every
+  // other HTTP/2 request goes on to the compatibility API's own stream listener, which gives it
+  // the req/res shape of HTTP/1.1.
   const h2server = http2.createServer({ settings: { enablePush: false } }, onRequest as never);
-  // gRPC calls take node's core stream API (the hot path: no compatibility objects per call);
-  // every other HTTP/2 request goes on to the compatibility API's own stream listener.
   const compat = h2server.listeners('stream') as ((...args: unknown[]) => void)[];
   if (compat.length !== 1) throw new Error('expected the HTTP/2 server’s own compatibility listener only');
   h2server.removeAllListeners('stream');
