@@ -93,7 +93,8 @@ export function createRequestHandler(deps: HandlerDeps) {
     // Gateway mode: a gRPC client cannot add a path prefix, so it may name the deployment in metadata.
     const named = config.deployment ? undefined : req.headers['x-canary-deployment'];
     let target: { deployment: string; path: string } | null;
-    if (typeof named === 'string' && req.url?.[0] === '/') {
+    const namedByHeader = typeof named === 'string' && req.url?.[0] === '/';
+    if (namedByHeader) {
       const path = normalizeRest(req.url);
       if (path === null) return sendError('BAD_REQUEST_TARGET', 'the path climbs out of the deployment');
       target = { deployment: named, path };
@@ -165,8 +166,9 @@ export function createRequestHandler(deps: HandlerDeps) {
       return; // the client aborted while sending its body
     }
     // Gateway mode: the model learns where the client's paths begin, and its redirects are mapped back.
-    // (Deployment names are URL-safe: the route table refuses others.)
-    const gatewayPrefix = config.deployment ? null : `/${route.name}`;
+    // (Deployment names are URL-safe: the route table refuses others.) A request that named its
+    // deployment in a header has no prefix: its paths begin at the root, as the model's do.
+    const gatewayPrefix = config.deployment || namedByHeader ? null : `/${route.name}`;
     const headers = requestHeadersForUpstream(
       req.headersDistinct ?? req.headers,
       requestId,

@@ -75,6 +75,11 @@ test('gateway mode strips the deployment; sidecar mode forwards the path unchang
   const { proxy, base, can } = await setup(0);
   const r = await get(`${proxy.url}/iris/v1/models/iris:predict?q=1`);
   assert.equal(r.json().path, '/v1/models/iris:predict?q=1');
+  assert.equal(r.json().headers['x-forwarded-prefix'], '/iris');
+  // Named in a header (as a gRPC client does), the path goes as it is: no prefix to strip or announce.
+  const named = await get(`${proxy.url}/v1/models/iris:predict`, { 'x-canary-deployment': 'iris' });
+  assert.equal(named.json().path, '/v1/models/iris:predict');
+  assert.equal(named.json().headers['x-forwarded-prefix'], undefined);
   const side = await startTestProxy(
     { deployments: { iris: route('iris', base.url, can.url, 0) } },
     { config: { deployment: 'iris' } },
