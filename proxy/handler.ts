@@ -14,7 +14,7 @@ import { CanaryInFlight, canaryRequest } from './request/canary-request.js';
 import { FAILURE_TO_ERROR, isOwnBodyTooLarge, sendGrpcError, sendError as sendHttpError } from './request/errors.js';
 import type { OutcomeRecorder } from './request/outcomes.js';
 import { decideRoute } from './request/route-decision.js';
-import { cookiePath, isTls, stickyKeyOf } from './request/sticky-key.js';
+import { stickyKeyOf } from './request/sticky-key.js';
 import { normalizeRest, requestIdOf, resolveTarget } from './request/target.js';
 import { MAX_SHADOW_ANSWER_BYTES, type ShadowMirror } from './shadow/mirror.js';
 import type { CanaryTripper } from './split/trips.js';
@@ -82,6 +82,7 @@ export function createRequestHandler(deps: HandlerDeps) {
   const inFlight = new CanaryInFlight();
   const held = new HeldBodies();
   const net = { metrics, outcomes, latency: deps.latency, inFlight };
+  const bodyLimits = { maxBytes: config.maxBodyBytes, bufferBytes: config.bufferBodyBytes };
 
   return async function handle(req: ClientRequest, res: ClientAnswer): Promise<void> {
     const started = performance.now();
@@ -111,10 +112,7 @@ export function createRequestHandler(deps: HandlerDeps) {
     const method = req.method ?? 'GET';
 
     // Routed by x-canary-key, or by the deployment's sticky cookie (a new one is handed out).
-    const sticky = stickyKeyOf(route, req.headers, {
-      path: cookiePath(req.url, route.name),
-      secure: isTls(req),
-    });
+    const sticky = stickyKeyOf(route, req.headers, req);
     const cookie: Record<string, string> = sticky.setCookie ? { 'set-cookie': sticky.setCookie } : {};
     const decision = decideRoute(
       route,
@@ -155,7 +153,7 @@ export function createRequestHandler(deps: HandlerDeps) {
     if (plan.overBudget) metrics.bufferBudgetExceeded.inc();
     let body: RequestBody;
     try {
-      body = await prepareBody(req, { maxBytes: config.maxBodyBytes, bufferBytes: config.bufferBodyBytes }, plan.hold);
+      body = await prepareBody(req, bodyLimits, plan.hold);
     } catch (err) {
       if (err instanceof BodyTooLargeError)
         return sendError(

@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { type DeploymentRoute, type RouteTable, upstreamParts } from './contract/route-table.js';
 import type { OutcomeRecorder } from './request/outcomes.js';
-import { cookiePath, isTls, stickyKeyOf } from './request/sticky-key.js';
+import { stickyKeyOf } from './request/sticky-key.js';
 import { pickVariant } from './split/splitter.js';
 import { classifyError, classifyStatus } from './upstream/forward.js';
 
@@ -58,7 +58,7 @@ export function createUpgradeHandler(deps: {
       );
       return;
     }
-    const sticky = stickyKeyOf(route, req.headers, { path: cookiePath(req.url, route.name), secure: isTls(req) });
+    const sticky = stickyKeyOf(route, req.headers, req);
     const { role, upstream } = pickVariant(route, sticky.key);
     deps.outcomes.routed(route.name, upstream.version);
     const ours: Record<string, string> = {

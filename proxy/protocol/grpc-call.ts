@@ -34,9 +34,11 @@ export class GrpcCallRequest {
     if (this.distinct) return this.distinct;
     const raw = this.rawHeaders;
     // The common case: no name repeats, so node's header object already holds each line as sent.
-    let names = 0;
-    for (const _ in this.headers) names++;
-    if (names * 2 === raw.length) {
+    // (A repeated name shows as a value that is not its line's: joined, an array, or the first.)
+    const headers = this.headers as Record<string, string | string[] | undefined>;
+    let repeats = false;
+    for (let i = 0; i < raw.length && !repeats; i += 2) repeats = headers[raw[i]] !== raw[i + 1];
+    if (!repeats) {
       this.distinct = this.headers as Record<string, string | string[]>;
       return this.distinct;
     }

@@ -28,13 +28,13 @@ export function cookieValue(header: string | undefined, name: string): string | 
  * Which key routes the request. `x-canary-key` wins; otherwise, where the deployment keeps
  * clients sticky by cookie (`sticky`), the cookie's key, or a fresh random one the answer tells
  * the client to keep (HttpOnly, SameSite=Lax; Secure when the client came over TLS, directly or
- * through a proxy that says so in X-Forwarded-Proto). `path` scopes the cookie: the
- * deployment's prefix in gateway mode, `/` otherwise.
+ * through a proxy that says so in X-Forwarded-Proto). The cookie's path is the deployment's
+ * prefix when the request came under it (gateway mode), `/` otherwise.
  */
 export function stickyKeyOf(
   route: DeploymentRoute,
   headers: IncomingHttpHeaders,
-  at: { path: string; secure: boolean },
+  request: { url?: string; socket: unknown },
 ): StickyKey {
   const header = headers['x-canary-key'];
   if (typeof header === 'string' && header !== '') return { key: header };
@@ -43,18 +43,18 @@ export function stickyKeyOf(
   const kept = cookieValue(headers.cookie, sticky.cookie);
   if (kept !== undefined && COOKIE_KEY_RE.test(kept)) return { key: kept };
   const key = randomBytes(12).toString('base64url');
-  const secure = at.secure || headers['x-forwarded-proto'] === 'https';
+  const secure = isTls(request) || headers['x-forwarded-proto'] === 'https';
   return {
     key,
-    setCookie: `${sticky.cookie}=${key}; Path=${at.path}; Max-Age=${Math.round(sticky.ttlMs / 1000)}; HttpOnly; SameSite=Lax${secure ? '; Secure' : ''}`,
+    setCookie: `${sticky.cookie}=${key}; Path=${cookiePath(request.url, route.name)}; Max-Age=${Math.round(sticky.ttlMs / 1000)}; HttpOnly; SameSite=Lax${secure ? '; Secure' : ''}`,
   };
 }
 
 /** The cookie's Path: the deployment's prefix when the request came under it (gateway mode), else `/`. */
-export function cookiePath(url: string | undefined, deployment: string): string {
+function cookiePath(url: string | undefined, deployment: string): string {
   const prefix = `/${encodeURIComponent(deployment)}`;
   return url === prefix || url?.startsWith(`${prefix}/`) || url?.startsWith(`${prefix}?`) ? prefix : '/';
 }
 
 /** The client reached this proxy over TLS. */
-export const isTls = (req: { socket: unknown }): boolean => (req.socket as TLSSocket | null)?.encrypted === true;
+const isTls = (req: { socket: unknown }): boolean => (req.socket as TLSSocket | null)?.encrypted === true;
