@@ -57,8 +57,8 @@ export function h2Outcome(
 /**
  * Sends one request to an `h2c://` upstream on its multiplexed session and streams the answer
  * into `res` (an HTTP/1.1 or HTTP/2 client), with flow control both ways: the upstream stream
- * pauses while the client is not draining, and a streamed request body is piped with its
- * backpressure. The request goes as it came (`:path`, metadata, `grpc-timeout`, `te: trailers`);
+ * pauses while the client is not draining, and a streamed request body is written with its
+ * backpressure (ReplayableBody). The request goes as it came (`:path`, metadata, `grpc-timeout`, `te: trailers`);
  * the answer's trailers reach the client unchanged.
  *
  * A gRPC call's outcome is its `grpc-status` (trailers, or the headers of a Trailers-Only
