@@ -51,7 +51,7 @@ function chatters(baseURL: string, concurrency = 8) {
 
 const FAST: LlmBehaviour = { ...DEFAULT_LLM, ttftMs: 20, tpotMs: 3, tokens: [10, 30] };
 
-async function rollout(canary: LlmBehaviour) {
+async function rollout(canary: LlmBehaviour, policy: Record<string, unknown> = {}) {
   const v1 = await startLlmServer({ version: 'v1', behaviour: FAST });
   const v2 = await startLlmServer({ version: 'v2', behaviour: canary });
   const schema = await freshSchema();
@@ -97,7 +97,7 @@ async function rollout(canary: LlmBehaviour) {
     version: 'v2',
     url: v2.url,
     weight: 50,
-    policy: { interval: '1s', steps: [50, 100], minRequests: 50 },
+    policy: { interval: '1s', steps: [50, 100], minRequests: 50, ...policy },
   });
   assert.equal(started.canary?.version, 'v2', JSON.stringify(started));
   return { api, load };
@@ -119,7 +119,10 @@ async function decided(api: (m: string, p: string) => Promise<any>) {
 }
 
 test('a canary writing 2.5× longer answers at the same speed is promoted, its tokens per answer shown', async () => {
-  const { api, load } = await rollout({ ...FAST, lengthScale: 2.5 });
+  // This test is about answer length. On a loaded machine both versions' first-token tails pass
+  // the default 2× p99 limit, and the rule rightly holds the promotion as a fault both share
+  // (a loaded CI run stayed undecided at 50% for 5 minutes): the limit here leaves room for that.
+  const { api, load } = await rollout({ ...FAST, lengthScale: 2.5 }, { thresholds: { latencyP99Ratio: 4 } });
   const d = await decided(api);
   await load.stop();
   assert.equal(d.baseline.version, 'v2', 'promoted');
