@@ -115,19 +115,29 @@ test('a canary failing 30% of requests is rolled back by its first analyses, nev
   const types = (await api('GET', '/v1/deployments/iris/events')).events
     .filter((e: { type: string; after?: { running?: boolean } }) => !(e.type === 'proxy_tripped' && !e.after?.running))
     .map((e: { type: string }) => e.type);
-  assert.deepEqual(types.slice(0, 3), ['rolled_back', 'auto_rollback_triggered', 'analysis_failed']);
+  // Rolled back by an analysis, or by the proxy's trip when a run of eight failures came first
+  // (30% errors give one in a few thousand requests: a slow first analysis lets it happen).
+  assert.deepEqual(types.slice(0, 2), ['rolled_back', 'auto_rollback_triggered']);
+  assert.ok(['analysis_failed', 'proxy_tripped'].includes(types[2]), `events ${types.join(', ')}`);
+  assert.ok(!types.includes('step_advanced'), `events ${types.join(', ')}`);
+  assert.equal(
+    (await api('GET', '/v1/deployments/iris/versions')).versions.find((v: { version: string }) => v.version === 'v2')
+      .state,
+    'rolled_back',
+  );
+  const analysis = await api('GET', '/v1/deployments/iris/analysis');
+  // Counted in analyses, not seconds (a busy machine only slows the clock): never past a verdict
+  // that let it advance.
+  const verdicts = (analysis.history ?? []).map((a: { verdict: string }) => a.verdict);
+  assert.ok(!verdicts.includes('healthy'), `verdicts ${verdicts.join(', ')}`);
+  if (types[2] === 'proxy_tripped') return;
   const failed = await api('GET', '/v1/deployments/iris/events?version=v2');
   assert.ok(
     failed.events.some((e: { type: string }) => e.type === 'analysis_failed'),
     'the analysis that failed v2 is among v2 events (it records both sides stats, and concerns the canary)',
   );
-  const analysis = await api('GET', '/v1/deployments/iris/analysis');
   assert.equal(analysis.latest.verdict, 'critical');
-  // Counted in analyses, not seconds (a busy machine only slows the clock): rolled back by an
-  // error rule as soon as the evidence was in, never past a verdict that let it advance.
-  const verdicts = analysis.history.map((a: { verdict: string }) => a.verdict);
-  assert.ok(!verdicts.includes('healthy'), `verdicts ${verdicts.join(', ')}`);
-  assert.ok(!types.includes('step_advanced'), `events ${types.join(', ')}`);
+  // Rolled back by an error rule as soon as the evidence was in.
   assert.ok(
     analysis.latest.rules.some(
       (r: { rule: string; status: string }) => r.rule.startsWith('error_rate') && r.status === 'fail',
@@ -140,11 +150,6 @@ test('a canary failing 30% of requests is rolled back by its first analyses, nev
   assert.ok(
     c.modelErrors > 0 && c.errorRate > b.errorRate,
     `measured canary error rate ${c.errorRate} (${c.modelErrors}/${c.requests}), baseline ${b.errorRate}`,
-  );
-  assert.equal(
-    (await api('GET', '/v1/deployments/iris/versions')).versions.find((v: { version: string }) => v.version === 'v2')
-      .state,
-    'rolled_back',
   );
 });
 
