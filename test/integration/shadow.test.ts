@@ -256,16 +256,21 @@ test('a proxy whose own event loop falls behind drops shadows (counted) instead 
   clearInterval(burner);
   assert.ok(canaryHits - busyHits <= 2, `${canaryHits - busyHits} of 20 shadows sent while the proxy was saturated`);
   await new Promise((r) => setTimeout(r, 1500)); // caught up (the lag is the worst of the last second)
-  for (let i = 0; i < 20; i++) assert.equal((await predict(`${proxy.url}/m/predict`, i)).status, 200);
+  // Idle again, it mirrors again: requests keep coming until ten were compared (on a shared
+  // machine another process may stall this one past the limit a while longer: a CI run on
+  // Node 24 compared none of a fixed 20 sent 1.5 s after the burner stopped).
+  let sent = 20;
   const a = await eventually(
     async () => {
+      for (let i = 0; i < 10; i++) assert.equal((await predict(`${proxy.url}/m/predict`, i)).status, 200);
+      sent += 10;
       const a = (await stats.read('m', 'v2', t0 - 1000, Date.now() + 1000)).agreement!;
-      assert.equal(a.compared + a.dropped, 40);
+      assert.ok(a.compared >= 10, `compared ${a.compared} once idle`);
       return a;
     },
-    5000,
-    100,
+    30_000,
+    300,
   );
+  assert.ok(a.compared + a.dropped <= sent, `${a.compared} compared and ${a.dropped} dropped of ${sent}`);
   assert.ok(a.dropped >= 18, `dropped ${a.dropped}`);
-  assert.ok(a.compared >= 10, `compared ${a.compared} once idle`); // loose: a shared machine stalls too
 });
