@@ -1,7 +1,12 @@
 // `npm run bench:grpc` (also part of `npm run bench`): unary gRPC ModelInfer calls, side by
 // side in one run: the model server direct, through canary-mesh (20% canary, metrics and
-// stats on) and through a minimal node:http2 forwarding proxy (the floor). Calls per second
-// and the proxy process's CPU per call; the load generator is @grpc/grpc-js in this process.
+// stats on) and through a minimal node:http2 forwarding proxy (the floor). The load generator
+// is @grpc/grpc-js in this process. Two measures, the proxies taking turns in short slices:
+// - closed loop: 32 calls in flight, as fast as each target answers (calls per second);
+// - equal rate: both proxies sent the same calls per second on a fixed schedule (80% of what
+//   canary-mesh reached closed-loop), and the proxy process's CPU per call compared there. A
+//   node proxy's CPU per call falls as its load rises (more calls share each event-loop turn
+//   and each write), so per-call CPU from the closed loop compares two different loads.
 // BENCH_PROXY_NODE_OPTIONS goes to both proxies' NODE_OPTIONS (a profiler's preload, to see where
 // their CPU goes side by side).
 
@@ -30,7 +35,10 @@ export interface GrpcRow {
   p50: number;
   p99: number;
   failed: number;
+  /** CPU per call in closed loop (at this row's own calls per second). */
   cpuUsPerCall?: number;
+  /** CPU per call when sent `equalRate` calls per second, as the other proxy was. */
+  cpuUsPerCallAtEqualRate?: number;
 }
 
 const CLOCK_TICKS = Number(execSync('getconf CLK_TCK').toString().trim()) || 100;
@@ -39,7 +47,7 @@ async function cpuMicros(pid: number): Promise<number> {
   return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1e6;
 }
 
-/** One client channel to a target, warmed up; `run` measures closed-loop slices of calls on it. */
+/** One client channel to a target, warmed up; `run` and `atRate` measure slices of calls on it. */
 async function openLoad(scenario: string, target: string, concurrency: number, pid?: number) {
   const { Inference } = loadInferenceProtos();
   const client = new Inference(target, grpc.credentials.createInsecure()) as unknown as grpc.Client &
@@ -63,6 +71,7 @@ async function openLoad(scenario: string, target: string, concurrency: number, p
   let failed = 0;
   let cpu = 0;
   let seconds = 0;
+  const rated = { calls: 0, cpu: 0, failed: 0 };
   return {
     /** `concurrency` calls in flight for `durationS`; adds to this target's totals. */
     async run(durationS: number) {
@@ -80,6 +89,23 @@ async function openLoad(scenario: string, target: string, concurrency: number, p
       if (pid) cpu += (await cpuMicros(pid)) - cpu0;
       seconds += durationS;
     },
+    /** `rate` calls a second started on a fixed schedule for `durationS` (open loop); adds to the equal-rate totals. */
+    async atRate(durationS: number, rate: number) {
+      const cpu0 = pid ? await cpuMicros(pid) : 0;
+      const total = Math.round(rate * durationS);
+      const start = performance.now();
+      const inflight: Promise<void>[] = [];
+      for (let i = 0; i < total; i++) {
+        const wait = start + (i * 1000) / rate - performance.now();
+        if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+        inflight.push(one().then((ok) => void (ok || rated.failed++)));
+      }
+      await Promise.all(inflight);
+      if (pid) rated.cpu += (await cpuMicros(pid)) - cpu0;
+      rated.calls += total;
+    },
+    /** Closed-loop calls per second so far. */
+    callsPerSecond: () => latencies.length / seconds,
     /** The totals over every slice, printed. */
     row(): GrpcRow {
       for (const [message, n] of errors) process.stderr.write(`  ${scenario}: ${n} × ${message}\n`);
@@ -90,11 +116,12 @@ async function openLoad(scenario: string, target: string, concurrency: number, p
         callsPerSecond: +(latencies.length / seconds).toFixed(0),
         p50: +latencies[Math.floor(latencies.length * 0.5)].toFixed(3),
         p99: +latencies[Math.floor(latencies.length * 0.99)].toFixed(3),
-        failed,
+        failed: failed + rated.failed,
         ...(pid ? { cpuUsPerCall: +(cpu / latencies.length).toFixed(1) } : {}),
+        ...(pid && rated.calls ? { cpuUsPerCallAtEqualRate: +(rated.cpu / rated.calls).toFixed(1) } : {}),
       };
       process.stderr.write(
-        `  ${scenario.padEnd(34)} ${String(row.callsPerSecond).padStart(7)} calls/s  p50 ${row.p50} ms  p99 ${row.p99} ms  failed ${failed}${row.cpuUsPerCall ? `  ${row.cpuUsPerCall} µs CPU per call in the proxy` : ''}\n`,
+        `  ${scenario.padEnd(34)} ${String(row.callsPerSecond).padStart(7)} calls/s  p50 ${row.p50} ms  p99 ${row.p99} ms  failed ${row.failed}${row.cpuUsPerCall ? `  CPU per call ${row.cpuUsPerCall} µs closed-loop, ${row.cpuUsPerCallAtEqualRate} µs at the equal rate` : ''}\n`,
       );
       return row;
     },
@@ -169,15 +196,24 @@ export async function grpcBench(durationS: number, concurrency = 32) {
       await oursLoad.run(durationS / slices);
       await floorLoad.run(durationS / slices);
     }
+    const closedLoop = oursLoad.callsPerSecond();
+    const equalRate = Math.round((0.8 * closedLoop) / 10) * 10;
+    process.stderr.write(`  equal rate: ${equalRate} calls/s to each proxy (80% of canary-mesh's closed loop)\n`);
+    for (let i = 0; i < slices; i++) {
+      await oursLoad.atRate(durationS / slices, equalRate);
+      await floorLoad.atRate(durationS / slices, equalRate);
+    }
     const ours = oursLoad.row();
     const floor = floorLoad.row();
     const summary = {
+      equalRate,
       throughputVsFloor: +(ours.callsPerSecond / floor.callsPerSecond).toFixed(2),
-      cpuPerCallVsFloor: +(ours.cpuUsPerCall! / floor.cpuUsPerCall!).toFixed(2),
+      cpuPerCallVsFloor: +(ours.cpuUsPerCallAtEqualRate! / floor.cpuUsPerCallAtEqualRate!).toFixed(2),
+      cpuPerCallVsFloorClosedLoop: +(ours.cpuUsPerCall! / floor.cpuUsPerCall!).toFixed(2),
       throughputVsDirect: +(ours.callsPerSecond / direct.callsPerSecond).toFixed(2),
     };
     process.stderr.write(
-      `  canary-mesh vs the floor: ${summary.throughputVsFloor}× the calls/s, ${summary.cpuPerCallVsFloor}× the CPU per call (target ≤ 1.2×)\n`,
+      `  canary-mesh vs the floor: ${summary.throughputVsFloor}× the calls/s; CPU per call ${summary.cpuPerCallVsFloor}× at the equal rate (target ≤ 1.2×), ${summary.cpuPerCallVsFloorClosedLoop}× closed-loop\n`,
     );
     return { rows: [direct, ours, floor], summary };
   } finally {

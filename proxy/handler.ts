@@ -5,15 +5,16 @@ import { Readable } from 'node:stream';
 import type { ProxyConfig } from '../common/config.js';
 import type { ErrorCode } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
-import { type Role, type RouteTable, type Upstream, upstreamParts } from './contract/route-table.js';
+import { type Role, type RouteSettings, type RouteTable, upstreamParts } from './contract/route-table.js';
 import { grpcOutcomesFor, isGrpcContentType } from './grpc/status.js';
 import type { ClientAnswer, ClientRequest } from './protocol/client-exchange.js';
 import { GrpcCallResponse } from './protocol/grpc-call.js';
+import { Attempts, variantHeaders } from './request/attempts.js';
 import { HeldBodies, planBody } from './request/body-plan.js';
 import { CanaryInFlight, canaryRequest } from './request/canary-request.js';
 import { FAILURE_TO_ERROR, isOwnBodyTooLarge, sendGrpcError, sendError as sendHttpError } from './request/errors.js';
 import type { OutcomeRecorder } from './request/outcomes.js';
-import { decideRoute } from './request/route-decision.js';
+import { type CanaryState, decideRoute } from './request/route-decision.js';
 import { stickyKeyOf } from './request/sticky-key.js';
 import { normalizeRest, requestIdOf, resolveTarget } from './request/target.js';
 import { MAX_SHADOW_ANSWER_BYTES, type ShadowMirror } from './shadow/mirror.js';
@@ -21,8 +22,8 @@ import type { CanaryTripper } from './split/trips.js';
 import type { ProxyRecorder } from './telemetry/recorder.js';
 import { BodyTooLargeError, prepareBody, type RequestBody } from './upstream/body.js';
 import { Cancel } from './upstream/cancel.js';
-import { AnswerCapture, type ForwardResult, forward } from './upstream/forward.js';
-import { forwardH2, REPLAY_BYTES } from './upstream/forward-h2.js';
+import { AnswerCapture, type ForwardResult } from './upstream/forward.js';
+import { REPLAY_BYTES } from './upstream/forward-h2.js';
 import type { H2Sessions } from './upstream/h2-sessions.js';
 import { requestHeadersForUpstream } from './upstream/headers.js';
 import type { LatencyTracker } from './upstream/hedge.js';
@@ -50,25 +51,27 @@ export interface HandlerDeps {
 
 const isH2c = (url: string) => url.startsWith('h2c:');
 const CLOSE = { connection: 'close' };
+const FORCED = { 'x-canary-forced': 'true' };
+// Shared, never written: most requests have no route settings and hand out no cookie.
+const NO_SETTINGS: RouteSettings = Object.freeze({});
+const NO_COOKIE: Record<string, string> = Object.freeze({});
 
-/** The headers that tell a client which version answered: on its answers and on the proxy's own errors. */
-function variantHeaders(
-  role: Role,
-  version: string,
-  requestId: string,
-  cookie: Record<string, string>,
+/** The proxy's own error: a gRPC status for a gRPC client (which cannot read an error page), else JSON. */
+function answerError(
+  res: ClientAnswer,
+  grpc: boolean,
+  code: ErrorCode,
+  message: string,
   extra?: Record<string, string>,
-): Record<string, string> {
-  const out: Record<string, string> = {
-    'x-canary-variant': role,
-    'x-canary-version': version,
-    'x-request-id': requestId,
-  };
-  for (const name in cookie) out[name] = cookie[name];
-  for (const name in extra) out[name] = extra[name];
-  return out;
+): void {
+  if (grpc) sendGrpcError(res, code, message, extra);
+  else sendHttpError(res as ServerResponse, code, message, extra);
 }
+
 const EMPTY_SHA256 = createHash('sha256').digest('hex');
+/** The prediction log's input hash: of a held body, or null for a streamed one (never read whole). */
+const inputSha256Of = (body: RequestBody): string | null =>
+  body === null ? EMPTY_SHA256 : Buffer.isBuffer(body) ? createHash('sha256').update(body).digest('hex') : null;
 
 /**
  * The data-plane request path, a straight line: resolve the deployment → decide the route
@@ -83,47 +86,49 @@ export function createRequestHandler(deps: HandlerDeps) {
   const held = new HeldBodies();
   const net = { metrics, outcomes, latency: deps.latency, inFlight };
   const bodyLimits = { maxBytes: config.maxBodyBytes, bufferBytes: config.bufferBodyBytes };
+  const canaryState: CanaryState = {
+    tripped: (deployment, version) => trips.isTripped(deployment, version),
+    inFlight: (deployment) => inFlight.get(deployment),
+    inFlightCap: config.upstreamConnections,
+  };
 
   return async function handle(req: ClientRequest, res: ClientAnswer): Promise<void> {
     const started = performance.now();
     // A gRPC client reads errors from grpc-status, never from an HTTP error page. (A gRPC call on
     // the core HTTP/2 path is answered into its stream; every other answer is a ServerResponse.)
     const grpc = res instanceof GrpcCallResponse || isGrpcContentType(req.headers['content-type']);
-    const sendError = (code: ErrorCode, message: string, extra?: Record<string, string>) =>
-      grpc ? sendGrpcError(res, code, message, extra) : sendHttpError(res as ServerResponse, code, message, extra);
     // Gateway mode: a gRPC client cannot add a path prefix, so it may name the deployment in metadata.
     const named = config.deployment ? undefined : req.headers['x-canary-deployment'];
     let target: { deployment: string; path: string } | null;
     const namedByHeader = typeof named === 'string' && req.url?.[0] === '/';
     if (namedByHeader) {
       const path = normalizeRest(req.url);
-      if (path === null) return sendError('BAD_REQUEST_TARGET', 'the path climbs out of the deployment');
+      if (path === null) return answerError(res, grpc, 'BAD_REQUEST_TARGET', 'the path climbs out of the deployment');
       target = { deployment: named, path };
     } else target = resolveTarget(req.url, config.deployment);
     if (!target)
-      return sendError(
+      return answerError(
+        res,
+        grpc,
         'BAD_REQUEST_TARGET',
         `cannot parse request target ${JSON.stringify(req.url?.slice(0, 200))}, or its dot-segments leave the deployment`,
       );
     const table = deps.table();
     const route = table.deployments[target.deployment];
-    if (!route) return sendError('UNKNOWN_DEPLOYMENT', `no route for deployment ${JSON.stringify(target.deployment)}`);
-    const settings = route.settings ?? {};
+    if (!route)
+      return answerError(
+        res,
+        grpc,
+        'UNKNOWN_DEPLOYMENT',
+        `no route for deployment ${JSON.stringify(target.deployment)}`,
+      );
+    const settings = route.settings ?? NO_SETTINGS;
     const method = req.method ?? 'GET';
 
     // Routed by x-canary-key, or by the deployment's sticky cookie (a new one is handed out).
     const sticky = stickyKeyOf(route, req.headers, req);
-    const cookie: Record<string, string> = sticky.setCookie ? { 'set-cookie': sticky.setCookie } : {};
-    const decision = decideRoute(
-      route,
-      req.headers,
-      {
-        tripped: (version) => trips.isTripped(route.name, version),
-        inFlight: inFlight.get(route.name),
-        inFlightCap: config.upstreamConnections,
-      },
-      sticky.key,
-    );
+    const cookie: Record<string, string> = sticky.setCookie ? { 'set-cookie': sticky.setCookie } : NO_COOKIE;
+    const decision = decideRoute(route, req.headers, canaryState, sticky.key);
     const { role, upstream, forced } = decision;
     if (decision.diverted) metrics.canaryDiverted.labels(route.name, decision.diverted).inc();
     if (decision.analysed) outcomes.routed(route.name, upstream.version);
@@ -136,7 +141,9 @@ export function createRequestHandler(deps: HandlerDeps) {
       ? !!settings.retryMethods && (settings.retryMethods.includes('*') || settings.retryMethods.includes(target.path))
       : !settings.retryMethods || settings.retryMethods.includes(method);
     if (grpc && !isH2c(upstream.url))
-      return sendError(
+      return answerError(
+        res,
+        grpc,
         'PROTOCOL_MISMATCH',
         `${role} ${upstream.version} is served at ${upstreamParts(upstream.url).origin} (HTTP/1.1); a gRPC call needs an h2c:// model server URL`,
         variantHeaders(role, upstream.version, requestId, cookie),
@@ -156,7 +163,9 @@ export function createRequestHandler(deps: HandlerDeps) {
       body = await prepareBody(req, bodyLimits, plan.hold);
     } catch (err) {
       if (err instanceof BodyTooLargeError)
-        return sendError(
+        return answerError(
+          res,
+          grpc,
           'BODY_TOO_LARGE',
           err.message,
           variantHeaders(role, upstream.version, requestId, cookie, CLOSE),
@@ -187,23 +196,19 @@ export function createRequestHandler(deps: HandlerDeps) {
       grpc && body instanceof Readable ? new ReplayableBody(body, REPLAY_BYTES, config.maxBodyBytes) : null;
     const resend = { hedge: resendable, retry: resendable || grpcRetry, replay };
     const release = held.take(resendable && Buffer.isBuffer(body) ? body.length : 0);
-    let inputSha256: string | null | undefined;
-    const inputHash = () => {
-      inputSha256 ??=
-        body === null ? EMPTY_SHA256 : Buffer.isBuffer(body) ? createHash('sha256').update(body).digest('hex') : null;
-      return inputSha256;
-    };
+    let inputSha256: string | null | undefined; // hashed once, when a shadow or the prediction log needs it
     let compareShadow: ((baseline: ReturnType<AnswerCapture['answer']>) => void) | null = null;
     let capture: AnswerCapture | undefined;
     if (plan.shadow === 'start') {
       if (resendable && (body === null || (body as Buffer).length <= config.bufferBodyBytes)) {
+        inputSha256 = inputSha256Of(body);
         const copy = {
           method,
           path: target.path,
           headers,
           body: body as Buffer | null,
           requestId,
-          inputSha256: inputHash()!,
+          inputSha256: inputSha256!,
         };
         compareShadow = shadow.start(route, copy);
         if (compareShadow) capture = new AnswerCapture(MAX_SHADOW_ANSWER_BYTES);
@@ -216,43 +221,25 @@ export function createRequestHandler(deps: HandlerDeps) {
       if (!res.writableFinished) client.cancel('client');
     });
 
-    const attempt = (
-      to: Upstream,
-      as: Role,
-      signal: Cancel,
-      discardServerErrors: boolean,
-      extra: Record<string, string> = {},
-      claim?: () => boolean,
-    ) => {
-      const { origin, prefix } = upstreamParts(to.url);
-      const up = {
+    const attempts = new Attempts(
+      pools,
+      h2,
+      {
         method,
-        path: prefix + target.path,
+        path: target.path,
         headers,
         body,
-        replay: replay ?? undefined,
-        signal,
-        capture: as === 'baseline' ? capture : undefined,
-        relocation: gatewayPrefix === null ? undefined : { deploymentPrefix: gatewayPrefix, upstreamUrl: to.url },
+        replay,
+        capture,
+        gatewayPrefix,
         headersTimeoutMs: settings.headersTimeoutMs ?? config.upstreamTimeoutMs,
         bodyTimeoutMs: settings.idleTimeoutMs ?? config.upstreamBodyTimeoutMs,
-      };
-      const ours = variantHeaders(as, to.version, requestId, cookie, extra);
-      if (origin.startsWith('h2c:'))
-        return forwardH2(
-          h2,
-          origin,
-          up,
-          res,
-          ours,
-          discardServerErrors,
-          claim,
-          grpcOutcomesFor(settings.grpcModelErrors),
-        );
-      // Only a gRPC call is answered into a core HTTP/2 stream, and it never goes to an HTTP/1.1
-      // model server (refused above, and never sent there a second time).
-      return forward(pools.get(origin), up, res as ServerResponse, ours, discardServerErrors, claim);
-    };
+        requestId,
+        cookie,
+        grpcOutcomes: grpcOutcomesFor(settings.grpcModelErrors),
+      },
+      res,
+    );
 
     let final: ForwardResult;
     let finalRole: Role = role;
@@ -263,10 +250,10 @@ export function createRequestHandler(deps: HandlerDeps) {
           result: final,
           role: finalRole,
           upstream: finalUpstream,
-        } = await canaryRequest(net, route, upstream, resend, attempt, client, table.version, decision.keyGroup));
+        } = await canaryRequest(net, route, upstream, resend, attempts, client, table.version, decision.keyGroup));
       } else {
         const t0 = performance.now();
-        final = await attempt(upstream, role, client, false, forced ? { 'x-canary-forced': 'true' } : {});
+        final = await attempts.send(upstream, role, client, false, forced ? FORCED : undefined);
         outcomes.attempt({
           deployment: route.name,
           upstream,
@@ -288,12 +275,13 @@ export function createRequestHandler(deps: HandlerDeps) {
       final.responded && (final.outcome === 'success' || final.outcome === 'client_error') ? capture!.answer() : null,
     );
     if (final.outcome !== 'aborted' && !forced && outcomes.logsPredictions) {
+      if (inputSha256 === undefined) inputSha256 = inputSha256Of(body);
       outcomes.answered({
         requestId,
         deployment: route.name,
         version: finalUpstream.version,
         role: finalRole,
-        inputSha256: inputHash(),
+        inputSha256,
         outcome: final.outcome,
         latencyMs: performance.now() - started,
         at: Date.now(),
@@ -301,7 +289,9 @@ export function createRequestHandler(deps: HandlerDeps) {
     }
     if (!final.responded && final.outcome !== 'aborted') {
       if (final.error instanceof BodyTooLargeError)
-        return sendError(
+        return answerError(
+          res,
+          grpc,
           'BODY_TOO_LARGE',
           final.error.message,
           variantHeaders(role, upstream.version, requestId, cookie, CLOSE),
@@ -311,7 +301,9 @@ export function createRequestHandler(deps: HandlerDeps) {
         { deployment: route.name, version: finalUpstream.version, err: final.error?.message },
         'upstream failed',
       );
-      sendError(
+      answerError(
+        res,
+        grpc,
         code,
         `${finalRole} ${finalUpstream.version}: ${final.error?.message ?? 'upstream failed'}`,
         variantHeaders(finalRole, finalUpstream.version, requestId, cookie),

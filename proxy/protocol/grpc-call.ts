@@ -22,7 +22,7 @@ export class GrpcCallRequest {
     readonly headers: IncomingHttpHeaders,
     private readonly rawHeaders: string[],
   ) {
-    stream.on('error', () => {}); // a client's reset is seen at 'close'; unheard, it would be thrown
+    stream.on('error', ignore); // a client's reset is seen at 'close'; unheard, it would be thrown
     this.method = headers[':method'] as string;
     this.url = headers[':path'] as string;
     const socket = stream.session?.socket as TLSSocket | undefined;
@@ -52,18 +52,32 @@ export class GrpcCallRequest {
   }
 }
 
+function ignore(): void {}
+
 /** Whether an HTTP/2 request can take the core-stream path (the rest go through the compatibility API). */
 export const isPlainGrpcCall = (headers: IncomingHttpHeaders): boolean =>
   headers.expect === undefined && headers[':method'] === 'POST' && isGrpcContentType(headers['content-type']);
+
+/** The answer a stream carries (its listeners are module functions, shared by every call). */
+const kAnswer = Symbol('grpc answer');
+type AnsweredStream = ServerHttp2Stream & { [kAnswer]?: GrpcCallResponse };
+const WAIT_FOR_TRAILERS = { waitForTrailers: true };
+const END_STREAM = { endStream: true };
+
+function sendTrailers(this: AnsweredStream): void {
+  if (!this.destroyed) this.sendTrailers(this[kAnswer]!.trailers);
+}
 
 /** The answer half: headers, messages and trailers written straight to the HTTP/2 stream. */
 export class GrpcCallResponse {
   statusCode = 200;
   headersSent = false;
   private pending: OutgoingHttpHeaders = {};
-  private trailers: Record<string, string> = {};
+  trailers: Record<string, string> = {};
 
-  constructor(readonly stream: ServerHttp2Stream) {}
+  constructor(readonly stream: AnsweredStream) {
+    stream[kAnswer] = this;
+  }
 
   get destroyed(): boolean {
     return this.stream.destroyed;
@@ -93,12 +107,10 @@ export class GrpcCallResponse {
     if (this.headersSent || this.stream.destroyed) return;
     this.headersSent = true;
     headers[':status'] = this.statusCode;
-    if (endStream) this.stream.respond(headers, { endStream: true });
+    if (endStream) this.stream.respond(headers, END_STREAM);
     else {
-      this.stream.respond(headers, { waitForTrailers: true });
-      this.stream.once('wantTrailers', () => {
-        if (!this.stream.destroyed) this.stream.sendTrailers(this.trailers);
-      });
+      this.stream.respond(headers, WAIT_FOR_TRAILERS);
+      this.stream.on('wantTrailers', sendTrailers);
     }
   }
 

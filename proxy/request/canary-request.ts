@@ -9,15 +9,18 @@ import type { ReplayableBody } from '../upstream/replayable-body.js';
 import { isOwnBodyTooLarge } from './errors.js';
 import type { OutcomeRecorder } from './outcomes.js';
 
-/** One upstream attempt of a request: to whom, as which role, cancelled by `signal`. */
-export type Attempt = (
-  to: Upstream,
-  as: Role,
-  signal: Cancel,
-  discardServerErrors: boolean,
-  extra?: Record<string, string>,
-  claim?: () => boolean,
-) => Promise<ForwardResult>;
+/** Sends a request's upstream attempts (request/attempts.ts). */
+export interface AttemptSender {
+  /** One attempt: to whom, as which role, cancelled by `signal`. */
+  send(
+    to: Upstream,
+    as: Role,
+    signal: Cancel,
+    discardServerErrors: boolean,
+    extra?: Record<string, string>,
+    claim?: () => boolean,
+  ): Promise<ForwardResult>;
+}
 
 /** Canary requests in flight per deployment (the route decision diverts past the pool's size). */
 export class CanaryInFlight {
@@ -61,49 +64,26 @@ export async function canaryRequest(
   route: DeploymentRoute,
   canary: Upstream,
   resend: Resend,
-  attempt: Attempt,
+  attempts: AttemptSender,
   client: Cancel,
   tableVersion: number,
   keyGroup?: number,
 ): Promise<{ result: ForwardResult; role: Role; upstream: Upstream }> {
   const name = route.name;
-  const canaryCtl = new Cancel(),
-    baselineCtl = new Cancel();
-  const onClient = () => {
-    canaryCtl.cancel('client');
-    baselineCtl.cancel('client');
-  };
-  if (client.aborted) onClient();
-  else client.once('abort', onClient);
-  let winner: Role | null = null;
-  const claim = (r: Role) => () => {
-    if (winner === null) {
-      winner = r;
-      (r === 'canary' ? baselineCtl : canaryCtl).cancel('lost');
-    }
-    return winner === r;
-  };
-  let backup: Promise<ForwardResult> | null = null;
-  let backupT0 = 0;
-  const startBackup = (header: 'x-canary-hedged-from' | 'x-canary-retried-from') => {
-    if (!backup) {
-      (header === 'x-canary-hedged-from' ? deps.metrics.canaryHedges : deps.metrics.canaryRetries).labels(name).inc();
-      backupT0 = performance.now();
-      backup = attempt(route.baseline, 'baseline', baselineCtl, false, { [header]: canary.version }, claim('baseline'));
-    }
-    return backup;
-  };
+  const race = new Race(deps, route, canary, attempts);
+  if (client.aborted) race.onClient();
+  else client.once('abort', race.onClient);
   const delay = resend.hedge ? hedgeDelay(route.settings, deps.latency, name) : null;
-  const timer = delay === null ? null : setTimeout(() => startBackup('x-canary-hedged-from'), delay);
+  const timer = delay === null ? null : setTimeout(startHedge, delay, race);
 
   deps.inFlight.add(name, 1);
   const t0 = performance.now();
-  const result = await attempt(canary, 'canary', canaryCtl, resend.retry, {}, claim('canary'));
+  const result = await attempts.send(canary, 'canary', race.canaryCtl, resend.retry, undefined, race.claimCanary);
   const canaryMs = performance.now() - t0;
   deps.inFlight.add(name, -1);
   if (timer) clearTimeout(timer);
 
-  const lostRace = canaryCtl.why === 'lost';
+  const lostRace = race.canaryCtl.why === 'lost';
   // Lost to the hedge: "at least canaryMs slow", a latency event the latency rules see (auto
   // hedging waits past both latency limits); not a model error, which the baseline could never incur.
   const outcome: Outcome = lostRace ? 'hedge_lost' : result.outcome;
@@ -124,10 +104,10 @@ export async function canaryRequest(
   if (!lostRace && (result.responded || !isModelError(result.outcome)))
     return { result, role: 'canary', upstream: canary };
   const canRetry = resend.retry && (resend.replay?.replayable ?? true);
-  if (!backup && canRetry && !client.aborted) startBackup('x-canary-retried-from');
-  if (!backup) return { result, role: 'canary', upstream: canary };
-  const b = (await backup) as ForwardResult;
-  const latencyMs = performance.now() - backupT0;
+  if (!race.backup && canRetry && !client.aborted) race.startBackup('x-canary-retried-from');
+  if (!race.backup) return { result, role: 'canary', upstream: canary };
+  const b = await race.backup;
+  const latencyMs = performance.now() - race.backupT0;
   deps.outcomes.attempt({
     deployment: name,
     upstream: route.baseline,
@@ -135,9 +115,72 @@ export async function canaryRequest(
     kind: 'backup',
     outcome: b.outcome,
     latencyMs,
-    ...(isModelError(outcome) ? { retryOf: canary.version } : {}),
+    retryOf: isModelError(outcome) ? canary.version : undefined,
     stream: b.stream,
     grpc: b.grpc,
   });
   return { result: b, role: 'baseline', upstream: route.baseline };
+}
+
+function startHedge(race: Race): void {
+  race.startBackup('x-canary-hedged-from');
+}
+
+/**
+ * The canary attempt and its backup on the baseline (a retry, or a hedge racing it): whichever
+ * answers first claims the client and cancels the other. One object per canary request, its
+ * callbacks bound once (no closures per request).
+ */
+class Race {
+  readonly canaryCtl = new Cancel();
+  readonly baselineCtl = new Cancel();
+  winner: Role | null = null;
+  backup: Promise<ForwardResult> | null = null;
+  backupT0 = 0;
+  readonly claimCanary: () => boolean;
+  readonly claimBaseline: () => boolean;
+  /** The client went away: both attempts end. */
+  readonly onClient: () => void;
+
+  constructor(
+    private readonly deps: SafetyNetDeps,
+    private readonly route: DeploymentRoute,
+    private readonly canary: Upstream,
+    private readonly attempts: AttemptSender,
+  ) {
+    this.claimCanary = this.claim.bind(this, 'canary');
+    this.claimBaseline = this.claim.bind(this, 'baseline');
+    this.onClient = this.cancelBoth.bind(this);
+  }
+
+  private cancelBoth(): void {
+    this.canaryCtl.cancel('client');
+    this.baselineCtl.cancel('client');
+  }
+
+  /** The first attempt to answer takes the client; the other is cancelled. */
+  private claim(r: Role): boolean {
+    if (this.winner === null) {
+      this.winner = r;
+      (r === 'canary' ? this.baselineCtl : this.canaryCtl).cancel('lost');
+    }
+    return this.winner === r;
+  }
+
+  startBackup(header: 'x-canary-hedged-from' | 'x-canary-retried-from'): Promise<ForwardResult> {
+    if (!this.backup) {
+      const { metrics } = this.deps;
+      (header === 'x-canary-hedged-from' ? metrics.canaryHedges : metrics.canaryRetries).labels(this.route.name).inc();
+      this.backupT0 = performance.now();
+      this.backup = this.attempts.send(
+        this.route.baseline,
+        'baseline',
+        this.baselineCtl,
+        false,
+        { [header]: this.canary.version },
+        this.claimBaseline,
+      );
+    }
+    return this.backup;
+  }
 }

@@ -19,9 +19,9 @@ export interface RouteDecision {
 /** What the proxy knows, at the moment of the request, about the deployment's canary. */
 export interface CanaryState {
   /** The proxy's fast trip took this canary version off live traffic. */
-  tripped(version: string): boolean;
+  tripped(deployment: string, version: string): boolean;
   /** Canary requests in flight now, and how many may be: beyond, they would queue behind hung ones. */
-  inFlight: number;
+  inFlight(deployment: string): number;
   inFlightCap: number;
 }
 
@@ -44,9 +44,9 @@ export function decideRoute(
   const pick = pickVariant(route, key);
   if (pick.role === 'canary') {
     // Tripped: the canary is off live traffic until the control plane publishes a newer table.
-    const diverted = canary.tripped(pick.upstream.version)
+    const diverted = canary.tripped(route.name, pick.upstream.version)
       ? 'tripped'
-      : canary.inFlight >= canary.inFlightCap
+      : canary.inFlight(route.name) >= canary.inFlightCap
         ? 'in_flight_cap'
         : null;
     if (diverted) return { role: 'baseline', upstream: route.baseline, analysed: false, forced: false, diverted };
@@ -57,6 +57,6 @@ export function decideRoute(
     analysed: true,
     forced: false,
     diverted: null,
-    ...(key ? { keyGroup: keyGroupOf(key) } : {}),
+    keyGroup: key ? keyGroupOf(key) : undefined,
   };
 }

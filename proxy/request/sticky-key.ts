@@ -10,6 +10,8 @@ export interface StickyKey {
   setCookie?: string;
 }
 
+const UNKEYED: StickyKey = Object.freeze({ key: undefined });
+
 /** A key kept in a cookie is what this proxy handed out: URL-safe, bounded (others are ignored). */
 const COOKIE_KEY_RE = /^[A-Za-z0-9_-]{1,128}$/;
 
@@ -39,7 +41,7 @@ export function stickyKeyOf(
   const header = headers['x-canary-key'];
   if (typeof header === 'string' && header !== '') return { key: header };
   const sticky = route.settings?.sticky;
-  if (!sticky) return { key: undefined };
+  if (!sticky) return UNKEYED;
   const kept = cookieValue(headers.cookie, sticky.cookie);
   if (kept !== undefined && COOKIE_KEY_RE.test(kept)) return { key: kept };
   const key = randomBytes(12).toString('base64url');

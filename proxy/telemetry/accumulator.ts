@@ -18,6 +18,11 @@ import { type MeasuredStream, noStreams, recordStream } from '../contract/stream
  */
 export class StatsAccumulator {
   private cells = new Map<string, StatsCell>();
+  /**
+   * Each version's newest cell, by deployment then version: the route table's own strings, so
+   * the hot path finds the cell of the current second without building a key.
+   */
+  private newest = new Map<string, Map<string, StatsCell>>();
   private pendingExamples = new Map<string, { deployment: string; version: string; examples: DisagreementExample[] }>();
 
   /**
@@ -66,6 +71,19 @@ export class StatsAccumulator {
   }
 
   private cell(deployment: string, version: string, epochSecond: number): StatsCell {
+    let byVersion = this.newest.get(deployment);
+    const last = byVersion?.get(version);
+    if (last !== undefined && last.epochSecond === epochSecond) return last;
+    const cell = this.cellByKey(deployment, version, epochSecond);
+    if (!byVersion) {
+      byVersion = new Map();
+      this.newest.set(deployment, byVersion);
+    }
+    byVersion.set(version, cell);
+    return cell;
+  }
+
+  private cellByKey(deployment: string, version: string, epochSecond: number): StatsCell {
     const key = `${deployment}\u0000${version}\u0000${epochSecond}`; // = cellKey, without building a cell first
     let cell = this.cells.get(key);
     if (!cell) {
@@ -105,6 +123,7 @@ export class StatsAccumulator {
   drain(): StatsCell[] {
     const out = [...this.cells.values()];
     this.cells = new Map();
+    this.newest = new Map(); // a drained cell is no longer added to
     return out;
   }
 

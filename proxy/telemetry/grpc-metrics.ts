@@ -1,6 +1,7 @@
-import { Counter, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { Role } from '../contract/route-table.js';
 import { grpcCodeName } from '../grpc/status.js';
+import { type CounterSeries, FastCounter } from './fast-metrics.js';
 
 /** Distinct method label values per deployment; calls to further methods are labelled `other`. */
 export const MAX_METHODS_PER_DEPLOYMENT = 32;
@@ -16,27 +17,26 @@ export interface GrpcCall {
  * per deployment (a client inventing method names cannot grow the series without end).
  */
 export class GrpcMetrics {
-  private readonly calls: Counter<'deployment' | 'version' | 'role' | 'method' | 'grpc_code'>;
+  private readonly calls: FastCounter<'deployment' | 'version' | 'role' | 'method' | 'grpc_code'>;
   private readonly methods = new Map<string, Set<string>>();
-  private readonly series = new Map<string, Counter.Internal>();
+  private readonly series = new Map<string, CounterSeries>();
 
   constructor(registry: Registry) {
-    this.calls = new Counter({
-      name: 'canary_proxy_grpc_calls_total',
-      help: 'gRPC calls answered, by model version, role, method and grpc-status code (a failed call is usually an HTTP 200)',
-      labelNames: ['deployment', 'version', 'role', 'method', 'grpc_code'],
-      registers: [registry],
-    });
+    this.calls = new FastCounter(
+      'canary_proxy_grpc_calls_total',
+      'gRPC calls answered, by model version, role, method and grpc-status code (a failed call is usually an HTTP 200)',
+      ['deployment', 'version', 'role', 'method', 'grpc_code'],
+      registry,
+    );
   }
 
   observe(deployment: string, version: string, role: Role, call: GrpcCall): void {
-    // One series per call is looked up by a plain key (prom-client hashes its label object on
-    // every labels() call; this is on every gRPC call's path).
+    // One series per call is looked up by a plain key (this is on every gRPC call's path).
     const method = this.methodLabel(deployment, call.method);
     const key = `${deployment}\u0000${version}\u0000${role}\u0000${method}\u0000${call.code}`;
     let series = this.series.get(key);
     if (!series) {
-      series = this.calls.labels(deployment, version, role, method, grpcCodeName(call.code));
+      series = this.calls.series({ deployment, version, role, method, grpc_code: grpcCodeName(call.code) });
       this.series.set(key, series); // bounded as the labels are: methods per deployment are capped
     }
     series.inc();

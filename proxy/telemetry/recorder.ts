@@ -1,7 +1,8 @@
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { Role, RouteTable } from '../contract/route-table.js';
 import type { Outcome } from '../contract/stats.js';
 import type { StreamSummary } from '../stream/meter.js';
+import { type CounterSeries, FastCounter, FastHistogram, type HistogramSeries } from './fast-metrics.js';
 import { type GrpcCall, GrpcMetrics } from './grpc-metrics.js';
 import { StreamMetrics } from './stream-metrics.js';
 
@@ -18,8 +19,8 @@ const OUTCOMES: Outcome[] = [
 const LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 10];
 
 interface SeriesChildren {
-  byOutcome: Record<Outcome, { inc(n?: number): void }>;
-  latency: { observe(v: number): void };
+  byOutcome: Record<Outcome, CounterSeries>;
+  latency: HistogramSeries;
 }
 
 /**
@@ -29,8 +30,8 @@ interface SeriesChildren {
  */
 export class ProxyRecorder {
   readonly registry: Registry;
-  private readonly requests: Counter<'deployment' | 'version' | 'role' | 'outcome'>;
-  private readonly duration: Histogram<'deployment' | 'version' | 'role'>;
+  private readonly requests: FastCounter<'deployment' | 'version' | 'role' | 'outcome'>;
+  private readonly duration: FastHistogram<'deployment' | 'version' | 'role'>;
   private readonly weight: Gauge<'deployment'>;
   private readonly tableVersion: Gauge;
   private readonly routeSourceUp: Gauge;
@@ -49,26 +50,28 @@ export class ProxyRecorder {
   readonly connectionsRefused: Counter;
   /** Set by the proxy when a prediction log runs: reports its queue length at scrape time. */
   predictionQueue: () => number = () => 0;
-  private readonly children = new Map<string, SeriesChildren>();
+  /** By deployment, then version and role: the route table's own strings, found without building a key. */
+  private readonly children = new Map<string, Map<string, SeriesChildren>>();
   private readonly streams: StreamMetrics;
   private readonly grpcCalls: GrpcMetrics;
 
   constructor(registry = new Registry(), opts: { defaultMetrics?: boolean } = {}) {
     this.registry = registry;
     if (opts.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'canary_proxy_' });
-    this.requests = new Counter({
-      name: 'canary_proxy_requests_total',
-      help: 'Requests forwarded, by model version, role and outcome',
-      labelNames: ['deployment', 'version', 'role', 'outcome'],
-      registers: [registry],
-    });
-    this.duration = new Histogram({
-      name: 'canary_proxy_request_duration_seconds',
-      help: 'Upstream latency seen at the proxy',
-      labelNames: ['deployment', 'version', 'role'],
-      buckets: LATENCY_BUCKETS_S,
-      registers: [registry],
-    });
+    // Updated by every request: series found once, added to without prom-client's per-call label checks.
+    this.requests = new FastCounter(
+      'canary_proxy_requests_total',
+      'Requests forwarded, by model version, role and outcome',
+      ['deployment', 'version', 'role', 'outcome'],
+      registry,
+    );
+    this.duration = new FastHistogram(
+      'canary_proxy_request_duration_seconds',
+      'Upstream latency seen at the proxy',
+      ['deployment', 'version', 'role'],
+      LATENCY_BUCKETS_S,
+      registry,
+    );
     this.weight = new Gauge({
       name: 'canary_proxy_canary_weight_percent',
       help: 'Current canary weight (0-100)',
@@ -172,18 +175,18 @@ export class ProxyRecorder {
   }
 
   private series(deployment: string, version: string, role: Role): SeriesChildren {
-    const key = `${deployment}\u0000${version}\u0000${role}`;
-    let s = this.children.get(key);
+    let byVersion = this.children.get(deployment);
+    if (!byVersion) {
+      byVersion = new Map();
+      this.children.set(deployment, byVersion);
+    }
+    const key = role === 'canary' ? `c${version}` : `b${version}`;
+    let s = byVersion.get(key);
     if (!s) {
       const byOutcome = {} as SeriesChildren['byOutcome'];
-      // Created at 0 (not on first use) so Prometheus sees every series start from nothing.
-      for (const o of OUTCOMES) {
-        byOutcome[o] = this.requests.labels(deployment, version, role, o);
-        byOutcome[o].inc(0);
-      }
-      this.duration.zero({ deployment, version, role });
-      s = { byOutcome, latency: this.duration.labels(deployment, version, role) };
-      this.children.set(key, s);
+      for (const o of OUTCOMES) byOutcome[o] = this.requests.series({ deployment, version, role, outcome: o });
+      s = { byOutcome, latency: this.duration.series({ deployment, version, role }) };
+      byVersion.set(key, s);
     }
     return s;
   }

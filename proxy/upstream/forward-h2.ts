@@ -114,7 +114,8 @@ class H2Call {
   /** The gRPC answer's messages, as they reach the client. */
   meter: GrpcMessageMeter | null = null;
   readonly streamed: ReplayableBody | null;
-  readonly onCancel = () => this.cancelled();
+  /** Bound once (a class field's arrow would be a named closure per call under tsx). */
+  readonly onCancel: () => void;
 
   constructor(
     private readonly sessions: H2Sessions,
@@ -127,6 +128,7 @@ class H2Call {
     readonly grpcOutcomes: GrpcOutcomes,
     private readonly resolve: (r: ForwardResult) => void,
   ) {
+    this.onCancel = this.cancelled.bind(this);
     this.grpc = isGrpcContentType(up.headers['content-type']);
     this.streamed =
       up.replay ?? (up.body && !Buffer.isBuffer(up.body) ? new ReplayableBody(up.body, REPLAY_BYTES) : null);
