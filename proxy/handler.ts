@@ -160,7 +160,8 @@ export function createRequestHandler(deps: HandlerDeps) {
     if (plan.overBudget) metrics.bufferBudgetExceeded.inc();
     let body: RequestBody;
     try {
-      body = await prepareBody(req, bodyLimits, plan.hold);
+      const pending = prepareBody(req, bodyLimits, plan.hold);
+      body = pending instanceof Promise ? await pending : pending;
     } catch (err) {
       if (err instanceof BodyTooLargeError)
         return answerError(

@@ -25,8 +25,7 @@ export class GrpcCallRequest {
     stream.on('error', ignore); // a client's reset is seen at 'close'; unheard, it would be thrown
     this.method = headers[':method'] as string;
     this.url = headers[':path'] as string;
-    const socket = stream.session?.socket as TLSSocket | undefined;
-    this.socket = { remoteAddress: socket?.remoteAddress, encrypted: socket?.encrypted === true };
+    this.socket = peerOf(stream.session as PeerSession | undefined);
   }
 
   /** Each header as sent: a name sent twice keeps both lines (metadata may repeat). */
@@ -53,6 +52,21 @@ export class GrpcCallRequest {
 }
 
 function ignore(): void {}
+
+/** The client's address, read once per HTTP/2 connection (every call on it shares it). */
+const kPeer = Symbol('peer');
+type Peer = { remoteAddress?: string; encrypted: boolean };
+type PeerSession = http2.ServerHttp2Session & { [kPeer]?: Peer };
+const NO_PEER: Peer = { encrypted: false };
+function peerOf(session: PeerSession | undefined): Peer {
+  if (!session) return NO_PEER;
+  if (session[kPeer]) return session[kPeer];
+  const socket = session.socket as TLSSocket | undefined;
+  const peer = { remoteAddress: socket?.remoteAddress, encrypted: socket?.encrypted === true };
+  // Known only once connected; a session whose socket is gone is not remembered empty.
+  if (peer.remoteAddress !== undefined) session[kPeer] = peer;
+  return peer;
+}
 
 /** Whether an HTTP/2 request can take the core-stream path (the rest go through the compatibility API). */
 export const isPlainGrpcCall = (headers: IncomingHttpHeaders): boolean =>
@@ -87,7 +101,9 @@ export class GrpcCallResponse {
   }
 
   once(event: 'close' | 'drain', listener: () => void): this {
-    this.stream.once(event, listener);
+    // A stream closes once: a plain listener spares the once-wrapper on every call.
+    if (event === 'close') this.stream.on(event, listener);
+    else this.stream.once(event, listener);
     return this;
   }
 

@@ -41,11 +41,14 @@ export function planBody(i: BodyPlanInput): BodyPlan {
   };
 }
 
+function nothingHeld(): void {}
+
 /** The bytes of request bodies held for a second send, across all requests in flight. */
 export class HeldBodies {
   bytes = 0;
   /** Counts `n` bytes as held; returns the release. */
   take(n: number): () => void {
+    if (n === 0) return nothingHeld;
     this.bytes += n;
     return () => {
       this.bytes -= n;

@@ -72,7 +72,7 @@ export async function canaryRequest(
   const name = route.name;
   const race = new Race(deps, route, canary, attempts);
   if (client.aborted) race.onClient();
-  else client.once('abort', race.onClient);
+  else client.on('abort', race.onClient); // emitted once
   const delay = resend.hedge ? hedgeDelay(route.settings, deps.latency, name) : null;
   const timer = delay === null ? null : setTimeout(startHedge, delay, race);
 

@@ -19,12 +19,10 @@ export interface BodyLimits {
   bufferBytes: number;
 }
 
-/** The request's body as a stream, and its HTTP/2 stream when it came over HTTP/2. */
-function sourceOf(req: ClientRequest): { body: Readable; h2?: { endAfterHeaders: boolean } } {
-  if (req instanceof GrpcCallRequest) return { body: req.stream, h2: req.stream };
-  // node's compatibility API keeps the HTTP/2 stream as `stream`
-  return { body: req, h2: (req as unknown as { stream?: { endAfterHeaders: boolean } }).stream };
-}
+/** The request's body as a stream (node's compatibility API keeps an HTTP/2 request's stream as `stream`). */
+const h2StreamOf = (req: ClientRequest): { endAfterHeaders: boolean } | undefined =>
+  req instanceof GrpcCallRequest ? req.stream : (req as unknown as { stream?: { endAfterHeaders: boolean } }).stream;
+const bodyStreamOf = (req: ClientRequest): Readable => (req instanceof GrpcCallRequest ? req.stream : req);
 
 function hasBody(req: ClientRequest, h2: { endAfterHeaders: boolean } | undefined): boolean {
   if (h2) return !h2.endAfterHeaders && req.headers['content-length'] !== '0';
@@ -45,14 +43,20 @@ function bufferKnownLength(req: Readable, length: number): Promise<Buffer> {
 }
 
 /**
- * Prepares the request body. With `mustBuffer` (a retry may need to resend it) the whole
+ * Prepares the request body (at once where nothing needs reading: no body, or one that streams
+ * as it is, as a gRPC call's does). With `mustBuffer` (a retry may need to resend it) the whole
  * body is read into memory up to maxBytes; otherwise bodies above bufferBytes stream
  * through, still checked against maxBytes as they go. Throws BodyTooLargeError up front
  * when Content-Length already says too much.
  */
-export async function prepareBody(req: ClientRequest, limits: BodyLimits, mustBuffer: boolean): Promise<RequestBody> {
-  const { body, h2 } = sourceOf(req);
+export function prepareBody(
+  req: ClientRequest,
+  limits: BodyLimits,
+  mustBuffer: boolean,
+): RequestBody | Promise<RequestBody> {
+  const h2 = h2StreamOf(req);
   if (!hasBody(req, h2)) return null;
+  const body = bodyStreamOf(req);
   const declared = req.headers['content-length'];
   if (declared !== undefined && req.headers['transfer-encoding'] === undefined) {
     const length = Number(declared);
@@ -67,9 +71,14 @@ export async function prepareBody(req: ClientRequest, limits: BodyLimits, mustBu
   // (no iterator and stream on top, on the gRPC hot path).
   if (!mustBuffer && req instanceof GrpcCallRequest) return body;
   const it = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  if (!mustBuffer && h2) return Readable.from(rest([], it, 0, limits.maxBytes));
+  return readCounting(it, limits, mustBuffer);
+}
+
+/** Reads a body of unknown length, counting: whole when held or small, else its head and a stream of the rest. */
+async function readCounting(it: AsyncIterator<Buffer>, limits: BodyLimits, mustBuffer: boolean): Promise<RequestBody> {
   const chunks: Buffer[] = [];
   let size = 0;
-  if (!mustBuffer && h2) return Readable.from(rest(chunks, it, size, limits.maxBytes));
   for (;;) {
     const { value, done } = await it.next();
     if (done) return Buffer.concat(chunks, size);

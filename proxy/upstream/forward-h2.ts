@@ -15,7 +15,7 @@ import { BodyTooLargeError } from './body.js';
 import { classifyError, classifyStatus, type ForwardResult, type UpstreamRequest } from './forward.js';
 import type { H2Sessions } from './h2-sessions.js';
 import { headersForClient, trailersForClient } from './headers.js';
-import { ReplayableBody } from './replayable-body.js';
+import { type BodyOwner, ReplayableBody } from './replayable-body.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
 /** Methods node's HTTP/2 client sends a body for unless told otherwise. */
@@ -83,7 +83,7 @@ export function forwardH2(
     const call = new H2Call(sessions, origin, up, res, extraHeaders, discardServerErrors, claim, grpcOutcomes, resolve);
     const signal = up.signal;
     if (signal?.aborted) return call.cancelled();
-    signal?.once('abort', call.onCancel);
+    signal?.on('abort', call.onCancel); // emitted once; `on` spares a once-wrapper per call
     call.send(1);
   });
 }
@@ -96,7 +96,7 @@ type UpstreamStream = http2.ClientHttp2Stream & { [kCall]: H2Call };
  * One call's state, from the first send to its result. The stream's listeners are module
  * functions that find the call on the stream: the gRPC path makes no closures per call.
  */
-class H2Call {
+class H2Call implements BodyOwner {
   statusCode: number | null = null;
   responded = false;
   dropped = false;
@@ -172,6 +172,11 @@ class H2Call {
     if (this.up.signal?.aborted) return this.settle({ outcome: 'aborted', statusCode, responded, error: err });
     if (responded && !this.res.destroyed) this.res.destroy();
     this.settle({ outcome: classifyError(err), statusCode, responded, error: err });
+  }
+
+  /** Reading the client's body failed, or it grew past the limit (BodyOwner). */
+  bodyFailed(err: Error): void {
+    if (!this.settled) this.failed(err);
   }
 
   cancelled(): void {
@@ -263,7 +268,7 @@ class H2Call {
     if (this.headersTimer) clearTimeout(this.headersTimer);
     this.headersTimer = setTimeout(headersTimedOut, up.headersTimeoutMs, this);
     if (Buffer.isBuffer(up.body)) s.end(up.body);
-    else this.streamed?.sendTo(s, (err) => this.current(s) && this.failed(err));
+    else this.streamed?.sendTo(s, this);
     s.on('response', onResponse);
     s.on('data', onData);
     s.on('trailers', onTrailers);

@@ -12,6 +12,25 @@ import { BodyTooLargeError } from './body.js';
  * is paused while the upstream does not drain. A body past `limitBytes` fails the send with
  * BodyTooLargeError and is read no further.
  */
+/** Whoever sends the body now: told when reading it failed or it grew past the limit. */
+export interface BodyOwner {
+  bodyFailed(err: Error): void;
+}
+
+/** The body a client stream feeds (its listeners are module functions, shared by every call). */
+const kBody = Symbol('replayable body');
+type Source = Readable & { [kBody]?: ReplayableBody };
+
+function onSourceData(this: Source, chunk: Buffer): void {
+  this[kBody]!.received(chunk);
+}
+function onSourceEnd(this: Source): void {
+  this[kBody]!.sourceEnded();
+}
+function onSourceError(this: Source, err: Error): void {
+  this[kBody]!.fail(err);
+}
+
 export class ReplayableBody {
   private readonly chunks: Buffer[] = [];
   private size = 0;
@@ -20,39 +39,50 @@ export class ReplayableBody {
   ended = false;
   private failed: Error | null = null;
   private dest: Writable | null = null;
-  private onError: ((err: Error) => void) | null = null;
+  private owner: BodyOwner | null = null;
 
   constructor(
-    private readonly source: Readable,
+    private readonly source: Source,
     private readonly keepBytes: number,
-    limitBytes = Number.POSITIVE_INFINITY,
+    private readonly limitBytes = Number.POSITIVE_INFINITY,
   ) {
-    source.on('data', (chunk: Buffer) => {
-      if (this.failed) return;
-      this.size += chunk.length;
-      if (this.size > limitBytes) return this.fail(new BodyTooLargeError(limitBytes));
-      if (this.size <= keepBytes && !this.released) this.chunks.push(chunk);
-      else this.chunks.length = 0;
-      const dest = this.dest;
-      if (dest && !dest.write(chunk)) {
-        source.pause();
-        dest.once('drain', () => dest === this.dest && source.resume());
-      }
-    });
-    source.once('end', () => {
-      this.ended = true;
-      this.dest?.end();
-    });
-    source.once('error', (err) => this.fail(err));
+    if (source[kBody]) throw new Error('a client stream feeds one ReplayableBody');
+    source[kBody] = this;
+    source.on('data', onSourceData);
+    source.on('end', onSourceEnd);
+    source.on('error', onSourceError);
     // Nothing flows before the first send: no chunk is read that has nowhere to go.
     source.pause();
   }
 
-  private fail(err: Error): void {
+  received(chunk: Buffer): void {
+    if (this.failed) return;
+    this.size += chunk.length;
+    if (this.size > this.limitBytes) {
+      this.fail(new BodyTooLargeError(this.limitBytes));
+      return;
+    }
+    if (this.size <= this.keepBytes && !this.released) this.chunks.push(chunk);
+    else this.chunks.length = 0;
+    const dest = this.dest;
+    if (dest && !dest.write(chunk)) {
+      const source = this.source;
+      source.pause();
+      dest.once('drain', () => dest === this.dest && source.resume());
+    }
+  }
+
+  sourceEnded(): void {
+    this.ended = true;
+    this.dest?.end();
+  }
+
+  fail(err: Error): void {
+    if (this.failed) return;
     this.failed = err;
     this.chunks.length = 0;
     this.source.pause();
-    this.onError?.(err);
+    this.owner?.bodyFailed(err);
   }
 
   /** Whether the body so far is all kept: a send may start over. */
@@ -68,14 +98,14 @@ export class ReplayableBody {
 
   /**
    * Sends the whole body, from its first byte, into `dest` and ends it; the destination before
-   * it gets no more. `onError` hears of a failed read or a body over the limit.
+   * it gets no more. `owner` hears of a failed read or a body over the limit.
    */
-  sendTo(dest: Writable, onError: (err: Error) => void): void {
+  sendTo(dest: Writable, owner: BodyOwner): void {
     this.dest = dest;
-    this.onError = onError;
+    this.owner = owner;
     if (this.failed) {
       const err = this.failed;
-      process.nextTick(() => this.onError === onError && onError(err));
+      process.nextTick(() => this.owner === owner && owner.bodyFailed(err));
       return;
     }
     for (const c of this.chunks) dest.write(c);
