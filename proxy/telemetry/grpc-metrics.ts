@@ -19,7 +19,8 @@ export interface GrpcCall {
 export class GrpcMetrics {
   private readonly calls: FastCounter<'deployment' | 'version' | 'role' | 'method' | 'grpc_code'>;
   private readonly methods = new Map<string, Set<string>>();
-  private readonly series = new Map<string, CounterSeries>();
+  /** deployment → role → version → method → series by code. */
+  private readonly series = new Map<string, Record<Role, Map<string, Map<string, CounterSeries[]>>>>();
 
   constructor(registry: Registry) {
     this.calls = new FastCounter(
@@ -31,13 +32,29 @@ export class GrpcMetrics {
   }
 
   observe(deployment: string, version: string, role: Role, call: GrpcCall): void {
-    // One series per call is looked up by a plain key (this is on every gRPC call's path).
-    const method = this.methodLabel(deployment, call.method);
-    const key = `${deployment}\u0000${version}\u0000${role}\u0000${method}\u0000${call.code}`;
-    let series = this.series.get(key);
+    // On every gRPC call's path: found through maps of the table's own strings and the method,
+    // with no key built per call.
+    let byRole = this.series.get(deployment);
+    if (!byRole) {
+      byRole = { baseline: new Map(), canary: new Map() };
+      this.series.set(deployment, byRole);
+    }
+    let byMethod = byRole[role].get(version);
+    if (!byMethod) {
+      byMethod = new Map();
+      byRole[role].set(version, byMethod);
+    }
+    let byCode = byMethod.get(call.method);
+    if (!byCode) {
+      byCode = [];
+      // Bounded as the labels are: methods past the cap share the `other` series.
+      if (byMethod.size < MAX_METHODS_PER_DEPLOYMENT * 2) byMethod.set(call.method, byCode);
+    }
+    let series = byCode[call.code];
     if (!series) {
+      const method = this.methodLabel(deployment, call.method);
       series = this.calls.series({ deployment, version, role, method, grpc_code: grpcCodeName(call.code) });
-      this.series.set(key, series); // bounded as the labels are: methods per deployment are capped
+      byCode[call.code] = series;
     }
     series.inc();
   }

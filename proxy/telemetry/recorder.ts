@@ -50,8 +50,8 @@ export class ProxyRecorder {
   readonly connectionsRefused: Counter;
   /** Set by the proxy when a prediction log runs: reports its queue length at scrape time. */
   predictionQueue: () => number = () => 0;
-  /** By deployment, then version and role: the route table's own strings, found without building a key. */
-  private readonly children = new Map<string, Map<string, SeriesChildren>>();
+  /** By deployment, role and version (the route table's own strings): found without building a key. */
+  private readonly children = new Map<string, Record<Role, Map<string, SeriesChildren>>>();
   private readonly streams: StreamMetrics;
   private readonly grpcCalls: GrpcMetrics;
 
@@ -175,18 +175,17 @@ export class ProxyRecorder {
   }
 
   private series(deployment: string, version: string, role: Role): SeriesChildren {
-    let byVersion = this.children.get(deployment);
-    if (!byVersion) {
-      byVersion = new Map();
-      this.children.set(deployment, byVersion);
+    let byRole = this.children.get(deployment);
+    if (!byRole) {
+      byRole = { baseline: new Map(), canary: new Map() };
+      this.children.set(deployment, byRole);
     }
-    const key = role === 'canary' ? `c${version}` : `b${version}`;
-    let s = byVersion.get(key);
+    let s = byRole[role].get(version);
     if (!s) {
       const byOutcome = {} as SeriesChildren['byOutcome'];
       for (const o of OUTCOMES) byOutcome[o] = this.requests.series({ deployment, version, role, outcome: o });
       s = { byOutcome, latency: this.duration.series({ deployment, version, role }) };
-      byVersion.set(key, s);
+      byRole[role].set(version, s);
     }
     return s;
   }
