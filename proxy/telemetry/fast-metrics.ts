@@ -44,46 +44,6 @@ export class CounterSeries {
   }
 }
 
-export class FastCounter<L extends string> implements Family {
-  readonly type = 'counter';
-  readonly aggregator = 'sum';
-  private readonly all = new Map<string, CounterSeries>();
-
-  constructor(
-    readonly name: string,
-    readonly help: string,
-    private readonly labelNames: readonly L[],
-    registry: Registry,
-  ) {
-    registry.registerMetric(this as never);
-  }
-
-  /** The series of these labels, created at 0 (Prometheus sees it start from nothing). Keep it. */
-  series(labels: Labels<L>): CounterSeries {
-    const key = keyOf(this.labelNames, labels);
-    let s = this.all.get(key);
-    if (!s) {
-      s = new CounterSeries(ordered(this.labelNames, labels));
-      this.all.set(key, s);
-    }
-    return s;
-  }
-
-  reset(): void {
-    this.all.clear();
-  }
-
-  async get() {
-    return this.getForPromString();
-  }
-
-  async getForPromString() {
-    const values: ExportedValue[] = [];
-    for (const s of this.all.values()) values.push({ value: s.value, labels: { ...s.labels } });
-    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
-  }
-}
-
 export class HistogramSeries {
   /** Observations per bucket (not cumulative); the last counts those above every bound. */
   readonly counts: Float64Array;
@@ -105,28 +65,29 @@ export class HistogramSeries {
   }
 }
 
-export class FastHistogram<L extends string> implements Family {
-  readonly type = 'histogram';
+/** A family's series by their labels; registered with the registry as one of prom-client's metrics. */
+abstract class SeriesFamily<L extends string, S extends { labels: Record<string, string> }> implements Family {
+  abstract readonly type: 'counter' | 'histogram';
   readonly aggregator = 'sum';
-  private readonly all = new Map<string, HistogramSeries>();
+  protected readonly all = new Map<string, S>();
 
   constructor(
     readonly name: string,
     readonly help: string,
     private readonly labelNames: readonly L[],
-    private readonly buckets: readonly number[],
     registry: Registry,
   ) {
-    if (buckets.some((b, i) => i > 0 && b <= buckets[i - 1])) throw new Error(`${name}: buckets must increase`);
     registry.registerMetric(this as never);
   }
 
-  /** The series of these labels, created at 0. Keep it. */
-  series(labels: Labels<L>): HistogramSeries {
+  protected abstract make(labels: Labels<L>): S;
+
+  /** The series of these labels, created at 0 (Prometheus sees it start from nothing). Keep it. */
+  series(labels: Labels<L>): S {
     const key = keyOf(this.labelNames, labels);
     let s = this.all.get(key);
     if (!s) {
-      s = new HistogramSeries(ordered(this.labelNames, labels), this.buckets);
+      s = this.make(ordered(this.labelNames, labels));
       this.all.set(key, s);
     }
     return s;
@@ -134,6 +95,43 @@ export class FastHistogram<L extends string> implements Family {
 
   reset(): void {
     this.all.clear();
+  }
+}
+
+export class FastCounter<L extends string> extends SeriesFamily<L, CounterSeries> {
+  readonly type = 'counter';
+
+  protected make(labels: Labels<L>): CounterSeries {
+    return new CounterSeries(labels);
+  }
+
+  async get() {
+    return this.getForPromString();
+  }
+
+  async getForPromString() {
+    const values: ExportedValue[] = [];
+    for (const s of this.all.values()) values.push({ value: s.value, labels: { ...s.labels } });
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  }
+}
+
+export class FastHistogram<L extends string> extends SeriesFamily<L, HistogramSeries> {
+  readonly type = 'histogram';
+
+  constructor(
+    name: string,
+    help: string,
+    labelNames: readonly L[],
+    private readonly buckets: readonly number[],
+    registry: Registry,
+  ) {
+    if (buckets.some((b, i) => i > 0 && b <= buckets[i - 1])) throw new Error(`${name}: buckets must increase`);
+    super(name, help, labelNames, registry);
+  }
+
+  protected make(labels: Labels<L>): HistogramSeries {
+    return new HistogramSeries(labels, this.buckets);
   }
 
   /** As prom-client's Histogram gives them: cumulative buckets with `le` first, then sum and count. */

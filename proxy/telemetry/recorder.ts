@@ -24,9 +24,10 @@ interface SeriesChildren {
 }
 
 /**
- * Every Prometheus metric the proxy exposes, on an injected registry. Labelled children are
- * created once per (deployment, version, role) and cached: `.labels()` per request costs
- * about a microsecond (DESIGN.md §4).
+ * Every Prometheus metric the proxy exposes, on an injected registry. The series every request
+ * updates (requests, duration, gRPC calls) are fast-metrics.ts cells, found once per
+ * (deployment, version, role) and kept: prom-client's `.labels()` and even its children check and
+ * hash the labels on every update (DESIGN.md §4). The rest are prom-client's own.
  */
 export class ProxyRecorder {
   readonly registry: Registry;
